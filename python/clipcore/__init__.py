@@ -1,0 +1,57 @@
+"""clipcore: diversity scores and embedding editing for very large sets of CLIP embeddings.
+
+Schur Complement Entropy (Ospanov, Farnia & Jalali 2024, "Dissecting CLIP:
+Decomposition with a Schur Complement-based Approach", arXiv:2412.18645),
+Vendi and RKE scores, and prompt nullify / focus / defocus, in JAX with a
+compiled C++ core reached through XLA FFI.
+
+The public API is this flat list; submodules are implementation detail except
+the math modules re-exported below for users who compose their own jit-able
+pipelines.
+"""
+
+from .covariance import Covariances, covariance, joint_covariances
+from .editing import Editor, fit_editor
+from .entropy import matrix_entropy, matrix_entropy_score, renyi_entropy, renyi_score
+from .kernels import FeatureMap, cosine_features, features, gaussian_kernel, median_sigma, rff_features
+from .schur import SchurSpectra, regression_coefficient, schur_dual, schur_matrices, schur_primal
+from .scores import DegenerateWarning, SCEResult, VendiResult, rke, sce, vendi
+from .datasets import PairedEmbeddings, synthetic_pairs
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # scores
+    "sce",
+    "vendi",
+    "rke",
+    "SCEResult",
+    "VendiResult",
+    "DegenerateWarning",
+    # editing
+    "fit_editor",
+    "Editor",
+    # jit-able building blocks
+    "FeatureMap",
+    "features",
+    "cosine_features",
+    "rff_features",
+    "gaussian_kernel",
+    "median_sigma",
+    "Covariances",
+    "joint_covariances",
+    "covariance",
+    "SchurSpectra",
+    "schur_matrices",
+    "schur_primal",
+    "schur_dual",
+    "regression_coefficient",
+    "matrix_entropy",
+    "matrix_entropy_score",
+    "renyi_entropy",
+    "renyi_score",
+    # data
+    "PairedEmbeddings",
+    "synthetic_pairs",
+    "__version__",
+]

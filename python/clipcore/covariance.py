@@ -1,0 +1,231 @@
+"""Streaming (row-blocked) covariances Φᵀ Φ / n and Gram matrices Φ Φᵀ / n.
+
+SPEC.md, "Notation" and "Large n": C_TT = Φ_Tᵀ Φ_T / n, C_TX = Φ_Tᵀ Φ_X / n,
+C_XX = Φ_Xᵀ Φ_X / n (no centring).  The n rows are visited in blocks of
+``block_size``; a block's features are formed, multiplied, and added to the
+accumulators, so no ``[n, D]`` feature matrix ever exists.
+
+Precision: each block product is computed in the feature dtype (float32 for
+CLIP embeddings) and added to an accumulator of ``acc_dtype``.  With a float64
+accumulator the error is that of one float32 block product; with a float32
+accumulator the running sums are Kahan-compensated, so the error does not
+grow with the number of blocks.
+
+Two backends compute the block products: ``"jax"`` (three XLA dots:
+C_TT, C_TX, C_XX) and ``"ffi"`` (the compiled core: one blocked, threaded
+``syrk`` of Z = [Φ_T | Φ_X] accumulated in float64, see ``_ffi.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .kernels import FeatureMap, features
+
+__all__ = [
+    "Covariances",
+    "joint_covariances",
+    "covariance",
+    "default_block_size",
+    "column_cosine",
+]
+
+_HI = lax.Precision.HIGHEST
+
+
+class Covariances(NamedTuple):
+    """Second moments of paired features (divided by n).
+
+    Attributes:
+      tt: ``[D_T, D_T]`` C_TT.
+      tx: ``[D_T, D_X]`` C_TX.
+      xx: ``[D_X, D_X]`` C_XX.
+    """
+
+    tt: jax.Array
+    tx: jax.Array
+    xx: jax.Array
+
+
+def default_block_size(n: int, width: int, *, budget: int = 1 << 24) -> int:
+    """Rows per block so one block of features holds ≈ ``budget`` numbers."""
+    b = max(256, min(65536, budget // max(width, 1)))
+    return int(max(1, min(b, n)))
+
+
+# ---------------------------------------------------------------- accumulation
+def _kahan_add(acc: tuple[jax.Array, jax.Array], term: jax.Array):
+    """Compensated ``acc + term`` (Kahan); ``acc = (sum, compensation)``."""
+    s, c = acc
+    y = term.astype(s.dtype) - c
+    t = s + y
+    c = (t - s) - y
+    return t, c
+
+
+def _add(acc, term, compensated: bool):
+    if compensated:
+        return _kahan_add(acc, term)
+    return acc[0] + term.astype(acc[0].dtype), acc[1]
+
+
+def _fold_blocks(arrays: tuple[jax.Array, ...], block: int, fn: Callable, init):
+    """``fn(carry, *row_blocks)`` over consecutive row blocks of ``arrays``.
+
+    Full blocks run in a ``fori_loop`` on dynamic slices (one trace, no
+    padded copy of the input); the remainder block is handled once, statically.
+    """
+    n = arrays[0].shape[0]
+    nb, rem = divmod(n, block)
+
+    def body(i, carry):
+        blocks = [lax.dynamic_slice_in_dim(a, i * block, block, axis=0) for a in arrays]
+        return fn(carry, *blocks)
+
+    carry = lax.fori_loop(0, nb, body, init) if nb > 0 else init
+    if rem:
+        carry = fn(carry, *[a[nb * block :] for a in arrays])
+    return carry
+
+
+def _gram_ffi(g, z):
+    from . import _ffi
+
+    return _ffi.gram_accumulate(g, z)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("fmap", "block", "feature_dtype", "acc_dtype", "backend")
+)
+def _joint_sums(t, x, omega, *, fmap, block, feature_dtype, acc_dtype, backend):
+    """Unnormalised Σ φ(t)ᵀφ(t), Σ φ(t)ᵀφ(x), Σ φ(x)ᵀφ(x) over all rows."""
+    dt, dx = fmap.dim(t.shape[1]), fmap.dim(x.shape[1])
+    compensated = jnp.dtype(acc_dtype) == jnp.float32
+
+    def feats(a):
+        return features(a.astype(feature_dtype), fmap, omega)
+
+    if backend == "ffi":
+        width = dt + dx
+        init = (jnp.zeros((width, width), acc_dtype), jnp.zeros((width, width), acc_dtype))
+
+        def step(carry, tb, xb):
+            z = jnp.concatenate([feats(tb), feats(xb)], axis=1)
+            if compensated:
+                return _kahan_add(carry, _gram_ffi(jnp.zeros_like(carry[0]), z))
+            return _gram_ffi(carry[0], z), carry[1]
+
+        g, c = _fold_blocks((t, x), block, step, init)
+        g = g - c if compensated else g
+        return g[:dt, :dt], g[:dt, dt:], g[dt:, dt:]
+
+    zeros = lambda a, b: (jnp.zeros((a, b), acc_dtype), jnp.zeros((a, b), acc_dtype))
+    init = (zeros(dt, dt), zeros(dt, dx), zeros(dx, dx))
+
+    def step(carry, tb, xb):
+        pt, px = feats(tb), feats(xb)
+        return (
+            _add(carry[0], jnp.dot(pt.T, pt, precision=_HI), compensated),
+            _add(carry[1], jnp.dot(pt.T, px, precision=_HI), compensated),
+            _add(carry[2], jnp.dot(px.T, px, precision=_HI), compensated),
+        )
+
+    tt, tx, xx = _fold_blocks((t, x), block, step, init)
+    fix = (lambda a: a[0] - a[1]) if compensated else (lambda a: a[0])
+    return fix(tt), fix(tx), fix(xx)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("fmap", "block", "feature_dtype", "acc_dtype", "backend")
+)
+def _single_sums(x, omega, *, fmap, block, feature_dtype, acc_dtype, backend):
+    dx = fmap.dim(x.shape[1])
+    compensated = jnp.dtype(acc_dtype) == jnp.float32
+    init = (jnp.zeros((dx, dx), acc_dtype), jnp.zeros((dx, dx), acc_dtype))
+
+    def step(carry, xb):
+        px = features(xb.astype(feature_dtype), fmap, omega)
+        if backend == "ffi":
+            if compensated:
+                return _kahan_add(carry, _gram_ffi(jnp.zeros_like(carry[0]), px))
+            return _gram_ffi(carry[0], px), carry[1]
+        return _add(carry, jnp.dot(px.T, px, precision=_HI), compensated)
+
+    g, c = _fold_blocks((x,), block, step, init)
+    return g - c if compensated else g
+
+
+def column_cosine(g_tt, g_tx, g_xx):
+    """The clip-dissection cosine covariances from raw sums (SPEC.md).
+
+    C_AB = Âᵀ B̂ / sqrt(d_A d_B) with Â the column-L2-normalised A; given
+    the raw sums G_AB = Aᵀ B this is G_AB / (‖a_·‖ ‖b_·‖ᵀ) / sqrt(d_A d_B).
+    """
+    nt = jnp.sqrt(jnp.diagonal(g_tt))
+    nx = jnp.sqrt(jnp.diagonal(g_xx))
+    dt, dx = g_tt.shape[0], g_xx.shape[0]
+    c_tt = g_tt / jnp.outer(nt, nt) / dt
+    c_tx = g_tx / jnp.outer(nt, nx) / np.sqrt(dt * dx)
+    c_xx = g_xx / jnp.outer(nx, nx) / dx
+    return c_tt, c_tx, c_xx
+
+
+def joint_covariances(
+    texts: jax.Array,
+    images: jax.Array,
+    fmap: FeatureMap,
+    omega: jax.Array | None = None,
+    *,
+    block_size: int | None = None,
+    feature_dtype=jnp.float32,
+    acc_dtype=jnp.float64,
+    backend: str = "jax",
+) -> Covariances:
+    """C_TT, C_TX, C_XX of paired embeddings, accumulated over row blocks.
+
+    Args:
+      texts: ``[n, d_t]``; images: ``[n, d_x]`` (row i of each belong together).
+      fmap: the feature map (``FeatureMap("cosine")``, ``FeatureMap("rff", D)``).
+      omega: ``[d, D]`` RFF frequencies (rff only).
+      block_size: rows per block (default: ≈16M feature numbers per block).
+      feature_dtype: dtype of features and block products.
+      acc_dtype: dtype of the accumulators (float64, or float32 compensated).
+      backend: ``"jax"`` or ``"ffi"``.
+
+    Returns:
+      :class:`Covariances` (divided by n).
+    """
+    n = texts.shape[0]
+    width = fmap.dim(texts.shape[1]) + fmap.dim(images.shape[1])
+    block = int(block_size or default_block_size(n, width))
+    tt, tx, xx = _joint_sums(
+        texts, images, omega, fmap=fmap, block=block,
+        feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype), backend=backend,
+    )
+    return Covariances(tt / n, tx / n, xx / n)
+
+
+def covariance(
+    x: jax.Array,
+    fmap: FeatureMap,
+    omega: jax.Array | None = None,
+    *,
+    block_size: int | None = None,
+    feature_dtype=jnp.float32,
+    acc_dtype=jnp.float64,
+    backend: str = "jax",
+) -> jax.Array:
+    """C = Φᵀ Φ / n of one set ``x: [n, d]``, accumulated over row blocks."""
+    n = x.shape[0]
+    block = int(block_size or default_block_size(n, fmap.dim(x.shape[1])))
+    g = _single_sums(
+        x, omega, fmap=fmap, block=block,
+        feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype), backend=backend,
+    )
+    return g / n
