@@ -17,7 +17,7 @@ _REPO = pathlib.Path(__file__).resolve().parents[1]
 def _reference_dir() -> pathlib.Path | None:
     env = os.environ.get("CLIPCORE_REFERENCE_DIR")
     candidates = [pathlib.Path(env)] if env else []
-    candidates += [_REPO.parent / "shared" / "reference", _REPO / "shared" / "reference"]
+    candidates += [_REPO / "tests" / "data" / "reference", _REPO.parent / "shared" / "reference"]
     for c in candidates:
         if (c / "reference_scores.json").is_file():
             return c
@@ -26,7 +26,7 @@ def _reference_dir() -> pathlib.Path | None:
 
 @pytest.fixture(scope="session")
 def ref_dir() -> pathlib.Path:
-    """The paper code's inputs and outputs (../shared/reference)."""
+    """The paper code's inputs and outputs (a copy of ../shared/reference lives in tests/data)."""
     d = _reference_dir()
     if d is None:
         pytest.skip("shared reference fixtures not found (set CLIPCORE_REFERENCE_DIR)")
