@@ -10,7 +10,7 @@ the math modules re-exported below for users who compose their own jit-able
 pipelines.
 """
 
-from .covariance import Covariances, covariance, joint_covariances
+from .covariance import Covariances, feature_covariance, joint_covariances
 from .editing import Editor, fit_editor
 from .entropy import matrix_entropy, matrix_entropy_score, renyi_entropy, renyi_score
 from .kernels import FeatureMap, cosine_features, features, gaussian_kernel, median_sigma, rff_features
@@ -40,7 +40,7 @@ __all__ = [
     "median_sigma",
     "Covariances",
     "joint_covariances",
-    "covariance",
+    "feature_covariance",
     "SchurSpectra",
     "schur_matrices",
     "schur_primal",

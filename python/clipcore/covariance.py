@@ -31,7 +31,7 @@ from .kernels import FeatureMap, features
 __all__ = [
     "Covariances",
     "joint_covariances",
-    "covariance",
+    "feature_covariance",
     "default_block_size",
     "column_cosine",
 ]
@@ -211,7 +211,7 @@ def joint_covariances(
     return Covariances(tt / n, tx / n, xx / n)
 
 
-def covariance(
+def feature_covariance(
     x: jax.Array,
     fmap: FeatureMap,
     omega: jax.Array | None = None,

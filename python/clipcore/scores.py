@@ -32,7 +32,7 @@ from ._setup import (
     resolve_kernel,
     resolve_precision,
 )
-from .covariance import Covariances, column_cosine, joint_covariances, covariance
+from .covariance import Covariances, column_cosine, feature_covariance, joint_covariances
 from .entropy import DEFAULT_CLAMP, matrix_entropy, renyi_entropy
 from .kernels import FeatureMap, features, gaussian_kernel
 from .schur import EPSILON, SchurSpectra, schur_dual, schur_primal
@@ -393,7 +393,7 @@ def vendi(
         d = _feature_dim(setup, x.shape[1], n)
         how = _choose_method(method, setup, (d,), n)
         if how == "primal":
-            c = covariance(
+            c = feature_covariance(
                 setup.prepare(x), setup.fmap, setup.omega, block_size=block_size,
                 feature_dtype=prec.feature, acc_dtype=prec.acc, backend=backend_name,
             )

@@ -1,0 +1,371 @@
+"""The ``clipcore`` command: score, edit, demo.
+
+Every command prints a readable table and can write JSON that carries the
+provenance of each number (SPEC.md, "Results carry their provenance").
+Errors in the input are reported in one line (``clipcore: error: ...``) with
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["main"]
+
+
+# ------------------------------------------------------------------ helpers
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return f if math.isfinite(f) else str(f)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _environment() -> dict:
+    import jax
+
+    import clipcore
+
+    return {
+        "clipcore": clipcore.__version__,
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(jax.devices()[0]),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _write_json(path: str, payload: dict) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(_jsonable(payload), f, indent=2)
+        f.write("\n")
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [[str(h) for h in header]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = []
+    for j, r in enumerate(cells):
+        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
+            return f"{v:.6e}"
+        return f"{v:.6f}"
+    return "-" if v is None else str(v)
+
+
+def _parse_orders(text: str) -> list[float]:
+    out = []
+    for tok in text.split(","):
+        tok = tok.strip().lower()
+        if not tok:
+            continue
+        out.append(float("inf") if tok in ("inf", "infinity") else float(tok))
+    return out
+
+
+# ------------------------------------------------------------ shared options
+def _add_kernel_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("kernel")
+    g.add_argument("--kernel", choices=("cosine", "gaussian"), default="cosine",
+                   help="cosine (φ = x/‖x‖, default) or gaussian")
+    g.add_argument("--sigma", type=float, default=None,
+                   help="Gaussian bandwidth (default: median pairwise distance of the images)")
+    g.add_argument("--rff-features", type=int, default=None, metavar="D",
+                   help="random Fourier frequencies (2D features); omit for the exact Gaussian kernel")
+    g.add_argument("--seed", type=int, default=None, help="seed of the RFF frequencies (default 0)")
+    g.add_argument("--omega", default=None, metavar="W.npy",
+                   help="RFF frequencies [d, D] already divided by sigma (overrides --seed)")
+    g.add_argument("--normalize", action="store_true", help="L2-normalise rows before the Gaussian kernel")
+    g.add_argument("--convention", choices=("paper", "clip-dissection"), default="paper",
+                   help="paper (default) or the reference code's column-cosine convention")
+    g.add_argument("--dtype", choices=("float64", "float32"), default=None,
+                   help="float64 (default) or float32 block products (faster)")
+    g.add_argument("--rtol", type=float, default=None, help="pseudo-inverse cutoff (default D·eps32)")
+    g.add_argument("--ridge", type=float, default=None, help="use (C_TT + ridge·I)⁻¹ instead of the cut pinv")
+
+
+def _add_pair_inputs(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("inputs")
+    g.add_argument("--images", required=True, metavar="X.npy", help="image embeddings [n, d] (.npy or .npz)")
+    g.add_argument("--texts", required=True, metavar="T.npy", help="text embeddings [n, d], row i ↔ image i")
+    g.add_argument("--images-key", default=None, help="array name inside an .npz of images")
+    g.add_argument("--texts-key", default=None, help="array name inside an .npz of texts")
+
+
+def _kernel_kwargs(args: argparse.Namespace) -> dict:
+    from .io import load_embeddings
+
+    kw: dict = dict(kernel=args.kernel, sigma=args.sigma, rff_features=args.rff_features,
+                    convention=args.convention, dtype=args.dtype, rtol=args.rtol, ridge=args.ridge,
+                    normalize=args.normalize)
+    if args.omega is not None:
+        kw["omega"] = np.asarray(load_embeddings(args.omega, name="omega"))
+    elif args.seed is not None:
+        kw["key"] = args.seed
+    return kw
+
+
+def _inputs_provenance(args: argparse.Namespace, images, texts) -> dict:
+    from .io import file_digest
+
+    out = {
+        "images": {"path": os.path.abspath(args.images), "shape": list(images.shape), "dtype": str(images.dtype),
+                   "sha256": file_digest(args.images)},
+        "texts": {"path": os.path.abspath(args.texts), "shape": list(texts.shape), "dtype": str(texts.dtype),
+                  "sha256": file_digest(args.texts)},
+    }
+    if getattr(args, "omega", None):
+        out["omega"] = {"path": os.path.abspath(args.omega), "sha256": file_digest(args.omega)}
+    return out
+
+
+# ----------------------------------------------------------------- commands
+def _score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tuple[dict, list]:
+    from .scores import sce, vendi
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = sce(images, texts, **kw)
+    seconds = time.perf_counter() - t0
+    vendi_kw = {k: v for k, v in kw.items() if k not in ("convention", "rtol", "ridge")}
+    if res.seed is not None and "key" not in vendi_kw and "omega" not in vendi_kw:
+        vendi_kw["key"] = res.seed
+    if res.sigma is not None:
+        vendi_kw["sigma"] = res.sigma
+    vendis = {}
+    for a in orders:
+        vendis[str(a)] = vendi(images, order=a, **vendi_kw).score
+    summary = res.summary()
+    summary["seconds"] = seconds
+    payload = {
+        "scores": {"sce": res.sce, "text_score": res.text_score, "image_score": res.image_score,
+                   "log_sce": res.log_sce, "log_text_score": res.log_text_score,
+                   "log_image_score": res.log_image_score,
+                   "vendi": vendis},
+        "result": summary,
+        "eigenvalues": {
+            "count": int(res.complement_eigenvalues.shape[0]),
+            "top": top,
+            "complement": res.complement_eigenvalues[:top],
+            "text": res.text_eigenvalues[:top],
+            "image": res.image_eigenvalues[:top],
+        },
+        "warnings": [str(w.message) for w in caught],
+    }
+    return payload, [str(w.message) for w in caught]
+
+
+def _print_scores(payload: dict, out=sys.stdout) -> None:
+    s, r = payload["scores"], payload["result"]
+    rows = [
+        ("SCE (prompt-independent diversity)", s["sce"], r["trace_complement"]),
+        ("text score (prompt-explained)", s["text_score"], r["trace_text"]),
+        ("image Vendi (order 1)", s["image_score"], r["trace_image"]),
+    ]
+    for a, v in s["vendi"].items():
+        label = "RKE (Vendi order 2)" if float(a) == 2.0 else f"Vendi order {a}"
+        rows.append((label, v, None))
+    print(_table(rows, ("score", "value", "trace")), file=out)
+    sig = "-" if r["sigma"] is None else f"{r['sigma']:.6g}"
+    print(
+        f"\nkernel={r['kernel']} sigma={sig} method={r['method']} convention={r['convention']} "
+        f"n={r['n']} features={r['num_features']} rank_kept={r['rank_kept']} rtol={r['rtol']:.3g} "
+        f"dtype={r['dtype']} backend={r['backend']} seed={r['seed']} ({r['seconds']:.3f} s)",
+        file=out,
+    )
+    for w in payload.get("warnings", []):
+        print(f"warning: {w}", file=out)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .io import load_embeddings
+
+    images = load_embeddings(args.images, key=args.images_key, name="images")
+    texts = load_embeddings(args.texts, key=args.texts_key, name="texts")
+    kw = _kernel_kwargs(args)
+    kw["method"] = args.method
+    kw["backend"] = args.backend
+    payload, _ = _score_payload(np.asarray(images), np.asarray(texts), kw, _parse_orders(args.vendi_orders),
+                                args.top_eigenvalues)
+    payload["command"] = "score"
+    payload["inputs"] = _inputs_provenance(args, images, texts)
+    payload["environment"] = _environment()
+    if not args.quiet:
+        _print_scores(payload)
+    if args.json:
+        _write_json(args.json, payload)
+        if not args.quiet:
+            print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from .editing import fit_editor
+    from .io import load_embeddings
+
+    images = np.asarray(load_embeddings(args.images, key=args.images_key, name="images"))
+    texts = np.asarray(load_embeddings(args.texts, key=args.texts_key, name="texts"))
+    q_img = np.asarray(load_embeddings(args.query_images, name="query_images")) if args.query_images else images
+    q_txt = np.asarray(load_embeddings(args.query_texts, name="query_texts")) if args.query_texts else texts
+    if args.mode in ("nullify", "focus", "defocus", "i2t") and q_img.shape[0] != q_txt.shape[0]:
+        raise ValueError(
+            f"query_texts: {q_txt.shape[0]} rows but query_images has {q_img.shape[0]}; queries are paired by row"
+        )
+    kw = _kernel_kwargs(args)
+    editor = fit_editor(images, texts, **kw)
+    if args.mode == "nullify":
+        out = editor.nullify(q_img, q_txt, args.strength)
+    elif args.mode == "focus":
+        out = editor.focus(q_img, q_txt, args.strength)
+    elif args.mode == "defocus":
+        out = editor.defocus(q_img, q_txt, args.strength)
+    elif args.mode == "i2t":
+        out = editor.nullify_i2t(q_txt, q_img, args.strength)
+    else:  # t2t
+        if args.other_texts is None:
+            raise ValueError("other_texts: --mode t2t needs --other-texts (the prompts whose influence to remove)")
+        other = np.asarray(load_embeddings(args.other_texts, name="other_texts"))
+        if other.shape[0] != q_txt.shape[0]:
+            raise ValueError(f"other_texts: {other.shape[0]} rows but the texts to edit have {q_txt.shape[0]}")
+        out = editor.nullify_t2t(q_txt, other, args.strength)
+    out = np.asarray(out)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    np.save(args.out, out)
+    meta = {
+        "command": "edit", "mode": args.mode, "strength": args.strength, "output": os.path.abspath(args.out),
+        "output_shape": list(out.shape), "kernel": editor.kernel, "sigma": editor.sigma, "seed": editor.seed,
+        "convention": editor.convention, "feature_space": "rff" if editor.fmap.kind == "rff" else "embedding",
+        "inputs": _inputs_provenance(args, images, texts), "environment": _environment(),
+    }
+    if args.json:
+        _write_json(args.json, meta)
+    if not args.quiet:
+        print(f"edited {out.shape[0]} embeddings ({args.mode}, strength {args.strength}) -> {args.out} {out.shape}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .datasets import synthetic_pairs
+
+    rows, results = [], {}
+    models = {
+        "diverse (8 image modes)": dict(num_modes=8, mode_strength=0.6),
+        "collapsed (1 image mode)": dict(num_modes=1, mode_strength=0.6),
+    }
+    for label, extra in models.items():
+        data = synthetic_pairs(n=args.n, d=args.d, num_prompts=10, seed=args.seed, **extra)
+        for kernel, kw in (("cosine", {}), ("gaussian RFF", dict(kernel="gaussian", rff_features=args.rff_features,
+                                                                   key=args.seed))):
+            payload, _ = _score_payload(data.images, data.texts, kw, [2.0], top=20)
+            results[f"{label} / {kernel}"] = payload
+            s = payload["scores"]
+            rows.append((label, kernel, s["sce"], s["text_score"], s["image_score"], s["vendi"]["2.0"]))
+    if not args.quiet:
+        print(f"clipcore demo: seeded synthetic pairs (n={args.n}, d={args.d}, seed={args.seed}); "
+              "two simulated generators for the same 10 prompts\n")
+        print(_table(rows, ("generator", "kernel", "SCE", "text score", "Vendi", "RKE")))
+    payload = {"command": "demo", "n": args.n, "d": args.d, "seed": args.seed, "results": results,
+               "environment": _environment()}
+    _write_json(args.json, payload)
+    if not args.quiet:
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+# ------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="clipcore",
+        description="Schur Complement Entropy, Vendi, RKE and embedding editing for CLIP embeddings.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("score", help="SCE, text score, Vendi and RKE of paired embeddings",
+                       description="Score paired image/text embeddings: SCE (Ospanov et al. 2024), its text "
+                                   "part, Vendi and RKE. Prints a table; --json writes scores with provenance.")
+    _add_pair_inputs(s)
+    _add_kernel_options(s)
+    s.add_argument("--method", choices=("auto", "primal", "dual"), default="auto",
+                   help="primal (D×D), dual (n×n) or auto (the smaller)")
+    s.add_argument("--backend", choices=("auto", "jax", "ffi"), default="auto",
+                   help="covariance accumulation: pure JAX or the compiled core")
+    s.add_argument("--vendi-orders", default="1,2,inf", help="Vendi orders to report (default 1,2,inf)")
+    s.add_argument("--top-eigenvalues", type=int, default=100, help="eigenvalues kept in the JSON (default 100)")
+    s.add_argument("--json", default=None, metavar="OUT.json", help="write the scores and provenance here")
+    s.add_argument("--quiet", action="store_true", help="print nothing")
+    s.set_defaults(func=cmd_score)
+
+    e = sub.add_parser("edit", help="nullify / focus / defocus a prompt's influence in embeddings",
+                       description="Fit A* on the reference pairs (--images, --texts) and edit query embeddings: "
+                                   "out = φ(image) − λ φ(text) A*, λ = strength (nullify), −strength (focus), "
+                                   "1 + strength (defocus). i2t removes an image's influence from its text; t2t "
+                                   "removes --other-texts' influence from the texts.")
+    _add_pair_inputs(e)
+    _add_kernel_options(e)
+    e.add_argument("--query-images", default=None, help="image embeddings to edit (default: --images)")
+    e.add_argument("--query-texts", default=None, help="their prompts (default: --texts)")
+    e.add_argument("--other-texts", default=None, help="t2t: prompts whose influence to remove")
+    e.add_argument("--mode", choices=("nullify", "focus", "defocus", "i2t", "t2t"), default="nullify")
+    e.add_argument("--strength", type=float, default=1.0, help="edit strength (default 1)")
+    e.add_argument("--out", required=True, metavar="OUT.npy", help="where to save the edited embeddings")
+    e.add_argument("--json", default=None, metavar="OUT.json", help="write provenance here")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_edit)
+
+    d = sub.add_parser("demo", help="score seeded synthetic data (no files needed)",
+                       description="Generate seeded paired embeddings for two simulated generators (diverse vs "
+                                   "collapsed), print their scores and write JSON.")
+    d.add_argument("--n", type=int, default=2000, help="pairs per generator (default 2000)")
+    d.add_argument("--d", type=int, default=64, help="embedding dimension (default 64)")
+    d.add_argument("--rff-features", type=int, default=500, help="RFF frequencies for the Gaussian kernel")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--json", default="clipcore_demo.json", help="output JSON (default clipcore_demo.json)")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"clipcore: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
