@@ -186,7 +186,8 @@ def _score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tu
     return payload, [str(w.message) for w in caught]
 
 
-def _print_scores(payload: dict, out=sys.stdout) -> None:
+def _print_scores(payload: dict, out=None) -> None:
+    out = sys.stdout if out is None else out
     s, r = payload["scores"], payload["result"]
     rows = [
         ("SCE (prompt-independent diversity)", s["sce"], r["trace_complement"]),

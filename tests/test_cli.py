@@ -1,0 +1,133 @@
+"""The clipcore command, in-process, against the reference fixtures."""
+
+import json
+
+import numpy as np
+import pytest
+
+from clipcore.cli import main
+
+
+def _ref(ref_dir):
+    scores = json.loads((ref_dir / "reference_scores.json").read_text())["scores"]
+    return scores
+
+
+def test_score_cosine_clip_dissection_matches_reference(ref_dir, tmp_path, capsys):
+    out = tmp_path / "s.json"
+    rc = main(["score", "--images", str(ref_dir / "image_feats.npy"), "--texts", str(ref_dir / "text_feats.npy"),
+               "--convention", "clip-dissection", "--json", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "SCE" in printed and "text score" in printed
+    payload = json.loads(out.read_text())
+    ref = _ref(ref_dir)["cosine"]
+    assert payload["scores"]["sce"] == pytest.approx(ref["SCE"], rel=1e-5)
+    assert payload["scores"]["text_score"] == pytest.approx(ref["text_component"], rel=1e-5)
+    # provenance
+    r = payload["result"]
+    assert r["kernel"] == "cosine" and r["convention"] == "clip-dissection" and r["n"] == 500
+    assert payload["inputs"]["images"]["shape"] == [500, 64]
+    assert len(payload["inputs"]["images"]["sha256"]) == 64
+    assert "jax" in payload["environment"]
+
+
+def test_score_gaussian_rff_with_saved_omega(ref_dir, tmp_path):
+    out = tmp_path / "g.json"
+    rc = main(["score", "--images", str(ref_dir / "image_feats.npy"), "--texts", str(ref_dir / "text_feats.npy"),
+               "--kernel", "gaussian", "--sigma", "0.5", "--omega", str(ref_dir / "omegas/gauss_s0.5_D200_omegas.npy"),
+               "--json", str(out), "--quiet"])
+    assert rc == 0
+    payload = json.loads(out.read_text())
+    ref = _ref(ref_dir)["gauss_s0.5_D200"]
+    assert payload["scores"]["sce"] == pytest.approx(ref["SCE"], rel=1e-3)
+    assert payload["scores"]["text_score"] == pytest.approx(ref["text_component"], rel=1e-3)
+    assert payload["result"]["rff_features"] == 200
+    assert payload["result"]["num_features"] == 400
+    assert "omega" in payload["inputs"]
+
+
+def test_score_npz_and_seed(tmp_path):
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal((300, 8)).astype(np.float32)
+    x = (t + rng.standard_normal((300, 8))).astype(np.float32)
+    np.savez(tmp_path / "pairs.npz", images=x, texts=t)
+    out = tmp_path / "o.json"
+    args = ["score", "--images", str(tmp_path / "pairs.npz"), "--images-key", "images",
+            "--texts", str(tmp_path / "pairs.npz"), "--texts-key", "texts", "--kernel", "gaussian",
+            "--rff-features", "50", "--seed", "3", "--json", str(out), "--quiet"]
+    assert main(args) == 0
+    first = json.loads(out.read_text())
+    assert first["result"]["seed"] == 3
+    assert main(args) == 0
+    assert json.loads(out.read_text())["scores"] == first["scores"]  # seeded: reproducible
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ("missing", "file not found"),
+        ("one_d", "expected [n, d]"),
+        ("ints", "expected float32 or float64"),
+        ("mismatch", "rows but images has"),
+        ("nan", "NaN at row 7"),
+    ],
+)
+def test_score_bad_inputs_exit_2(tmp_path, capsys, setup, message):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 4)).astype(np.float32)
+    t = rng.standard_normal((20, 4)).astype(np.float32)
+    if setup == "one_d":
+        x = x[:, 0]
+    elif setup == "ints":
+        x = np.ones((20, 4), np.int32)
+    elif setup == "mismatch":
+        t = t[:10]
+    elif setup == "nan":
+        x[7, 1] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", t)
+    images = tmp_path / ("nope.npy" if setup == "missing" else "x.npy")
+    rc = main(["score", "--images", str(images), "--texts", str(tmp_path / "t.npy")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("clipcore: error:") and message in err
+
+
+def test_edit_reproduces_reference_correction(ref_dir, tmp_path):
+    out = tmp_path / "edited.npy"
+    rc = main(["edit", "--images", str(ref_dir / "image_feats.npy"), "--texts", str(ref_dir / "text_feats.npy"),
+               "--query-images", str(ref_dir / "image_to_correct.npy"),
+               "--query-texts", str(ref_dir / "text_to_correct.npy"),
+               "--convention", "clip-dissection", "--out", str(out), "--json", str(tmp_path / "e.json"), "--quiet"])
+    assert rc == 0
+    expected = np.load(ref_dir / "correction" / "t2i_cosine_corrected.npy")
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-4)
+    meta = json.loads((tmp_path / "e.json").read_text())
+    assert meta["mode"] == "nullify" and meta["output_shape"] == [8, 64]
+
+
+def test_edit_t2t_needs_other_texts(ref_dir, tmp_path, capsys):
+    rc = main(["edit", "--images", str(ref_dir / "image_feats.npy"), "--texts", str(ref_dir / "text_feats.npy"),
+               "--mode", "t2t", "--out", str(tmp_path / "o.npy")])
+    assert rc == 2
+    assert "other_texts" in capsys.readouterr().err
+
+
+def test_demo_writes_json(tmp_path, capsys):
+    out = tmp_path / "demo.json"
+    assert main(["demo", "--n", "400", "--d", "16", "--rff-features", "50", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "diverse" in printed and "collapsed" in printed
+    payload = json.loads(out.read_text())
+    res = payload["results"]
+    # the generator with 8 prompt-independent modes is the more diverse one under SCE
+    assert res["diverse (8 image modes) / cosine"]["scores"]["sce"] > res["collapsed (1 image mode) / cosine"]["scores"]["sce"]
+
+
+def test_help_everywhere(capsys):
+    for cmd in ([], ["score"], ["edit"], ["demo"]):
+        with pytest.raises(SystemExit) as e:
+            main(cmd + ["--help"])
+        assert e.value.code == 0
+    assert "usage" in capsys.readouterr().out
