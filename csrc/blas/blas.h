@@ -1,0 +1,34 @@
+// Thin, prefix-agnostic wrappers over the BLAS routines the compiled core uses.
+//
+// Only this directory knows which BLAS is linked (scipy-openblas32, whose
+// symbols carry a `scipy_` prefix and whose integers are 32-bit). Everything
+// above it calls these functions with int64 sizes; the wrappers check that the
+// sizes fit the BLAS integer type.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace clipcore::blas {
+
+// Largest dimension / leading dimension the linked BLAS accepts.
+int64_t max_dim();
+
+// C(upper) = alpha * A^T A + beta * C(upper) where A is a row-major [k, n]
+// matrix with leading dimension lda (>= n) and C is row-major [n, n] with
+// leading dimension ldc. Only the upper triangle (i <= j) of C is referenced
+// and written. Requires n, k, lda, ldc <= max_dim(); k may be 0.
+void syrk_upper_ata(int64_t n, int64_t k, float alpha, const float* a,
+                    int64_t lda, float beta, float* c, int64_t ldc);
+void syrk_upper_ata(int64_t n, int64_t k, double alpha, const double* a,
+                    int64_t lda, double beta, double* c, int64_t ldc);
+
+// Threads OpenBLAS itself uses for one call (process-wide setting of the
+// linked library copy; numpy and scipy carry their own copies).
+int get_num_threads();
+void set_num_threads(int n);
+
+// Human-readable description of the linked BLAS (config, core, threads).
+std::string info();
+
+}  // namespace clipcore::blas

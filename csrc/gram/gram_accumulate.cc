@@ -1,0 +1,161 @@
+#include "gram/gram_accumulate.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "blas/blas.h"
+#include "gram/gram_block.h"
+
+namespace clipcore::gram {
+
+namespace {
+
+// Below this many multiply-adds (b * d * d) one thread does it all: thread
+// start-up and the extra float64 accumulators would cost more than they save.
+constexpr int64_t kMinParallelWork = int64_t{1} << 22;
+// Smallest chunk worth handing to another thread.
+constexpr int64_t kMinChunkRows = 256;
+
+// Keep OpenBLAS's own thread count where the strategy needs it. The setting
+// is process-wide for this copy of OpenBLAS (numpy/scipy carry their own), so
+// only touch it when it differs.
+std::mutex g_blas_threads_mu;
+void ensure_blas_threads(int n) {
+  std::lock_guard<std::mutex> lock(g_blas_threads_mu);
+  if (blas::get_num_threads() != n) blas::set_num_threads(n);
+}
+
+}  // namespace
+
+int64_t default_block_rows(int64_t d, bool phi_is_float) {
+  if (!phi_is_float) return 4096;  // float64: only sets the chunk size
+  // float32: each sub-block's Gram is summed in float32 inside BLAS, then
+  // added (d*d/2 conversions and adds) to the float64 accumulator. Bigger
+  // blocks amortise that add; 4096 rows keeps the float32 part short.
+  (void)d;
+  return 4096;
+}
+
+int default_num_threads() {
+  if (const char* env = std::getenv("CLIPCORE_NUM_THREADS")) {
+    char* end = nullptr;
+    long v = std::strtol(env, &end, 10);
+    if (end != env && v > 0) return static_cast<int>(std::min(v, 1024L));
+  }
+  return available_cpus();
+}
+
+Plan make_plan(int64_t b, int64_t d, bool phi_is_float, const Options& opt) {
+  Plan p;
+  int64_t block = opt.block_rows > 0 ? opt.block_rows
+                                     : default_block_rows(d, phi_is_float);
+  block = std::min<int64_t>(block, blas::max_dim());
+  int threads = opt.num_threads > 0
+                    ? static_cast<int>(std::min<int64_t>(opt.num_threads, 1024))
+                    : default_num_threads();
+  if (opt.strategy == Strategy::kBlasThreads) threads = 1;
+  // Too little work to share: one participant.
+  const double work = static_cast<double>(b) * static_cast<double>(d) *
+                      static_cast<double>(d);
+  if (work < static_cast<double>(kMinParallelWork) && opt.num_threads <= 0)
+    threads = 1;
+  // Balance: give every participant something when b is small relative to
+  // threads * block (never below kMinChunkRows, never above block).
+  int64_t chunk = block;
+  if (threads > 1) {
+    const int64_t per_thread = (b + threads - 1) / threads;
+    chunk = std::min(block, std::max(kMinChunkRows, per_thread));
+  }
+  chunk = std::max<int64_t>(1, chunk);
+  p.chunk_rows = chunk;
+  p.n_chunks = b == 0 ? 0 : (b + chunk - 1) / chunk;
+  p.participants = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(threads, p.n_chunks)));
+  return p;
+}
+
+template <typename TIn, typename TG>
+std::string gram_accumulate(const TIn* phi, int64_t b, int64_t d,
+                            const TG* g_in, TG* g_out, const Options& opt,
+                            Executor* executor) {
+  constexpr bool kFloat = std::is_same_v<TIn, float>;
+  if (b < 0 || d < 0) return "negative dimension";
+  if (d > blas::max_dim())
+    return "D = " + std::to_string(d) + " exceeds the BLAS integer range";
+  if (d == 0) return "";
+  const int64_t dd = d * d;
+  if (b == 0) {
+    if (g_out != g_in) std::memcpy(g_out, g_in, sizeof(TG) * dd);
+    return "";
+  }
+
+  const Plan plan = make_plan(b, d, kFloat, opt);
+  ensure_blas_threads(opt.strategy == Strategy::kBlasThreads
+                          ? (opt.num_threads > 0
+                                 ? static_cast<int>(opt.num_threads)
+                                 : default_num_threads())
+                          : 1);
+
+  struct Slot {
+    std::unique_ptr<double[]> acc;
+    std::unique_ptr<TIn[]> scratch;
+  };
+  std::vector<Slot> slots(plan.participants);
+
+  try {
+    parallel_chunks(
+        plan.n_chunks, plan.participants, executor,
+        [&](int s, int64_t c) {
+          Slot& slot = slots[s];
+          if (!slot.acc) {
+            slot.acc.reset(new double[dd]());  // zeroed
+            if constexpr (kFloat) slot.scratch.reset(new TIn[dd]);
+          }
+          const int64_t r0 = c * plan.chunk_rows;
+          const int64_t r1 = std::min(b, r0 + plan.chunk_rows);
+          accumulate_rows<TIn>(phi, r0, r1, d, plan.chunk_rows,
+                               slot.acc.get(), slot.scratch.get());
+        });
+  } catch (const std::bad_alloc&) {
+    std::ostringstream os;
+    os << "out of memory allocating " << plan.participants << " x [" << d
+       << ", " << d << "] float64 accumulators";
+    return os.str();
+  } catch (const std::exception& e) {
+    return std::string("internal error: ") + e.what();
+  }
+
+  std::vector<const double*> accs;
+  for (auto& s : slots)
+    if (s.acc) accs.push_back(s.acc.get());
+  finalize_symmetric<TG>(d, g_in, g_out, accs.data(),
+                         static_cast<int>(accs.size()));
+  return "";
+}
+
+template std::string gram_accumulate<float, float>(const float*, int64_t,
+                                                   int64_t, const float*,
+                                                   float*, const Options&,
+                                                   Executor*);
+template std::string gram_accumulate<float, double>(const float*, int64_t,
+                                                    int64_t, const double*,
+                                                    double*, const Options&,
+                                                    Executor*);
+template std::string gram_accumulate<double, float>(const double*, int64_t,
+                                                    int64_t, const float*,
+                                                    float*, const Options&,
+                                                    Executor*);
+template std::string gram_accumulate<double, double>(const double*, int64_t,
+                                                     int64_t, const double*,
+                                                     double*, const Options&,
+                                                     Executor*);
+
+}  // namespace clipcore::gram

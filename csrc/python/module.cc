@@ -1,0 +1,57 @@
+// The one Python extension module, clipcore._ext: hands XLA FFI handlers to
+// Python as PyCapsules (registered by clipcore/_ffi.py) plus diagnostics.
+#include <pybind11/pybind11.h>
+
+#include <sstream>
+#include <string>
+
+#include "blas/blas.h"
+#include "ffi/targets.h"
+#include "gram/gram_accumulate.h"
+#include "gram/parallel.h"
+
+namespace py = pybind11;
+
+namespace {
+
+template <typename Fn>
+py::capsule make_capsule(Fn* fn) {
+  static_assert(std::is_invocable_r_v<XLA_FFI_Error*, Fn, XLA_FFI_CallFrame*>,
+                "FFI handler must have the XLA_FFI_Handler signature");
+  return py::capsule(reinterpret_cast<void*>(fn));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_ext, m) {
+  m.doc() = "clipcore compiled core: XLA FFI handlers (CPU) and diagnostics";
+
+  m.def(
+      "registrations",
+      []() {
+        py::dict d;
+        d[clipcore::kGramAccumulateTarget] =
+            make_capsule(clipcore::ClipcoreGramAccumulateCpu);
+        return d;
+      },
+      "dict: XLA FFI target name -> PyCapsule of its CPU handler "
+      "(typed FFI, api_version 1).");
+
+  m.def(
+      "blas_info",
+      []() {
+        std::ostringstream os;
+        os << clipcore::blas::info()
+           << "; clipcore_threads=" << clipcore::gram::default_num_threads()
+           << "; block_rows_f32=" << clipcore::gram::default_block_rows(0, true)
+#ifdef CLIPCORE_BUILD_FLAGS
+           << "; build=" << CLIPCORE_BUILD_FLAGS
+#endif
+            ;
+        return os.str();
+      },
+      "str: the linked BLAS, its thread setting and clipcore's defaults.");
+
+  m.def("available_cpus", &clipcore::available_cpus,
+        "int: CPUs this process may run on (sched affinity).");
+}
