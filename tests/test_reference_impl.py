@@ -32,9 +32,9 @@ def _rff(ref_dir, tag):
 
 
 @functools.lru_cache(maxsize=None)
-def _dual(ref_dir, tag, rtol=None, size=None):
+def _dual(ref_dir, tag, rtol=None, size=None, ridge=0.0):
     phi_t, phi_x = _rff(ref_dir, tag)
-    return R.sce_dual(phi_t, phi_x, rtol=rtol, size=size)
+    return R.sce_dual(phi_t, phi_x, rtol=rtol, size=size, ridge=ridge)
 
 
 # ---------------------------------------------------------------------------
@@ -98,6 +98,11 @@ def test_primal_equals_dual_with_padding(toy):
         np.testing.assert_allclose(p.complement, d.complement, atol=1e-12)
         np.testing.assert_allclose(p.text, d.text, atol=1e-12)
         np.testing.assert_allclose(p.image, d.image, atol=1e-12)
+        assert rel(p.sce, d.sce) < 1e-9 and rel(p.text_score, d.text_score) < 1e-9
+        # with the ridge on both sides
+        p = R.sce_primal(pt, px)
+        d = R.sce_dual(pt, px, size=2 * big_d, ridge=R.RIDGE)
+        np.testing.assert_allclose(p.complement, d.complement, atol=1e-12)
         assert rel(p.sce, d.sce) < 1e-9 and rel(p.text_score, d.text_score) < 1e-9
 
 
@@ -280,11 +285,13 @@ def test_rff_primal_small_spec_check_and_reference(ref_dir):
     # spec_check's float32 re-derivation is within the README's SCE tolerance
     f32 = sc["numpy_float32_primal_rtol=2D*eps32"]
     assert rel(spec.sce, f32["SCE"]) < F.RTOL_SCE and rel(spec.text_score, f32["text_component"]) < F.RTOL_SCE
-    # primal (2D = 400 eigenvalues) == dual truncated to 400; 1e-7 not 1e-8: the
-    # primal's ridge ε = 1e-12 shifts the SCE by 1.6e-8 relative (the dual has none)
-    dual = _dual(ref_dir, tag, size=400)
-    assert rel(spec.sce, dual.sce) < 1e-7
-    assert rel(spec.text_score, dual.text_score) < 1e-7
+    # primal (2D = 400 eigenvalues) == dual truncated to 400, with the same ridge
+    # ε = 1e-12 (SPEC's ridge-free dual P differs by 1.6e-8 relative here)
+    dual = _dual(ref_dir, tag, size=400, ridge=R.RIDGE)
+    assert rel(spec.sce, dual.sce) < 1e-10
+    assert rel(spec.text_score, dual.text_score) < 1e-10
+    plain = _dual(ref_dir, tag, size=400)
+    assert rel(spec.sce, plain.sce) < 1e-7
 
 
 @pytest.mark.slow
@@ -297,7 +304,7 @@ def test_rff_primal_large(ref_dir, tag):
     assert spec.complement.size == 5000
     assert rel(spec.sce, ref["SCE"]) < F.RTOL_SCE
     assert rel(spec.text_score, ref["text_component"]) < F.RTOL_SCE
-    dual = _dual(ref_dir, tag, size=5000)
+    dual = _dual(ref_dir, tag, size=5000, ridge=R.RIDGE)
     assert spec.rank == dual.rank
     assert rel(spec.sce, dual.sce) < F.RTOL_FLOAT64
     assert rel(spec.text_score, dual.text_score) < F.RTOL_FLOAT64
