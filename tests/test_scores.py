@@ -527,3 +527,52 @@ def test_float32_input_and_float64_input_agree(ref_dir):
     a = clipcore.sce(x, t, convention="clip-dissection")
     b = clipcore.sce(x.astype(np.float64), t.astype(np.float64), convention="clip-dissection")
     assert rel(a.sce, b.sce) < 1e-12
+
+
+# ---------------------------------------------------------------------------
+# backends, streaming blocks, normalize
+# ---------------------------------------------------------------------------
+def _ffi_available():
+    try:
+        from clipcore import _ffi
+    except ImportError:
+        return False
+    return bool(_ffi.available())
+
+
+@pytest.mark.parametrize("backend", ["jax", "ffi"])
+@pytest.mark.parametrize("config", ["cosine-paper", "cosine-clip", "rff"])
+def test_primal_backends_and_blocks(ref_dir, backend, config):
+    """The primal Φᵀ Φ accumulation (pure JAX or the compiled core), in uneven
+    row blocks, gives the reference spectrum."""
+    if backend == "ffi" and not _ffi_available():
+        pytest.skip("compiled core not available")
+    t, x = F.texts(ref_dir), F.images(ref_dir)
+    if config == "cosine-paper":
+        kw, spec = {}, R.sce_primal(R.cosine_features(t), R.cosine_features(x))
+    elif config == "cosine-clip":
+        kw, spec = dict(convention="clip-dissection"), R.sce_primal(covs=R.clip_dissection_covariances(t, x))
+    else:
+        kw = dict(kernel="gaussian", omega=F.omega(ref_dir, "gauss_s0.5_D200"))
+        spec = R.sce_primal(*_ref_rff(ref_dir, "gauss_s0.5_D200"))
+    for block_size in (None, 37):
+        res = clipcore.sce(x, t, method="primal", backend=backend, block_size=block_size, **kw)
+        assert res.backend == backend
+        assert_spectrum(res, spec, scores_rtol=1e-8)
+    if config != "cosine-clip":  # vendi has no convention (its C_XX is the paper's)
+        v = clipcore.vendi(x, method="primal", backend=backend, block_size=64, **kw)
+        assert rel(v.score, R.renyi(spec.image)) < 1e-8
+
+
+def test_normalize_rows_gaussian(ref_dir):
+    """normalize=True L2-normalises rows before the Gaussian kernel."""
+    rng = np.random.default_rng(5)
+    t, x = F.texts(ref_dir)[:300], F.images(ref_dir)[:300]
+    s_t, s_x = rng.uniform(5, 15, (300, 1)), rng.uniform(5, 15, (300, 1))
+    res = quiet_sce(x * s_x, t * s_t, kernel="gaussian", sigma=0.7, normalize=True, rtol=1e-3)
+    spec = R.sce_exact_gaussian(R.l2_normalize_rows(t), R.l2_normalize_rows(x), 0.7, rtol=1e-3, ridge=R.RIDGE)
+    assert_spectrum(res, spec, scores_rtol=1e-8)
+    om = F.omega(ref_dir, "gauss_s0.5_D200")
+    res = quiet_sce(x * s_x, t * s_t, kernel="gaussian", omega=om, normalize=True)
+    spec = R.sce_primal(R.rff_features(R.l2_normalize_rows(t), om), R.rff_features(R.l2_normalize_rows(x), om))
+    assert_spectrum(res, spec, scores_rtol=1e-8)
