@@ -189,6 +189,23 @@ def test_float32_blocks_beat_naive_float32_summation():
     assert err_naive > 30 * err_ours, (err_ours, err_naive)
 
 
+@needs_ext
+def test_reused_buffers_never_leak_into_results():
+    """Accumulator buffers are cached between calls; stale contents must not matter."""
+    cases = [
+        _data(6000, 300, F32, F64, seed=30),
+        _data(3000, 290, F64, F32, seed=31),  # fits in the previous buffers
+        _data(5000, 300, F32, F32, seed=32),
+        _data(10, 150, F32, F64, seed=33),
+    ]
+    for _ in range(2):
+        for g, phi in cases:
+            _assert_close(_ffi.gram_accumulate(jnp.asarray(g), jnp.asarray(phi)), g, phi)
+    assert _ffi._ext.release_buffers() >= 0
+    g, phi = cases[0]
+    _assert_close(_ffi.gram_accumulate(jnp.asarray(g), jnp.asarray(phi)), g, phi)
+
+
 # --------------------------------------------------------------------------- jit & loops
 
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <mutex>
 #include <new>
 #include <sstream>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "blas/blas.h"
+#include "gram/buffer_pool.h"
 #include "gram/gram_block.h"
 
 namespace clipcore::gram {
@@ -105,10 +105,12 @@ std::string gram_accumulate(const TIn* phi, int64_t b, int64_t d,
                           : 1);
 
   struct Slot {
-    std::unique_ptr<double[]> acc;
-    std::unique_ptr<TIn[]> scratch;
+    BufferPool::Buffer acc;
+    BufferPool::Buffer scratch;
+    bool fresh = true;
   };
   std::vector<Slot> slots(plan.participants);
+  std::vector<const double*> accs;
 
   try {
     parallel_chunks(
@@ -116,14 +118,29 @@ std::string gram_accumulate(const TIn* phi, int64_t b, int64_t d,
         [&](int s, int64_t c) {
           Slot& slot = slots[s];
           if (!slot.acc) {
-            slot.acc.reset(new double[dd]());  // zeroed
-            if constexpr (kFloat) slot.scratch.reset(new TIn[dd]);
+            slot.acc = BufferPool::acquire(sizeof(double) * dd);
+            if constexpr (kFloat)
+              slot.scratch = BufferPool::acquire(sizeof(TIn) * dd);
           }
           const int64_t r0 = c * plan.chunk_rows;
           const int64_t r1 = std::min(b, r0 + plan.chunk_rows);
           accumulate_rows<TIn>(phi, r0, r1, d, plan.chunk_rows,
-                               slot.acc.get(), slot.scratch.get());
+                               as<double>(slot.acc), as<TIn>(slot.scratch),
+                               &slot.fresh);
         });
+
+    for (auto& s : slots) {
+      s.scratch.reset();  // back to the pool before the next call needs it
+      if (s.acc) accs.push_back(as<double>(s.acc));
+    }
+    // Sum the accumulators, add G_in, mirror: memory-bound, so split it over
+    // the same threads when D is large enough to matter.
+    const int64_t tiles = finalize_tile_rows(d);
+    const int finalize_threads = d >= 512 ? plan.participants : 1;
+    parallel_chunks(tiles, finalize_threads, executor, [&](int, int64_t t) {
+      finalize_symmetric<TG>(d, g_in, g_out, accs.data(),
+                             static_cast<int>(accs.size()), t, t + 1);
+    });
   } catch (const std::bad_alloc&) {
     std::ostringstream os;
     os << "out of memory allocating " << plan.participants << " x [" << d
@@ -132,12 +149,6 @@ std::string gram_accumulate(const TIn* phi, int64_t b, int64_t d,
   } catch (const std::exception& e) {
     return std::string("internal error: ") + e.what();
   }
-
-  std::vector<const double*> accs;
-  for (auto& s : slots)
-    if (s.acc) accs.push_back(s.acc.get());
-  finalize_symmetric<TG>(d, g_in, g_out, accs.data(),
-                         static_cast<int>(accs.size()));
   return "";
 }
 

@@ -29,43 +29,70 @@ inline void add_upper(int64_t d, const S* __restrict s,
   }
 }
 
+// acc[i, j] = s[i, j] for i <= j (first block of an accumulator: no zeroing).
+template <typename S>
+inline void assign_upper(int64_t d, const S* __restrict s,
+                         double* __restrict acc) {
+  for (int64_t i = 0; i < d; ++i) {
+    const S* srow = s + i * d;
+    double* arow = acc + i * d;
+    for (int64_t j = i; j < d; ++j) arow[j] = static_cast<double>(srow[j]);
+  }
+}
+
 // Scratch elements accumulate_rows<T> needs for dimension d (0 for double).
 template <typename T>
 constexpr int64_t scratch_elems(int64_t d) {
   return std::is_same_v<T, float> ? d * d : 0;
 }
 
-// acc(upper) += Phi[r0:r1]^T Phi[r0:r1].
+// acc(upper) += Phi[r0:r1]^T Phi[r0:r1]  (acc(upper) = ... when *fresh, which
+// is then cleared: a fresh accumulator's contents are never read).
 //   phi: row-major [*, d] with leading dimension d (the whole matrix).
 //   acc: row-major [d, d] float64, upper triangle.
 //   scratch: scratch_elems<T>(d) elements (unused for double).
 // Requires 1 <= d <= blas::max_dim() and 1 <= block_rows <= blas::max_dim().
 template <typename T>
 void accumulate_rows(const T* phi, int64_t r0, int64_t r1, int64_t d,
-                     int64_t block_rows, double* acc, T* scratch) {
+                     int64_t block_rows, double* acc, T* scratch,
+                     bool* fresh) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "accumulate_rows: T must be float or double");
   for (int64_t r = r0; r < r1; r += block_rows) {
     const int64_t k = std::min(block_rows, r1 - r);
     const T* a = phi + r * d;
     if constexpr (std::is_same_v<T, double>) {
-      blas::syrk_upper_ata(d, k, 1.0, a, d, 1.0, acc, d);
+      blas::syrk_upper_ata(d, k, 1.0, a, d, *fresh ? 0.0 : 1.0, acc, d);
     } else {
       blas::syrk_upper_ata(d, k, 1.0f, a, d, 0.0f, scratch, d);
-      add_upper(d, scratch, acc);
+      if (*fresh) {
+        assign_upper(d, scratch, acc);
+      } else {
+        add_upper(d, scratch, acc);
+      }
     }
+    *fresh = false;
   }
+}
+
+// Tile edge of finalize_symmetric; its unit of work is one tile row.
+constexpr int64_t kFinalizeTile = 64;
+inline int64_t finalize_tile_rows(int64_t d) {
+  return (d + kFinalizeTile - 1) / kFinalizeTile;
 }
 
 // out = g_in + sym(sum_p accs[p]) where accs hold upper triangles: for i <= j,
 //   out[i, j] = g_in[i, j] + s_ij and out[j, i] = g_in[j, i] + s_ij,
 // summed in float64 and rounded once to TG. `out` may alias `g_in`.
-// Tiled so the mirrored (column-strided) writes stay in cache.
+// Tiled so the mirrored (column-strided) writes stay in cache. Covers tile
+// rows [t0, t1) (of finalize_tile_rows(d)); distinct tile rows touch
+// distinct elements, so they may run on different threads.
 template <typename TG>
 void finalize_symmetric(int64_t d, const TG* g_in, TG* out,
-                        const double* const* accs, int n_acc) {
-  constexpr int64_t kTile = 64;
-  for (int64_t ib = 0; ib < d; ib += kTile) {
+                        const double* const* accs, int n_acc, int64_t t0,
+                        int64_t t1) {
+  constexpr int64_t kTile = kFinalizeTile;
+  for (int64_t ib = t0 * kTile; ib < std::min(d, t1 * kTile); ib += kTile) {
     const int64_t ie = std::min(ib + kTile, d);
     for (int64_t jb = ib; jb < d; jb += kTile) {
       const int64_t je = std::min(jb + kTile, d);

@@ -7,6 +7,7 @@
 
 #include "blas/blas.h"
 #include "ffi/targets.h"
+#include "gram/buffer_pool.h"
 #include "gram/gram_accumulate.h"
 #include "gram/parallel.h"
 
@@ -44,6 +45,8 @@ PYBIND11_MODULE(_ext, m) {
         os << clipcore::blas::info()
            << "; clipcore_threads=" << clipcore::gram::default_num_threads()
            << "; block_rows_f32=" << clipcore::gram::default_block_rows(0, true)
+           << "; buffer_cache_mb="
+           << (clipcore::BufferPool::max_cached_bytes() >> 20)
 #ifdef CLIPCORE_BUILD_FLAGS
            << "; build=" << CLIPCORE_BUILD_FLAGS
 #endif
@@ -51,6 +54,11 @@ PYBIND11_MODULE(_ext, m) {
         return os.str();
       },
       "str: the linked BLAS, its thread setting and clipcore's defaults.");
+
+  m.def(
+      "release_buffers", []() { return clipcore::BufferPool::clear(); },
+      "Free the cached accumulator buffers (kept between calls up to "
+      "CLIPCORE_BUFFER_CACHE_MB, default 128); returns the bytes freed.");
 
   m.def("available_cpus", &clipcore::available_cpus,
         "int: CPUs this process may run on (sched affinity).");

@@ -44,7 +44,7 @@ GRAM_TARGET = "clipcore_gram_accumulate"
 
 #: Whether "auto" backends should prefer the compiled core on CPU: measured
 #: faster than XLA's dot (which computes the full Φᵀ Φ GEMM, twice syrk's
-#: flops), see bench/bench_gram.py and bench/RESULTS.md.
+#: flops), measured with bench/bench_gram.py.
 PREFERRED = True
 
 _STRATEGIES = {"rows": 0, "blas": 1}
