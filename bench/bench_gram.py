@@ -81,13 +81,22 @@ def _block(x):
     return x
 
 
+GAP_S = 0.3
+
+
 def time_round_robin(fns: dict, repeats: int) -> dict[str, list[float]]:
-    """Warm each fn once, then time them in turn `repeats` times."""
+    """Warm each fn once, then time them in turn `repeats` times.
+
+    Sleeps GAP_S before each timed call: after a call, OpenBLAS's worker
+    threads (NumPy's copy) and XLA's spin for up to ~0.1 s before sleeping,
+    which would slow whichever method runs next on a small machine.
+    """
     for fn in fns.values():
         _block(fn())
     times = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
+            time.sleep(GAP_S)
             t0 = time.perf_counter()
             _block(fn())
             times[k].append(time.perf_counter() - t0)
@@ -219,7 +228,9 @@ def main(argv=None):
     ap.add_argument("--threading", action="store_true", help="strategy / block_rows sweep instead of the table")
     ap.add_argument("--stream", action="store_true", help="fori_loop over row blocks instead of the table")
     ap.add_argument("--stream-rows", type=int, default=16384)
+    ap.add_argument("--gap", type=float, default=GAP_S, help="seconds idle before each timed call")
     args = ap.parse_args(argv)
+    globals()["GAP_S"] = args.gap
 
     print(machine_info())
     print()
