@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -86,6 +88,27 @@ def test_available_reports_a_reason_when_not():
         assert _ffi.unavailable_reason() is None
     else:
         assert _ffi.unavailable_reason()
+
+
+def test_missing_extension_reports_unavailable():
+    """A broken or absent _ext leaves available() False with a reason, no crash."""
+    code = (
+        "import sys; sys.modules['clipcore._ext'] = None\n"
+        "import jax.numpy as jnp\n"
+        "from clipcore import _ffi\n"
+        "assert not _ffi.available()\n"
+        "assert 'could not be imported' in _ffi.unavailable_reason()\n"
+        "try:\n"
+        "    _ffi.gram_accumulate(jnp.zeros((2, 2)), jnp.zeros((3, 2)))\n"
+        "except RuntimeError as e:\n"
+        "    assert 'could not be imported' in str(e)\n"
+        "else:\n"
+        "    raise AssertionError('no error')\n"
+        "print(_ffi.gram_accumulate_jax(jnp.zeros((2, 2)), jnp.ones((3, 2)))[0, 0])\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "3.0"
 
 
 @needs_ext
