@@ -35,7 +35,7 @@ from ._setup import (
 from .covariance import Covariances, column_cosine, feature_covariance, joint_covariances
 from .entropy import DEFAULT_CLAMP, matrix_entropy, renyi_entropy
 from .kernels import FeatureMap, features, gaussian_kernel
-from .schur import EPSILON, SchurSpectra, schur_dual, schur_primal
+from .schur import EPSILON, SchurSpectra, _pad, schur_dual, schur_primal
 
 __all__ = ["SCEResult", "VendiResult", "sce", "vendi", "rke", "DegenerateWarning"]
 
@@ -401,9 +401,9 @@ def vendi(
         else:
             (k,) = _dual_grams(setup, prec, "paper", x)
             eigs = jnp.linalg.eigvalsh(k)
-        eigs = jnp.maximum(eigs[::-1], 0.0)
-        if not setup.exact and eigs.shape[0] < d:
-            eigs = jnp.concatenate([eigs, jnp.zeros((d - eigs.shape[0],), eigs.dtype)])
+        # descending, clipped; the dual's n eigenvalues are cut or zero-padded
+        # to the primal dimension d so the 1e-10 clamp counts the same entries.
+        eigs = _pad(jnp.maximum(eigs[::-1], 0.0), None if setup.exact else d)
         log_score = float(renyi_entropy(eigs, order, clamp))
         host = _host(eigs)
     return VendiResult(
