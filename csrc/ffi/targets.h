@@ -12,4 +12,16 @@ namespace clipcore {
 inline constexpr const char kGramAccumulateTarget[] = "clipcore_gram_accumulate";
 extern "C" XLA_FFI_Error* ClipcoreGramAccumulateCpu(XLA_FFI_CallFrame* frame);
 
+// "clipcore_eigvalsh" on platform "cpu": operand A [n, n] or a batch
+//   [b, n, n] (float32|float64, symmetric; upper triangles read), result w
+//   [n] or [b, n] ascending (LAPACK ?syevr, no eigenvectors; the matrices of
+//   a batch are solved concurrently on XLA's CPU thread pool).
+inline constexpr const char kEigvalshTarget[] = "clipcore_eigvalsh";
+extern "C" XLA_FFI_Error* ClipcoreEigvalshCpu(XLA_FFI_CallFrame* frame);
+
+// "clipcore_eigh" on platform "cpu": operand A [n, n], results w [n]
+//   ascending and Vᵀ [n, n] (row k = unit eigenvector of w[k]; LAPACK ?syevd).
+inline constexpr const char kEighTarget[] = "clipcore_eigh";
+extern "C" XLA_FFI_Error* ClipcoreEighCpu(XLA_FFI_CallFrame* frame);
+
 }  // namespace clipcore

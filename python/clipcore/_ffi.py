@@ -36,11 +36,21 @@ __all__ = [
     "gram_accumulate",
     "gram_accumulate_jax",
     "GRAM_TARGET",
+    "EIGVALSH_TARGET",
+    "eigvalsh",
+    "eigh",
+    "EIGH_TARGET",
     "PREFERRED",
 ]
 
 #: FFI target name of the Gram accumulation (platform "cpu").
 GRAM_TARGET = "clipcore_gram_accumulate"
+
+#: FFI target name of the LAPACK eigenvalue solver (platform "cpu").
+EIGVALSH_TARGET = "clipcore_eigvalsh"
+
+#: FFI target name of the LAPACK eigendecomposition (platform "cpu").
+EIGH_TARGET = "clipcore_eigh"
 
 #: Whether "auto" backends should prefer the compiled core on CPU: measured
 #: faster than XLA's dot (which computes the full Φᵀ Φ GEMM, twice syrk's
@@ -230,3 +240,74 @@ def gram_accumulate_jax(G: jax.Array, phi: jax.Array) -> jax.Array:
     )
     # One rounding to G's dtype (a float32 G with float64 Φ is summed in float64).
     return (G.astype(acc_dt) + prod).astype(g_dt)
+
+
+def eigvalsh(a: jax.Array) -> jax.Array:
+    """Eigenvalues (ascending) of a symmetric matrix, or of a batch of them.
+
+    On CPU this calls LAPACK ``?syevr`` through the compiled core (XLA's CPU
+    ``eigh`` always forms the eigenvectors, about twice the work), solving
+    the matrices of a batch concurrently; elsewhere, or when the extension is
+    missing, ``jnp.linalg.eigvalsh``. Usable inside ``jax.jit``. The upper
+    triangle is read (symmetrise first).
+
+    Args:
+      a: ``[n, n]`` or ``[b, n, n]``, float32 or float64.
+
+    Returns:
+      ``[n]`` or ``[b, n]`` eigenvalues in ascending order, ``a``'s dtype.
+    """
+    a = jnp.asarray(a)
+    if a.ndim not in (2, 3) or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"eigvalsh: expected a square [n, n] matrix or [b, n, n], got shape {list(a.shape)}")
+    if np.dtype(a.dtype) not in _FLOATS:
+        raise ValueError(f"eigvalsh: dtype must be float32 or float64, got {a.dtype}")
+
+    def default(m):
+        return jnp.linalg.eigvalsh(m, UPLO="U", symmetrize_input=False)
+
+    if not _registered:
+        return default(a)
+
+    def on_cpu(m):
+        call = jax.ffi.ffi_call(EIGVALSH_TARGET, jax.ShapeDtypeStruct(m.shape[:-1], m.dtype))
+        return call(m)
+
+    return jax.lax.platform_dependent(a, cpu=on_cpu, default=default)
+
+
+def eigh(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix.
+
+    LAPACK ``?syevd`` through the compiled core on CPU, ``jnp.linalg.eigh``
+    elsewhere or without the extension. The upper triangle of ``a`` is read.
+
+    Args:
+      a: ``[n, n]`` float32 or float64.
+
+    Returns:
+      ``(w, v)``: ``[n]`` ascending eigenvalues and ``[n, n]`` eigenvectors
+      (column k belongs to ``w[k]``), as ``jnp.linalg.eigh``.
+    """
+    a = jnp.asarray(a)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"eigh: expected a square [n, n] matrix, got shape {list(a.shape)}")
+    if np.dtype(a.dtype) not in _FLOATS:
+        raise ValueError(f"eigh: dtype must be float32 or float64, got {a.dtype}")
+    if not _registered:
+        w, v = jnp.linalg.eigh(a, UPLO="U", symmetrize_input=False)
+        return w, v
+
+    def on_cpu(m):
+        n = m.shape[0]
+        call = jax.ffi.ffi_call(
+            EIGH_TARGET, (jax.ShapeDtypeStruct((n,), m.dtype), jax.ShapeDtypeStruct((n, n), m.dtype))
+        )
+        w, vt = call(m)
+        return w, vt.T
+
+    def default(m):
+        w, v = jnp.linalg.eigh(m, UPLO="U", symmetrize_input=False)
+        return w, v
+
+    return jax.lax.platform_dependent(a, cpu=on_cpu, default=default)

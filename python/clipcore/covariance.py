@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .kernels import FeatureMap, features
+from .kernels import FeatureMap, features, gaussian_kernel
 
 __all__ = [
     "Covariances",
@@ -34,6 +34,7 @@ __all__ = [
     "feature_covariance",
     "default_block_size",
     "column_cosine",
+    "dual_gram",
 ]
 
 _HI = lax.Precision.HIGHEST
@@ -229,3 +230,56 @@ def feature_covariance(
         feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype), backend=backend,
     )
     return g / n
+
+
+@functools.partial(jax.jit, static_argnames=("kind", "fmap", "normalize", "feature_dtype", "acc_dtype", "backend"))
+def _dual_gram(x, omega, sigma, *, kind, fmap, normalize, feature_dtype, acc_dtype, backend):
+    n, d = x.shape
+    if normalize:
+        x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
+    if kind == "exact":
+        xa = x.astype(acc_dtype)
+        return gaussian_kernel(xa, xa, sigma) / n
+    if kind == "colcos":
+        xa = x.astype(acc_dtype)
+        phi_t = (xa / jnp.linalg.norm(xa, axis=0, keepdims=True) * np.sqrt(n / d)).T
+    elif fmap.kind == "rff":
+        # Φᵀ formed directly ([2D, n], rows contiguous): no transpose copy.
+        proj_t = jnp.dot(omega.astype(feature_dtype).T, x.astype(feature_dtype).T, precision=_HI)
+        scale = jnp.asarray(1.0 / np.sqrt(omega.shape[1]), feature_dtype)
+        phi_t = (jnp.concatenate([jnp.cos(proj_t), jnp.sin(proj_t)], axis=0) * scale).astype(acc_dtype)
+    else:
+        phi_t = features(x.astype(feature_dtype), fmap, omega).astype(acc_dtype).T
+    if backend == "ffi":
+        # Φ Φᵀ = (Φᵀ)ᵀ (Φᵀ): the compiled syrk on the transposed features.
+        return _gram_ffi(jnp.zeros((n, n), acc_dtype), phi_t) / n
+    return jnp.dot(phi_t.T, phi_t, precision=_HI) / n
+
+
+def dual_gram(
+    x: jax.Array,
+    fmap: FeatureMap | None,
+    omega: jax.Array | None = None,
+    *,
+    sigma: float | None = None,
+    column_cosine: bool = False,
+    normalize: bool = False,
+    feature_dtype=jnp.float64,
+    acc_dtype=jnp.float64,
+    backend: str = "jax",
+) -> jax.Array:
+    """The dual Gram matrix K = Φ Φᵀ / n of one set ``x: [n, d]`` → ``[n, n]``.
+
+    Args:
+      fmap: the feature map, or ``None`` for the exact Gaussian kernel
+        k(x_i, x_j) / n with bandwidth ``sigma``.
+      column_cosine: the clip-dissection cosine convention (Φ = the
+        column-normalised x scaled so that Φᵀ Φ / n = x̂ᵀ x̂ / d).
+      normalize: L2-normalise rows first.
+    """
+    kind = "exact" if fmap is None else ("colcos" if column_cosine else "features")
+    return _dual_gram(
+        x, omega, None if sigma is None else jnp.asarray(sigma, acc_dtype), kind=kind, fmap=fmap,
+        normalize=bool(normalize), feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype),
+        backend=backend,
+    )

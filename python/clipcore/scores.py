@@ -15,6 +15,7 @@ carry their provenance (SPEC.md, "Results carry their provenance").
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, NamedTuple
 
@@ -23,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate as V
+from ._ffi import eigvalsh
 from ._setup import (
     EPS32,
     METHODS,
@@ -32,7 +34,7 @@ from ._setup import (
     resolve_kernel,
     resolve_precision,
 )
-from .covariance import Covariances, column_cosine, feature_covariance, joint_covariances
+from .covariance import Covariances, _dual_gram, column_cosine, feature_covariance, joint_covariances
 from .entropy import DEFAULT_CLAMP, matrix_entropy, renyi_entropy
 from .kernels import FeatureMap, features, gaussian_kernel
 from .schur import EPSILON, SchurSpectra, _pad, schur_dual, schur_primal
@@ -146,23 +148,36 @@ def _choose_method(method: str, setup: KernelSetup, dims: tuple[int, ...], n: in
     return "primal" if max(dims) <= n else "dual"
 
 
-def _dual_grams(setup: KernelSetup, prec: Precision, convention: str, *sets: jax.Array):
-    """K = Φ Φᵀ / n for each set, in the accumulator dtype (n small here)."""
-    out = []
-    for x in sets:
-        n, d = x.shape
-        x = setup.prepare(x)
-        if setup.exact:
-            xa = x.astype(prec.acc)
-            out.append(gaussian_kernel(xa, xa, setup.sigma) / n)
-            continue
-        if setup.kernel == "cosine" and convention == "clip-dissection":
-            xa = x.astype(prec.acc)
-            phi = xa / jnp.linalg.norm(xa, axis=0, keepdims=True) * np.sqrt(n / d)
-        else:
-            phi = features(x.astype(prec.feature), setup.fmap, setup.omega).astype(prec.acc)
-        out.append(phi @ phi.T / n)
-    return out
+def _dual_static(setup: KernelSetup, prec: Precision, convention: str, backend: str) -> dict:
+    """Static options of :func:`clipcore.covariance.dual_gram` for ``setup``."""
+    colcos = setup.kernel == "cosine" and convention == "clip-dissection"
+    return dict(
+        kind="exact" if setup.exact else ("colcos" if colcos else "features"), fmap=setup.fmap,
+        normalize=setup.normalize, feature_dtype=jnp.dtype(prec.feature), acc_dtype=jnp.dtype(prec.acc),
+        backend=backend,
+    )
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("kind", "fmap", "normalize", "feature_dtype", "acc_dtype", "backend", "mode", "pad_to"),
+)
+def _dual_spectra(texts, images, omega, sigma, rtol, ridge, *, mode, pad_to, **static):
+    """Both n×n Gram matrices and the dual Schur spectra in one program."""
+    sig = None if sigma is None else jnp.asarray(sigma, static["acc_dtype"])
+    k_t = _dual_gram(texts, omega, sig, **static)
+    k_x = _dual_gram(images, omega, sig, **static)
+    return schur_dual(k_t, k_x, rtol, EPSILON, ridge, mode=mode, pad_to=pad_to)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("kind", "fmap", "normalize", "feature_dtype", "acc_dtype", "backend", "pad_to")
+)
+def _dual_image_eigs(x, omega, sigma, *, pad_to, **static):
+    """Descending eigenvalues of K_X = Φ Φᵀ / n, cut or zero-padded to ``pad_to``."""
+    sig = None if sigma is None else jnp.asarray(sigma, static["acc_dtype"])
+    k = _dual_gram(x, omega, sig, **static)
+    return _pad(jnp.maximum(eigvalsh(0.5 * (k + k.T))[::-1], 0.0), pad_to)
 
 
 def _primal_covariances(setup, prec, convention, backend, block_size, texts, images) -> Covariances:
@@ -310,9 +325,11 @@ def sce(
             cov = _primal_covariances(setup, prec, convention, backend_name, block_size, texts, images)
             spectra: SchurSpectra = schur_primal(cov.tt, cov.tx, cov.xx, rtol_v, EPSILON, ridge_v, mode=mode)
         else:
-            k_t, k_x = _dual_grams(setup, prec, convention, texts, images)
-            pad = None if setup.exact else d_x
-            spectra = schur_dual(k_t, k_x, rtol_v, EPSILON, ridge_v, mode=mode, pad_to=pad)
+            spectra = _dual_spectra(
+                texts, images, setup.omega, setup.sigma, rtol_v, ridge_v,
+                **_dual_static(setup, prec, convention, backend_name),
+                mode=mode, pad_to=None if setup.exact else d_x,
+            )
 
         log_s = matrix_entropy(spectra.complement, clamp)
         log_t = matrix_entropy(spectra.text, clamp)
@@ -338,7 +355,7 @@ def sce(
         method=f"{how}/{setup.method_name}", convention=convention, n=n, num_features=d_x,
         rff_features=(setup.fmap.num_frequencies if setup.fmap is not None and setup.fmap.kind == "rff" else None),
         rtol=rtol_v, ridge=ridge, clamp=clamp, dtype=prec.name,
-        backend=backend_name if how == "primal" else "jax", seed=setup.seed,
+        backend=backend_name, seed=setup.seed,
         omega=None if setup.omega is None else np.asarray(setup.omega),
     )
 
@@ -397,13 +414,15 @@ def vendi(
                 setup.prepare(x), setup.fmap, setup.omega, block_size=block_size,
                 feature_dtype=prec.feature, acc_dtype=prec.acc, backend=backend_name,
             )
-            eigs = jnp.linalg.eigvalsh(0.5 * (c + c.T))
+            eigs = eigvalsh(0.5 * (c + c.T))
+            eigs = _pad(jnp.maximum(eigs[::-1], 0.0), d)
         else:
-            (k,) = _dual_grams(setup, prec, "paper", x)
-            eigs = jnp.linalg.eigvalsh(k)
-        # descending, clipped; the dual's n eigenvalues are cut or zero-padded
-        # to the primal dimension d so the 1e-10 clamp counts the same entries.
-        eigs = _pad(jnp.maximum(eigs[::-1], 0.0), None if setup.exact else d)
+            # the dual's n eigenvalues are cut or zero-padded to the primal
+            # dimension d, so the 1e-10 clamp counts the same entries.
+            eigs = _dual_image_eigs(
+                x, setup.omega, setup.sigma, pad_to=None if setup.exact else d,
+                **_dual_static(setup, prec, "paper", backend_name),
+            )
         log_score = float(renyi_entropy(eigs, order, clamp))
         host = _host(eigs)
     return VendiResult(
@@ -411,7 +430,7 @@ def vendi(
         kernel=setup.kernel, sigma=setup.sigma, method=f"{how}/{setup.method_name}", n=n,
         num_features=d,
         rff_features=(setup.fmap.num_frequencies if setup.fmap is not None and setup.fmap.kind == "rff" else None),
-        clamp=clamp, dtype=prec.name, backend=backend_name if how == "primal" else "jax",
+        clamp=clamp, dtype=prec.name, backend=backend_name,
         seed=setup.seed,
     )
 

@@ -1,0 +1,26 @@
+// Thin wrappers over the LAPACK routines the compiled core uses
+// (scipy-openblas32's LAPACKE, symbols prefixed scipy_, 32-bit integers).
+#pragma once
+
+#include <cstdint>
+
+namespace clipcore::lapack {
+
+// Eigenvalues (ascending) of the symmetric n×n matrix `a` (column-major,
+// leading dimension lda; only its lower triangle is read, and it is
+// overwritten). `w` receives n values. Relatively robust representations
+// (?syevr, the driver scipy.linalg.eigvalsh uses), eigenvalues only.
+// Returns LAPACK's info (0 on success, > 0: no convergence).
+int syevr_values(int64_t n, double* a, int64_t lda, double* w);
+int syevr_values(int64_t n, float* a, int64_t lda, float* w);
+
+// Eigenvalues (ascending, into w) and eigenvectors of the symmetric n×n
+// column-major matrix `a` (lower triangle read); on return column k of `a`
+// holds the eigenvector of w[k]. Divide and conquer (?syevd).
+int syevd_vectors(int64_t n, double* a, int64_t lda, double* w);
+int syevd_vectors(int64_t n, float* a, int64_t lda, float* w);
+
+// Threads the linked LAPACK/BLAS may use for the next calls (process-wide).
+void use_all_threads();
+
+}  // namespace clipcore::lapack

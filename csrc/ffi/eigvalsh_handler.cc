@@ -1,0 +1,119 @@
+// XLA FFI handler (typed API) for eigvalsh on CPU: dtype dispatch and shape
+// checks, then linalg::eigvalsh.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "blas/blas.h"
+#include "ffi/xla_executor.h"
+#include "gram/gram_accumulate.h"
+#include "gram/parallel.h"
+
+#include "ffi/ffi_common.h"
+#include "ffi/targets.h"
+#include "linalg/eigvalsh.h"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace clipcore {
+namespace {
+
+constexpr const char* kOp = "eigvalsh: ";
+
+template <typename T>
+ffi::Error run(ffi::AnyBuffer a, ffi::Result<ffi::AnyBuffer> w, int64_t batch, int64_t n,
+               Executor* executor) {
+  const T* in = static_cast<const T*>(a.untyped_data());
+  T* out = static_cast<T*>(w->untyped_data());
+  std::vector<std::string> errors(static_cast<size_t>(batch));
+  const int participants =
+      static_cast<int>(std::min<int64_t>(batch, 1 + executor->helpers_available()));
+  // Several matrices at once: one single-threaded LAPACK call per thread
+  // (OpenBLAS set to one thread, as the Gram accumulation does).
+  if (participants > 1 && blas::get_num_threads() != 1) blas::set_num_threads(1);
+  parallel_chunks(batch, participants, executor, [&](int, int64_t k) {
+    errors[k] = linalg::eigvalsh<T>(in + k * n * n, n, out + k * n);
+  });
+  for (int64_t k = 0; k < batch; ++k) {
+    if (!errors[k].empty())
+      return ffi::Error::InvalidArgument(batch > 1 ? errors[k] + " (matrix " + std::to_string(k) + ")"
+                                                   : errors[k]);
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error EigvalshImpl(ffi::ThreadPool pool, ffi::AnyBuffer a, ffi::Result<ffi::AnyBuffer> w) {
+  using ffi_util::dtype_name;
+  using ffi_util::shape_str;
+  const auto ad = a.dimensions();
+  const auto wd = w->dimensions();
+  const auto t = a.element_type();
+  if (t != ffi::DataType::F32 && t != ffi::DataType::F64)
+    return ffi::Error::InvalidArgument(std::string(kOp) + "dtype must be float32 or float64, got " +
+                                       dtype_name(t));
+  if ((ad.size() != 2 && ad.size() != 3) || ad[ad.size() - 1] != ad[ad.size() - 2])
+    return ffi::Error::InvalidArgument(std::string(kOp) +
+                                       "expected a square [n, n] matrix or a batch [b, n, n], got " +
+                                       shape_str(ad));
+  const int64_t n = ad[ad.size() - 1];
+  const int64_t batch = ad.size() == 3 ? ad[0] : 1;
+  const bool w_ok = ad.size() == 3 ? (wd.size() == 2 && wd[0] == batch && wd[1] == n)
+                                   : (wd.size() == 1 && wd[0] == n);
+  if (w->element_type() != t || !w_ok)
+    return ffi::Error::InvalidArgument(std::string(kOp) + "output must be " + dtype_name(t) + " " +
+                                       (ad.size() == 3 ? "[b, n]" : "[n]") + " for input " +
+                                       shape_str(ad) + ", got " + dtype_name(w->element_type()) + " " +
+                                       shape_str(wd));
+  ffi_util::XlaPoolExecutor executor(pool, gram::default_num_threads() - 1);
+  return t == ffi::DataType::F32 ? run<float>(a, w, batch, n, &executor)
+                                 : run<double>(a, w, batch, n, &executor);
+}
+
+template <typename T>
+ffi::Error run_eigh(ffi::AnyBuffer a, ffi::Result<ffi::AnyBuffer> w, ffi::Result<ffi::AnyBuffer> vt,
+                    int64_t n) {
+  std::string err = linalg::eigh<T>(static_cast<const T*>(a.untyped_data()), n,
+                                    static_cast<T*>(w->untyped_data()),
+                                    static_cast<T*>(vt->untyped_data()));
+  if (!err.empty()) return ffi::Error::InvalidArgument(err);
+  return ffi::Error::Success();
+}
+
+ffi::Error EighImpl(ffi::AnyBuffer a, ffi::Result<ffi::AnyBuffer> w, ffi::Result<ffi::AnyBuffer> vt) {
+  using ffi_util::dtype_name;
+  using ffi_util::shape_str;
+  const auto ad = a.dimensions();
+  const auto t = a.element_type();
+  if (t != ffi::DataType::F32 && t != ffi::DataType::F64)
+    return ffi::Error::InvalidArgument(std::string("eigh: dtype must be float32 or float64, got ") +
+                                       dtype_name(t));
+  if (ad.size() != 2 || ad[0] != ad[1])
+    return ffi::Error::InvalidArgument("eigh: expected a square [n, n] matrix, got " + shape_str(ad));
+  const int64_t n = ad[0];
+  const auto wd = w->dimensions();
+  const auto vd = vt->dimensions();
+  if (w->element_type() != t || wd.size() != 1 || wd[0] != n || vt->element_type() != t ||
+      vd.size() != 2 || vd[0] != n || vd[1] != n)
+    return ffi::Error::InvalidArgument("eigh: outputs must be " + std::string(dtype_name(t)) + " [" +
+                                       std::to_string(n) + "] and [" + std::to_string(n) + ", " +
+                                       std::to_string(n) + "], got " + shape_str(wd) + " and " +
+                                       shape_str(vd));
+  return t == ffi::DataType::F32 ? run_eigh<float>(a, w, vt, n) : run_eigh<double>(a, w, vt, n);
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ClipcoreEighCpu, EighImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()   // A [n, n]
+                                  .Ret<ffi::AnyBuffer>()   // w [n], ascending
+                                  .Ret<ffi::AnyBuffer>());  // Vᵀ [n, n]: row k = eigenvector k
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ClipcoreEigvalshCpu, EigvalshImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::AnyBuffer>()   // A [n, n] or [b, n, n]
+                                  .Ret<ffi::AnyBuffer>());  // w [n] or [b, n], ascending
+
+}  // namespace clipcore
