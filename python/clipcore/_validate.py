@@ -27,13 +27,29 @@ def _first_bad_row(mask_rows: Any) -> int:
     return int(np.flatnonzero(np.asarray(mask_rows))[0])
 
 
-def as_embeddings(x: Any, name: str, *, allow_empty: bool = False) -> jax.Array:
+def _row_sq_norms(x: Any) -> np.ndarray:
+    """Σ_j x_ij² per row, in one pass (NumPy for host arrays, one jit for jax)."""
+    if isinstance(x, jax.Array):
+        return np.asarray(_row_sq_jit(x))
+    return np.einsum("ij,ij->i", x, x)
+
+
+@jax.jit
+def _row_sq_jit(x):
+    return jnp.sum(x * x, axis=1)
+
+
+def as_embeddings(x: Any, name: str, *, nonzero_rows: bool = False) -> jax.Array:
     """Return ``x`` as a 2-D floating ``jax.Array`` or raise a ``ValueError``.
+
+    One pass over the data: the per-row sums of squares are non-finite
+    exactly when a row holds NaN/Inf (or overflows, which is then told apart
+    by a second look at that row only) and zero for a zero row.
 
     Args:
       x: array-like ``[n, d]``.
       name: the argument's name, used in error messages.
-      allow_empty: accept ``n == 0``.
+      nonzero_rows: also reject rows of zero norm (the cosine kernel).
     """
     if x is None:
         raise ValueError(f"{name}: expected an array of shape [n, d], got None")
@@ -52,30 +68,45 @@ def as_embeddings(x: Any, name: str, *, allow_empty: bool = False) -> jax.Array:
     n, d = x.shape
     if d == 0:
         raise ValueError(f"{name}: embeddings have zero dimensions (shape {tuple(x.shape)})")
-    if n == 0 and not allow_empty:
+    if n == 0:
         raise ValueError(f"{name}: empty set of embeddings (shape {tuple(x.shape)})")
-    check_finite_rows(x, name)
-    return jnp.asarray(x)
+    sq = _row_sq_norms(x)
+    suspicious = np.flatnonzero(~np.isfinite(sq))
+    for row in suspicious:  # NaN/Inf, or a finite row whose square sum overflowed
+        values = np.asarray(x[row])
+        if not np.isfinite(values).all():
+            kind = "NaN" if np.isnan(values).any() else "Inf"
+            raise ValueError(f"{name}: contains {kind} at row {int(row)}")
+    if nonzero_rows:
+        zero = np.flatnonzero(sq == 0)
+        if zero.size:
+            raise ValueError(
+                f"{name}: row {int(zero[0])} has zero norm; the cosine kernel "
+                "needs a direction for every embedding"
+            )
+    # device_put, not jnp.asarray: a 64-byte-aligned host array is then used
+    # in place on the CPU device instead of being copied.
+    return x if isinstance(x, jax.Array) else jax.device_put(np.asarray(x))
 
 
 def check_finite_rows(x: Any, name: str, *, row_offset: int = 0, where: str = "") -> None:
     """Raise if any entry of ``x`` is NaN or ±Inf, naming the first bad row."""
-    finite_rows = jnp.all(jnp.isfinite(x), axis=1)
-    if not bool(jnp.all(finite_rows)):
-        row = _first_bad_row(~np.asarray(finite_rows)) + row_offset
-        bad = np.asarray(x[row - row_offset])
-        kind = "NaN" if np.isnan(bad).any() else "Inf"
-        loc = f" ({where})" if where else ""
-        raise ValueError(f"{name}: contains {kind} at row {row}{loc}")
+    finite_rows = np.isfinite(_row_sq_norms(x))
+    if not finite_rows.all():
+        for row in np.flatnonzero(~finite_rows):
+            bad = np.asarray(x[row])
+            if not np.isfinite(bad).all():
+                kind = "NaN" if np.isnan(bad).any() else "Inf"
+                loc = f" ({where})" if where else ""
+                raise ValueError(f"{name}: contains {kind} at row {int(row) + row_offset}{loc}")
 
 
 def check_nonzero_rows(x: jax.Array, name: str) -> None:
     """The cosine kernel divides by row norms: a zero row has no direction."""
-    norms = jnp.linalg.norm(x, axis=1)
-    zero = np.asarray(norms == 0)
-    if zero.any():
+    zero = np.flatnonzero(_row_sq_norms(x) == 0)
+    if zero.size:
         raise ValueError(
-            f"{name}: row {int(np.flatnonzero(zero)[0])} has zero norm; the cosine kernel "
+            f"{name}: row {int(zero[0])} has zero norm; the cosine kernel "
             "needs a direction for every embedding"
         )
 

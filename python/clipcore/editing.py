@@ -151,8 +151,9 @@ def fit_editor(
       :class:`Editor`.  Its arrays follow the user's x64 setting (float32
       unless x64 is enabled), computed in float64.
     """
-    images = V.as_embeddings(images, "images")
-    texts = V.as_embeddings(texts, "texts")
+    nonzero = (kernel == "cosine" and convention == "paper") or bool(normalize)
+    images = V.as_embeddings(images, "images", nonzero_rows=nonzero)
+    texts = V.as_embeddings(texts, "texts", nonzero_rows=nonzero)
     V.check_pair(images, texts, same_dim=True)
     prec = resolve_precision(dtype)
     block_size = V.check_positive_int(block_size, "block_size")
@@ -170,9 +171,6 @@ def fit_editor(
             kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
             normalize=bool(normalize), convention=convention, sample=images, dims=(images.shape[1],),
         )
-        if setup.kernel == "cosine" and convention == "paper":
-            V.check_nonzero_rows(images, "images")
-            V.check_nonzero_rows(texts, "texts")
         if setup.kernel == "cosine" and convention == "clip-dissection":
             V.check_nonzero_columns(images, "images")
             V.check_nonzero_columns(texts, "texts")

@@ -292,8 +292,9 @@ def sce(
     Raises:
       ValueError: on invalid input, naming the argument.
     """
-    images = V.as_embeddings(images, "images")
-    texts = V.as_embeddings(texts, "texts")
+    nonzero = kernel == "cosine" or bool(normalize)
+    images = V.as_embeddings(images, "images", nonzero_rows=nonzero)
+    texts = V.as_embeddings(texts, "texts", nonzero_rows=nonzero)
     V.check_pair(images, texts, same_dim=(kernel == "gaussian"))
     prec = resolve_precision(dtype)
     clamp = _check_clamp(clamp)
@@ -308,9 +309,6 @@ def sce(
             kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
             normalize=normalize, convention=convention, sample=images, dims=(images.shape[1],),
         )
-        if setup.kernel == "cosine" or normalize:
-            V.check_nonzero_rows(images, "images")
-            V.check_nonzero_rows(texts, "texts")
         if setup.kernel == "cosine" and convention == "clip-dissection":
             V.check_nonzero_columns(images, "images")
             V.check_nonzero_columns(texts, "texts")
@@ -393,7 +391,7 @@ def vendi(
     Returns:
       :class:`VendiResult` (``float(result)`` is the score).
     """
-    x = V.as_embeddings(x, "x")
+    x = V.as_embeddings(x, "x", nonzero_rows=(kernel == "cosine" or bool(normalize)))
     prec = resolve_precision(dtype)
     order = _check_order(order)
     clamp = _check_clamp(clamp)
@@ -405,8 +403,6 @@ def vendi(
             kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
             normalize=bool(normalize), convention="paper", sample=x, dims=(x.shape[1],),
         )
-        if setup.kernel == "cosine" or normalize:
-            V.check_nonzero_rows(x, "x")
         d = _feature_dim(setup, x.shape[1], n)
         how = _choose_method(method, setup, (d,), n)
         if how == "primal":
