@@ -247,13 +247,14 @@ def _dual_gram(x, omega, sigma, *, kind, fmap, normalize, feature_dtype, acc_dty
         # Φᵀ formed directly ([2D, n], rows contiguous): no transpose copy.
         proj_t = jnp.dot(omega.astype(feature_dtype).T, x.astype(feature_dtype).T, precision=_HI)
         scale = jnp.asarray(1.0 / np.sqrt(omega.shape[1]), feature_dtype)
-        phi_t = (jnp.concatenate([jnp.cos(proj_t), jnp.sin(proj_t)], axis=0) * scale).astype(acc_dtype)
+        phi_t = jnp.concatenate([jnp.cos(proj_t), jnp.sin(proj_t)], axis=0) * scale
     else:
-        phi_t = features(x.astype(feature_dtype), fmap, omega).astype(acc_dtype).T
+        phi_t = features(x.astype(feature_dtype), fmap, omega).T
     if backend == "ffi":
-        # Φ Φᵀ = (Φᵀ)ᵀ (Φᵀ): the compiled syrk on the transposed features.
+        # Φ Φᵀ = (Φᵀ)ᵀ (Φᵀ): the compiled syrk on the transposed features
+        # (float32 features: float32 sub-blocks summed in float64).
         return _gram_ffi(jnp.zeros((n, n), acc_dtype), phi_t) / n
-    return jnp.dot(phi_t.T, phi_t, precision=_HI) / n
+    return jnp.dot(phi_t.T, phi_t, precision=_HI).astype(acc_dtype) / n
 
 
 def dual_gram(
