@@ -1,4 +1,4 @@
-"""The compiled LAPACK eigen-solvers (XLA FFI) against NumPy float64 LAPACK."""
+"""The compiled LAPACK eigenvalue solver (XLA FFI) against NumPy float64 LAPACK."""
 
 import re
 
@@ -53,28 +53,9 @@ def test_eigvalsh_reads_the_upper_triangle():
     np.testing.assert_allclose(_ffi.eigvalsh(garbage), np.linalg.eigvalsh(a), atol=1e-10)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n", [0, 1, 5, 120])
-def test_eigh_matches_numpy(dtype, n):
-    a = _sym(np.random.default_rng(n + 7), n, dtype)
-    w, v = jax.jit(_ffi.eigh)(a)
-    w, v = np.asarray(w, np.float64), np.asarray(v, np.float64)
-    ref = np.linalg.eigvalsh(a.astype(np.float64))
-    scale = max(1.0, float(np.abs(ref).max(initial=0)))
-    tol = TOL[dtype] * scale * max(n, 1)
-    np.testing.assert_allclose(w, ref, atol=tol)
-    if n:
-        np.testing.assert_allclose(v @ np.diag(w) @ v.T, a, atol=10 * tol)   # A = V diag(w) Vᵀ
-        np.testing.assert_allclose(v.T @ v, np.eye(n), atol=10 * TOL[dtype] * n)  # orthonormal columns
-
-
-def test_twins_agree_with_the_jax_fallback():
+def test_agrees_with_the_jax_fallback():
     a = _sym(np.random.default_rng(3), 50, np.float64)
     np.testing.assert_allclose(_ffi.eigvalsh(a), jnp.linalg.eigvalsh(a), atol=1e-11)
-    w, v = _ffi.eigh(a)
-    wj, vj = jnp.linalg.eigh(a)
-    np.testing.assert_allclose(w, wj, atol=1e-11)
-    np.testing.assert_allclose(np.abs(np.asarray(v).T @ np.asarray(vj)), np.eye(50), atol=1e-8)  # same vectors up to sign
 
 
 def test_no_recompile_on_second_call():
@@ -96,9 +77,8 @@ def test_no_recompile_on_second_call():
     ],
 )
 def test_python_entry_rejects_bad_input(a, match):
-    for fn in (_ffi.eigvalsh, _ffi.eigh):
-        with pytest.raises(ValueError, match=match):
-            fn(a)
+    with pytest.raises(ValueError, match=match):
+        _ffi.eigvalsh(a)
 
 
 def test_non_finite_input_is_an_error_not_a_crash():
@@ -108,8 +88,8 @@ def test_non_finite_input_is_an_error_not_a_crash():
         np.asarray(_ffi.eigvalsh(a))
     a = np.eye(4)
     a[0, 3] = np.inf
-    with pytest.raises(Exception, match=re.escape("eigh: the matrix has a non-finite entry at [0, 3]")):
-        np.asarray(_ffi.eigh(a)[0])
+    with pytest.raises(Exception, match=re.escape("eigvalsh: the matrix has a non-finite entry at [0, 3]")):
+        np.asarray(_ffi.eigvalsh(a))
 
 
 def test_raw_target_reports_shape_errors():

@@ -14,13 +14,4 @@ namespace clipcore::lapack {
 int syevr_values(int64_t n, double* a, int64_t lda, double* w);
 int syevr_values(int64_t n, float* a, int64_t lda, float* w);
 
-// Eigenvalues (ascending, into w) and eigenvectors of the symmetric n×n
-// column-major matrix `a` (lower triangle read); on return column k of `a`
-// holds the eigenvector of w[k]. Divide and conquer (?syevd).
-int syevd_vectors(int64_t n, double* a, int64_t lda, double* w);
-int syevd_vectors(int64_t n, float* a, int64_t lda, float* w);
-
-// Threads the linked LAPACK/BLAS may use for the next calls (process-wide).
-void use_all_threads();
-
 }  // namespace clipcore::lapack

@@ -1,10 +1,8 @@
 // scipy-openblas32 backend of lapack.h.
 #include "blas/lapack.h"
 
-#include <cblas.h>
 #include <lapacke.h>
 
-#include <mutex>
 
 #include <vector>
 
@@ -32,27 +30,6 @@ int syevr_values(int64_t n, double* a, int64_t lda, double* w) {
 
 int syevr_values(int64_t n, float* a, int64_t lda, float* w) {
   return syevr_impl<float>(scipy_LAPACKE_ssyevr, n, a, lda, w);
-}
-
-int syevd_vectors(int64_t n, double* a, int64_t lda, double* w) {
-  if (n == 0) return 0;
-  return static_cast<int>(scipy_LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', static_cast<lapack_int>(n), a,
-                                               static_cast<lapack_int>(lda), w));
-}
-
-int syevd_vectors(int64_t n, float* a, int64_t lda, float* w) {
-  if (n == 0) return 0;
-  return static_cast<int>(scipy_LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'V', 'L', static_cast<lapack_int>(n), a,
-                                               static_cast<lapack_int>(lda), w));
-}
-
-void use_all_threads() {
-  // The Gram accumulation runs single-threaded BLAS per worker thread and
-  // sets OpenBLAS to one thread; LAPACK's tridiagonalisation wants them all.
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
-  const int procs = scipy_openblas_get_num_procs();
-  if (scipy_openblas_get_num_threads() != procs) scipy_openblas_set_num_threads(procs);
 }
 
 }  // namespace clipcore::lapack

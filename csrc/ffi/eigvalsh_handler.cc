@@ -70,45 +70,7 @@ ffi::Error EigvalshImpl(ffi::ThreadPool pool, ffi::AnyBuffer a, ffi::Result<ffi:
                                  : run<double>(a, w, batch, n, &executor);
 }
 
-template <typename T>
-ffi::Error run_eigh(ffi::AnyBuffer a, ffi::Result<ffi::AnyBuffer> w, ffi::Result<ffi::AnyBuffer> vt,
-                    int64_t n) {
-  std::string err = linalg::eigh<T>(static_cast<const T*>(a.untyped_data()), n,
-                                    static_cast<T*>(w->untyped_data()),
-                                    static_cast<T*>(vt->untyped_data()));
-  if (!err.empty()) return ffi::Error::InvalidArgument(err);
-  return ffi::Error::Success();
-}
-
-ffi::Error EighImpl(ffi::AnyBuffer a, ffi::Result<ffi::AnyBuffer> w, ffi::Result<ffi::AnyBuffer> vt) {
-  using ffi_util::dtype_name;
-  using ffi_util::shape_str;
-  const auto ad = a.dimensions();
-  const auto t = a.element_type();
-  if (t != ffi::DataType::F32 && t != ffi::DataType::F64)
-    return ffi::Error::InvalidArgument(std::string("eigh: dtype must be float32 or float64, got ") +
-                                       dtype_name(t));
-  if (ad.size() != 2 || ad[0] != ad[1])
-    return ffi::Error::InvalidArgument("eigh: expected a square [n, n] matrix, got " + shape_str(ad));
-  const int64_t n = ad[0];
-  const auto wd = w->dimensions();
-  const auto vd = vt->dimensions();
-  if (w->element_type() != t || wd.size() != 1 || wd[0] != n || vt->element_type() != t ||
-      vd.size() != 2 || vd[0] != n || vd[1] != n)
-    return ffi::Error::InvalidArgument("eigh: outputs must be " + std::string(dtype_name(t)) + " [" +
-                                       std::to_string(n) + "] and [" + std::to_string(n) + ", " +
-                                       std::to_string(n) + "], got " + shape_str(wd) + " and " +
-                                       shape_str(vd));
-  return t == ffi::DataType::F32 ? run_eigh<float>(a, w, vt, n) : run_eigh<double>(a, w, vt, n);
-}
-
 }  // namespace
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(ClipcoreEighCpu, EighImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::AnyBuffer>()   // A [n, n]
-                                  .Ret<ffi::AnyBuffer>()   // w [n], ascending
-                                  .Ret<ffi::AnyBuffer>());  // Vᵀ [n, n]: row k = eigenvector k
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(ClipcoreEigvalshCpu, EigvalshImpl,
                               ffi::Ffi::Bind()

@@ -19,9 +19,4 @@ extern "C" XLA_FFI_Error* ClipcoreGramAccumulateCpu(XLA_FFI_CallFrame* frame);
 inline constexpr const char kEigvalshTarget[] = "clipcore_eigvalsh";
 extern "C" XLA_FFI_Error* ClipcoreEigvalshCpu(XLA_FFI_CallFrame* frame);
 
-// "clipcore_eigh" on platform "cpu": operand A [n, n], results w [n]
-//   ascending and Vᵀ [n, n] (row k = unit eigenvector of w[k]; LAPACK ?syevd).
-inline constexpr const char kEighTarget[] = "clipcore_eigh";
-extern "C" XLA_FFI_Error* ClipcoreEighCpu(XLA_FFI_CallFrame* frame);
-
 }  // namespace clipcore

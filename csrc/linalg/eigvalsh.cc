@@ -48,24 +48,12 @@ std::string eigvalsh(const T* a, int64_t n, T* w) {
   std::vector<T> work(static_cast<size_t>(n > 0 ? n : 0) * static_cast<size_t>(n > 0 ? n : 0));
   std::string err = copy_upper(a, n, work.data(), "eigvalsh");
   if (!err.empty()) return err;
-  // (OpenBLAS thread count left as is: toggling it per call costs more than it saves)
   const int info = lapack::syevr_values(n, work.data(), n, w);
   return info == 0 ? "" : lapack_error("eigvalsh", "?syevr", info, n);
 }
 
-template <typename T>
-std::string eigh(const T* a, int64_t n, T* w, T* vt) {
-  // LAPACK works in place on vt: column-major eigenvectors == rows of vt.
-  std::string err = copy_upper(a, n, vt, "eigh");
-  if (!err.empty()) return err;
-  // (OpenBLAS thread count left as is: toggling it per call costs more than it saves)
-  const int info = lapack::syevd_vectors(n, vt, n, w);
-  return info == 0 ? "" : lapack_error("eigh", "?syevd", info, n);
-}
-
 template std::string eigvalsh<float>(const float*, int64_t, float*);
 template std::string eigvalsh<double>(const double*, int64_t, double*);
-template std::string eigh<float>(const float*, int64_t, float*, float*);
-template std::string eigh<double>(const double*, int64_t, double*, double*);
+
 
 }  // namespace clipcore::linalg

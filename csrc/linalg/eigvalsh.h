@@ -16,10 +16,4 @@ namespace clipcore::linalg {
 template <typename T>
 std::string eigvalsh(const T* a, int64_t n, T* w);
 
-// w[0..n) = eigenvalues (ascending) and vt[k*n .. k*n+n) = the unit
-// eigenvector of w[k] (row k of vt), of the symmetric row-major n×n matrix a
-// (upper triangle used; a not modified).
-template <typename T>
-std::string eigh(const T* a, int64_t n, T* w, T* vt);
-
 }  // namespace clipcore::linalg

@@ -34,7 +34,6 @@ PYBIND11_MODULE(_ext, m) {
         d[clipcore::kGramAccumulateTarget] =
             make_capsule(clipcore::ClipcoreGramAccumulateCpu);
         d[clipcore::kEigvalshTarget] = make_capsule(clipcore::ClipcoreEigvalshCpu);
-        d[clipcore::kEighTarget] = make_capsule(clipcore::ClipcoreEighCpu);
         return d;
       },
       "dict: XLA FFI target name -> PyCapsule of its CPU handler "

@@ -38,8 +38,6 @@ __all__ = [
     "GRAM_TARGET",
     "EIGVALSH_TARGET",
     "eigvalsh",
-    "eigh",
-    "EIGH_TARGET",
     "PREFERRED",
 ]
 
@@ -48,9 +46,6 @@ GRAM_TARGET = "clipcore_gram_accumulate"
 
 #: FFI target name of the LAPACK eigenvalue solver (platform "cpu").
 EIGVALSH_TARGET = "clipcore_eigvalsh"
-
-#: FFI target name of the LAPACK eigendecomposition (platform "cpu").
-EIGH_TARGET = "clipcore_eigh"
 
 #: Whether "auto" backends should prefer the compiled core on CPU: measured
 #: faster than XLA's dot (which computes the full Φᵀ Φ GEMM, twice syrk's
@@ -275,39 +270,3 @@ def eigvalsh(a: jax.Array) -> jax.Array:
 
     return jax.lax.platform_dependent(a, cpu=on_cpu, default=default)
 
-
-def eigh(a: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix.
-
-    LAPACK ``?syevd`` through the compiled core on CPU, ``jnp.linalg.eigh``
-    elsewhere or without the extension. The upper triangle of ``a`` is read.
-
-    Args:
-      a: ``[n, n]`` float32 or float64.
-
-    Returns:
-      ``(w, v)``: ``[n]`` ascending eigenvalues and ``[n, n]`` eigenvectors
-      (column k belongs to ``w[k]``), as ``jnp.linalg.eigh``.
-    """
-    a = jnp.asarray(a)
-    if a.ndim != 2 or a.shape[0] != a.shape[1]:
-        raise ValueError(f"eigh: expected a square [n, n] matrix, got shape {list(a.shape)}")
-    if np.dtype(a.dtype) not in _FLOATS:
-        raise ValueError(f"eigh: dtype must be float32 or float64, got {a.dtype}")
-    if not _registered:
-        w, v = jnp.linalg.eigh(a, UPLO="U", symmetrize_input=False)
-        return w, v
-
-    def on_cpu(m):
-        n = m.shape[0]
-        call = jax.ffi.ffi_call(
-            EIGH_TARGET, (jax.ShapeDtypeStruct((n,), m.dtype), jax.ShapeDtypeStruct((n, n), m.dtype))
-        )
-        w, vt = call(m)
-        return w, vt.T
-
-    def default(m):
-        w, v = jnp.linalg.eigh(m, UPLO="U", symmetrize_input=False)
-        return w, v
-
-    return jax.lax.platform_dependent(a, cpu=on_cpu, default=default)

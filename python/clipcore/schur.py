@@ -28,7 +28,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._ffi import eigh, eigvalsh
+from ._ffi import eigvalsh
 
 __all__ = [
     "SchurSpectra",
@@ -100,7 +100,7 @@ def schur_matrices(c_tt, c_tx, c_xx, rtol, eps=EPSILON, ridge=0.0, *, mode="pinv
     Args:
       c_tt: ``[D_T, D_T]``; c_tx: ``[D_T, D_X]``; c_xx: ``[D_X, D_X]``.
     """
-    w, v = eigh(_sym(c_tt))
+    w, v = jnp.linalg.eigh(_sym(c_tt))
     g, keep = spectral_filter(w, rtol, eps, ridge, mode=mode)
     b = v.T @ c_tx
     r = _sym(b.T @ (g[:, None] * b))
@@ -132,7 +132,7 @@ def schur_dual(k_t, k_x, rtol, eps=EPSILON, ridge=0.0, *, mode="pinv", pad_to=No
       pad_to: append zeros up to the primal dimension (the 1e-10 clamp of the
         code counts them), or ``None`` to keep n eigenvalues.
     """
-    w, u = eigh(_sym(k_t))
+    w, u = jnp.linalg.eigh(_sym(k_t))
     g, keep = spectral_filter(w, rtol, eps, ridge, mode=mode)
     f = jnp.clip(w * g, 0.0, 1.0)
     m = _sym(u.T @ k_x @ u)
@@ -154,6 +154,6 @@ def regression_coefficient(c_ss, c_st, rtol, eps=EPSILON, ridge=0.0, *, mode="pi
     Returns:
       ``[D_S, D_T]`` coefficient, so that φ(t) A* predicts φ(x).
     """
-    w, v = eigh(_sym(c_ss))
+    w, v = jnp.linalg.eigh(_sym(c_ss))
     g, _ = spectral_filter(w, rtol, eps, ridge, mode=mode)
     return v @ (g[:, None] * (v.T @ c_st))
