@@ -169,6 +169,12 @@ def test_degenerate_config_warns(ref_dir):
     assert res.rank_kept == F.N
     # S = 0 up to the ridge: tr S = Σ ε/(w+ε)·… ≈ 2.2e-9 (spec_check's primal: 2.2e-9 too)
     assert res.trace_complement < 1e-8
+    # and never negative (the torch code reports -2.2e-7): it is the ε-ridge
+    # residue, the same number the independent primal NumPy run of
+    # spec_check.json finds with ε = 1e-12 (2.2009828e-9)
+    assert res.trace_complement > 0 and (res.complement_eigenvalues >= 0).all()
+    want = F.spec_check(ref_dir)[tag]["numpy_float32_primal_rtol=2D*eps32"]["trace_S"]
+    assert rel(res.trace_complement, want) < 1e-6
     with warnings.catch_warnings():
         warnings.simplefilter("error", clipcore.DegenerateWarning)
         _ = clipcore.sce(F.images(ref_dir), F.texts(ref_dir), kernel="gaussian",
