@@ -168,6 +168,20 @@ def check_positive_int(value: Any, name: str) -> int | None:
     return ivalue
 
 
+def check_number(value: Any, name: str, *, positive: bool, default: float | None = None) -> float | None:
+    """A finite real ``> 0`` (``positive``) or ``≥ 0``; ``None`` gives ``default``."""
+    if value is None:
+        return default
+    bound = "> 0" if positive else "≥ 0"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}") from None
+    if not np.isfinite(v) or (v <= 0 if positive else v < 0):
+        raise ValueError(f"{name}: expected a finite number {bound}, got {v}")
+    return v
+
+
 def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")

@@ -162,10 +162,10 @@ def fit_editor(
             "rff_features: editing with the Gaussian kernel needs explicit features; "
             "pass rff_features= (or omega=)"
         )
+    ridge = V.check_number(ridge, "ridge", positive=True)
+    rtol = V.check_number(rtol, "rtol", positive=False)
     mode = "pinv" if ridge is None else "ridge"
-    ridge_v = 0.0 if ridge is None else float(ridge)
-    if ridge is not None and not ridge_v > 0:
-        raise ValueError(f"ridge: expected a finite number > 0, got {ridge}")
+    ridge_v = 0.0 if ridge is None else ridge
     with prec.context():
         setup: KernelSetup = resolve_kernel(
             kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
@@ -184,7 +184,7 @@ def fit_editor(
             c_tt, c_tx, c_xx = column_cosine(c_tt * n, c_tx * n, c_xx * n)
 
         def coef(c_ss, c_st):
-            r = EPS32 * c_ss.shape[0] if rtol is None else float(rtol)
+            r = EPS32 * c_ss.shape[0] if rtol is None else rtol
             return to_user(jnp.asarray(regression_coefficient(c_ss, c_st, r, EPSILON, ridge_v, mode=mode)))
 
         a_t2i, a_i2t, a_t2t = coef(c_tt, c_tx), coef(c_xx, c_tx.T), coef(c_tt, c_tt)

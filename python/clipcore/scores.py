@@ -191,33 +191,6 @@ def _primal_covariances(setup, prec, convention, backend, block_size, texts, ima
     return cov
 
 
-def _check_rtol(rtol: Any, default: float) -> float:
-    if rtol is None:
-        return default
-    rtol = float(rtol)
-    if not np.isfinite(rtol) or rtol < 0:
-        raise ValueError(f"rtol: expected a finite number ≥ 0, got {rtol}")
-    return rtol
-
-
-def _check_ridge(ridge: Any) -> float | None:
-    if ridge is None:
-        return None
-    ridge = float(ridge)
-    if not np.isfinite(ridge) or ridge <= 0:
-        raise ValueError(f"ridge: expected a finite number > 0, got {ridge}")
-    return ridge
-
-
-def _check_clamp(clamp: Any) -> float | None:
-    if clamp is None:
-        return None
-    clamp = float(clamp)
-    if not np.isfinite(clamp) or clamp <= 0:
-        raise ValueError(f"clamp: expected a positive number or None, got {clamp}")
-    return clamp
-
-
 def _check_order(order: Any) -> float:
     try:
         order = float(order)
@@ -297,8 +270,8 @@ def sce(
     texts = V.as_embeddings(texts, "texts", nonzero_rows=nonzero)
     V.check_pair(images, texts, same_dim=(kernel == "gaussian"))
     prec = resolve_precision(dtype)
-    clamp = _check_clamp(clamp)
-    ridge = _check_ridge(ridge)
+    clamp = V.check_number(clamp, "clamp", positive=True)
+    ridge = V.check_number(ridge, "ridge", positive=True)
     normalize = bool(normalize)
     block_size = V.check_positive_int(block_size, "block_size")
     backend_name = resolve_backend(backend)
@@ -315,7 +288,7 @@ def sce(
         d_t = _feature_dim(setup, texts.shape[1], n)
         d_x = _feature_dim(setup, images.shape[1], n)
         how = _choose_method(method, setup, (d_t, d_x), n)
-        rtol_v = _check_rtol(rtol, d_t * EPS32)
+        rtol_v = V.check_number(rtol, "rtol", positive=False, default=d_t * EPS32)
         mode = "ridge" if ridge is not None else "pinv"
         ridge_v = ridge if ridge is not None else 0.0
 
@@ -394,7 +367,7 @@ def vendi(
     x = V.as_embeddings(x, "x", nonzero_rows=(kernel == "cosine" or bool(normalize)))
     prec = resolve_precision(dtype)
     order = _check_order(order)
-    clamp = _check_clamp(clamp)
+    clamp = V.check_number(clamp, "clamp", positive=True)
     block_size = V.check_positive_int(block_size, "block_size")
     backend_name = resolve_backend(backend)
     n = x.shape[0]
