@@ -212,6 +212,15 @@ def test_bad_options_sce(name, value):
         clipcore.sce(X, T, **{name: value})
 
 
+@pytest.mark.parametrize("name,value", [
+    ("rtol", -1.0), ("rtol", np.inf), ("rtol", "big"), ("ridge", 0.0), ("ridge", np.nan),
+    ("convention", "torch"), ("kernel", "laplace"), ("block_size", 0),
+])
+def test_bad_options_fit_editor(name, value):
+    with raises_naming(name):
+        clipcore.fit_editor(X, T, **{name: value})
+
+
 @pytest.mark.parametrize("order", [0, -1, "two", None, np.nan])
 def test_bad_order(order):
     with raises_naming("order"):
