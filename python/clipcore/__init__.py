@@ -17,6 +17,7 @@ from .kernels import FeatureMap, cosine_features, features, gaussian_kernel, med
 from .schur import SchurSpectra, regression_coefficient, schur_dual, schur_matrices, schur_primal
 from .scores import DegenerateWarning, SCEResult, VendiResult, rke, sce, vendi
 from .datasets import PairedEmbeddings, synthetic_pairs
+from .sources import paired_source, row_source, write_shards
 
 __version__ = "0.1.0"
 
@@ -50,7 +51,10 @@ __all__ = [
     "matrix_entropy_score",
     "renyi_entropy",
     "renyi_score",
-    # data
+    # data and streaming sources
+    "write_shards",
+    "paired_source",
+    "row_source",
     "PairedEmbeddings",
     "synthetic_pairs",
     "__version__",

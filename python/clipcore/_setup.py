@@ -96,11 +96,6 @@ class KernelSetup:
             return "cosine"
         return "exact" if self.exact else "rff"
 
-    def prepare(self, x: jax.Array) -> jax.Array:
-        """Inputs as the kernel sees them (rows normalised if ``normalize``)."""
-        if self.normalize:
-            return x / jnp.linalg.norm(x, axis=1, keepdims=True)
-        return x
 
 
 def _seed_and_key(key: Any) -> tuple[int | None, jax.Array]:
@@ -128,7 +123,8 @@ def resolve_kernel(
     """Validate kernel options and build ω / σ.
 
     Args:
-      sample: embeddings the σ median heuristic is computed on (images).
+      sample: embeddings the σ median heuristic is computed on (images), or
+        a callable returning them (read only when σ is needed).
       dims: input dimensions of every set that shares the feature map.
     """
     V.check_choice(kernel, "kernel", KERNELS)
@@ -142,7 +138,10 @@ def resolve_kernel(
 
     sigma = V.check_sigma(sigma)
     num = V.check_positive_int(rff_features, "rff_features")
-    prepared_sample = sample / jnp.linalg.norm(sample, axis=1, keepdims=True) if normalize else sample
+    def prepared_sample():
+        x = np.asarray(sample() if callable(sample) else sample)
+        return x / np.linalg.norm(x, axis=1, keepdims=True) if normalize else x
+
     seed = None
     if omega is not None:
         omega = V.as_embeddings(omega, "omega")
@@ -160,14 +159,14 @@ def resolve_kernel(
             raise ValueError("key: pass either omega= or key=, not both")
     if num is None:
         if sigma is None:
-            sigma = median_sigma(np.asarray(prepared_sample))
+            sigma = median_sigma(prepared_sample())
         return KernelSetup("gaussian", None, None, sigma, None, bool(normalize))
     if omega is None:
         if sigma is None:
-            sigma = median_sigma(np.asarray(prepared_sample))
+            sigma = median_sigma(prepared_sample())
         seed, k = _seed_and_key(key)
         omega = draw_omega(k, dims[0], num, sigma)
-    return KernelSetup("gaussian", FeatureMap("rff", num), omega, sigma, seed, bool(normalize))
+    return KernelSetup("gaussian", FeatureMap("rff", num, bool(normalize)), omega, sigma, seed, bool(normalize))
 
 
 def resolve_backend(backend: str) -> str:

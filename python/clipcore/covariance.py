@@ -35,6 +35,7 @@ __all__ = [
     "default_block_size",
     "column_cosine",
     "dual_gram",
+    "stream_sums",
 ]
 
 _HI = lax.Precision.HIGHEST
@@ -235,17 +236,20 @@ def feature_covariance(
 @functools.partial(jax.jit, static_argnames=("kind", "fmap", "normalize", "feature_dtype", "acc_dtype", "backend"))
 def _dual_gram(x, omega, sigma, *, kind, fmap, normalize, feature_dtype, acc_dtype, backend):
     n, d = x.shape
-    if normalize:
-        x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
     if kind == "exact":
         xa = x.astype(acc_dtype)
+        if normalize:
+            xa = xa / jnp.linalg.norm(xa, axis=1, keepdims=True)
         return gaussian_kernel(xa, xa, sigma) / n
     if kind == "colcos":
         xa = x.astype(acc_dtype)
         phi_t = (xa / jnp.linalg.norm(xa, axis=0, keepdims=True) * np.sqrt(n / d)).T
     elif fmap.kind == "rff":
         # Φᵀ formed directly ([2D, n], rows contiguous): no transpose copy.
-        proj_t = jnp.dot(omega.astype(feature_dtype).T, x.astype(feature_dtype).T, precision=_HI)
+        xf = x.astype(feature_dtype)
+        if fmap.normalize:
+            xf = xf / jnp.linalg.norm(xf, axis=1, keepdims=True)
+        proj_t = jnp.dot(omega.astype(feature_dtype).T, xf.T, precision=_HI)
         scale = jnp.asarray(1.0 / np.sqrt(omega.shape[1]), feature_dtype)
         phi_t = jnp.concatenate([jnp.cos(proj_t), jnp.sin(proj_t)], axis=0) * scale
     else:
@@ -284,3 +288,55 @@ def dual_gram(
         normalize=bool(normalize), feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype),
         backend=backend,
     )
+
+
+def stream_sums(
+    blocks,
+    fmap: FeatureMap,
+    omega: jax.Array | None = None,
+    *,
+    paired: bool = True,
+    feature_dtype=jnp.float64,
+    acc_dtype=jnp.float64,
+    backend: str = "jax",
+    progress=None,
+):
+    """Unnormalised second moments over an iterator of host blocks.
+
+    Each block (``clipcore.sources.Block``: images ``[b, d_x]``, texts
+    ``[b, d_t]``) goes through the same compiled kernel as the in-memory
+    path; all blocks but the last share one shape, so it compiles once (twice
+    with a ragged tail).  At most two blocks are in flight: the host never
+    runs ahead of the device by more than one block, which bounds memory.
+
+    Args:
+      blocks: iterable of blocks; ``paired=False`` uses only ``images``.
+      progress: an object with ``update(rows)`` (e.g. a tqdm bar) or None.
+
+    Returns:
+      ``(sums, n)``: ``(Σφ(t)ᵀφ(t), Σφ(t)ᵀφ(x), Σφ(x)ᵀφ(x))`` (paired) or
+      ``Σφ(x)ᵀφ(x)``, and the number of rows seen.
+    """
+    opts = dict(fmap=fmap, feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype), backend=backend)
+    acc, n, previous = None, 0, None
+    for blk in blocks:
+        b = blk.images.shape[0]
+        if paired:
+            sums = _joint_sums(blk.texts, blk.images, omega, block=b, **opts)
+        else:
+            sums = _single_sums(blk.images, omega, block=b, **opts)
+        acc = sums if acc is None else _tree_add(acc, sums)
+        if previous is not None:
+            jax.block_until_ready(previous)  # keep at most two blocks in flight
+        previous = acc
+        n += b
+        if progress is not None:
+            progress.update(b)
+    if acc is None:
+        raise ValueError("images: no rows to accumulate")
+    return acc, n
+
+
+@jax.jit
+def _tree_add(a, b):
+    return jax.tree.map(jnp.add, a, b)

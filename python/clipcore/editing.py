@@ -81,9 +81,7 @@ class Editor:
             V.check_finite_rows(jnp.atleast_2d(x), name)
         dtype = self.a_t2i.dtype
         x = x.astype(dtype)
-        if self.normalize:
-            x = x / jnp.linalg.norm(x, axis=-1, keepdims=True)
-        if self.fmap.kind == "rff":
+        if self.fmap.kind == "rff":  # (the map L2-normalises first when ``normalize``)
             return features(x, self.fmap, self.omega)
         if self.fmap.kind == "cosine":
             if not isinstance(x, jax.core.Tracer):
@@ -175,7 +173,7 @@ def fit_editor(
             V.check_nonzero_columns(images, "images")
             V.check_nonzero_columns(texts, "texts")
         cov = joint_covariances(
-            setup.prepare(texts), setup.prepare(images), setup.fmap, setup.omega,
+            texts, images, setup.fmap, setup.omega,
             block_size=block_size, feature_dtype=prec.feature, acc_dtype=prec.acc,
         )
         c_tt, c_tx, c_xx = cov

@@ -39,10 +39,12 @@ class FeatureMap:
         Fourier features, needs ω), ``"identity"`` (raw rows, used by the
         clip-dissection cosine convention which normalises columns later).
       num_frequencies: D, the number of RFF frequencies (2D features).
+      normalize: L2-normalise rows (in the feature dtype) before the RFF map.
     """
 
     kind: Literal["cosine", "rff", "identity"]
     num_frequencies: int | None = None
+    normalize: bool = False
 
     def dim(self, d: int) -> int:
         """Feature dimension for inputs of dimension ``d``."""
@@ -74,7 +76,7 @@ def features(x: jax.Array, fmap: FeatureMap, omega: jax.Array | None = None) -> 
     if fmap.kind == "cosine":
         return cosine_features(x)
     if fmap.kind == "rff":
-        return rff_features(x, omega)
+        return rff_features(cosine_features(x) if fmap.normalize else x, omega)
     return x
 
 

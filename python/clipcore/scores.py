@@ -16,8 +16,9 @@ carry their provenance (SPEC.md, "Results carry their provenance").
 from __future__ import annotations
 
 import functools
+import os
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -34,10 +35,19 @@ from ._setup import (
     resolve_kernel,
     resolve_precision,
 )
-from .covariance import Covariances, _dual_gram, column_cosine, feature_covariance, joint_covariances
+from .covariance import (
+    Covariances,
+    _dual_gram,
+    column_cosine,
+    default_block_size,
+    feature_covariance,
+    joint_covariances,
+    stream_sums,
+)
 from .entropy import DEFAULT_CLAMP, matrix_entropy, renyi_entropy
 from .kernels import FeatureMap, features, gaussian_kernel
 from .schur import EPSILON, SchurSpectra, _pad, schur_dual, schur_primal
+from .sources import PairedSource, paired_source
 
 __all__ = ["SCEResult", "VendiResult", "sce", "vendi", "rke", "DegenerateWarning"]
 
@@ -182,7 +192,7 @@ def _dual_image_eigs(x, omega, sigma, *, pad_to, **static):
 
 def _primal_covariances(setup, prec, convention, backend, block_size, texts, images) -> Covariances:
     cov = joint_covariances(
-        setup.prepare(texts), setup.prepare(images), setup.fmap, setup.omega,
+        texts, images, setup.fmap, setup.omega,
         block_size=block_size, feature_dtype=prec.feature, acc_dtype=prec.acc, backend=backend,
     )
     if setup.kernel == "cosine" and convention == "clip-dissection":
@@ -205,10 +215,118 @@ def _host(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
+
+# ------------------------------------------------------------------ streaming
+#: Files with at most this many rows are read whole and take the in-memory
+#: path (every method); larger ones, and iterators, are streamed (primal).
+IN_MEMORY_ROWS = 1 << 16
+
+
+def _is_files(x: Any) -> bool:
+    """A path, or a non-empty list of paths (a list of numbers is an array-like)."""
+    if isinstance(x, (str, os.PathLike)):
+        return True
+    return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(p, (str, os.PathLike)) for p in x)
+
+
+def _is_streamed(x: Any) -> bool:
+    if isinstance(x, PairedSource) or _is_files(x):
+        return True
+    array_like = isinstance(x, (np.ndarray, jax.Array, list, tuple)) or hasattr(x, "__array__")
+    return x is not None and not array_like and isinstance(x, Iterable)
+
+
+def _as_source(images: Any, texts: Any) -> tuple[PairedSource | None, Any, Any]:
+    """``(None, images, texts)`` for in-memory data (small files are read whole
+    here); ``(source, None, None)`` for what must be streamed."""
+    if not (_is_streamed(images) or _is_streamed(texts)):
+        if texts is None:
+            raise ValueError("texts: missing; pass the prompts' embeddings [n, d]")
+        return None, images, texts
+    src = paired_source(images, texts)
+    if src.iterator is None and src.texts is not None and src.n <= IN_MEMORY_ROWS:
+        return None, src.images.read(0, src.n), src.texts.read(0, src.n)
+    return src, None, None
+
+
+def _as_single_source(x: Any) -> tuple[PairedSource | None, Any]:
+    if isinstance(x, PairedSource):
+        src = x
+    elif _is_files(x):
+        src = paired_source(x, None)
+    else:
+        return None, x
+    if src.n <= IN_MEMORY_ROWS:
+        return None, src.images.read(0, src.n)
+    return src, None
+
+
+def _sigma_sample(src: PairedSource):
+    """Rows for the σ heuristic, chosen exactly as :func:`median_sigma` would."""
+
+    def sample():
+        if src.iterator is not None:
+            return src.peek()[0][:2000]
+        n = src.n
+        idx = np.arange(n) if n <= 2000 else np.sort(np.random.default_rng(0).choice(n, 2000, replace=False))
+        return src.images.take(idx)
+
+    return sample
+
+
+def _streamed_method(method: str, setup: KernelSetup) -> str:
+    V.check_choice(method, "method", METHODS)
+    if setup.exact:
+        raise ValueError(
+            "rff_features: the exact Gaussian kernel needs the n×n Gram matrix, which is not formed for "
+            "streamed inputs; pass rff_features= (random Fourier features)"
+        )
+    if method == "dual":
+        raise ValueError("method: streamed inputs take the primal (D×D) path; use method='auto' or 'primal'")
+    return "primal"
+
+
+def _progress_bar(total: int | None, desc: str, progress: bool | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, disable=progress is False,
+                delay=0 if progress else 2.0, leave=False)
+
+
+def _streamed_covariances(src, setup, prec, convention, backend, block_size, *, nonzero, progress, desc):
+    width = setup.fmap.dim(src.d_images or 1) + setup.fmap.dim(src.d_texts or src.d_images or 1)
+    block = block_size or default_block_size(src.n or (1 << 30), width)
+    fmap = setup.fmap
+    with _progress_bar(src.n, desc, progress) as bar:
+        blocks = src.blocks(block, nonzero=nonzero)
+        (tt, tx, xx), n = stream_sums(
+            blocks, fmap, setup.omega, paired=True, feature_dtype=prec.feature, acc_dtype=prec.acc,
+            backend=backend, progress=bar,
+        )
+    if setup.kernel == "cosine" and convention == "clip-dissection":
+        for name, g in (("texts", tt), ("images", xx)):
+            zero = np.flatnonzero(np.asarray(jnp.diagonal(g)) == 0)
+            if zero.size:
+                raise ValueError(
+                    f"{name}: column {int(zero[0])} has zero norm; the clip-dissection convention normalises columns"
+                )
+        return Covariances(*column_cosine(tt, tx, xx)), n
+    return Covariances(tt / n, tx / n, xx / n), n
+
+
+def _streamed_covariance(src, setup, prec, backend, block_size, *, nonzero, progress):
+    block = block_size or default_block_size(src.n, setup.fmap.dim(src.d_images))
+    with _progress_bar(src.n, "vendi", progress) as bar:
+        blocks = src.blocks(block, nonzero=nonzero)
+        g, n = stream_sums(blocks, setup.fmap, setup.omega, paired=False, feature_dtype=prec.feature,
+                           acc_dtype=prec.acc, backend=backend, progress=bar)
+    return g / n, n
+
+
 # -------------------------------------------------------------------- public
 def sce(
     images: Any,
-    texts: Any,
+    texts: Any = None,
     *,
     kernel: str = "cosine",
     sigma: float | None = None,
@@ -224,6 +342,7 @@ def sce(
     normalize: bool = False,
     block_size: int | None = None,
     backend: str = "auto",
+    progress: bool | None = None,
 ) -> SCEResult:
     """Schur Complement Entropy of images given their prompts.
 
@@ -233,8 +352,14 @@ def sce(
     reference code's ``schur_vendi``; SPEC.md).
 
     Args:
-      images: ``[n, d_x]`` image embeddings.
-      texts: ``[n, d_t]`` text embeddings; row i is the prompt of image i.
+      images: ``[n, d_x]`` image embeddings: an array, a ``.npy`` path (read
+        by blocks), a directory or glob of ``.npy`` shards, a clipcore shard
+        directory (then ``texts`` may be omitted), or an iterable of
+        ``(images_block, texts_block)`` pairs (``texts`` omitted). Files and
+        iterators are streamed in bounded memory (see
+        :mod:`clipcore.sources`); they take the primal path.
+      texts: ``[n, d_t]`` text embeddings, in any of the same forms; row i is
+        the prompt of image i.
       kernel: ``"cosine"`` (φ = x/‖x‖) or ``"gaussian"``.
       sigma: Gaussian bandwidth; default the median pairwise distance of
         (a seeded sample of) the images.
@@ -258,6 +383,8 @@ def sce(
       block_size: rows per accumulation block (primal).
       backend: ``"auto"``, ``"jax"`` or ``"ffi"`` (compiled core) for the
         primal accumulation.
+      progress: progress bar for streamed inputs: ``None`` shows it once a
+        run has lasted 2 s, ``True`` always, ``False`` never.
 
     Returns:
       :class:`SCEResult`.
@@ -266,41 +393,64 @@ def sce(
       ValueError: on invalid input, naming the argument.
     """
     nonzero = kernel == "cosine" or bool(normalize)
-    images = V.as_embeddings(images, "images", nonzero_rows=nonzero)
-    texts = V.as_embeddings(texts, "texts", nonzero_rows=nonzero)
-    V.check_pair(images, texts, same_dim=(kernel == "gaussian"))
     prec = resolve_precision(dtype)
     clamp = V.check_number(clamp, "clamp", positive=True)
     ridge = V.check_number(ridge, "ridge", positive=True)
     normalize = bool(normalize)
     block_size = V.check_positive_int(block_size, "block_size")
     backend_name = resolve_backend(backend)
-    n = images.shape[0]
+    mode = "ridge" if ridge is not None else "pinv"
+    ridge_v = ridge if ridge is not None else 0.0
+    src, images, texts = _as_source(images, texts)
+    if src is None:
+        images = V.as_embeddings(images, "images", nonzero_rows=nonzero)
+        texts = V.as_embeddings(texts, "texts", nonzero_rows=nonzero)
+        V.check_pair(images, texts, same_dim=(kernel == "gaussian"))
+        n, d_img, d_txt, sample = images.shape[0], images.shape[1], texts.shape[1], images
+    else:
+        if src.iterator is None and src.texts is None:
+            raise ValueError("texts: missing; pass the prompts' embeddings (or a clipcore shard directory)")
+        n, d_img, d_txt = src.n, src.d_images, src.d_texts
+        if d_img is None:  # an iterator: its first block tells the dimensions
+            first_x, first_t = src.peek()
+            d_img, d_txt = first_x.shape[1], first_t.shape[1]
+        if kernel == "gaussian" and d_img != d_txt:
+            raise ValueError(
+                f"texts: dimension {d_txt} differs from images' {d_img}; the Gaussian kernel shares one "
+                "feature map (one omega) between texts and images"
+            )
+        sample = _sigma_sample(src)
 
     with prec.context():
         setup = resolve_kernel(
             kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
-            normalize=normalize, convention=convention, sample=images, dims=(images.shape[1],),
+            normalize=normalize, convention=convention, sample=sample, dims=(d_img,),
         )
-        if setup.kernel == "cosine" and convention == "clip-dissection":
-            V.check_nonzero_columns(images, "images")
-            V.check_nonzero_columns(texts, "texts")
-        d_t = _feature_dim(setup, texts.shape[1], n)
-        d_x = _feature_dim(setup, images.shape[1], n)
-        how = _choose_method(method, setup, (d_t, d_x), n)
-        rtol_v = V.check_number(rtol, "rtol", positive=False, default=d_t * EPS32)
-        mode = "ridge" if ridge is not None else "pinv"
-        ridge_v = ridge if ridge is not None else 0.0
-
-        if how == "primal":
-            cov = _primal_covariances(setup, prec, convention, backend_name, block_size, texts, images)
-            spectra: SchurSpectra = schur_primal(cov.tt, cov.tx, cov.xx, rtol_v, EPSILON, ridge_v, mode=mode)
+        colcos = setup.kernel == "cosine" and convention == "clip-dissection"
+        if src is None:
+            if colcos:
+                V.check_nonzero_columns(images, "images")
+                V.check_nonzero_columns(texts, "texts")
+            d_t, d_x = _feature_dim(setup, d_txt, n), _feature_dim(setup, d_img, n)
+            how = _choose_method(method, setup, (d_t, d_x), n)
         else:
+            how = _streamed_method(method, setup)
+            d_t, d_x = setup.fmap.dim(d_txt), setup.fmap.dim(d_img)
+        rtol_v = V.check_number(rtol, "rtol", positive=False, default=d_t * EPS32)
+
+        if how == "dual":
             spectra = _dual_spectra(
                 texts, images, setup.omega, setup.sigma, rtol_v, ridge_v,
                 **_dual_static(setup, prec, convention, backend_name),
                 mode=mode, pad_to=None if setup.exact else d_x,
             )
+        else:
+            if src is None:
+                cov = _primal_covariances(setup, prec, convention, backend_name, block_size, texts, images)
+            else:
+                cov, n = _streamed_covariances(src, setup, prec, convention, backend_name, block_size,
+                                               nonzero=nonzero, progress=progress, desc="sce")
+            spectra: SchurSpectra = schur_primal(cov.tt, cov.tx, cov.xx, rtol_v, EPSILON, ridge_v, mode=mode)
 
         log_s = matrix_entropy(spectra.complement, clamp)
         log_t = matrix_entropy(spectra.text, clamp)
@@ -346,6 +496,7 @@ def vendi(
     dtype: Any = None,
     block_size: int | None = None,
     backend: str = "auto",
+    progress: bool | None = None,
 ) -> VendiResult:
     """Vendi score of order α: exp of the Rényi entropy of eig(K / n).
 
@@ -354,9 +505,10 @@ def vendi(
     With ``clamp=None`` this is the vendi-score package's ``score_K(K, q)``.
 
     Args:
-      x: ``[n, d]`` embeddings.
+      x: ``[n, d]`` embeddings: an array, a ``.npy`` path, a directory, glob
+        or list of ``.npy`` shards (streamed in bounded memory, primal path).
       kernel, sigma, rff_features, omega, key, normalize, dtype, block_size,
-        backend: as in :func:`sce`.
+        backend, progress: as in :func:`sce`.
       order: α > 0 or ``float("inf")``.
       clamp: eigenvalue floor 1e-10 (the reference code) or ``None``.
       method: ``"auto"``, ``"primal"`` (D×D covariance) or ``"dual"`` (n×n).
@@ -364,23 +516,35 @@ def vendi(
     Returns:
       :class:`VendiResult` (``float(result)`` is the score).
     """
-    x = V.as_embeddings(x, "x", nonzero_rows=(kernel == "cosine" or bool(normalize)))
+    nonzero = kernel == "cosine" or bool(normalize)
     prec = resolve_precision(dtype)
     order = _check_order(order)
     clamp = V.check_number(clamp, "clamp", positive=True)
     block_size = V.check_positive_int(block_size, "block_size")
     backend_name = resolve_backend(backend)
-    n = x.shape[0]
+    src, x = _as_single_source(x)
+    if src is None:
+        x = V.as_embeddings(x, "x", nonzero_rows=nonzero)
+        n, dim, sample = x.shape[0], x.shape[1], x
+    else:
+        n, dim, sample = src.n, src.d_images, _sigma_sample(src)
     with prec.context():
         setup = resolve_kernel(
             kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
-            normalize=bool(normalize), convention="paper", sample=x, dims=(x.shape[1],),
+            normalize=bool(normalize), convention="paper", sample=sample, dims=(dim,),
         )
-        d = _feature_dim(setup, x.shape[1], n)
-        how = _choose_method(method, setup, (d,), n)
-        if how == "primal":
+        if src is None:
+            d = _feature_dim(setup, dim, n)
+            how = _choose_method(method, setup, (d,), n)
+        else:
+            how, d = _streamed_method(method, setup), setup.fmap.dim(dim)
+        if src is not None:
+            c, n = _streamed_covariance(src, setup, prec, backend_name, block_size, nonzero=nonzero,
+                                        progress=progress)
+            eigs = _pad(jnp.maximum(eigvalsh(0.5 * (c + c.T))[::-1], 0.0), d)
+        elif how == "primal":
             c = feature_covariance(
-                setup.prepare(x), setup.fmap, setup.omega, block_size=block_size,
+                x, setup.fmap, setup.omega, block_size=block_size,
                 feature_dtype=prec.feature, acc_dtype=prec.acc, backend=backend_name,
             )
             eigs = eigvalsh(0.5 * (c + c.T))

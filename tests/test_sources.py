@@ -1,0 +1,203 @@
+"""Streamed inputs (files, shard directories, iterators) give the in-memory numbers."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import clipcore
+import clipcore.scores as scores_mod
+from clipcore.sources import paired_source, row_source, write_shards
+
+
+@pytest.fixture
+def stream_all(monkeypatch):
+    """Force the streamed path even for small test files."""
+    monkeypatch.setattr(scores_mod, "IN_MEMORY_ROWS", 0)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    d = clipcore.synthetic_pairs(n=1500, d=24, num_modes=4, seed=3)
+    return d.images, d.texts
+
+
+def _save_uneven_shards(tmp_path, name, a, sizes):
+    paths, start = [], 0
+    for k, s in enumerate(sizes):
+        p = tmp_path / f"{name}-{k:03d}.npy"
+        np.save(p, a[start:start + s])
+        paths.append(str(p))
+        start += s
+    assert start == a.shape[0]
+    return paths
+
+
+def _agree(a, b, rtol=1e-10):
+    assert a.sce == pytest.approx(b.sce, rel=rtol)
+    assert a.text_score == pytest.approx(b.text_score, rel=rtol)
+    assert a.image_score == pytest.approx(b.image_score, rel=rtol)
+    np.testing.assert_allclose(a.complement_eigenvalues, b.complement_eigenvalues, rtol=0,
+                               atol=rtol * b.complement_eigenvalues.max())
+
+
+KERNELS = [dict(), dict(kernel="gaussian", rff_features=40, key=2), dict(convention="clip-dissection"),
+           dict(kernel="gaussian", rff_features=30, sigma=0.8, normalize=True)]
+
+
+@pytest.mark.parametrize("kw", KERNELS)
+@pytest.mark.parametrize("block", [97, 512, 4096])
+def test_shard_directory_matches_arrays(stream_all, tmp_path, pairs, kw, block):
+    images, texts = pairs
+    write_shards(tmp_path / "shards", images, texts, shard_rows=400)
+    got = clipcore.sce(str(tmp_path / "shards"), block_size=block, progress=False, **kw)
+    want = clipcore.sce(images, texts, **kw)
+    _agree(got, want)
+    assert got.n == 1500 and got.method.startswith("primal")
+    assert got.sigma == want.sigma  # the σ heuristic samples the same rows
+
+
+def test_npy_paths_globs_lists_and_plain_directories(stream_all, tmp_path, pairs):
+    images, texts = pairs
+    want = clipcore.sce(images, texts)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "txt").mkdir()
+    ip = _save_uneven_shards(tmp_path / "img", "part", images, [1, 700, 3, 796])
+    tp = _save_uneven_shards(tmp_path / "txt", "part", texts, [500, 1000])  # other boundaries
+    np.save(tmp_path / "all_images.npy", images)
+    np.save(tmp_path / "all_texts.npy", texts)
+    for got in (
+        clipcore.sce(str(tmp_path / "all_images.npy"), str(tmp_path / "all_texts.npy"), block_size=256, progress=False),
+        clipcore.sce(ip, tp, block_size=256, progress=False),
+        clipcore.sce(str(tmp_path / "img" / "part-*.npy"), str(tmp_path / "txt"), block_size=333, progress=False),
+    ):
+        _agree(got, want)
+
+
+def test_iterator_of_pairs(pairs):
+    images, texts = pairs
+    want = clipcore.sce(images, texts, kernel="gaussian", rff_features=40, key=1, sigma=0.9)
+    blocks = ((images[i:i + 300], texts[i:i + 300]) for i in range(0, 1500, 300))
+    got = clipcore.sce(blocks, kernel="gaussian", rff_features=40, key=1, sigma=0.9, block_size=128, progress=False)
+    _agree(got, want)
+    assert got.n == 1500
+
+
+def test_iterator_sigma_comes_from_the_first_block(pairs):
+    images, texts = pairs
+    blocks = iter([(images[:1000], texts[:1000]), (images[1000:], texts[1000:])])
+    got = clipcore.sce(blocks, kernel="gaussian", rff_features=20, progress=False)
+    assert got.sigma == pytest.approx(clipcore.median_sigma(images[:1000]))
+
+
+def test_small_files_take_the_in_memory_path(tmp_path, pairs):
+    images, texts = pairs
+    np.save(tmp_path / "x.npy", images)
+    np.save(tmp_path / "t.npy", texts)
+    # the exact Gaussian kernel needs n×n: fine for a small file read whole
+    got = clipcore.sce(str(tmp_path / "x.npy"), str(tmp_path / "t.npy"), kernel="gaussian", sigma=1.0)
+    want = clipcore.sce(images, texts, kernel="gaussian", sigma=1.0)
+    _agree(got, want)
+    v = clipcore.vendi(str(tmp_path / "x.npy"), order=2)
+    assert v.score == pytest.approx(clipcore.rke(images).score, rel=1e-12)
+
+
+@pytest.mark.parametrize("order", [1.0, 2.0, float("inf")])
+def test_vendi_and_rke_stream(stream_all, tmp_path, pairs, order):
+    images, _ = pairs
+    paths = _save_uneven_shards(tmp_path, "x", images, [600, 600, 300])
+    for kw in (dict(), dict(kernel="gaussian", rff_features=50, key=0)):
+        got = clipcore.vendi(paths, order=order, block_size=250, progress=False, **kw)
+        want = clipcore.vendi(images, order=order, method="primal", **kw)
+        assert got.score == pytest.approx(want.score, rel=1e-10)
+    assert clipcore.rke(paths, progress=False).score == pytest.approx(clipcore.rke(images).score, rel=1e-10)
+
+
+def test_nan_in_a_shard_names_file_and_row(stream_all, tmp_path, pairs):
+    images, texts = pairs
+    bad = images.copy()
+    bad[1234, 5] = np.nan
+    write_shards(tmp_path / "s", bad, texts, shard_rows=500)
+    with pytest.raises(ValueError, match=r"images: contains NaN at row 1234 \(images-00002.npy, row 234\)"):
+        clipcore.sce(str(tmp_path / "s"), block_size=100, progress=False)
+    zero = texts.copy()
+    zero[7] = 0
+    write_shards(tmp_path / "z", images, zero, shard_rows=500)
+    with pytest.raises(ValueError, match=r"texts: row 7 \(texts-00000.npy, row 7\) has zero norm"):
+        clipcore.sce(str(tmp_path / "z"), progress=False)
+
+
+def test_nan_in_an_iterator_block(pairs):
+    images, texts = pairs
+    bad = texts[300:600].copy()
+    bad[10, 0] = np.inf
+    blocks = iter([(images[:300], texts[:300]), (images[300:600], bad)])
+    with pytest.raises(ValueError, match=r"texts: contains Inf at row 310 \(block 1, row 10\)"):
+        clipcore.sce(blocks, progress=False)
+
+
+def test_bad_sources(stream_all, tmp_path, pairs):
+    images, texts = pairs
+    np.save(tmp_path / "a.npy", images[:100])
+    np.save(tmp_path / "b.npy", images[:100, :10])
+    with pytest.raises(ValueError, match="images: shard b.npy has dimension 10 but a.npy has 24"):
+        row_source([str(tmp_path / "a.npy"), str(tmp_path / "b.npy")], "images")
+    with pytest.raises(ValueError, match="texts: 100 rows but images has 1500"):
+        write_shards(tmp_path / "s", images, texts)  # fine
+        clipcore.sce(str(tmp_path / "s" / "images-*.npy"), str(tmp_path / "a.npy"), progress=False)
+    with pytest.raises(FileNotFoundError, match="images: no file matches"):
+        clipcore.sce(str(tmp_path / "nothing-*.npy"), str(tmp_path / "a.npy"))
+    with pytest.raises(FileNotFoundError, match="texts: file not found"):
+        clipcore.sce(str(tmp_path / "a.npy"), str(tmp_path / "missing.npy"))
+    np.save(tmp_path / "f.npy", np.asfortranarray(images))
+    with pytest.raises(ValueError, match="Fortran-ordered"):
+        row_source(str(tmp_path / "f.npy"), "images")
+    raw = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "trunc.npy").write_bytes(raw[:-100])
+    with pytest.raises(ValueError, match="truncated"):
+        row_source(str(tmp_path / "trunc.npy"), "images")
+    np.save(tmp_path / "i.npy", np.ones((5, 3), np.int64))
+    with pytest.raises(ValueError, match="int64; expected float32 or float64"):
+        row_source(str(tmp_path / "i.npy"), "images")
+    with pytest.raises(ValueError, match=r"yield \(images_block, texts_block\) pairs"):
+        clipcore.sce(iter([images[:10]]), progress=False)
+    with pytest.raises(ValueError, match="yielded no rows"):
+        clipcore.sce(iter([]), progress=False)
+
+
+def test_streamed_inputs_refuse_what_needs_n_by_n(stream_all, tmp_path, pairs):
+    images, texts = pairs
+    write_shards(tmp_path / "s", images, texts)
+    with pytest.raises(ValueError, match="rff_features: the exact Gaussian kernel needs the n×n"):
+        clipcore.sce(str(tmp_path / "s"), kernel="gaussian", sigma=1.0)
+    with pytest.raises(ValueError, match="method: streamed inputs take the primal"):
+        clipcore.sce(str(tmp_path / "s"), method="dual")
+
+
+def test_manifest_and_reader_details(tmp_path, pairs):
+    images, texts = pairs
+    path = write_shards(tmp_path / "s", images, texts, shard_rows=600, extra={"model": "synthetic"})
+    man = json.loads(open(path).read())
+    assert man["n"] == 1500 and [s["rows"] for s in man["shards"]] == [600, 600, 300] and man["model"] == "synthetic"
+    src = paired_source(str(tmp_path / "s"))
+    np.testing.assert_array_equal(src.images.read(550, 1250), images[550:1250])  # across two shards
+    np.testing.assert_array_equal(src.texts.take(np.array([0, 599, 600, 1499])), texts[[0, 599, 600, 1499]])
+    assert src.images.locate(1499) == "images-00002.npy, row 299"
+
+
+def test_progress_bar(stream_all, tmp_path, pairs, capsys):
+    images, texts = pairs
+    write_shards(tmp_path / "s", images, texts)
+    clipcore.sce(str(tmp_path / "s"), progress=True, block_size=500)
+    assert "rows" in capsys.readouterr().err
+    clipcore.sce(str(tmp_path / "s"), progress=False, block_size=500)
+    assert capsys.readouterr().err == ""
+
+
+def test_reader_error_in_prefetch_thread_reaches_the_caller(stream_all, tmp_path, pairs):
+    images, texts = pairs
+    write_shards(tmp_path / "s", images, texts, shard_rows=500)
+    os.remove(tmp_path / "s" / "texts-00002.npy")
+    with pytest.raises(FileNotFoundError, match="texts-00002.npy"):
+        clipcore.sce(str(tmp_path / "s"), progress=False)
