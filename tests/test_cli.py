@@ -131,3 +131,22 @@ def test_help_everywhere(capsys):
             main(cmd + ["--help"])
         assert e.value.code == 0
     assert "usage" in capsys.readouterr().out
+
+
+def test_score_streams_a_shard_directory(tmp_path, monkeypatch):
+    import clipcore
+    import clipcore.scores as scores_mod
+
+    monkeypatch.setattr(scores_mod, "IN_MEMORY_ROWS", 0)
+    d = clipcore.synthetic_pairs(n=900, d=16, seed=2)
+    clipcore.write_shards(tmp_path / "s", d.images, d.texts, shard_rows=250)
+    out = tmp_path / "o.json"
+    assert main(["score", "--images", str(tmp_path / "s"), "--json", str(out), "--quiet"]) == 0
+    payload = json.loads(out.read_text())
+    want = clipcore.sce(d.images, d.texts)
+    assert payload["scores"]["sce"] == pytest.approx(want.sce, rel=1e-10)
+    # Vendi orders come from the SCE's own C_XX spectrum: equal to clipcore.vendi
+    assert payload["scores"]["vendi"]["2.0"] == pytest.approx(clipcore.rke(d.images).score, rel=1e-10)
+    assert payload["scores"]["vendi"]["inf"] == pytest.approx(clipcore.vendi(d.images, order=float("inf")).score, rel=1e-10)
+    assert payload["inputs"]["images"]["rows"] == 900 and payload["inputs"]["images"]["files"] == 4
+    assert len(payload["inputs"]["images"]["sha256"]) == 64  # the manifest's hash

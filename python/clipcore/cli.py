@@ -116,8 +116,10 @@ def _add_kernel_options(p: argparse.ArgumentParser) -> None:
 
 def _add_pair_inputs(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("inputs")
-    g.add_argument("--images", required=True, metavar="X.npy", help="image embeddings [n, d] (.npy or .npz)")
-    g.add_argument("--texts", required=True, metavar="T.npy", help="text embeddings [n, d], row i ↔ image i")
+    g.add_argument("--images", required=True, metavar="X.npy",
+                   help="image embeddings [n, d]: .npy, .npz, a directory or glob of .npy shards, or a clipcore "
+                        "shard directory (then --texts may be omitted); large inputs are streamed")
+    g.add_argument("--texts", default=None, metavar="T.npy", help="text embeddings [n, d], row i ↔ image i")
     g.add_argument("--images-key", default=None, help="array name inside an .npz of images")
     g.add_argument("--texts-key", default=None, help="array name inside an .npz of texts")
 
@@ -135,22 +137,44 @@ def _kernel_kwargs(args: argparse.Namespace) -> dict:
     return kw
 
 
-def _inputs_provenance(args: argparse.Namespace, images, texts) -> dict:
-    from .io import file_digest
+#: Files up to this size are hashed (SHA-256) into the JSON provenance;
+#: larger ones are identified by size and modification time.
+HASH_LIMIT = 1 << 28
 
-    out = {
-        "images": {"path": os.path.abspath(args.images), "shape": list(images.shape), "dtype": str(images.dtype),
-                   "sha256": file_digest(args.images)},
-        "texts": {"path": os.path.abspath(args.texts), "shape": list(texts.shape), "dtype": str(texts.dtype),
-                  "sha256": file_digest(args.texts)},
-    }
+
+def _file_provenance(path: str, name: str) -> dict:
+    from .io import file_digest
+    from .sources import MANIFEST, row_source
+
+    out: dict = {"path": os.path.abspath(path)}
+    try:
+        src = row_source(path, name, key=name)
+        out.update(shape=[src.n, src.d], rows=src.n, dim=src.d, dtype=str(src.dtype), files=len(src.parts))
+    except (ValueError, FileNotFoundError):
+        pass
+    target = os.path.join(path, MANIFEST) if os.path.isdir(path) else path
+    if os.path.isfile(target):
+        size = os.path.getsize(target)
+        out["bytes"] = size
+        if size <= HASH_LIMIT:
+            out["sha256"] = file_digest(target)
+        else:
+            out["mtime"] = os.path.getmtime(target)
+    return out
+
+
+def _inputs_provenance(args: argparse.Namespace) -> dict:
+    out = {"images": _file_provenance(args.images, "images")}
+    if args.texts is not None:
+        out["texts"] = _file_provenance(args.texts, "texts")
     if getattr(args, "omega", None):
-        out["omega"] = {"path": os.path.abspath(args.omega), "sha256": file_digest(args.omega)}
+        out["omega"] = _file_provenance(args.omega, "omega")
     return out
 
 
 # ----------------------------------------------------------------- commands
 def _score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tuple[dict, list]:
+    from .entropy import renyi_score
     from .scores import sce, vendi
 
     t0 = time.perf_counter()
@@ -165,7 +189,11 @@ def _score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tu
         vendi_kw["sigma"] = res.sigma
     vendis = {}
     for a in orders:
-        vendis[str(a)] = vendi(images, order=a, **vendi_kw).score
+        if kw.get("convention", "paper") == "paper":
+            # Vendi is a spectrum of C_XX, which sce already decomposed: no second pass over the data
+            vendis[str(a)] = float(renyi_score(res.image_eigenvalues, a, res.clamp))
+        else:
+            vendis[str(a)] = vendi(images, order=a, **vendi_kw).score
     summary = res.summary()
     summary["seconds"] = seconds
     payload = {
@@ -209,18 +237,29 @@ def _print_scores(payload: dict, out=None) -> None:
         print(f"warning: {w}", file=out)
 
 
-def cmd_score(args: argparse.Namespace) -> int:
+def _score_inputs(args: argparse.Namespace):
+    """Arrays for .npz members; paths (streamed when large) otherwise."""
     from .io import load_embeddings
 
-    images = load_embeddings(args.images, key=args.images_key, name="images")
-    texts = load_embeddings(args.texts, key=args.texts_key, name="texts")
+    def one(path, key, name):
+        if path is None:
+            return None
+        if key is not None or os.path.splitext(path)[1].lower() == ".npz":
+            return np.asarray(load_embeddings(path, key=key, name=name))
+        return path
+
+    return one(args.images, args.images_key, "images"), one(args.texts, args.texts_key, "texts")
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    images, texts = _score_inputs(args)
     kw = _kernel_kwargs(args)
     kw["method"] = args.method
     kw["backend"] = args.backend
-    payload, _ = _score_payload(np.asarray(images), np.asarray(texts), kw, _parse_orders(args.vendi_orders),
-                                args.top_eigenvalues)
+    kw["progress"] = False if args.quiet else None
+    payload, _ = _score_payload(images, texts, kw, _parse_orders(args.vendi_orders), args.top_eigenvalues)
     payload["command"] = "score"
-    payload["inputs"] = _inputs_provenance(args, images, texts)
+    payload["inputs"] = _inputs_provenance(args)
     payload["environment"] = _environment()
     if not args.quiet:
         _print_scores(payload)
@@ -235,6 +274,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from .editing import fit_editor
     from .io import load_embeddings
 
+    if args.texts is None:
+        raise ValueError("texts: clipcore edit needs --texts (the prompts of the reference images)")
     images = np.asarray(load_embeddings(args.images, key=args.images_key, name="images"))
     texts = np.asarray(load_embeddings(args.texts, key=args.texts_key, name="texts"))
     q_img = np.asarray(load_embeddings(args.query_images, name="query_images")) if args.query_images else images
@@ -267,7 +308,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         "command": "edit", "mode": args.mode, "strength": args.strength, "output": os.path.abspath(args.out),
         "output_shape": list(out.shape), "kernel": editor.kernel, "sigma": editor.sigma, "seed": editor.seed,
         "convention": editor.convention, "feature_space": "rff" if editor.fmap.kind == "rff" else "embedding",
-        "inputs": _inputs_provenance(args, images, texts), "environment": _environment(),
+        "inputs": _inputs_provenance(args), "environment": _environment(),
     }
     if args.json:
         _write_json(args.json, meta)
