@@ -201,3 +201,15 @@ def test_reader_error_in_prefetch_thread_reaches_the_caller(stream_all, tmp_path
     os.remove(tmp_path / "s" / "texts-00002.npy")
     with pytest.raises(FileNotFoundError, match="texts-00002.npy"):
         clipcore.sce(str(tmp_path / "s"), progress=False)
+
+
+def test_large_numpy_arrays_stream_and_agree(stream_all, pairs, capsys):
+    import jax.numpy as jnp
+
+    images, texts = pairs
+    got = clipcore.sce(images, texts, progress=True, block_size=400)
+    assert "rows" in capsys.readouterr().err  # streamed: the bar shows
+    want = clipcore.sce(jnp.asarray(images), jnp.asarray(texts))  # device arrays: in-memory path
+    _agree(got, want)
+    v = clipcore.vendi(images, progress=False)
+    assert v.score == pytest.approx(clipcore.vendi(jnp.asarray(images)).score, rel=1e-10)

@@ -46,6 +46,15 @@ _FORMAT = "clipcore-shards/1"
 
 
 # ------------------------------------------------------------------ readers
+def _aligned_empty(shape: tuple[int, int], dtype: np.dtype, align: int = 64) -> np.ndarray:
+    """An uninitialised array whose data is ``align``-byte aligned: XLA's CPU
+    client then uses it in place (``device_put`` without a copy)."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + align, np.uint8)
+    offset = (-raw.ctypes.data) % align
+    return raw[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
 class _ArrayPart:
     """Rows of an in-memory (or memory-mapped) array."""
 
@@ -91,7 +100,7 @@ class _NpyPart:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         rows = stop - start
-        out = np.empty((rows, self.d), self.dtype)
+        out = _aligned_empty((rows, self.d), self.dtype)
         view = memoryview(out).cast("B")
         pos = self.offset + start * self.d * self.dtype.itemsize
         fd = os.open(self.path, os.O_RDONLY)
