@@ -23,6 +23,28 @@ void syrk_upper_ata(int64_t n, int64_t k, float alpha, const float* a,
 void syrk_upper_ata(int64_t n, int64_t k, double alpha, const double* a,
                     int64_t lda, double beta, double* c, int64_t ldc);
 
+// C = alpha * op(A) op(B) + beta * C, all row-major. C is [m, n]; op(A) is
+// [m, k] (A itself [k, m] when trans_a), op(B) is [k, n] (B itself [n, k]
+// when trans_b). Leading dimensions are clamped to >= 1 (an empty operand is
+// never read). m, n, k, lda, ldb, ldc <= max_dim().
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          float alpha, const float* a, int64_t lda, const float* b,
+          int64_t ldb, float beta, float* c, int64_t ldc);
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          double alpha, const double* a, int64_t lda, const double* b,
+          int64_t ldb, double beta, double* c, int64_t ldc);
+
+// y = alpha * A x + beta * y with A row-major [m, n] (lda), x [n], y [m].
+void gemv(int64_t m, int64_t n, double alpha, const double* a, int64_t lda,
+          const double* x, double beta, double* y);
+
+// B = B * inv(T)^T for B row-major [m, n] (ldb) and T row-major [n, n] (ldt)
+// lower triangular with a non-zero diagonal (the right-looking Cholesky
+// column solve: rows of B become coordinates in the basis whose Gram factor
+// is T).
+void trsm_right_lower_trans(int64_t m, int64_t n, const double* t, int64_t ldt,
+                            double* b, int64_t ldb);
+
 // Threads OpenBLAS itself uses for one call (process-wide setting of the
 // linked library copy; numpy and scipy carry their own copies).
 int get_num_threads();

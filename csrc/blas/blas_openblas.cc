@@ -25,6 +25,49 @@ void syrk_upper_ata(int64_t n, int64_t k, double alpha, const double* a,
                     c, static_cast<int>(ldc));
 }
 
+namespace {
+inline int ld(int64_t v) { return static_cast<int>(v < 1 ? 1 : v); }
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          float alpha, const float* a, int64_t lda, const float* b,
+          int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  scipy_cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+                    static_cast<int>(n), static_cast<int>(k), alpha, a, ld(lda),
+                    b, ld(ldb), beta, c, ld(ldc));
+}
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          double alpha, const double* a, int64_t lda, const double* b,
+          int64_t ldb, double beta, double* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  scipy_cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+                    static_cast<int>(n), static_cast<int>(k), alpha, a, ld(lda),
+                    b, ld(ldb), beta, c, ld(ldc));
+}
+
+void gemv(int64_t m, int64_t n, double alpha, const double* a, int64_t lda,
+          const double* x, double beta, double* y) {
+  if (m <= 0) return;
+  if (n <= 0) {
+    for (int64_t i = 0; i < m; ++i) y[i] = beta == 0.0 ? 0.0 : beta * y[i];
+    return;
+  }
+  scipy_cblas_dgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m),
+                    static_cast<int>(n), alpha, a, ld(lda), x, 1, beta, y, 1);
+}
+
+void trsm_right_lower_trans(int64_t m, int64_t n, const double* t, int64_t ldt,
+                            double* b, int64_t ldb) {
+  if (m <= 0 || n <= 0) return;
+  scipy_cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans,
+                    CblasNonUnit, static_cast<int>(m), static_cast<int>(n), 1.0,
+                    t, ld(ldt), b, ld(ldb));
+}
+
 int get_num_threads() { return scipy_openblas_get_num_threads(); }
 
 void set_num_threads(int n) { scipy_openblas_set_num_threads(n < 1 ? 1 : n); }

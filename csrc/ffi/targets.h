@@ -19,4 +19,46 @@ extern "C" XLA_FFI_Error* ClipcoreGramAccumulateCpu(XLA_FFI_CallFrame* frame);
 inline constexpr const char kEigvalshTarget[] = "clipcore_eigvalsh";
 extern "C" XLA_FFI_Error* ClipcoreEigvalshCpu(XLA_FFI_CallFrame* frame);
 
+// ---- Nyström / Gaussian-kernel core (csrc/nystrom, csrc/ffi/nystrom_handler.cc),
+// all on platform "cpu". sigma is a float32|float64 scalar operand (so it may
+// be traced); B, B2, L, W share one dtype (float32|float64); G is
+// float32|float64 and is accumulated in float64. Optional int64 attributes
+// block_rows (rows per syrk chunk), tile_rows (rows per kernel tile),
+// num_threads.
+
+// "clipcore_nystrom_accumulate": (G [r, r], B [b, d], L [m, d], W [m, r],
+//   sigma) -> G + Phi^T Phi, Phi = k(B, L) W (whitened before the syrk).
+inline constexpr const char kNystromAccumulateTarget[] = "clipcore_nystrom_accumulate";
+extern "C" XLA_FFI_Error* ClipcoreNystromAccumulateCpu(XLA_FFI_CallFrame* frame);
+
+// "clipcore_nystrom_accumulate_paired": (G [2r, 2r], B, B2 [b, d], L, W,
+//   sigma) -> G + Z^T Z, Z = [Phi(B) | Phi(B2)] (texts, images: all three
+//   blocks of the joint covariance in one syrk).
+inline constexpr const char kNystromAccumulatePairedTarget[] = "clipcore_nystrom_accumulate_paired";
+extern "C" XLA_FFI_Error* ClipcoreNystromAccumulatePairedCpu(XLA_FFI_CallFrame* frame);
+
+// "clipcore_kernel_accumulate": (G [m, m], B [b, d], L [m, d], sigma) ->
+//   G + k(B, L)^T k(B, L), products in float64 (whiten the sum afterwards).
+inline constexpr const char kKernelAccumulateTarget[] = "clipcore_kernel_accumulate";
+extern "C" XLA_FFI_Error* ClipcoreKernelAccumulateCpu(XLA_FFI_CallFrame* frame);
+
+// "clipcore_kernel_accumulate_paired": (G [2m, 2m], B, B2, L, sigma) ->
+//   G + Z^T Z, Z = [k(B, L) | k(B2, L)].
+inline constexpr const char kKernelAccumulatePairedTarget[] = "clipcore_kernel_accumulate_paired";
+extern "C" XLA_FFI_Error* ClipcoreKernelAccumulatePairedCpu(XLA_FFI_CallFrame* frame);
+
+// "clipcore_gaussian_sq_frobenius": (x [n, d], sigma) -> [] float32|float64
+//   sum_ij k(x_i, x_j)^2 over symmetric tiles (no n×n matrix). Attributes
+//   tile_rows, num_threads.
+inline constexpr const char kGaussianSqFrobeniusTarget[] = "clipcore_gaussian_sq_frobenius";
+extern "C" XLA_FFI_Error* ClipcoreGaussianSqFrobeniusCpu(XLA_FFI_CallFrame* frame);
+
+// "clipcore_pivoted_cholesky": (x [n, d], sigma) -> (pivots [m] int32|64,
+//   count [] int32|64, residual_trace [m], pivot_factor [m, m], factor [n, m]
+//   or [0, m]; floats float32|float64). Greedy pivoted Cholesky of k(x, x),
+//   see csrc/nystrom/pivoted_cholesky.h. Attributes: trace_tol, min_pivot
+//   (float64), panel, candidates, block_rows, num_threads (int64).
+inline constexpr const char kPivotedCholeskyTarget[] = "clipcore_pivoted_cholesky";
+extern "C" XLA_FFI_Error* ClipcorePivotedCholeskyCpu(XLA_FFI_CallFrame* frame);
+
 }  // namespace clipcore

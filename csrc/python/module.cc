@@ -10,6 +10,7 @@
 #include "gram/buffer_pool.h"
 #include "gram/gram_accumulate.h"
 #include "gram/parallel.h"
+#include "nystrom/elementwise.h"
 
 namespace py = pybind11;
 
@@ -34,6 +35,18 @@ PYBIND11_MODULE(_ext, m) {
         d[clipcore::kGramAccumulateTarget] =
             make_capsule(clipcore::ClipcoreGramAccumulateCpu);
         d[clipcore::kEigvalshTarget] = make_capsule(clipcore::ClipcoreEigvalshCpu);
+        d[clipcore::kNystromAccumulateTarget] =
+            make_capsule(clipcore::ClipcoreNystromAccumulateCpu);
+        d[clipcore::kNystromAccumulatePairedTarget] =
+            make_capsule(clipcore::ClipcoreNystromAccumulatePairedCpu);
+        d[clipcore::kKernelAccumulateTarget] =
+            make_capsule(clipcore::ClipcoreKernelAccumulateCpu);
+        d[clipcore::kKernelAccumulatePairedTarget] =
+            make_capsule(clipcore::ClipcoreKernelAccumulatePairedCpu);
+        d[clipcore::kGaussianSqFrobeniusTarget] =
+            make_capsule(clipcore::ClipcoreGaussianSqFrobeniusCpu);
+        d[clipcore::kPivotedCholeskyTarget] =
+            make_capsule(clipcore::ClipcorePivotedCholeskyCpu);
         return d;
       },
       "dict: XLA FFI target name -> PyCapsule of its CPU handler "
@@ -46,6 +59,7 @@ PYBIND11_MODULE(_ext, m) {
         os << clipcore::blas::info()
            << "; clipcore_threads=" << clipcore::gram::default_num_threads()
            << "; block_rows_f32=" << clipcore::gram::default_block_rows(0, true)
+           << "; elementwise=" << clipcore::nystrom::elementwise_isa()
            << "; buffer_cache_mb="
            << (clipcore::BufferPool::max_cached_bytes() >> 20)
 #ifdef CLIPCORE_BUILD_FLAGS

@@ -1,0 +1,44 @@
+// Elementwise passes of the Gaussian kernel tiles: from the GEMM output
+// dot[i, j] = a_i · b_j and the squared row norms, compute
+//
+//   k(a_i, b_j) = exp(-gamma * max(|a_i|^2 + |b_j|^2 - 2 a_i · b_j, 0))
+//
+// with a vectorisable exp (Cephes-style range reduction + polynomial; float
+// within ~1 ulp of expf, double within ~2 ulp of exp), compiled twice (AVX2+FMA
+// and baseline x86-64) and picked at run time. The argument is formed in
+// double, so gamma may be huge (tiny sigma: only exact zeros give 1) or zero
+// (huge sigma: everything 1) without inf * 0 = NaN. Results below
+// exp(-87) (float) / exp(-708) (double) are flushed to 0.
+//
+// Pure algorithm: no threads, no XLA, no Python.
+#pragma once
+
+#include <cstdint>
+
+namespace clipcore::nystrom {
+
+// out[i * ldo + j] = k(a_i, b_j) for i < rows, j < cols. `out` may alias
+// `dot` when both have the same type and leading dimension.
+void gauss_tile(const float* dot, int64_t ldd, const double* an,
+                const double* bn, int64_t rows, int64_t cols, double gamma,
+                float* out, int64_t ldo);
+void gauss_tile(const float* dot, int64_t ldd, const double* an,
+                const double* bn, int64_t rows, int64_t cols, double gamma,
+                double* out, int64_t ldo);
+void gauss_tile(const double* dot, int64_t ldd, const double* an,
+                const double* bn, int64_t rows, int64_t cols, double gamma,
+                double* out, int64_t ldo);
+
+// sum_{i, j} k(a_i, b_j) over the tile, in double. When diag >= 0 the
+// entries (i, i + diag) are taken as exactly 1 (a point with itself).
+double gauss_tile_sum(const float* dot, int64_t ldd, const double* an,
+                      const double* bn, int64_t rows, int64_t cols,
+                      double gamma, int64_t diag);
+double gauss_tile_sum(const double* dot, int64_t ldd, const double* an,
+                      const double* bn, int64_t rows, int64_t cols,
+                      double gamma, int64_t diag);
+
+// Which compiled variant runs ("avx2+fma" or "baseline").
+const char* elementwise_isa();
+
+}  // namespace clipcore::nystrom
