@@ -17,26 +17,33 @@
 
 namespace clipcore::nystrom {
 
+// `floor`: squared distances sq <= floor * (|a_i|^2 + |b_j|^2) are taken as
+// exactly 0 (below the rounding error of the GEMM form; see rounding_floor).
+//
 // out[i * ldo + j] = k(a_i, b_j) for i < rows, j < cols. `out` may alias
 // `dot` when both have the same type and leading dimension.
 void gauss_tile(const float* dot, int64_t ldd, const double* an,
-                const double* bn, int64_t rows, int64_t cols, double gamma,
+                const double* bn, int64_t rows, int64_t cols, double gamma, double floor,
                 float* out, int64_t ldo);
 void gauss_tile(const float* dot, int64_t ldd, const double* an,
-                const double* bn, int64_t rows, int64_t cols, double gamma,
+                const double* bn, int64_t rows, int64_t cols, double gamma, double floor,
                 double* out, int64_t ldo);
 void gauss_tile(const double* dot, int64_t ldd, const double* an,
-                const double* bn, int64_t rows, int64_t cols, double gamma,
+                const double* bn, int64_t rows, int64_t cols, double gamma, double floor,
                 double* out, int64_t ldo);
 
 // sum_{i, j} k(a_i, b_j) over the tile, in double. When diag >= 0 the
 // entries (i, i + diag) are taken as exactly 1 (a point with itself).
 double gauss_tile_sum(const float* dot, int64_t ldd, const double* an,
                       const double* bn, int64_t rows, int64_t cols,
-                      double gamma, int64_t diag);
+                      double gamma, double floor, int64_t diag);
 double gauss_tile_sum(const double* dot, int64_t ldd, const double* an,
                       const double* bn, int64_t rows, int64_t cols,
-                      double gamma, int64_t diag);
+                      double gamma, double floor, int64_t diag);
+
+// The relative rounding floor for dot products of length d computed in a
+// type with unit roundoff eps: eps * (4 + 2 sqrt(d)).
+double rounding_floor(double eps, int64_t d);
 
 // Which compiled variant runs ("avx2+fma" or "baseline").
 const char* elementwise_isa();

@@ -1,6 +1,7 @@
 #include "nystrom/kernel_frobenius.h"
 
 #include <algorithm>
+#include <limits>
 #include <new>
 #include <sstream>
 #include <vector>
@@ -25,7 +26,8 @@ std::string gaussian_sq_frobenius(const T* x, int64_t n, int64_t d, double sigma
   if (n > blas::max_dim() || d > blas::max_dim())
     return "dimension exceeds the BLAS integer range";
   if (n == 0) return "";
-  const double gamma2 = 2.0 * gamma;  // k^2 = exp(-2 gamma sq)
+  const double gamma2 = 2.0 * gamma;
+  const double floor = rounding_floor(std::numeric_limits<T>::epsilon(), d);  // k^2 = exp(-2 gamma sq)
   const int64_t t = std::max<int64_t>(1, std::min<int64_t>(opt.tile_rows > 0 ? opt.tile_rows : 512, n));
   const int64_t nb = (n + t - 1) / t;
   int threads = opt.num_threads > 0 ? static_cast<int>(std::min<int64_t>(opt.num_threads, 1024))
@@ -50,7 +52,7 @@ std::string gaussian_sq_frobenius(const T* x, int64_t n, int64_t d, double sigma
         const int64_t j0 = J * t, tj = std::min(n, j0 + t) - j0;
         blas::gemm(false, true, ti, tj, d, T(1), x + i0 * d, d, x + j0 * d, d, T(0), dots, tj);
         const double s_ij = gauss_tile_sum(dots, tj, norms.data() + i0, norms.data() + j0, ti, tj,
-                                           gamma2, J == I ? 0 : -1);
+                                           gamma2, floor, J == I ? 0 : -1);
         total += J == I ? s_ij : 2.0 * s_ij;
       }
       unit_sums[I] = total;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <new>
 #include <sstream>
@@ -74,6 +75,7 @@ std::string run(const T* const* blocks, int n_blocks, int64_t b, int64_t d,
   const Plan plan = make_plan(b, d, m, R, kF32Features, opt);
   ensure_single_threaded_blas();
 
+  const double floor = rounding_floor(std::numeric_limits<T>::epsilon(), d);
   std::vector<double> lnorm(static_cast<size_t>(m));
   row_sq_norms(L, m, d, d, lnorm.data(), "landmarks", 0);
   if (whiten) check_finite(W, m, r, "whitening");
@@ -107,13 +109,13 @@ std::string run(const T* const* blocks, int n_blocks, int64_t b, int64_t d,
         FT* out = feat + (t0 - r0) * R + blk * per;
         if constexpr (std::is_same_v<FT, T>) {
           if (whiten) {
-            gauss_tile(dots, m, norms, lnorm.data(), tr, m, gamma, dots, m);
+            gauss_tile(dots, m, norms, lnorm.data(), tr, m, gamma, floor, dots, m);
             blas::gemm(false, false, tr, r, m, T(1), dots, m, W, r, T(0), out, R);
             continue;
           }
         }
         if constexpr (std::is_same_v<FT, double>)
-          gauss_tile(dots, m, norms, lnorm.data(), tr, m, gamma, out, R);
+          gauss_tile(dots, m, norms, lnorm.data(), tr, m, gamma, floor, out, R);
       }
     }
     gram::accumulate_rows<FT>(feat, 0, r1 - r0, R, r1 - r0, as<double>(slot.acc),

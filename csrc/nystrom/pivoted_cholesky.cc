@@ -45,6 +45,7 @@ std::string run(const T* x, int64_t n, int64_t d, double gamma, int64_t m,
   if (double(n) * double(d + me) < double(1 << 18) && opt.num_threads <= 0) threads = 1;
   const int participants = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n_chunks)));
   ensure_single_threaded_blas();
+  const double floor = rounding_floor(std::numeric_limits<double>::epsilon(), d);
 
   std::vector<double> norms(static_cast<size_t>(n));
   parallel_chunks(n_chunks, participants, executor, [&](int, int64_t ch) {
@@ -108,7 +109,7 @@ std::string run(const T* x, int64_t n, int64_t d, double gamma, int64_t m,
       if (s > 0 && !(dp > tau || (dp == tau && idx[best] < tau_idx))) break;
       const double pv = std::sqrt(dp);
       blas::gemv(cand, d, 1.0, Xc.data(), d, Xc.data() + best * d, 0.0, col.data());
-      gauss_tile(col.data(), 1, nc.data(), nc.data() + best, cand, 1, gamma, col.data(), 1);
+      gauss_tile(col.data(), 1, nc.data(), nc.data() + best, cand, 1, gamma, floor, col.data(), 1);
       blas::gemv(cand, k, -1.0, Lc.data(), ldc, Lc.data() + best * ldc, 1.0, col.data());
       blas::gemv(cand, s, -1.0, Pc.data(), panel, Pc.data() + best * panel, 1.0, col.data());
       for (int64_t a = 0; a < cand; ++a) col[a] /= pv;
@@ -147,7 +148,7 @@ std::string run(const T* x, int64_t n, int64_t d, double gamma, int64_t m,
       }
       double* A = as<double>(slot.A);
       blas::gemm(false, true, rows, s, d, 1.0, Xr, d, XP.data(), d, 0.0, A, s);
-      gauss_tile(A, s, norms.data() + i0, nP.data(), rows, s, gamma, A, s);
+      gauss_tile(A, s, norms.data() + i0, nP.data(), rows, s, gamma, floor, A, s);
       blas::gemm(false, true, rows, s, k, -1.0, L + i0 * ld, ld, LP.data(), ldc, 1.0, A, s);
       blas::trsm_right_lower_trans(rows, s, Tm.data(), panel, A, s);
       double* cs = colsum.data() + ch * panel;

@@ -395,18 +395,22 @@ def _int_attrs(op: str, **kw) -> dict[str, np.int64]:
 
 
 def gaussian_tile_jax(a: jax.Array, b: jax.Array, gamma) -> jax.Array:
-    """k(a_i, b_j) = exp(−γ max(‖a_i‖² + ‖b_j‖² − 2 a_i·b_j, 0)) in a's dtype: ``[n, d] × [m, d] → [n, m]``.
+    """k(a_i, b_j) = exp(−γ sq_ij), sq_ij = ‖a_i‖² + ‖b_j‖² − 2 a_i·b_j, in a's dtype: ``[n, d] × [m, d] → [n, m]``.
 
-    One GEMM for the dot products. The exponent is −γ·sq where sq > 0 and
-    exactly 0 where sq = 0, so γ = ∞ (σ → 0) and γ = 0 (σ → ∞) give 0/1
-    kernels instead of NaN.
+    One GEMM for the dot products. As in the compiled core, sq at or below
+    the rounding floor of that form, eps(dtype)·(4 + 2√d)·(‖a_i‖² + ‖b_j‖²),
+    counts as exactly 0 (the points coincide to working precision), so
+    duplicates give exactly 1 at any σ, and γ = ∞ (σ → 0) or γ = 0 (σ → ∞)
+    give 0/1 kernels instead of NaN.
     """
     hi = jax.lax.Precision.HIGHEST
     an = jnp.sum(a * a, axis=1)
     bn = jnp.sum(b * b, axis=1)
-    sq = an[:, None] + bn[None, :] - 2.0 * jnp.dot(a, b.T, precision=hi)
+    nsum = an[:, None] + bn[None, :]
+    sq = nsum - 2.0 * jnp.dot(a, b.T, precision=hi)
+    floor = float(np.finfo(a.dtype).eps) * (4.0 + 2.0 * np.sqrt(a.shape[1]))
     gamma = jnp.asarray(gamma, a.dtype)
-    return jnp.exp(jnp.where(sq > 0, -gamma * sq, jnp.zeros((), a.dtype)))
+    return jnp.exp(jnp.where(sq > floor * nsum, -gamma * sq, jnp.zeros((), a.dtype)))
 
 
 def _gamma(sigma, dtype):
@@ -733,6 +737,7 @@ def pivoted_cholesky_jax(
     xw = x.astype(wide)
     gamma = _gamma(sigma, wide)
     norms = jnp.sum(xw * xw, axis=1)
+    floor = float(np.finfo(wide).eps) * (4.0 + 2.0 * np.sqrt(x.shape[1]))
     hi = jax.lax.Precision.HIGHEST
     nan = jnp.asarray(np.nan, wide)
 
@@ -753,8 +758,9 @@ def pivoted_cholesky_jax(
         p = jnp.argmax(r)
         dp = r[p]
         stop = done | (trace <= trace_tol) | ~(dp > min_pivot)
-        sq = norms + norms[p] - 2.0 * jnp.dot(xw, xw[p], precision=hi)
-        kcol = jnp.exp(jnp.where(sq > 0, -gamma * sq, jnp.zeros((), wide)))
+        nsum = norms + norms[p]
+        sq = nsum - 2.0 * jnp.dot(xw, xw[p], precision=hi)
+        kcol = jnp.exp(jnp.where(sq > floor * nsum, -gamma * sq, jnp.zeros((), wide)))
         pv = jnp.sqrt(jnp.where(stop, 1.0, dp))
         col = (kcol - jnp.dot(L, L[p], precision=hi)) / pv
         col = jnp.where(piv, 0.0, col).at[p].set(pv)

@@ -1,0 +1,748 @@
+"""Gaussian-kernel scores at large n: Nyström features and the exact RKE, streamed.
+
+SPEC.md, "Large n". With the Gaussian kernel k(x, y) = exp(−‖x − y‖² / (2σ²))
+and m landmarks L (rows of the data, chosen by :func:`select_landmarks`),
+the Nyström feature map is
+
+    Φ(x) = k(x, L) W,    W = U_r Λ_r^{-1/2}        ([m, r], float64)
+
+where K_mm = k(L, L) = U Λ Uᵀ and r ≤ m keeps the eigenvalues above
+``rtol · λ_max`` (default rtol = eps(float32) ≈ 1.19e-7, whatever the compute
+dtype). Then Φ(x)·Φ(y) = k(x, L) K_mm⁺ k(L, y) is the Nyström kernel, and
+the covariance C = Σ Φ(x_i)ᵀ Φ(x_i) / n ([r, r]) has the non-zero spectrum
+of the Nyström approximation of K / n. Its trace tr C ≤ 1 is the captured
+part of tr(K)/n = 1; 1 − tr C is the missing mass (reported by
+:func:`captured_trace`; turning it into entropy estimates is the caller's
+choice, SPEC.md).
+
+Accumulating C streams the rows in blocks and never holds more than an
+[m, m] matrix. Two strategies give the same matrix:
+
+* ``"kernel"``: M = Σ k(B, L)ᵀ k(B, L) with float64 products, then
+  C = Wᵀ M W / n once. n·m² flops in float64 after the kernel tiles. The
+  default on CPU with the compiled core (fastest measured, and the most
+  accurate: M is exact to float64 rounding, see tests/test_nystrom.py).
+* ``"whiten"``: Φ_B = k(B, L) W per block (float32 for float32 inputs),
+  then Φ_Bᵀ Φ_B summed in float64. 2·n·m·r + n·r² flops; float32-safe
+  because the whitening happens before the accumulation. The default of
+  the pure-JAX backend (no float64 GEMM needed).
+
+Accumulating k(B, L)ᵀ k(B, L) in *float32* and whitening afterwards is
+wrong (the whitening amplifies float32 rounding by 1/λ_min: trace 1.08 where
+the truth is 0.99999 on tests' clustered data); neither strategy does that.
+
+The exact RKE (Rényi-2) needs no landmarks: exp(H₂) = n² / ‖K‖_F², with
+‖K‖_F² = Σ_ij k(x_i, x_j)² streamed over symmetric tiles
+(:func:`rke_streamed`). For the cosine kernel k = cos, ‖K‖_F² = ‖X̂ᵀ X̂‖_F²
+(the squared entries are cos²): the d×d covariance, no tiles at all.
+
+Backends: ``"ffi"`` (the compiled core, CPU; see ``_ffi.py``), ``"jax"``
+(the pure-JAX twins), ``"auto"`` (ffi when available).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import _ffi
+
+__all__ = [
+    "Landmarks",
+    "LANDMARK_METHODS",
+    "select_landmarks",
+    "default_pool",
+    "NystromMap",
+    "nystrom_map",
+    "nystrom_features",
+    "nystrom_init",
+    "nystrom_update",
+    "nystrom_finalize",
+    "nystrom_gram",
+    "nystrom_covariance",
+    "nystrom_joint_gram",
+    "nystrom_joint_covariances",
+    "captured_trace",
+    "kernel_sq_frobenius",
+    "StreamedRKE",
+    "rke_streamed",
+    "DEFAULT_RTOL",
+]
+
+#: Default relative eigenvalue cutoff of the whitening: eps(float32).
+DEFAULT_RTOL = float(np.finfo(np.float32).eps)
+
+LANDMARK_METHODS = ("uniform", "kmeans++", "pivoted-cholesky")
+_STRATEGIES = ("auto", "kernel", "whiten")
+_BACKENDS = ("auto", "ffi", "jax")
+_HI = lax.Precision.HIGHEST
+
+
+def _x64():
+    """Enable x64 locally when it is off (the whitening and sums are float64)."""
+    return contextlib.nullcontext() if jax.config.jax_enable_x64 else jax.enable_x64(True)
+
+
+def _backend(backend: str) -> str:
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend: expected one of {_BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "ffi" if _ffi.available() and jax.default_backend() == "cpu" else "jax"
+    if backend == "ffi" and not _ffi.available():
+        raise RuntimeError(f"backend='ffi': {_ffi.unavailable_reason()}")
+    return backend
+
+
+def _strategy(strategy: str, backend: str) -> str:
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"strategy: expected one of {_STRATEGIES}, got {strategy!r}")
+    if strategy == "auto":
+        return "kernel" if backend == "ffi" else "whiten"
+    return strategy
+
+
+def _check_sigma(sigma) -> float:
+    try:
+        v = float(sigma)
+    except (TypeError, ValueError):
+        raise ValueError(f"sigma: expected a positive number, got {sigma!r}") from None
+    if not (np.isfinite(v) and v > 0):
+        raise ValueError(f"sigma: expected a positive finite number, got {v}")
+    return v
+
+
+def _check_rows(x, name="x") -> None:
+    if getattr(x, "ndim", None) != 2:
+        raise ValueError(f"{name}: expected a [n, d] array, got shape {list(np.shape(x))}")
+    if np.dtype(x.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"{name}: dtype must be float32 or float64, got {np.dtype(x.dtype)}")
+
+
+# ============================================================== landmarks
+
+
+class Landmarks(NamedTuple):
+    """Landmarks chosen from the rows of x (a pytree; None leaves where not applicable).
+
+    Attributes:
+      indices: ``[m']`` int64 rows of x (m' ≤ m): sorted for ``"uniform"``,
+        in selection order otherwise.
+      points: ``[m', d]`` x[indices] (x's dtype).
+      method: the selection method.
+      residual_trace: pivoted Cholesky only: ``[m']`` Σ of the residual
+        kernel diagonal over the candidate pool after each step (tr K = pool
+        size before the first).
+      captured: pivoted Cholesky only: ``[m']`` 1 − residual_trace / pool,
+        the fraction of tr K on the pool the landmarks capture.
+      pool_size: rows the selection looked at (n, or a seeded uniform
+        subsample of them; see :func:`default_pool`).
+    """
+
+    indices: np.ndarray
+    points: jax.Array
+    method: str
+    residual_trace: np.ndarray | None
+    captured: np.ndarray | None
+    pool_size: int
+
+
+def default_pool(n: int, m: int, *, budget: int = 1 << 25) -> int:
+    """Rows a k-means++ / pivoted-Cholesky selection looks at by default.
+
+    Both hold an ``[pool, m]`` float64 factor or read the pool once per
+    landmark, so the pool is capped at ``budget`` numbers (2²⁵: 256 MB of
+    factor): all n rows when n·m ≤ budget, else a seeded uniform subsample
+    of max(m, budget // m) rows (16 777 rows for m = 2000).
+    """
+    if n * max(m, 1) <= budget:
+        return int(n)
+    return int(min(n, max(m, budget // max(m, 1))))
+
+
+def _pool_indices(n: int, pool: int, rng: np.random.Generator) -> np.ndarray:
+    if pool >= n:
+        return np.arange(n, dtype=np.int64)
+    return np.sort(rng.choice(n, size=pool, replace=False)).astype(np.int64)
+
+
+@functools.partial(jax.jit, static_argnames=("m",))
+def _kmeanspp(x, gamma, key, *, m):
+    """D² sampling with the squared RKHS distance 2 − 2k(x, c) to the nearest centre."""
+    p = x.shape[0]
+    xw = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    norms = jnp.sum(xw * xw, axis=1)
+    k0, key = jax.random.split(key)
+    first = jax.random.randint(k0, (), 0, p, dtype=jnp.int32)
+
+    floor = float(np.finfo(xw.dtype).eps) * (4.0 + 2.0 * np.sqrt(x.shape[1]))
+
+    def dist_to(c):
+        nsum = norms + norms[c]
+        sq = nsum - 2.0 * jnp.dot(xw, xw[c], precision=_HI)
+        k = jnp.exp(jnp.where(sq > floor * nsum, -gamma * sq, 0.0))
+        return jnp.maximum(2.0 - 2.0 * k, 0.0)
+
+    chosen = jnp.full((m,), -1, jnp.int32).at[0].set(first)
+    dmin = dist_to(first).at[first].set(0.0)
+
+    def body(i, st):
+        chosen, dmin, count, key = st
+        key, sub = jax.random.split(key)
+        total = jnp.sum(dmin)
+        ok = total > 0
+        logits = jnp.where(dmin > 0, jnp.log(jnp.where(dmin > 0, dmin, 1.0)), -jnp.inf)
+        c = jax.random.categorical(sub, jnp.where(ok, logits, 0.0)).astype(jnp.int32)
+        new_d = jnp.minimum(dmin, dist_to(c)).at[c].set(0.0)
+        chosen = jnp.where(ok, chosen.at[i].set(c), chosen)
+        return chosen, jnp.where(ok, new_d, dmin), count + ok.astype(jnp.int32), key
+
+    chosen, _, count, _ = lax.fori_loop(1, m, body, (chosen, dmin, jnp.int32(1), key))
+    return chosen, count
+
+
+def select_landmarks(
+    x: Any,
+    m: int,
+    *,
+    sigma: float | None = None,
+    method: str = "uniform",
+    key: int = 0,
+    tol: float | None = None,
+    pool: int | None = None,
+    backend: str = "auto",
+) -> Landmarks:
+    """Choose m landmarks among the rows of x (seeded, deterministic).
+
+    Methods:
+      * ``"uniform"``: m distinct rows uniformly at random
+        (``numpy.random.default_rng(key)``), returned sorted.
+      * ``"kmeans++"``: k-means++ seeding (D² sampling) in the kernel's
+        feature space: the first landmark uniform, each next one drawn with
+        probability ∝ the squared RKHS distance to its nearest landmark,
+        ‖φ(x) − φ(c)‖² = 2 − 2k(x, c) (not the Euclidean distance: far
+        outliers saturate at 2 instead of dominating). Streams the pool once
+        per landmark (``jax.random`` key from ``key``). Stops early when
+        every pool row coincides with a landmark.
+      * ``"pivoted-cholesky"``: greedy pivoted Cholesky of k(pool, pool)
+        (each next landmark is the row worst explained by the previous ones),
+        in the compiled core (``backend="ffi"``) or its pure-JAX twin; stops
+        at m, when the residual trace ≤ ``tol`` · pool, or when no row adds
+        more than 1e-10 of kernel variance. Records the residual trace and the
+        captured fraction per step.
+
+    Args:
+      x: ``[n, d]`` embeddings (array-like, float32|float64).
+      m: number of landmarks (≥ 1).
+      sigma: Gaussian bandwidth (needed by kmeans++ and pivoted-cholesky).
+      method: one of ``LANDMARK_METHODS``.
+      key: int seed.
+      tol: pivoted Cholesky relative residual-trace tolerance (None: 0).
+      pool: rows kmeans++ / pivoted-cholesky look at (default
+        :func:`default_pool`; a seeded uniform subsample when < n).
+      backend: pivoted Cholesky backend, ``"auto"``/``"ffi"``/``"jax"``.
+
+    Returns:
+      :class:`Landmarks`.
+    """
+    if method not in LANDMARK_METHODS:
+        raise ValueError(f"method: expected one of {LANDMARK_METHODS}, got {method!r}")
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"m: expected an integer >= 1, got {m!r}")
+    m = int(m)
+    x = x if isinstance(x, jax.Array) else np.asarray(x)
+    _check_rows(x)
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("x: no rows to choose landmarks from")
+    rng = np.random.default_rng(key)
+    if method == "uniform":
+        idx = np.sort(rng.choice(n, size=min(m, n), replace=False)).astype(np.int64)
+        return Landmarks(idx, jnp.asarray(x)[idx], method, None, None, n)
+
+    sig = _check_sigma(sigma) if sigma is not None else None
+    if sig is None:
+        raise ValueError(f"sigma: method={method!r} needs the kernel bandwidth")
+    if pool is None:
+        pool = default_pool(n, m)
+    elif isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1:
+        raise ValueError(f"pool: expected an integer >= 1, got {pool!r}")
+    pidx = _pool_indices(n, int(pool), rng)
+    xp = jnp.asarray(x)[pidx] if len(pidx) < n else jnp.asarray(x)
+    psize = len(pidx)
+
+    if method == "kmeans++":
+        with _x64():
+            gamma = 1.0 / (2.0 * sig * sig)
+            chosen, count = _kmeanspp(xp, jnp.asarray(gamma, jnp.float64), jax.random.PRNGKey(key),
+                                      m=min(m, psize))
+            sel = np.asarray(chosen)[: int(count)].astype(np.int64)
+        idx = pidx[sel]
+        return Landmarks(idx, jnp.asarray(x)[idx], method, None, None, psize)
+
+    if tol is not None:
+        tol = float(tol)
+        if not (np.isfinite(tol) and tol >= 0):
+            raise ValueError(f"tol: expected a finite number >= 0, got {tol}")
+    trace_tol = (tol or 0.0) * psize
+    be = _backend(backend)
+    with _x64():
+        fn = _ffi.pivoted_cholesky if be == "ffi" else _ffi.pivoted_cholesky_jax
+        res = fn(xp, sig, min(m, psize), trace_tol=trace_tol)
+        count = int(res.count)
+        sel = np.asarray(res.pivots)[:count].astype(np.int64)
+        rtrace = np.asarray(res.residual_trace, np.float64)[:count]
+    idx = pidx[sel]
+    return Landmarks(idx, jnp.asarray(x)[idx], method, rtrace, 1.0 - rtrace / psize, psize)
+
+
+# ============================================================== the feature map
+
+
+@jax.tree_util.register_pytree_node_class
+@dataclasses.dataclass(frozen=True)
+class NystromMap:
+    """The Nyström feature map Φ(x) = k(x, L) W of the Gaussian kernel (a pytree).
+
+    Attributes:
+      landmarks: ``[m, d]`` L.
+      sigma: 0-d bandwidth σ (float64).
+      whitening: ``[m, r]`` float64 W = U_r Λ_r^{-1/2} (K_mm = U Λ Uᵀ), columns
+        by decreasing eigenvalue.
+      eigenvalues: ``[r]`` float64 kept eigenvalues Λ_r of K_mm, descending.
+      rtol: the relative cutoff used (static).
+      num_dropped: eigen-directions of K_mm below the cutoff, m − r (static).
+    """
+
+    landmarks: Any
+    sigma: Any
+    whitening: Any
+    eigenvalues: Any
+    rtol: float = DEFAULT_RTOL
+    num_dropped: int = 0
+
+    @property
+    def num_landmarks(self) -> int:
+        return int(self.landmarks.shape[0])
+
+    @property
+    def rank(self) -> int:
+        """r, the feature dimension."""
+        return int(self.whitening.shape[1])
+
+    def tree_flatten(self):
+        return (self.landmarks, self.sigma, self.whitening, self.eigenvalues), (self.rtol, self.num_dropped)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(*children, *aux)
+
+
+def _gauss_np(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.exp(np.where(sq > 0, -gamma * sq, 0.0))
+
+
+def nystrom_map(landmarks: Any, sigma: float, *, rtol: float | None = None) -> NystromMap:
+    """Build the Nyström map of the Gaussian kernel from landmarks.
+
+    K_mm = k(L, L) is formed and eigendecomposed in float64 NumPy (its
+    diagonal set to exactly 1); eigen-directions with λ ≤ rtol · λ_max are
+    dropped (their contribution to the captured trace is ≈ λ/m each, so the
+    loss is bounded by rtol · λ_max · (m − r) / m, while keeping them would
+    amplify float32 rounding of k(x, L) by 1/√λ).
+
+    Args:
+      landmarks: ``[m, d]`` array or :class:`Landmarks` (m ≥ 0).
+      sigma: bandwidth σ > 0.
+      rtol: relative cutoff (default :data:`DEFAULT_RTOL` = eps(float32),
+        whatever the compute dtype, so float32 and float64 runs keep the same
+        directions).
+
+    Returns:
+      :class:`NystromMap` (whitening and eigenvalues float64 NumPy arrays,
+      landmarks in their own dtype).
+    """
+    pts = landmarks.points if isinstance(landmarks, Landmarks) else landmarks
+    pts = pts if isinstance(pts, jax.Array) else np.asarray(pts)
+    _check_rows(pts, "landmarks")
+    sig = _check_sigma(sigma)
+    rtol = DEFAULT_RTOL if rtol is None else float(rtol)
+    if not (np.isfinite(rtol) and 0 <= rtol < 1):
+        raise ValueError(f"rtol: expected a number in [0, 1), got {rtol}")
+    L64 = np.asarray(pts, dtype=np.float64)
+    if not np.all(np.isfinite(L64)):
+        raise ValueError("landmarks: contain NaN or Inf")
+    m = L64.shape[0]
+    if m == 0:
+        w, W = np.zeros((0,)), np.zeros((0, 0))
+        dropped = 0
+    else:
+        K = _gauss_np(L64, L64, 1.0 / (2.0 * sig * sig))
+        np.fill_diagonal(K, 1.0)
+        lam, U = np.linalg.eigh(K)
+        lam, U = lam[::-1], U[:, ::-1]
+        keep = lam > rtol * lam[0]
+        w = lam[keep]
+        W = np.ascontiguousarray(U[:, keep] / np.sqrt(w)[None, :])
+        dropped = int(m - keep.sum())
+    return NystromMap(pts, np.float64(sig), W, np.ascontiguousarray(w), rtol, dropped)
+
+
+def _cast_map(nmap: NystromMap, dtype):
+    """(L, W, σ) for computing in ``dtype`` (σ stays float64)."""
+    return (
+        jnp.asarray(nmap.landmarks).astype(dtype),
+        jnp.asarray(nmap.whitening).astype(dtype),
+        jnp.asarray(nmap.sigma, jnp.float64),
+    )
+
+
+def nystrom_features(x: jax.Array, nmap: NystromMap, *, dtype=None) -> jax.Array:
+    """Φ(x) = k(x, L) W: ``[n, d] → [n, r]`` in ``dtype`` (default x's dtype).
+
+    Pure JAX (jit-able); for large n use the accumulating functions instead
+    of materialising ``[n, r]``.
+    """
+    with _x64():
+        x = jnp.asarray(x)
+        _check_rows(x)
+        dt = jnp.dtype(dtype) if dtype is not None else x.dtype
+        L, W, sig = _cast_map(nmap, dt)
+        return _features(x.astype(dt), L, W, sig)
+
+
+@jax.jit
+def _features(x, L, W, sig):
+    gamma = 1.0 / (2.0 * sig.astype(x.dtype) ** 2)
+    return jnp.dot(_ffi.gaussian_tile_jax(x, L, gamma), W, precision=_HI)
+
+
+# ============================================================== accumulation
+
+
+def nystrom_init(nmap: NystromMap, *, paired: bool = False, strategy: str = "auto", backend: str = "auto") -> jax.Array:
+    """The zero float64 accumulator for :func:`nystrom_update`.
+
+    ``[R, R]`` with R = (2 if paired else 1) · (m for ``"kernel"``, r for
+    ``"whiten"``).
+    """
+    strat = _strategy(strategy, _backend(backend))
+    per = nmap.num_landmarks if strat == "kernel" else nmap.rank
+    R = (2 if paired else 1) * per
+    with _x64():
+        return jnp.zeros((R, R), jnp.float64)
+
+
+@functools.partial(jax.jit, static_argnames=("strategy", "backend"), donate_argnums=0)
+def _update(G, B, B2, L, W, sig, *, strategy, backend):
+    if backend == "ffi":
+        return _ffi.nystrom_accumulate(G, B, L, W if strategy == "whiten" else None, sig, B2=B2)
+    return _ffi.nystrom_accumulate_jax(G, B, L, W if strategy == "whiten" else None, sig, B2=B2)
+
+
+def nystrom_update(
+    G: jax.Array,
+    block: jax.Array,
+    nmap: NystromMap,
+    *,
+    images: jax.Array | None = None,
+    strategy: str = "auto",
+    backend: str = "auto",
+    dtype=None,
+) -> jax.Array:
+    """Fold one row block into the accumulator (the streaming step).
+
+    ``G + Zᵀ Z`` with Z = Φ(block) (or k(block, L) for ``"kernel"``), or
+    Z = [Φ(block) | Φ(images)] when ``images`` (paired with ``block`` = the
+    texts) is given. G is donated (updated in place).
+
+    Args:
+      G: accumulator from :func:`nystrom_init` (same strategy/paired).
+      block: ``[b, d]`` rows (the texts when paired).
+      images: ``[b, d]`` image rows paired with ``block``.
+      dtype: compute dtype of the kernel tiles (default block's dtype).
+    """
+    be = _backend(backend)
+    strat = _strategy(strategy, be)
+    with _x64():
+        B = jnp.asarray(block)
+        _check_rows(B, "block")
+        dt = jnp.dtype(dtype) if dtype is not None else B.dtype
+        B2 = None
+        if images is not None:
+            B2 = jnp.asarray(images)
+            _check_rows(B2, "images")
+            if B2.shape != B.shape:
+                raise ValueError(f"images: shape {list(B2.shape)} differs from block's {list(B.shape)}")
+            B2 = B2.astype(dt)
+        L, W, sig = _cast_map(nmap, dt)
+        return _update(G, B.astype(dt), B2, L, W, sig, strategy=strat, backend=be)
+
+
+@functools.partial(jax.jit, static_argnames=("strategy", "paired"))
+def _finalize(G, W, *, strategy, paired):
+    if strategy == "whiten":
+        return 0.5 * (G + G.T)
+    if paired:
+        m, r = W.shape
+        Wb = jnp.zeros((2 * m, 2 * r), W.dtype).at[:m, :r].set(W).at[m:, r:].set(W)
+    else:
+        Wb = W
+    out = jnp.dot(Wb.T, jnp.dot(G, Wb, precision=_HI), precision=_HI)
+    return 0.5 * (out + out.T)
+
+
+def nystrom_finalize(
+    G: jax.Array, nmap: NystromMap, *, paired: bool = False, strategy: str = "auto", backend: str = "auto"
+) -> jax.Array:
+    """The whitened Gram Σ Zᵀ Z (``[r, r]``, or ``[2r, 2r]`` paired) from the accumulator.
+
+    ``"kernel"``: Wᵀ M W (block-diagonal W when paired), float64.
+    ``"whiten"``: G itself (symmetrised).
+    """
+    strat = _strategy(strategy, _backend(backend))
+    with _x64():
+        return _finalize(G, jnp.asarray(nmap.whitening, jnp.float64), strategy=strat, paired=bool(paired))
+
+
+def _default_block(n: int, backend: str, m: int) -> int:
+    if backend == "ffi":
+        return max(n, 1)  # one call: the core chunks and threads internally
+    return int(max(256, min(n, (1 << 23) // max(m, 1))))  # ≈ 32 MB float32 tile
+
+
+def _fold(arrays, block, fn, init):
+    n = arrays[0].shape[0]
+    nb, rem = divmod(n, block)
+
+    def body(i, carry):
+        return fn(carry, *[lax.dynamic_slice_in_dim(a, i * block, block, axis=0) for a in arrays])
+
+    carry = lax.fori_loop(0, nb, body, init) if nb > 0 else init
+    if rem:
+        carry = fn(carry, *[a[nb * block :] for a in arrays])
+    return carry
+
+
+@functools.partial(jax.jit, static_argnames=("block", "strategy", "backend", "paired"))
+def _gram(x, x2, L, W, sig, *, block, strategy, backend, paired):
+    per = L.shape[0] if strategy == "kernel" else W.shape[1]
+    R = (2 if paired else 1) * per
+    Wk = W if strategy == "whiten" else None
+    acc = _ffi.nystrom_accumulate if backend == "ffi" else _ffi.nystrom_accumulate_jax
+
+    def step(g, *blocks):
+        return acc(g, blocks[0], L, Wk, sig, B2=blocks[1] if paired else None)
+
+    arrays = (x, x2) if paired else (x,)
+    G = _fold(arrays, block, step, jnp.zeros((R, R), jnp.float64))
+    return _finalize(G, W.astype(jnp.float64), strategy=strategy, paired=paired)
+
+
+def _gram_entry(x, x2, nmap, *, block_size, backend, strategy, dtype):
+    be = _backend(backend)
+    strat = _strategy(strategy, be)
+    with _x64():
+        x = jnp.asarray(x)
+        _check_rows(x)
+        if x2 is not None:
+            x2 = jnp.asarray(x2)
+            _check_rows(x2, "images")
+            if x2.shape != x.shape:
+                raise ValueError(f"images: shape {list(x2.shape)} differs from texts' {list(x.shape)}")
+        if x.shape[1] != nmap.landmarks.shape[1]:
+            raise ValueError(
+                f"x: dimension {x.shape[1]} differs from the landmarks' {nmap.landmarks.shape[1]}"
+            )
+        dt = jnp.dtype(dtype) if dtype is not None else x.dtype
+        n = x.shape[0]
+        if block_size is None:
+            block = _default_block(n, be, nmap.num_landmarks)
+        else:
+            if isinstance(block_size, bool) or int(block_size) < 1:
+                raise ValueError(f"block_size: expected an integer >= 1, got {block_size!r}")
+            block = int(block_size)
+        L, W, sig = _cast_map(nmap, dt)
+        W64 = jnp.asarray(nmap.whitening, jnp.float64)
+        Wc = W if strat == "whiten" else W64
+        return _gram(x.astype(dt), None if x2 is None else x2.astype(dt), L, Wc, sig,
+                     block=max(1, min(block, max(n, 1))), strategy=strat, backend=be,
+                     paired=x2 is not None), n
+
+
+def nystrom_gram(
+    x: jax.Array,
+    nmap: NystromMap,
+    *,
+    block_size: int | None = None,
+    backend: str = "auto",
+    strategy: str = "auto",
+    dtype=None,
+) -> jax.Array:
+    """Σ_i Φ(x_i)ᵀ Φ(x_i) over all rows, streamed in blocks: ``[r, r]`` float64.
+
+    Args:
+      x: ``[n, d]`` embeddings (float32 stays float32 in the kernel tiles).
+      nmap: the map from :func:`nystrom_map`.
+      block_size: rows per accumulation call (default: all rows in one call
+        for ``"ffi"``, whose core chunks and threads internally; ≈ 32 MB
+        kernel tiles for ``"jax"``). The result does not depend on it beyond
+        rounding (tests: 3+ block sizes).
+      backend: ``"auto"``, ``"ffi"`` or ``"jax"``.
+      strategy: ``"auto"`` (``"kernel"`` on ffi, ``"whiten"`` on jax),
+        ``"kernel"`` or ``"whiten"`` (see the module docstring).
+      dtype: compute dtype of the kernel tiles (default x's dtype).
+    """
+    g, _ = _gram_entry(x, None, nmap, block_size=block_size, backend=backend, strategy=strategy, dtype=dtype)
+    return g
+
+
+def nystrom_covariance(x: jax.Array, nmap: NystromMap, **kwargs) -> jax.Array:
+    """C = Σ Φ(x_i)ᵀ Φ(x_i) / n (``[r, r]`` float64); same options as :func:`nystrom_gram`."""
+    g, n = _gram_entry(x, None, nmap, **_gram_kwargs(kwargs))
+    with _x64():
+        return g / max(n, 1)
+
+
+def nystrom_joint_gram(texts: jax.Array, images: jax.Array, nmap: NystromMap, **kwargs) -> jax.Array:
+    """Σ Zᵀ Z with Z = [Φ(texts) | Φ(images)]: ``[2r, 2r]`` float64 (one pass, one syrk per chunk).
+
+    Text and image share the landmarks' kernel map (SPEC.md), so both must
+    have the landmarks' dimension. Same options as :func:`nystrom_gram`.
+    """
+    g, _ = _gram_entry(texts, images, nmap, **_gram_kwargs(kwargs))
+    return g
+
+
+def nystrom_joint_covariances(texts: jax.Array, images: jax.Array, nmap: NystromMap, **kwargs):
+    """C_TT, C_TX, C_XX (÷ n, ``[r, r]`` each) of the Nyström features of paired rows.
+
+    Returns:
+      :class:`clipcore.covariance.Covariances`.
+    """
+    from .covariance import Covariances
+
+    g, n = _gram_entry(texts, images, nmap, **_gram_kwargs(kwargs))
+    r = nmap.rank
+    with _x64():
+        g = g / max(n, 1)
+        return Covariances(g[:r, :r], g[:r, r:], g[r:, r:])
+
+
+def _gram_kwargs(kwargs):
+    allowed = {"block_size", "backend", "strategy", "dtype"}
+    bad = set(kwargs) - allowed
+    if bad:
+        raise TypeError(f"unexpected keyword arguments {sorted(bad)} (allowed: {sorted(allowed)})")
+    return dict(block_size=kwargs.get("block_size"), backend=kwargs.get("backend", "auto"),
+                strategy=kwargs.get("strategy", "auto"), dtype=kwargs.get("dtype"))
+
+
+def captured_trace(cov: jax.Array) -> tuple[float, float]:
+    """(tr C, 1 − tr C) of a Nyström covariance: captured part of tr(K)/n = 1 and the missing mass."""
+    t = float(jnp.trace(cov))
+    return t, 1.0 - t
+
+
+# ============================================================== exact RKE, streamed
+
+
+def kernel_sq_frobenius(
+    x: jax.Array,
+    *,
+    kernel: str = "gaussian",
+    sigma: float | None = None,
+    backend: str = "auto",
+    tile_rows: int | None = None,
+    block_size: int | None = None,
+) -> float:
+    """‖K‖_F² = Σ_ij k(x_i, x_j)² without an n×n matrix (float64).
+
+    * ``"gaussian"``: symmetric tiles (I ≤ J, off-diagonal doubled), each a
+      GEMM + exp, summed in float64: the compiled core (threaded) or the
+      pure-JAX twin (a ``lax.fori_loop`` over tile pairs). O(n²·d).
+    * ``"cosine"``: k = cos(x_i, x_j), so Σ k² = ‖X̂ᵀ X̂‖_F² with X̂ the
+      row-normalised x: one streamed d×d covariance, no tiles. O(n·d²).
+
+    Args:
+      x: ``[n, d]`` embeddings.
+      sigma: Gaussian bandwidth.
+      backend: ``"auto"``, ``"ffi"``, ``"jax"``.
+      tile_rows: Gaussian tile edge (default 512).
+      block_size: cosine accumulation block.
+    """
+    be = _backend(backend)
+    with _x64():
+        x = jnp.asarray(x)
+        _check_rows(x)
+        n = x.shape[0]
+        if kernel == "gaussian":
+            sig = _check_sigma(sigma)
+            fn = _ffi.gaussian_sq_frobenius if be == "ffi" else _ffi.gaussian_sq_frobenius_jax
+            return float(fn(x, sig, tile_rows=tile_rows))
+        if kernel == "cosine":
+            if n == 0:
+                return 0.0
+            from .covariance import feature_covariance
+            from .kernels import FeatureMap
+
+            norms = np.asarray(jnp.linalg.norm(x.astype(jnp.float64), axis=1))
+            if not np.all(norms > 0):
+                raise ValueError("x: the cosine kernel needs non-zero rows")
+            c = feature_covariance(x, FeatureMap("cosine"), block_size=block_size,
+                                   feature_dtype=jnp.float64, acc_dtype=jnp.float64, backend=be)
+            return float(jnp.sum(c * c)) * float(n) ** 2
+        raise ValueError(f"kernel: expected 'gaussian' or 'cosine', got {kernel!r}")
+
+
+class StreamedRKE(NamedTuple):
+    """The exact RKE (Rényi-2 kernel entropy) from the streamed ‖K‖_F².
+
+    Attributes:
+      score: exp(H₂) = n² / ‖K‖_F² = 1 / Σ λ² (λ: eigenvalues of K/n).
+      entropy: H₂ = log(score).
+      frobenius_sq: ‖K‖_F².
+      n: rows.
+      kernel: ``"gaussian"`` or ``"cosine"``.
+      sigma: bandwidth (Gaussian), else None.
+    """
+
+    score: float
+    entropy: float
+    frobenius_sq: float
+    n: int
+    kernel: str
+    sigma: float | None
+
+
+def rke_streamed(
+    x: jax.Array,
+    *,
+    kernel: str = "gaussian",
+    sigma: float | None = None,
+    backend: str = "auto",
+    tile_rows: int | None = None,
+    block_size: int | None = None,
+) -> StreamedRKE:
+    """Exact RKE score of x at any n: n² / ‖K‖_F² (no eigendecomposition, no n×n matrix).
+
+    Same as ``clipcore.rke`` (order-2 Vendi of K/n) without the 1e-10
+    eigenvalue clamp (which adds ≤ n·1e-20 to Σλ²). See
+    :func:`kernel_sq_frobenius` for the arguments.
+    """
+    x = x if isinstance(x, jax.Array) else np.asarray(x)
+    f = kernel_sq_frobenius(x, kernel=kernel, sigma=sigma, backend=backend, tile_rows=tile_rows,
+                            block_size=block_size)
+    n = int(x.shape[0])
+    if n == 0:
+        raise ValueError("x: no rows")
+    score = n * n / f
+    return StreamedRKE(score, float(np.log(score)), f, n, kernel,
+                       None if kernel == "cosine" else float(sigma))
