@@ -102,11 +102,13 @@ std::string run(const T* x, int64_t n, int64_t d, double gamma, int64_t m,
       for (int64_t a = 1; a < cand; ++a)
         if (dC[a] > dC[best] || (dC[a] == dC[best] && idx[a] < idx[best])) best = a;
       const double dp = dC[best];
-      if (!(dp > opt.min_pivot)) {
+      // Only a provably global choice counts (always so at the panel start,
+      // where C holds the largest residuals): otherwise end the panel.
+      if (s > 0 && !(dp > tau || (dp == tau && idx[best] < tau_idx))) break;
+      if (!(dp > opt.min_pivot)) {  // the largest residual anywhere is exhausted
         done = true;
         break;
       }
-      if (s > 0 && !(dp > tau || (dp == tau && idx[best] < tau_idx))) break;
       const double pv = std::sqrt(dp);
       blas::gemv(cand, d, 1.0, Xc.data(), d, Xc.data() + best * d, 0.0, col.data());
       gauss_tile(col.data(), 1, nc.data(), nc.data() + best, cand, 1, gamma, floor, col.data(), 1);

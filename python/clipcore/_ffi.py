@@ -591,6 +591,7 @@ def gaussian_sq_frobenius_jax(x: jax.Array, sigma, *, tile_rows: int | None = No
     xp = jnp.pad(x, ((0, nb * t - n), (0, 0)))
     w = (jnp.arange(nb * t) < n).astype(wide)
     ii, jj = np.triu_indices(nb)
+    n_pairs = len(ii)
     ii, jj = jnp.asarray(ii, jnp.int32), jnp.asarray(jj, jnp.int32)
     gamma2 = 2.0 * _gamma(sigma, x.dtype)
     eye = jnp.eye(t, dtype=bool)
@@ -606,7 +607,7 @@ def gaussian_sq_frobenius_jax(x: jax.Array, sigma, *, tile_rows: int | None = No
         s = wi @ k2 @ wj
         return acc + jnp.where(i == j, s, 2.0 * s)
 
-    return jax.lax.fori_loop(0, len(np.asarray(ii)), body, jnp.zeros((), wide))
+    return jax.lax.fori_loop(0, n_pairs, body, jnp.zeros((), wide))
 
 
 class PivotedCholesky(NamedTuple):

@@ -1,0 +1,504 @@
+"""The compiled Nyström / Gaussian-kernel FFI targets (clipcore._ffi) against float64 NumPy.
+
+nystrom_accumulate (whitened / kernel, single / paired), gaussian_sq_frobenius
+and pivoted_cholesky: results vs independent references, their pure-JAX
+twins, jit / loops / aliasing, options that must not change the result,
+errors with shapes at the Python and the raw FFI entry points, and a
+hypothesis fuzz of each raw entry point (odd shapes, dtypes, zero rows,
+m = 0/1, σ = 1e-30 / 1e30 / invalid, NaN): no crash, a clear error or a
+correct result.
+"""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clipcore import _ffi
+from reference import nystrom_numpy as ref
+
+pytestmark = pytest.mark.skipif(not _ffi.available(), reason=f"compiled core: {_ffi.unavailable_reason()}")
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+I32, F16 = np.dtype(np.int32), np.dtype(np.float16)
+
+
+def _gauss(a, b, sigma):
+    """Reference kernel on the inputs as given (float64 of the same values)."""
+    return ref.gaussian(np.asarray(a, np.float64), np.asarray(b, np.float64), sigma)
+
+
+def _acc_reference(G, B, L, W, sigma, B2=None):
+    blocks = [B] + ([B2] if B2 is not None else [])
+    feats = []
+    absf = []
+    for blk in blocks:
+        K = _gauss(blk, L, sigma)
+        if W is None:
+            feats.append(K)
+            absf.append(np.abs(K))
+        else:
+            W64 = np.asarray(W, np.float64)
+            feats.append(K @ W64)
+            absf.append(np.abs(K) @ np.abs(W64))
+    Z = np.concatenate(feats, axis=1)
+    A = np.concatenate(absf, axis=1)
+    return np.asarray(G, np.float64) + Z.T @ Z, A.T @ A + np.abs(np.asarray(G, np.float64))
+
+
+def _assert_acc(out, G, B, L, W, sigma, B2=None):
+    out = np.asarray(out)
+    assert out.dtype == G.dtype and out.shape == G.shape
+    want, scale = _acc_reference(G, B, L, W, sigma, B2)
+    low = B.dtype == F32 or G.dtype == F32
+    tol = (2e-4 if low else 1e-9) * scale + 1e-30
+    err = np.abs(out.astype(np.float64) - want)
+    assert np.all(err <= tol), f"max excess {np.max(err - tol):.3e}"
+
+
+def _data(b, d, m, r, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((b, d)).astype(dtype)
+    B2 = rng.standard_normal((b, d)).astype(dtype)
+    L = np.concatenate([B[: m // 2], rng.standard_normal((m - min(m // 2, b), d))]).astype(dtype)[:m]
+    W = (rng.standard_normal((m, r)) / max(m, 1)).astype(dtype)
+    return B, B2, L, W
+
+
+# --------------------------------------------------------------------------- results
+
+
+@pytest.mark.parametrize("whiten", [True, False], ids=["whiten", "kernel"])
+@pytest.mark.parametrize("paired", [False, True], ids=["single", "paired"])
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["f32", "f64"])
+@pytest.mark.parametrize("g_dtype", [F32, F64], ids=["G32", "G64"])
+@pytest.mark.parametrize("b,d,m,r", [(0, 5, 7, 3), (1, 3, 1, 1), (777, 17, 40, 29), (5000, 64, 130, 100)])
+def test_accumulate_matches_reference(whiten, paired, dtype, g_dtype, b, d, m, r):
+    B, B2, L, W = _data(b, d, m, r, dtype, seed=b + d)
+    R = (2 if paired else 1) * (r if whiten else m)
+    G = np.random.default_rng(1).standard_normal((R, R)).astype(g_dtype)
+    sigma = 2.5
+    out = _ffi.nystrom_accumulate(G, B, L, W if whiten else None, sigma, B2=B2 if paired else None)
+    _assert_acc(out, G, B, L, W if whiten else None, sigma, B2 if paired else None)
+    twin = _ffi.nystrom_accumulate_jax(G, B, L, W if whiten else None, sigma, B2=B2 if paired else None)
+    _assert_acc(twin, G, B, L, W if whiten else None, sigma, B2 if paired else None)
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [dict(block_rows=1), dict(block_rows=7, tile_rows=3), dict(block_rows=100, num_threads=3),
+     dict(num_threads=1), dict(tile_rows=1000), dict(block_rows=5000, tile_rows=64, num_threads=2)],
+    ids=repr,
+)
+@pytest.mark.parametrize("whiten", [True, False], ids=["whiten", "kernel"])
+def test_options_do_not_change_the_result(opts, whiten):
+    B, B2, L, W = _data(3001, 33, 50, 40, F32, seed=2)
+    R = 40 if whiten else 50
+    G = np.zeros((R, R))
+    base = np.asarray(_ffi.nystrom_accumulate(G, B, L, W if whiten else None, 3.0))
+    out = np.asarray(_ffi.nystrom_accumulate(G, B, L, W if whiten else None, 3.0, **opts))
+    _assert_acc(out, G, B, L, W if whiten else None, 3.0)
+    assert np.max(np.abs(out - base)) <= 1e-6 * np.max(np.abs(base))
+
+
+def test_accumulate_is_exactly_symmetric_and_reuses_buffers():
+    for seed, (b, m, r) in enumerate([(4000, 300, 280), (2000, 290, 100), (10, 5, 5), (4000, 300, 280)]):
+        B, _, L, W = _data(b, 20, m, r, F32, seed=seed)
+        out = np.asarray(_ffi.nystrom_accumulate(np.zeros((r, r), np.float32), B, L, W, 2.0))
+        np.testing.assert_array_equal(out, out.T)
+        _assert_acc(out, np.zeros((r, r), np.float32), B, L, W, 2.0)
+
+
+def test_extreme_sigma():
+    B, _, L, W = _data(300, 6, 20, 20, F64, seed=3)  # half the landmarks are rows of B
+    # σ → 0: k = 1 exactly for identical points, else 0
+    K = np.asarray(_ffi.nystrom_accumulate(np.zeros((20, 20)), B, L, None, 1e-30))
+    hits = (ref.sq_dists(B, L) == 0).astype(float)
+    np.testing.assert_array_equal(K, hits.T @ hits)
+    # σ → ∞: k = 1 everywhere
+    K = np.asarray(_ffi.nystrom_accumulate(np.zeros((20, 20)), B.astype(F32), L.astype(F32), None, 1e30))
+    np.testing.assert_allclose(K, np.full((20, 20), 300.0), rtol=1e-12)
+    f = float(_ffi.gaussian_sq_frobenius(B, 1e-30))
+    assert f == 300.0
+    assert float(_ffi.gaussian_sq_frobenius(B.astype(F32), 1e30)) == 300.0**2
+
+
+def test_sigma_may_be_traced():
+    B, _, L, W = _data(500, 8, 30, 30, F32, seed=4)
+
+    @jax.jit
+    def f(sig):
+        g = _ffi.nystrom_accumulate(jnp.zeros((30, 30)), B, L, W, sig)
+        return g, _ffi.gaussian_sq_frobenius(B, sig)
+
+    for s in (0.7, 3.0):
+        g, fro = f(jnp.asarray(s))
+        _assert_acc(g, np.zeros((30, 30)), B, L, W, s)
+        assert abs(float(fro) / ref.sq_frobenius(B, s) - 1) < 1e-6
+    assert f._cache_size() == 1
+
+
+def test_lowers_to_aliased_custom_calls():
+    B, B2, L, W = _data(16, 4, 5, 3, F32)
+    for w, b2, target in [(W, None, _ffi.NYSTROM_TARGET), (W, B2, _ffi.NYSTROM_PAIRED_TARGET),
+                          (None, None, _ffi.KERNEL_ACC_TARGET), (None, B2, _ffi.KERNEL_ACC_PAIRED_TARGET)]:
+        R = (2 if b2 is not None else 1) * (3 if w is not None else 5)
+        text = jax.jit(lambda g: _ffi.nystrom_accumulate(g, B, L, w, 1.0, B2=b2)).lower(jnp.zeros((R, R))).as_text()
+        assert target in text and "output_operand_alias" in text
+
+
+@pytest.mark.parametrize("whiten", [True, False], ids=["whiten", "kernel"])
+def test_fori_loop_over_row_blocks(whiten):
+    blocks, rows, d, m = 5, 640, 24, 60
+    B, B2, L, W = _data(blocks * rows, d, m, 50, F32, seed=5)
+    R = 2 * (50 if whiten else m)
+
+    @jax.jit
+    def total(b, b2):
+        def body(i, g):
+            sl = lambda a: jax.lax.dynamic_slice_in_dim(a, i * rows, rows, axis=0)
+            return _ffi.nystrom_accumulate(g, sl(b), L, W if whiten else None, 2.0, B2=sl(b2))
+
+        return jax.lax.fori_loop(0, blocks, body, jnp.zeros((R, R)))
+
+    _assert_acc(total(B, B2), np.zeros((R, R)), B, L, W if whiten else None, 2.0, B2)
+
+
+def test_sq_frobenius_tiles_and_threads():
+    x = ref.clustered(1500, 20, seed=6)
+    want = ref.sq_frobenius(x, 3.0)
+    for opts in (dict(tile_rows=1), dict(tile_rows=100, num_threads=3), dict(tile_rows=1499), dict(num_threads=1)):
+        if opts.get("tile_rows") == 1:
+            x1 = x[:200]
+            assert abs(float(_ffi.gaussian_sq_frobenius(x1, 3.0, **opts)) / ref.sq_frobenius(x1, 3.0) - 1) < 1e-6
+            continue
+        assert abs(float(_ffi.gaussian_sq_frobenius(x, 3.0, **opts)) / want - 1) < 1e-6
+    # independent of the thread count exactly (unit sums added in order)
+    a = float(_ffi.gaussian_sq_frobenius(x, 3.0, num_threads=1))
+    b = float(_ffi.gaussian_sq_frobenius(x, 3.0, num_threads=4))
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [dict(), dict(panel=1), dict(panel=3, candidates=1), dict(panel=16, candidates=20),
+     dict(panel=500, candidates=2000), dict(block_rows=7, num_threads=3)],
+    ids=repr,
+)
+def test_pivoted_cholesky_options_give_the_same_pivots(opts):
+    x = ref.clustered(700, 8, clusters=5, noise=0.6, seed=7, dtype=np.float64)
+    piv, L, traces = ref.pivoted_cholesky(_gauss(x, x, 2.0), 150)
+    res = _ffi.pivoted_cholesky(x, 2.0, 150, return_factor=True, **opts)
+    c = int(res.count)
+    assert c == len(piv)
+    np.testing.assert_array_equal(np.asarray(res.pivots)[:c], piv)
+    np.testing.assert_allclose(np.asarray(res.factor)[:, :c], L, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(res.pivot_factor)[:c, :c], L[piv], atol=1e-9)
+    np.testing.assert_allclose(np.asarray(res.residual_trace)[:c], traces, rtol=1e-9, atol=1e-9)
+    assert np.all(np.asarray(res.pivots)[c:] == -1) and np.all(np.isnan(np.asarray(res.residual_trace)[c:]))
+
+
+def test_pivoted_cholesky_ties_and_duplicates():
+    rng = np.random.default_rng(8)
+    base = rng.standard_normal((40, 5))
+    x = np.concatenate([base, base[:10], base[5:15]])  # duplicates: residual 0 after their twin
+    for sigma in (1e-30, 0.3, 1.5, 1e30):
+        piv, L, _ = ref.pivoted_cholesky(_gauss(x, x, sigma), 70)
+        for fn in (_ffi.pivoted_cholesky, _ffi.pivoted_cholesky_jax):
+            res = fn(x, sigma, 70, return_factor=True, **({"panel": 4, "candidates": 6} if fn is _ffi.pivoted_cholesky else {}))
+            c = int(res.count)
+            # exact duplicates tie exactly in exact arithmetic: compare the chosen points
+            assert c == len(piv), f"{fn.__name__} σ={sigma}"
+            np.testing.assert_array_equal(x[np.asarray(res.pivots)[:c]], x[piv], err_msg=f"{fn.__name__} σ={sigma}")
+            np.testing.assert_allclose(np.asarray(res.factor)[:, :c], L, atol=1e-9)
+    # σ → 0: K = I on the distinct rows: pivots 0..39 in order, then exhausted
+    res = _ffi.pivoted_cholesky(x, 1e-30, 70)
+    np.testing.assert_array_equal(np.asarray(res.pivots)[:int(res.count)], np.arange(40))
+
+
+def test_pivoted_cholesky_twin_agrees_under_jit():
+    x = ref.clustered(300, 6, seed=9, dtype=np.float64)
+    f = jax.jit(lambda a: _ffi.pivoted_cholesky(a, 2.0, 50, trace_tol=3.0))
+    g = jax.jit(lambda a: _ffi.pivoted_cholesky_jax(a, 2.0, 50, trace_tol=3.0))
+    a, b = f(x), g(x)
+    assert int(a.count) == int(b.count)
+    np.testing.assert_array_equal(a.pivots, b.pivots)
+    np.testing.assert_allclose(a.pivot_factor, b.pivot_factor, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: _ffi.nystrom_accumulate(np.zeros((3, 3)), np.zeros((5, 4), F32), np.zeros((6, 4), F32), np.zeros((6, 2), F32), 1.0),
+         r"nystrom_accumulate: G must be \[R, R\] with R = r = 2, got \[3, 3\]"),
+        (lambda: _ffi.nystrom_accumulate(np.zeros((3, 3)), np.zeros((5, 4), F32), np.zeros((6, 4), F32), np.zeros((6, 2), F32), 1.0, B2=np.zeros((5, 4), F32)),
+         r"nystrom_accumulate: G must be \[R, R\] with R = 2 \* r = 4, got \[3, 3\]"),
+        (lambda: _ffi.nystrom_accumulate(np.zeros((6, 6)), np.zeros((5, 4), F32), np.zeros((6, 3), F32), None, 1.0),
+         r"kernel_accumulate: landmarks must be float32 \[m, d\] with d = B.shape\[1\] = 4, got float32 \[6, 3\]"),
+        (lambda: _ffi.nystrom_accumulate(np.zeros((2, 2)), np.zeros((5, 4), F32), np.zeros((6, 4), F64), np.zeros((6, 2), F32), 1.0),
+         r"landmarks must be float32 \[m, d\]"),
+        (lambda: _ffi.nystrom_accumulate(np.zeros((2, 2)), np.zeros((5, 4), F32), np.zeros((6, 4), F32), np.zeros((5, 2), F32), 1.0),
+         r"whitening must be float32 \[m, r\] with m = landmarks.shape\[0\] = 6, got float32 \[5, 2\]"),
+        (lambda: _ffi.nystrom_accumulate(np.zeros((2, 2)), np.zeros((5, 4), I32), np.zeros((6, 4), I32), np.zeros((6, 2), I32), 1.0),
+         r"B dtype must be float32 or float64, got int32"),
+        (lambda: _ffi.nystrom_accumulate(np.zeros((4, 4)), np.zeros((5, 4), F32), np.zeros((6, 4), F32), np.zeros((6, 2), F32), 1.0, B2=np.zeros((4, 4), F32)),
+         r"B2 must have B's dtype and shape \(float32 \[5, 4\]\), got float32 \[4, 4\]"),
+        (lambda: _ffi.nystrom_accumulate(np.zeros((2, 2)), np.zeros((5, 4), F32), np.zeros((6, 4), F32), np.zeros((6, 2), F32), 0.0),
+         r"sigma must be a positive finite number, got 0.0"),
+        (lambda: _ffi.nystrom_accumulate(np.zeros((2, 2)), np.zeros((5, 4), F32), np.zeros((6, 4), F32), np.zeros((6, 2), F32), 1.0, block_rows=0),
+         r"block_rows must be >= 1"),
+        (lambda: _ffi.gaussian_sq_frobenius(np.zeros((3,)), 1.0), r"x must be rank 2 \[n, d\], got float64 \[3\]"),
+        (lambda: _ffi.gaussian_sq_frobenius(np.zeros((3, 2)), float("nan")), r"sigma must be a positive finite number"),
+        (lambda: _ffi.pivoted_cholesky(np.zeros((3, 2), F16), 1.0, 2), r"x dtype must be float32 or float64, got float16"),
+        (lambda: _ffi.pivoted_cholesky(np.zeros((3, 2)), 1.0, -1), r"m must be >= 0"),
+        (lambda: _ffi.pivoted_cholesky(np.zeros((3, 2)), 1.0, 2, min_pivot=-1.0), r"min_pivot must be finite and >= 0"),
+    ],
+)
+def test_python_entry_rejects_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def _raw(target, operands, outs, **attrs):
+    return jax.ffi.ffi_call(target, outs)(*[jnp.asarray(o) for o in operands], **attrs)
+
+
+@pytest.mark.parametrize(
+    "target,operands,outs,attrs,match",
+    [
+        (_ffi.NYSTROM_TARGET, [np.zeros((2, 2)), np.zeros((5, 4), F32), np.zeros((6, 4), F32), np.zeros((6, 3), F32), np.float64(1)],
+         jax.ShapeDtypeStruct((2, 2), F64), {},
+         "nystrom_accumulate: G must be [R, R] with R = r = 3 (B float32 [5, 4], landmarks float32 [6, 4], whitening float32 [6, 3]), got [2, 2]"),
+        (_ffi.NYSTROM_TARGET, [np.zeros((3, 3)), np.zeros((5, 4), F32), np.zeros((6, 4), F32), np.zeros((6, 3), F32), np.zeros(2)],
+         jax.ShapeDtypeStruct((3, 3), F64), {},
+         "nystrom_accumulate: sigma must be one float32 or float64 value (shape []), got float64 [2]"),
+        (_ffi.NYSTROM_PAIRED_TARGET, [np.zeros((6, 6)), np.zeros((5, 4), F32), np.zeros((5, 4), F64), np.zeros((6, 4), F32), np.zeros((6, 3), F32), np.float64(1)],
+         jax.ShapeDtypeStruct((6, 6), F64), {},
+         "nystrom_accumulate_paired: B2 must have B's dtype and shape (float32 [5, 4]), got float64 [5, 4]"),
+        (_ffi.KERNEL_ACC_TARGET, [np.zeros((6, 6)), np.zeros((5, 4), F32), np.zeros((6, 4), F32), np.float64(1)],
+         jax.ShapeDtypeStruct((6, 6), F32), {},
+         "kernel_accumulate: output must have G's dtype and shape (float64 [6, 6]), got float32 [6, 6]"),
+        (_ffi.KERNEL_ACC_TARGET, [np.zeros((6, 6)), np.zeros((5, 4), F32), np.zeros((6, 4), F32), np.float64(1)],
+         jax.ShapeDtypeStruct((6, 6), F64), {"foo": np.int64(1)},
+         "kernel_accumulate: unknown attribute 'foo' (known: block_rows, tile_rows, num_threads)"),
+        (_ffi.KERNEL_ACC_TARGET, [np.zeros((6, 6)), np.zeros((5, 4), F32), np.zeros((6, 4), F32), np.float64(1)],
+         jax.ShapeDtypeStruct((6, 6), F64), {"tile_rows": np.int64(-2)},
+         "kernel_accumulate: attribute 'tile_rows' must be >= 0, got -2"),
+        (_ffi.KERNEL_ACC_TARGET, [np.zeros((6, 6)), np.full((5, 4), np.nan, F32), np.zeros((6, 4), F32), np.float64(1)],
+         jax.ShapeDtypeStruct((6, 6), F64), {},
+         "kernel_accumulate: B has a non-finite value (NaN or Inf) in row 0 (B float32 [5, 4], landmarks float32 [6, 4], G float64 [6, 6])"),
+        (_ffi.KERNEL_ACC_TARGET, [np.zeros((6, 6)), np.zeros((5, 4), F32), np.full((6, 4), 1e20, F32), np.float64(1)],
+         jax.ShapeDtypeStruct((6, 6), F64), {},
+         "kernel_accumulate: landmarks row 0 has squared norm 4e+40, too large for float32 kernel tiles (limit 1e+36)"),
+        (_ffi.NYSTROM_TARGET, [np.zeros((3, 3)), np.zeros((5, 4)), np.zeros((6, 4)), np.full((6, 3), np.inf), np.float64(1)],
+         jax.ShapeDtypeStruct((3, 3), F64), {},
+         "nystrom_accumulate: whitening has a non-finite value (NaN or Inf) at [0, 0]"),
+        (_ffi.SQ_FROBENIUS_TARGET, [np.zeros((5, 4), I32), np.float64(1)], jax.ShapeDtypeStruct((), F64), {},
+         "gaussian_sq_frobenius: x dtype must be float32 or float64, got int32"),
+        (_ffi.SQ_FROBENIUS_TARGET, [np.zeros((5, 4)), np.float64(1)], jax.ShapeDtypeStruct((1,), F64), {},
+         "gaussian_sq_frobenius: output must be a float32 or float64 scalar [], got float64 [1]"),
+        (_ffi.SQ_FROBENIUS_TARGET, [np.array([[1.0, np.nan], [0.0, 0.0]]), np.float64(1)], jax.ShapeDtypeStruct((), F64), {},
+         "gaussian_sq_frobenius: x has a non-finite value (NaN or Inf) in row 0 (x float64 [2, 2])"),
+        (_ffi.SQ_FROBENIUS_TARGET, [np.zeros((5, 4)), np.float32(-1)], jax.ShapeDtypeStruct((), F64), {},
+         "gaussian_sq_frobenius: sigma must be a positive finite number, got -1"),
+        (_ffi.PIVOTED_CHOLESKY_TARGET, [np.zeros((5, 4)), np.float64(1)],
+         (jax.ShapeDtypeStruct((3,), np.int64), jax.ShapeDtypeStruct((), np.int64), jax.ShapeDtypeStruct((3,), F64),
+          jax.ShapeDtypeStruct((3, 2), F64), jax.ShapeDtypeStruct((0, 3), F64)), {},
+         "pivoted_cholesky: pivot_factor output must be float32|float64 [m, m] with m = 3, got float64 [3, 2]"),
+        (_ffi.PIVOTED_CHOLESKY_TARGET, [np.zeros((5, 4)), np.float64(1)],
+         (jax.ShapeDtypeStruct((3,), np.int64), jax.ShapeDtypeStruct((), np.int64), jax.ShapeDtypeStruct((3,), F64),
+          jax.ShapeDtypeStruct((3, 3), F64), jax.ShapeDtypeStruct((4, 3), F64)), {},
+         "pivoted_cholesky: factor output must be float32|float64 [n, m] or [0, m] with n = 5, m = 3, got float64 [4, 3]"),
+        (_ffi.PIVOTED_CHOLESKY_TARGET, [np.full((5, 4), np.inf), np.float64(1)],
+         (jax.ShapeDtypeStruct((3,), np.int64), jax.ShapeDtypeStruct((), np.int64), jax.ShapeDtypeStruct((3,), F64),
+          jax.ShapeDtypeStruct((3, 3), F64), jax.ShapeDtypeStruct((0, 3), F64)), {},
+         "pivoted_cholesky: x has a non-finite value (NaN or Inf) in row 0 (x float64 [5, 4], m = 3)"),
+        (_ffi.PIVOTED_CHOLESKY_TARGET, [np.zeros((5, 4)), np.float64(1)],
+         (jax.ShapeDtypeStruct((3,), np.int64), jax.ShapeDtypeStruct((), np.int64), jax.ShapeDtypeStruct((3,), F64),
+          jax.ShapeDtypeStruct((3, 3), F64), jax.ShapeDtypeStruct((0, 3), F64)), {"trace_tol": np.int64(1)},
+         "pivoted_cholesky: attribute 'trace_tol' must be a float"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None,
+)
+def test_raw_targets_report_errors_with_shapes(target, operands, outs, attrs, match):
+    with pytest.raises(Exception, match=re.escape(match)) as info:
+        jax.block_until_ready(_raw(target, operands, outs, **attrs))
+    assert "INVALID_ARGUMENT" in str(info.value)
+
+
+# --------------------------------------------------------------------------- fuzz
+
+_DTYPES = [F32, F64, I32, F16]
+_SIGMAS = [1e-30, 1e-3, 0.5, 3.0, 1e30, 0.0, -1.0, float("nan"), float("inf")]
+
+
+def _valid_sigma(s):
+    return np.isfinite(s) and s > 0
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    b=st.integers(0, 300),
+    d=st.integers(0, 12),
+    m=st.integers(0, 20),
+    r=st.integers(0, 22),
+    paired=st.booleans(),
+    whiten=st.booleans(),
+    dtype=st.sampled_from(_DTYPES),
+    g_dtype=st.sampled_from(_DTYPES),
+    bad_g=st.booleans(),
+    sigma=st.sampled_from(_SIGMAS),
+    nan_in=st.sampled_from([None, "B", "L", "W"]),
+    block_rows=st.one_of(st.none(), st.integers(1, 400)),
+    tile_rows=st.one_of(st.none(), st.integers(1, 300)),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_fuzz_accumulate(b, d, m, r, paired, whiten, dtype, g_dtype, bad_g, sigma, nan_in, block_rows, tile_rows, seed):
+    rng = np.random.default_rng(seed)
+    r = min(r, m + 2)  # r > m is allowed by the target (W is any [m, r] matrix)
+    B = rng.standard_normal((b, d)).astype(dtype)
+    B2 = rng.standard_normal((b, d)).astype(dtype)
+    L = np.concatenate([B[: m // 2].astype(np.float64), rng.standard_normal((m, d))])[:m].astype(dtype)
+    W = (rng.standard_normal((m, r)) / max(m, 1)).astype(dtype)
+    poisoned = False
+    if nan_in is not None:
+        arr = {"B": B, "L": L, "W": W if whiten else None}[nan_in]
+        if arr is not None and arr.size and dtype in (F32, F64, F16):
+            arr.flat[rng.integers(arr.size)] = np.nan
+            poisoned = True
+    R = (2 if paired else 1) * (r if whiten else m)
+    g_shape = (R + 1, R) if bad_g else (R, R)
+    G = rng.standard_normal(g_shape).astype(g_dtype)
+    target = {(True, False): _ffi.NYSTROM_TARGET, (True, True): _ffi.NYSTROM_PAIRED_TARGET,
+              (False, False): _ffi.KERNEL_ACC_TARGET, (False, True): _ffi.KERNEL_ACC_PAIRED_TARGET}[(whiten, paired)]
+    operands = [G, B] + ([B2] if paired else []) + [L] + ([W] if whiten else []) + [np.float64(sigma)]
+    attrs = {k: np.int64(v) for k, v in (("block_rows", block_rows), ("tile_rows", tile_rows)) if v is not None}
+    out_t = jax.ShapeDtypeStruct(G.shape, G.dtype)
+    valid = (dtype in (F32, F64) and g_dtype in (F32, F64) and not bad_g and _valid_sigma(sigma))
+    name = target.replace("clipcore_", "") + ": "
+    try:
+        out = jax.block_until_ready(_raw(target, operands, out_t, **attrs))
+    except Exception as exc:  # noqa: BLE001 - the message is checked
+        assert "INVALID_ARGUMENT: " + name in str(exc), str(exc)
+        assert not valid or poisoned, str(exc)
+        return
+    if G.size == 0:
+        return  # XLA may skip a custom call whose only output is empty
+    assert valid, "an invalid call returned a result"
+    if poisoned:
+        assert b == 0 or m == 0, "NaN input gave a result"
+        np.testing.assert_array_equal(np.asarray(out), G)
+        return
+    _assert_acc(out, G, B, L, W if whiten else None, sigma, B2 if paired else None)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(0, 160),
+    d=st.integers(0, 10),
+    dtype=st.sampled_from(_DTYPES),
+    sigma=st.sampled_from(_SIGMAS),
+    dup=st.booleans(),
+    nan=st.booleans(),
+    tile_rows=st.one_of(st.none(), st.integers(1, 200)),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_fuzz_sq_frobenius(n, d, dtype, sigma, dup, nan, tile_rows, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    if dup and n > 3:
+        x[n // 2 :] = x[: n - n // 2]
+    x = x.astype(dtype)
+    poisoned = nan and x.size > 0 and dtype != I32
+    if poisoned:
+        x.flat[rng.integers(x.size)] = np.inf
+    attrs = {} if tile_rows is None else {"tile_rows": np.int64(tile_rows)}
+    valid = dtype in (F32, F64) and _valid_sigma(sigma) and not poisoned
+    try:
+        out = float(jax.block_until_ready(
+            _raw(_ffi.SQ_FROBENIUS_TARGET, [x, np.float64(sigma)], jax.ShapeDtypeStruct((), F64), **attrs)))
+    except Exception as exc:  # noqa: BLE001
+        assert "INVALID_ARGUMENT: gaussian_sq_frobenius: " in str(exc), str(exc)
+        assert not valid, str(exc)
+        return
+    assert valid
+    want = ref.sq_frobenius(x, sigma)
+    assert abs(out - want) <= (1e-5 if dtype == F32 else 1e-10) * max(want, 1.0)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(0, 70),
+    d=st.integers(0, 6),
+    m=st.integers(0, 90),
+    dtype=st.sampled_from(_DTYPES),
+    sigma=st.sampled_from(_SIGMAS),
+    dup=st.booleans(),
+    nan=st.booleans(),
+    tol=st.sampled_from([0.0, 0.1, 0.5]),
+    panel=st.one_of(st.none(), st.integers(1, 20)),
+    candidates=st.one_of(st.none(), st.integers(1, 40)),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_fuzz_pivoted_cholesky(n, d, m, dtype, sigma, dup, nan, tol, panel, candidates, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    if dup and n > 3:
+        x[n // 2 :] = x[: n - n // 2]
+    x = x.astype(dtype)
+    poisoned = nan and x.size > 0 and dtype != I32
+    if poisoned:
+        x.flat[rng.integers(x.size)] = np.nan
+    outs = (jax.ShapeDtypeStruct((m,), np.int64), jax.ShapeDtypeStruct((), np.int64),
+            jax.ShapeDtypeStruct((m,), F64), jax.ShapeDtypeStruct((m, m), F64), jax.ShapeDtypeStruct((n, m), F64))
+    attrs = {"trace_tol": np.float64(tol * n)}
+    if panel is not None:
+        attrs["panel"] = np.int64(panel)
+    if candidates is not None:
+        attrs["candidates"] = np.int64(candidates)
+    valid = dtype in (F32, F64) and _valid_sigma(sigma)
+    try:
+        piv, count, trace, pf, fac = jax.block_until_ready(
+            _raw(_ffi.PIVOTED_CHOLESKY_TARGET, [x, np.float64(sigma)], outs, **attrs))
+    except Exception as exc:  # noqa: BLE001
+        assert "INVALID_ARGUMENT: pivoted_cholesky: " in str(exc), str(exc)
+        assert not valid or poisoned, str(exc)
+        return
+    assert valid
+    if poisoned:
+        assert n == 0 or m == 0 or int(count) == 0
+        return
+    piv_ref, L_ref, tr_ref = ref.pivoted_cholesky(_gauss(x, x, sigma), m, trace_tol=tol * n)
+    c = int(count)
+    got = np.asarray(piv)[:c]
+    xs = np.asarray(x, np.float64)
+    # The same points in the same order (exact duplicates tie exactly), unless
+    # the two computations part at a near-tie or near a stopping threshold.
+    k = 0
+    while k < min(c, len(piv_ref)) and np.array_equal(xs[got[k]], xs[piv_ref[k]]):
+        k += 1
+    if k < min(c, len(piv_ref)):
+        r = 1.0 - np.sum(L_ref[:, :k] ** 2, axis=1)
+        assert abs(r[got[k]] - r[piv_ref[k]]) < 1e-9, (k, got[:k + 1], piv_ref[:k + 1])
+        return
+    if c != len(piv_ref):
+        k = min(c, len(piv_ref))
+        r = 1.0 - np.sum(L_ref[:, :k] ** 2, axis=1)
+        trace_k = float(np.sum(np.maximum(r, 0)))
+        near_tol = abs(trace_k - tol * n) < 1e-8 * max(n, 1)
+        near_pivot = abs(np.max(r, initial=0.0) - _ffi.MIN_PIVOT) < 1e-9
+        assert near_tol or near_pivot, (c, len(piv_ref), trace_k, tol * n)
+        return
+    np.testing.assert_allclose(np.asarray(fac)[:, :c], L_ref, atol=1e-8)
+    np.testing.assert_allclose(np.asarray(pf)[:c, :c], L_ref[piv_ref], atol=1e-8)
+    np.testing.assert_allclose(np.asarray(trace)[:c], tr_ref, atol=1e-8 * max(n, 1))
+    assert np.all(np.asarray(fac)[:, c:] == 0) and np.all(np.asarray(piv)[c:] == -1)
