@@ -16,7 +16,7 @@ from .entropy import matrix_entropy, matrix_entropy_score, renyi_entropy, renyi_
 from .kernels import FeatureMap, cosine_features, features, gaussian_kernel, median_sigma, rff_features
 from .schur import SchurSpectra, regression_coefficient, schur_dual, schur_matrices, schur_primal
 from .scores import DegenerateWarning, SCEResult, VendiResult, rke, sce, vendi
-from .datasets import PairedEmbeddings, synthetic_pairs
+from .datasets import LabelledImages, PairedEmbeddings, digits, fashion_mnist, synthetic_pairs
 from .sources import paired_source, row_source, write_shards
 
 __version__ = "0.1.0"
@@ -57,5 +57,11 @@ __all__ = [
     "row_source",
     "PairedEmbeddings",
     "synthetic_pairs",
+    "LabelledImages",
+    "fashion_mnist",
+    "digits",
+    # --- encoder, CLIPScore, similarity tables, modes (issue 5) ---
+    # --- retrieval (issue 6) ---
+    # --- cluster metrics (issue 7) ---
     "__version__",
 ]

@@ -396,7 +396,24 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", default="clipcore_demo.json", help="output JSON (default clipcore_demo.json)")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
+
+    # Further commands live in their own modules, each with
+    # ``add_commands(subparsers)``; imported here, lazily, so that
+    # `clipcore score` never pays for Flax or transformers.
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).add_commands(sub)
     return p
+
+
+#: Modules contributing subcommands (each defines ``add_commands(subparsers)``).
+_COMMAND_MODULES = (
+    "clipcore._cli_data",     # embed, table, modes (issue 5)
+    "clipcore._cli_mds",      # mds (issue 6)
+    "clipcore._cli_cluster",  # cluster (issue 7)
+    "clipcore._cli_iin",      # iin (issue 8)
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
