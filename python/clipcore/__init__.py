@@ -18,6 +18,8 @@ from .schur import SchurSpectra, regression_coefficient, schur_dual, schur_matri
 from .scores import DegenerateWarning, SCEResult, VendiResult, rke, sce, vendi
 from .datasets import LabelledImages, PairedEmbeddings, digits, fashion_mnist, synthetic_pairs
 from .sources import paired_source, row_source, write_shards
+from .metrics import ClusterMetrics, cluster_metrics  # issue 7
+from .retrieval import RetrievalResult, retrieval  # issue 6
 
 __version__ = "0.1.0"
 
@@ -62,6 +64,10 @@ __all__ = [
     "digits",
     # --- encoder, CLIPScore, similarity tables, modes (issue 5) ---
     # --- retrieval (issue 6) ---
+    "retrieval",
+    "RetrievalResult",
     # --- cluster metrics (issue 7) ---
+    "cluster_metrics",
+    "ClusterMetrics",
     "__version__",
 ]
