@@ -8,7 +8,14 @@ that the scores never pay for Flax.
 __all__: list[str] = []
 
 # --- neural MDS (issue 6) ---
+from .mds import MDSConfig, MDSMetrics, NeuralMDS, mds_metrics  # noqa: E402
+
+__all__ += ["NeuralMDS", "MDSConfig", "MDSMetrics", "mds_metrics"]
 
 # --- DEC (issue 7) ---
+from .dec import DEC, Autoencoder, DECConfig, DECHistory, kl_divergence, soft_assignment, target_distribution  # noqa: E402
+
+__all__ += ["DEC", "DECConfig", "DECHistory", "Autoencoder", "soft_assignment", "target_distribution",
+            "kl_divergence"]
 
 # --- IIN (issue 8) ---

@@ -1,0 +1,597 @@
+"""Deep Embedded Clustering (Xie, Girshick & Farhadi 2016, "Unsupervised Deep
+Embedding for Clustering Analysis", ICML, arXiv:1511.06335).
+
+Two stages (../SPEC_MODELS.md, DEC section):
+
+1. **Pretraining.** An autoencoder d-500-500-2000-10 (ReLU hidden layers, a
+   linear embedding and a linear output; the decoder mirrors the encoder) is
+   trained on the MSE reconstruction loss.  The paper trains it greedily
+   layer by layer as denoising autoencoders (50 000 iterations per layer, then
+   100 000 fine-tuning iterations); clipcore trains it end to end (which the
+   spec allows, and which Guo et al.'s reference re-implementation of DEC
+   also does), optionally with input dropout (``pretrain_dropout``) as the
+   denoising corruption.
+2. **Clustering.** Centres μ from k-means (``n_init=20``) on the embeddings
+   z = f(x); then the encoder and the centres are trained on KL(P‖Q) with the
+   Student-t soft assignment
+
+       q_ij = (1 + ‖z_i − μ_j‖²/α)^(−(α+1)/2) / Σ_j' (…),   α = 1,
+
+   and the target p_ij = (q_ij²/f_j) / Σ_j' (q_ij'²/f_j'), f_j = Σ_i q_ij,
+   recomputed over the whole data set every ``update_interval`` steps and
+   held constant in between.  SGD lr 0.01, momentum 0.9, batch 256; training
+   stops when fewer than ``tol`` = 0.1 % of the hard labels change between two
+   target updates (or after ``max_steps``).
+
+Inputs are scaled by one global factor s so that (1/d)‖s·x‖² ≈ 1 on average
+(the paper's normalisation; unit CLIP vectors are multiplied by √d).  The
+factor is learnt by ``fit`` and applied by every later call.
+
+Every training loop is one jit-compiled ``lax.scan`` over minibatches (Flax
+NNX modules split into a graph definition and a parameter pytree), so there
+is no per-step Python overhead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from .._validate import as_embeddings, check_number, check_positive_int
+
+__all__ = [
+    "DEC",
+    "DECConfig",
+    "DECHistory",
+    "Autoencoder",
+    "soft_assignment",
+    "target_distribution",
+    "kl_divergence",
+    "input_scale",
+]
+
+
+# ---------------------------------------------------------------- the math
+def soft_assignment(z: jax.Array, centers: jax.Array, alpha: float = 1.0) -> jax.Array:
+    """Student-t soft assignment of embeddings to centres (DEC eq. 1).
+
+    q_ij = (1 + ‖z_i − μ_j‖²/α)^(−(α+1)/2), normalised over j.
+
+    Args:
+      z: ``[n, e]`` embeddings.
+      centers: ``[k, e]`` cluster centres μ.
+      alpha: degrees of freedom of the Student-t kernel (the paper: 1).
+
+    Returns:
+      ``[n, k]`` rows summing to one.
+    """
+    sq = jnp.sum((z[:, None, :] - centers[None, :, :]) ** 2, axis=-1)
+    # in log space: the normalisation is a softmax of the log kernel
+    logits = -0.5 * (alpha + 1.0) * jnp.log1p(sq / alpha)
+    return jax.nn.softmax(logits, axis=1)
+
+
+def target_distribution(q: jax.Array) -> jax.Array:
+    """DEC's auxiliary target (eq. 3): p_ij ∝ q_ij² / f_j, f_j = Σ_i q_ij.
+
+    Args:
+      q: ``[n, k]`` soft assignments over the whole data set.
+
+    Returns:
+      ``[n, k]`` rows summing to one.
+    """
+    w = q**2 / jnp.sum(q, axis=0)
+    return w / jnp.sum(w, axis=1, keepdims=True)
+
+
+def kl_divergence(p: jax.Array, q: jax.Array) -> jax.Array:
+    """KL(P‖Q) = Σ_i Σ_j p_ij log(p_ij / q_ij), averaged over the rows i.
+
+    Args:
+      p: ``[n, k]`` targets (held constant: no gradient flows into them).
+      q: ``[n, k]`` soft assignments.
+
+    Returns:
+      scalar: the DEC loss (eq. 2) divided by n (the minibatch mean).
+    """
+    p = jax.lax.stop_gradient(p)
+    tiny = jnp.finfo(q.dtype).tiny
+    terms = jnp.where(p > 0, p * (jnp.log(jnp.maximum(p, tiny)) - jnp.log(jnp.maximum(q, tiny))), 0.0)
+    return jnp.sum(terms) / p.shape[0]
+
+
+def input_scale(x: Any) -> float:
+    """The global factor s with mean_i (1/d)‖s·x_i‖² = 1 (DEC's input normalisation).
+
+    Args:
+      x: ``[n, d]`` inputs.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    ms = float(np.mean(np.einsum("ij,ij->i", x, x))) / x.shape[1]
+    if not ms > 0:
+        raise ValueError(f"x: every row is zero (shape {x.shape}); cannot scale so that (1/d)‖x‖² ≈ 1")
+    return float(1.0 / np.sqrt(ms))
+
+
+# ---------------------------------------------------------------- modules
+def _dense_init() -> Any:
+    # Guo's DEC-keras: VarianceScaling(1/3, fan_in, uniform) (Keras' old
+    # default for Dense layers, as used in the original Caffe code).
+    return jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+class _MLP(nnx.Module):
+    """ReLU MLP with a linear last layer."""
+
+    def __init__(self, dims: tuple[int, ...], *, rngs: nnx.Rngs):
+        self.layers = nnx.List(
+            [nnx.Linear(a, b, kernel_init=_dense_init(), rngs=rngs) for a, b in zip(dims[:-1], dims[1:])]
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < last:
+                x = jax.nn.relu(x)
+        return x
+
+
+class Autoencoder(nnx.Module):
+    """DEC's stacked autoencoder d-500-500-2000-10, decoder mirrored.
+
+    Args:
+      d: input dimension.
+      hidden: hidden widths of the encoder (paper: 500, 500, 2000).
+      embed_dim: embedding dimension (paper: 10).
+      rngs: ``nnx.Rngs`` for the initialisation.
+    """
+
+    def __init__(self, d: int, hidden: tuple[int, ...] = (500, 500, 2000), embed_dim: int = 10, *,
+                 rngs: nnx.Rngs):
+        dims = (d, *hidden, embed_dim)
+        self.encoder = _MLP(dims, rngs=rngs)
+        self.decoder = _MLP(dims[::-1], rngs=rngs)
+
+    def encode(self, x: jax.Array) -> jax.Array:
+        """``x: [n, d]`` → ``z: [n, embed_dim]``."""
+        return self.encoder(x)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Reconstruction ``[n, d]``."""
+        return self.decoder(self.encoder(x))
+
+
+# ---------------------------------------------------------------- options
+@dataclasses.dataclass(frozen=True)
+class DECConfig:
+    """DEC options; defaults are the published ones unless noted.
+
+    Attributes:
+      n_clusters: k.
+      hidden: encoder hidden widths (paper: 500-500-2000).
+      embed_dim: embedding size (paper: 10).
+      alpha: Student-t degrees of freedom (paper: 1).
+      batch_size: minibatch size of both stages (paper: 256).
+      pretrain_steps: end-to-end pretraining steps.  The paper uses 50 000
+        steps per layer (greedy, denoising) plus 100 000 fine-tuning steps;
+        the default is the fine-tuning count.  Set 0 to skip pretraining.
+      pretrain_lr: Adam learning rate of the end-to-end pretraining (the
+        paper's layer-wise SGD at lr 0.1 does not train the whole stack from
+        a random start; Adam 1e-3 is Guo's end-to-end choice).
+      pretrain_dropout: input dropout rate during pretraining (the paper's
+        denoising corruption is 0.2 in its layer-wise stage; 0 = plain AE).
+      lr, momentum: SGD of the clustering stage (paper: 0.01, 0.9).
+      update_interval: steps between target-distribution updates (140, Guo's
+        MNIST value; the paper does not state it).
+      max_steps: upper bound on clustering steps (20 000, Guo's value).
+      tol: stop when the fraction of changed labels between two target
+        updates falls below this (paper: 0.1 % = 1e-3).
+      n_init: k-means restarts for the centres (paper: 20).
+      scale_inputs: multiply inputs by s so that (1/d)‖x‖² ≈ 1 (paper).
+      seed: seed of the initialisation, batches, dropout and k-means.
+      progress: show tqdm bars.
+    """
+
+    n_clusters: int = 10
+    hidden: tuple[int, ...] = (500, 500, 2000)
+    embed_dim: int = 10
+    alpha: float = 1.0
+    batch_size: int = 256
+    pretrain_steps: int = 100_000
+    pretrain_lr: float = 1e-3
+    pretrain_dropout: float = 0.0
+    lr: float = 0.01
+    momentum: float = 0.9
+    update_interval: int = 140
+    max_steps: int = 20_000
+    tol: float = 1e-3
+    n_init: int = 20
+    scale_inputs: bool = True
+    seed: int = 0
+    progress: bool = True
+
+    def validated(self) -> "DECConfig":
+        check_positive_int(self.n_clusters, "n_clusters")
+        check_positive_int(self.embed_dim, "embed_dim")
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.update_interval, "update_interval")
+        check_positive_int(self.n_init, "n_init")
+        if not isinstance(self.hidden, tuple) or not all(
+            isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0 for h in self.hidden
+        ):
+            raise ValueError(f"hidden: expected a tuple of positive integers, got {self.hidden!r}")
+        for name in ("pretrain_steps", "max_steps"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name}: expected an integer ≥ 0, got {v!r}")
+        check_number(self.alpha, "alpha", positive=True)
+        check_number(self.pretrain_lr, "pretrain_lr", positive=True)
+        check_number(self.lr, "lr", positive=True)
+        check_number(self.momentum, "momentum", positive=False)
+        check_number(self.tol, "tol", positive=False)
+        if not 0.0 <= float(self.pretrain_dropout) < 1.0:
+            raise ValueError(f"pretrain_dropout: expected a rate in [0, 1), got {self.pretrain_dropout!r}")
+        return self
+
+
+class DECHistory(NamedTuple):
+    """What happened during ``fit``.
+
+    Attributes:
+      pretrain_loss: ``[m]`` mean reconstruction MSE per pretraining epoch-block.
+      kl: ``[u]`` KL(P‖Q) on the whole data at each target update.
+      label_change: ``[u]`` fraction of labels changed since the previous update.
+      steps: clustering steps taken.
+      converged: the ``tol`` criterion stopped training (else ``max_steps``).
+      init_labels: ``[n]`` k-means labels on the pretrained embedding (AE + k-means).
+      pretrain_seconds, kmeans_seconds, cluster_seconds: wall times.
+    """
+
+    pretrain_loss: np.ndarray
+    kl: np.ndarray
+    label_change: np.ndarray
+    steps: int
+    converged: bool
+    init_labels: np.ndarray
+    pretrain_seconds: float
+    kmeans_seconds: float
+    cluster_seconds: float
+
+
+# ---------------------------------------------------------------- training
+class _Batches:
+    """Seeded epoch-wise shuffles, drawn ``steps × batch`` indices at a time."""
+
+    def __init__(self, n: int, batch: int, seed: int):
+        self.n, self.batch = n, min(batch, n)
+        self.rng = np.random.default_rng(seed)
+        self.buf = np.empty(0, dtype=np.int32)
+
+    def take(self, steps: int) -> np.ndarray:
+        need = steps * self.batch
+        parts = [self.buf]
+        have = self.buf.size
+        while have < need:
+            perm = self.rng.permutation(self.n).astype(np.int32)
+            parts.append(perm)
+            have += perm.size
+        flat = np.concatenate(parts)
+        self.buf = flat[need:]
+        return flat[:need].reshape(steps, self.batch)
+
+
+def _block_apply(fn, x: jax.Array, block: int = 4096) -> jax.Array:
+    """``fn`` over row blocks of equal shape (one compilation; last block padded)."""
+    n = x.shape[0]
+    if n <= block:
+        return fn(x)
+    out = []
+    for s in range(0, n, block):
+        xb = x[s:s + block]
+        m = xb.shape[0]
+        if m < block:
+            xb = jnp.concatenate([xb, jnp.zeros((block - m, x.shape[1]), x.dtype)])
+        out.append(fn(xb)[:m])
+    return jnp.concatenate(out)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _encode_fn(graphdef, params, x):
+    return nnx.merge(graphdef, params)(x)
+
+
+def _make_pretrain_runner(graphdef, tx, dropout: float):
+    def loss_fn(params, xb, key):
+        if dropout > 0:
+            keep = jax.random.bernoulli(key, 1.0 - dropout, xb.shape)
+            xin = jnp.where(keep, xb / (1.0 - dropout), 0.0)
+        else:
+            xin = xb
+        rec = nnx.merge(graphdef, params)(xin)
+        return jnp.mean(jnp.sum((rec - xb) ** 2, axis=1)) / xb.shape[1]
+
+    @jax.jit
+    def run(params, opt_state, x, idx, key):
+        def body(carry, inp):
+            params, opt_state = carry
+            ib, k = inp
+            loss, grads = jax.value_and_grad(loss_fn)(params, x[ib], k)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        keys = jax.random.split(key, idx.shape[0])
+        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (idx, keys))
+        return params, opt_state, jnp.mean(losses)
+
+    return run
+
+
+def _make_cluster_runner(graphdef, tx, alpha: float):
+    def loss_fn(theta, xb, pb):
+        params, centers = theta
+        z = nnx.merge(graphdef, params)(xb)
+        return kl_divergence(pb, soft_assignment(z, centers, alpha))
+
+    @jax.jit
+    def run(theta, opt_state, x, p, idx):
+        def body(carry, ib):
+            theta, opt_state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(theta, x[ib], p[ib])
+            updates, opt_state = tx.update(grads, opt_state, theta)
+            return (optax.apply_updates(theta, updates), opt_state), loss
+
+        (theta, opt_state), losses = jax.lax.scan(body, (theta, opt_state), idx)
+        return theta, opt_state, jnp.mean(losses)
+
+    return run
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+
+
+# ---------------------------------------------------------------- the model
+class DEC:
+    """Deep Embedded Clustering (Xie, Girshick & Farhadi 2016) in Flax NNX + optax.
+
+    Example::
+
+        dec = clipcore.models.DEC(n_clusters=10, pretrain_steps=5000).fit(x)
+        labels = dec.predict(x)          # [n] hard clusters
+        q = dec.soft_assign(x)           # [n, k] Student-t soft assignment
+        ae_kmeans = dec.history.init_labels   # the AE + k-means baseline
+
+    Args:
+      n_clusters: number of clusters k.
+      config: a ``DECConfig``; keyword arguments override its fields.
+      **options: any ``DECConfig`` field (``pretrain_steps=...``, ``seed=...``).
+
+    Attributes (after ``fit``):
+      autoencoder: the ``Autoencoder`` (encoder fine-tuned by the KL stage).
+      centers: ``[k, embed_dim]`` float32 cluster centres.
+      scale: the input factor s (1 when ``scale_inputs=False``).
+      labels_: ``[n]`` hard labels of the training data.
+      history: a ``DECHistory``.
+    """
+
+    def __init__(self, n_clusters: int | None = None, *, config: DECConfig | None = None, **options: Any):
+        base = config if config is not None else DECConfig()
+        if n_clusters is not None:
+            options["n_clusters"] = n_clusters
+        unknown = set(options) - {f.name for f in dataclasses.fields(DECConfig)}
+        if unknown:
+            raise ValueError(f"DEC: unknown option(s) {sorted(unknown)}; see DECConfig")
+        if "hidden" in options:
+            options["hidden"] = tuple(options["hidden"])
+        self.config = dataclasses.replace(base, **options).validated()
+        self.autoencoder: Autoencoder | None = None
+        self.centers: np.ndarray | None = None
+        self.scale: float = 1.0
+        self.labels_: np.ndarray | None = None
+        self.history: DECHistory | None = None
+
+    # ---------------------------------------------------------------- input
+    def _input(self, x: Any, name: str = "x") -> jax.Array:
+        x = as_embeddings(x, name)
+        if self.autoencoder is not None:
+            d = self.autoencoder.encoder.layers[0].in_features
+            if x.shape[1] != d:
+                raise ValueError(f"{name}: dimension {x.shape[1]} differs from the {d} the model was fit on "
+                                 f"(shape {tuple(x.shape)})")
+        return x
+
+    def _scaled(self, x: jax.Array) -> jax.Array:
+        return jnp.asarray(x, jnp.float32) * jnp.float32(self.scale)
+
+    def _require_fit(self) -> None:
+        if self.autoencoder is None or self.centers is None:
+            raise ValueError("DEC: the model is not fitted; call fit(x) or DEC.load(path) first")
+
+    # ---------------------------------------------------------------- stages
+    def pretrain(self, x: Any) -> "DEC":
+        """Stage 1 only: build and pretrain the autoencoder on ``x: [n, d]``."""
+        import time
+
+        cfg = self.config
+        x = as_embeddings(x, "x")
+        self.scale = input_scale(x) if cfg.scale_inputs else 1.0
+        xs = self._scaled(x)
+        n, d = xs.shape
+        self.autoencoder = Autoencoder(d, cfg.hidden, cfg.embed_dim, rngs=nnx.Rngs(cfg.seed))
+        t0 = time.perf_counter()
+        losses = []
+        if cfg.pretrain_steps > 0:
+            graphdef, params = nnx.split(self.autoencoder)
+            tx = optax.adam(cfg.pretrain_lr)
+            opt_state = tx.init(params)
+            run = _make_pretrain_runner(graphdef, tx, float(cfg.pretrain_dropout))
+            batches = _Batches(n, cfg.batch_size, cfg.seed + 1)
+            key = jax.random.key(cfg.seed + 2)
+            chunk = max(1, min(cfg.pretrain_steps, -(-n // batches.batch)))  # about one epoch per call
+            done = 0
+            with _progress(cfg.pretrain_steps, "DEC pretrain", cfg.progress) as bar:
+                while done < cfg.pretrain_steps:
+                    steps = min(chunk, cfg.pretrain_steps - done)
+                    key, sub = jax.random.split(key)
+                    params, opt_state, loss = run(params, opt_state, xs, jnp.asarray(batches.take(steps)), sub)
+                    losses.append(float(loss))
+                    done += steps
+                    bar.update(steps)
+                    bar.set_postfix(mse=f"{losses[-1]:.4g}")
+            nnx.update(self.autoencoder, params)
+        self._pretrain_loss = np.asarray(losses)
+        self._pretrain_seconds = time.perf_counter() - t0
+        return self
+
+    def fit(self, x: Any) -> "DEC":
+        """Pretrain, initialise centres by k-means, then train on KL(P‖Q).
+
+        Args:
+          x: ``[n, d]`` inputs (e.g. CLIP embeddings or flattened pixels), n ≥ k.
+
+        Returns:
+          ``self`` with ``labels_``, ``centers`` and ``history`` set.
+        """
+        import time
+
+        from sklearn.cluster import KMeans
+
+        cfg = self.config
+        x = as_embeddings(x, "x")
+        n = x.shape[0]
+        if cfg.n_clusters > n:
+            raise ValueError(f"n_clusters: {cfg.n_clusters} clusters but x has only {n} rows (shape {tuple(x.shape)})")
+        self.pretrain(x)
+        xs = self._scaled(x)
+
+        t0 = time.perf_counter()
+        z = np.asarray(self._embed_scaled(xs), dtype=np.float64)
+        km = KMeans(cfg.n_clusters, n_init=cfg.n_init, random_state=cfg.seed).fit(z)
+        init_labels = km.labels_.astype(np.int64)
+        kmeans_seconds = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        graphdef, params = nnx.split(self.autoencoder.encoder)
+        theta = (params, jnp.asarray(km.cluster_centers_, jnp.float32))
+        tx = optax.sgd(cfg.lr, momentum=cfg.momentum)
+        opt_state = tx.init(theta)
+        run = _make_cluster_runner(graphdef, tx, float(cfg.alpha))
+        batches = _Batches(n, cfg.batch_size, cfg.seed + 3)
+        labels_prev = init_labels
+        kls, changes = [], []
+        steps, converged = 0, False
+        with _progress(cfg.max_steps, "DEC cluster", cfg.progress) as bar:
+            while True:
+                q = self._q_scaled(xs, theta)
+                p = target_distribution(q)
+                labels = np.asarray(jnp.argmax(q, axis=1)).astype(np.int64)
+                change = float(np.mean(labels != labels_prev))
+                kls.append(float(kl_divergence(p, q)))
+                changes.append(change)
+                labels_prev = labels
+                if steps > 0 and change < cfg.tol:
+                    converged = True
+                    break
+                if steps >= cfg.max_steps:
+                    break
+                k = min(cfg.update_interval, cfg.max_steps - steps)
+                theta, opt_state, _ = run(theta, opt_state, xs, p, jnp.asarray(batches.take(k)))
+                steps += k
+                bar.update(k)
+                bar.set_postfix(changed=f"{change:.4f}")
+        nnx.update(self.autoencoder.encoder, theta[0])
+        self.centers = np.asarray(theta[1])
+        self.labels_ = labels
+        self.history = DECHistory(
+            pretrain_loss=self._pretrain_loss, kl=np.asarray(kls), label_change=np.asarray(changes),
+            steps=steps, converged=converged, init_labels=init_labels,
+            pretrain_seconds=self._pretrain_seconds, kmeans_seconds=kmeans_seconds,
+            cluster_seconds=time.perf_counter() - t0,
+        )
+        return self
+
+    # ---------------------------------------------------------------- inference
+    def _embed_scaled(self, xs: jax.Array) -> jax.Array:
+        graphdef, params = nnx.split(self.autoencoder.encoder)
+        return _block_apply(lambda b: _encode_fn(graphdef, params, b), xs)
+
+    def _q_scaled(self, xs: jax.Array, theta) -> jax.Array:
+        graphdef, _ = nnx.split(self.autoencoder.encoder)
+        params, centers = theta
+        alpha = float(self.config.alpha)
+        z = _block_apply(lambda b: _encode_fn(graphdef, params, b), xs)
+        return soft_assignment(z, centers, alpha)
+
+    def transform(self, x: Any) -> np.ndarray:
+        """Embeddings z = f(s·x): ``x: [n, d]`` → ``[n, embed_dim]`` float32."""
+        if self.autoencoder is None:
+            raise ValueError("DEC: the model is not fitted; call fit(x) or DEC.load(path) first")
+        return np.asarray(self._embed_scaled(self._scaled(self._input(x))))
+
+    def soft_assign(self, x: Any) -> np.ndarray:
+        """Student-t soft assignment q: ``x: [n, d]`` → ``[n, k]``."""
+        self._require_fit()
+        z = jnp.asarray(self.transform(x))
+        return np.asarray(soft_assignment(z, jnp.asarray(self.centers), float(self.config.alpha)))
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Hard clusters argmax_j q_ij: ``x: [n, d]`` → ``[n]`` int64."""
+        return np.argmax(self.soft_assign(x), axis=1).astype(np.int64)
+
+    # ---------------------------------------------------------------- save / load
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the weights, centres, input scale and options to one ``.npz`` file."""
+        self._require_fit()
+        arrays: dict[str, np.ndarray] = {}
+        for part in ("encoder", "decoder"):
+            for i, layer in enumerate(getattr(self.autoencoder, part).layers):
+                arrays[f"{part}/{i}/kernel"] = np.asarray(layer.kernel.get_value())
+                arrays[f"{part}/{i}/bias"] = np.asarray(layer.bias.get_value())
+        arrays["centers"] = np.asarray(self.centers)
+        cfg = dataclasses.asdict(self.config)
+        meta = {"format": "clipcore.DEC/1", "config": cfg, "scale": self.scale,
+                "d": int(self.autoencoder.encoder.layers[0].in_features)}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        path = os.fspath(path)
+        d = os.path.dirname(os.path.abspath(path))
+        os.makedirs(d, exist_ok=True)
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "DEC":
+        """Read a model written by ``save``."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"path: no DEC model file {path}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            meta = json.loads(bytes(arrays.pop("meta")).decode())
+        except Exception as exc:
+            raise ValueError(f"path: {path} is not a clipcore DEC model ({exc})") from exc
+        if meta.get("format") != "clipcore.DEC/1":
+            raise ValueError(f"path: {path} is not a clipcore DEC model (format {meta.get('format')!r})")
+        cfg = meta["config"]
+        cfg["hidden"] = tuple(cfg["hidden"])
+        model = cls(config=DECConfig(**cfg))
+        model.autoencoder = Autoencoder(meta["d"], model.config.hidden, model.config.embed_dim, rngs=nnx.Rngs(0))
+        for part in ("encoder", "decoder"):
+            for i, layer in enumerate(getattr(model.autoencoder, part).layers):
+                layer.kernel.set_value(jnp.asarray(arrays[f"{part}/{i}/kernel"]))
+                layer.bias.set_value(jnp.asarray(arrays[f"{part}/{i}/bias"]))
+        model.centers = arrays["centers"]
+        model.scale = float(meta["scale"])
+        return model

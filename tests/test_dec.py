@@ -1,0 +1,166 @@
+"""clipcore.models.DEC against independent float64 NumPy references (tests/reference/dec_numpy.py).
+
+Small networks and few steps keep the whole file to a few seconds of training;
+the published architecture is checked by shape only.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import clipcore
+from clipcore.models import DEC, Autoencoder, kl_divergence, soft_assignment, target_distribution
+from clipcore.models.dec import input_scale
+from reference import dec_numpy as ref
+
+SMALL = dict(hidden=(32, 32, 64), embed_dim=4, pretrain_steps=300, max_steps=300, update_interval=20,
+             n_init=5, progress=False)
+
+
+def _blobs(n=240, d=16, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((k, d)) * 4.0
+    y = rng.permutation(np.arange(n) % k)
+    return (centers[y] + rng.standard_normal((n, d))).astype(np.float32), y
+
+
+# ------------------------------------------------------------------ the math
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 3.0])
+def test_soft_assignment_and_target_match_reference(alpha):
+    rng = np.random.default_rng(1)
+    z, mu = rng.standard_normal((30, 5)) * 2, rng.standard_normal((4, 5))
+    q = np.asarray(soft_assignment(jnp.asarray(z), jnp.asarray(mu), alpha))
+    q_ref = ref.soft_assignment(z, mu, alpha)
+    np.testing.assert_allclose(q, q_ref, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(np.asarray(target_distribution(jnp.asarray(q))), ref.target_distribution(q_ref),
+                               rtol=1e-12, atol=0)
+    p = ref.target_distribution(q_ref)
+    assert float(kl_divergence(jnp.asarray(p), jnp.asarray(q))) == pytest.approx(ref.kl(p, q_ref) / 30, rel=1e-12)
+
+
+def test_target_sharpens_and_reweights():
+    q = jnp.array([[0.6, 0.4], [0.6, 0.4], [0.5, 0.5]])
+    p = np.asarray(target_distribution(q))
+    assert (p[:2, 0] > 0.6).all()  # confident points get more confident
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-14)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0])
+def test_kl_gradient_finite_differences_and_closed_form(alpha):
+    rng = np.random.default_rng(2)
+    z, mu = rng.standard_normal((6, 3)), rng.standard_normal((3, 3))
+    p = ref.target_distribution(ref.soft_assignment(z + 0.3 * rng.standard_normal(z.shape), mu, alpha))
+
+    def loss(z_, mu_):  # the summed KL (eq. 2)
+        return kl_divergence(jnp.asarray(p), soft_assignment(z_, mu_, alpha)) * z_.shape[0]
+
+    gz, gmu = jax.grad(loss, argnums=(0, 1))(jnp.asarray(z), jnp.asarray(mu))
+    # central finite differences of the float64 NumPy loss
+    h = 1e-6
+    fz, fmu = np.zeros_like(z), np.zeros_like(mu)
+    for arr, out in ((z, fz), (mu, fmu)):
+        for idx in np.ndindex(arr.shape):
+            a, b = arr.copy(), arr.copy()
+            a[idx] += h
+            b[idx] -= h
+            za, mua = (a, mu) if arr is z else (z, a)
+            zb, mub = (b, mu) if arr is z else (z, b)
+            out[idx] = (ref.kl(p, ref.soft_assignment(za, mua, alpha))
+                        - ref.kl(p, ref.soft_assignment(zb, mub, alpha))) / (2 * h)
+    np.testing.assert_allclose(np.asarray(gz), fz, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(gmu), fmu, rtol=1e-6, atol=1e-9)
+    cz, cmu = ref.kl_gradients(z, mu, p, alpha)  # the paper's eqs. 4–5
+    np.testing.assert_allclose(np.asarray(gz), cz, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(gmu), cmu, rtol=1e-10, atol=1e-13)
+
+
+def test_input_scale():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((50, 12)) * 3
+    s = input_scale(x)
+    assert np.mean(np.sum((s * x) ** 2, axis=1)) / 12 == pytest.approx(1.0, rel=1e-12)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert input_scale(unit) == pytest.approx(np.sqrt(12), rel=1e-12)  # unit CLIP vectors × √d
+
+
+def test_published_architecture():
+    from flax import nnx
+
+    ae = nnx.eval_shape(lambda: Autoencoder(784, rngs=nnx.Rngs(0)))  # shapes only, no weights drawn
+    enc = [(l.in_features, l.out_features) for l in ae.encoder.layers]
+    dec = [(l.in_features, l.out_features) for l in ae.decoder.layers]
+    assert enc == [(784, 500), (500, 500), (500, 2000), (2000, 10)]
+    assert dec == [(10, 2000), (2000, 500), (500, 500), (500, 784)]
+    cfg = DEC().config
+    assert (cfg.n_clusters, cfg.alpha, cfg.batch_size, cfg.lr, cfg.momentum, cfg.tol, cfg.n_init) == (
+        10, 1.0, 256, 0.01, 0.9, 1e-3, 20)
+
+
+# ------------------------------------------------------------------ training
+@pytest.fixture(scope="module")
+def fitted():
+    x, y = _blobs()
+    return x, y, DEC(4, seed=0, **SMALL).fit(x)
+
+
+def test_dec_separates_well_separated_blobs(fitted):
+    x, y, dec = fitted
+    m = clipcore.cluster_metrics(y, dec.labels_)
+    assert m.acc >= 0.95
+    h = dec.history
+    assert h.steps > 0 and h.label_change.shape == h.kl.shape
+    assert h.init_labels.shape == y.shape
+    assert h.pretrain_loss[-1] < h.pretrain_loss[0]
+
+
+def test_predict_soft_assign_consistent(fitted):
+    x, _, dec = fitted
+    q = dec.soft_assign(x)
+    assert q.shape == (x.shape[0], 4)
+    np.testing.assert_allclose(q.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(dec.predict(x), dec.labels_)
+    # soft_assign is eq. 1 on the learnt embedding and centres (float32 network; float64 reference)
+    np.testing.assert_allclose(q, ref.soft_assignment(dec.transform(x), dec.centers), rtol=1e-4, atol=1e-6)
+
+
+def test_deterministic_with_seed(fitted):
+    x, _, dec = fitted
+    again = DEC(4, seed=0, **SMALL).fit(x)
+    np.testing.assert_array_equal(again.labels_, dec.labels_)
+    np.testing.assert_array_equal(again.centers, dec.centers)
+
+
+def test_save_load_roundtrip(fitted, tmp_path):
+    x, _, dec = fitted
+    path = tmp_path / "dec.npz"
+    dec.save(path)
+    back = DEC.load(path)
+    assert back.config == dec.config and back.scale == dec.scale
+    np.testing.assert_array_equal(back.soft_assign(x), dec.soft_assign(x))
+
+
+def test_bad_input(fitted):
+    x, _, dec = fitted
+    with pytest.raises(ValueError, match=r"n_clusters: 5 clusters but x has only 3 rows"):
+        DEC(5, **SMALL).fit(x[:3])
+    bad = x.copy()
+    bad[7, 2] = np.nan
+    with pytest.raises(ValueError, match="x: contains NaN at row 7"):
+        DEC(4, **SMALL).fit(bad)
+    with pytest.raises(ValueError, match="x: dimension 5 differs from the 16"):
+        dec.predict(x[:, :5])
+    with pytest.raises(ValueError, match="not fitted"):
+        DEC(4).predict(x)
+    with pytest.raises(ValueError, match="unknown option"):
+        DEC(4, learning_rate=0.1)
+    with pytest.raises(ValueError, match="pretrain_dropout"):
+        DEC(4, pretrain_dropout=1.5)
+    with pytest.raises(ValueError, match="n_clusters: expected a positive integer"):
+        DEC(0)
+    with pytest.raises(ValueError, match="labels_pred: 239 labels but labels_true has 240"):
+        clipcore.cluster_metrics(np.zeros(240, int), dec.labels_[:-1])
+    with pytest.raises(FileNotFoundError):
+        DEC.load("/nonexistent/dec.npz")
