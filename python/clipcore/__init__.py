@@ -18,6 +18,9 @@ from .schur import SchurSpectra, regression_coefficient, schur_dual, schur_matri
 from .scores import DegenerateWarning, SCEResult, VendiResult, rke, sce, vendi
 from .datasets import LabelledImages, PairedEmbeddings, digits, fashion_mnist, synthetic_pairs
 from .sources import paired_source, row_source, write_shards
+from .embed import EmbedResult, embed, load_clip
+from .tables import ClipScoreResult, SimilarityTable, clip_score, similarity_table
+from .modes import ModesResult, modes
 from .metrics import ClusterMetrics, cluster_metrics  # issue 7
 from .retrieval import RetrievalResult, retrieval  # issue 6
 
@@ -63,6 +66,15 @@ __all__ = [
     "fashion_mnist",
     "digits",
     # --- encoder, CLIPScore, similarity tables, modes (issue 5) ---
+    "load_clip",
+    "embed",
+    "EmbedResult",
+    "clip_score",
+    "ClipScoreResult",
+    "similarity_table",
+    "SimilarityTable",
+    "modes",
+    "ModesResult",
     # --- retrieval (issue 6) ---
     "retrieval",
     "RetrievalResult",

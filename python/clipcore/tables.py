@@ -1,0 +1,219 @@
+"""CLIPScore and prompt × image cosine tables.
+
+CLIPScore — Hessel, Holtzman, Forbes, Le Bras & Choi (2021), "CLIPScore: A
+Reference-free Evaluation Metric for Image Captioning", EMNLP (Eq. 1):
+CLIP-S(c, v) = w · max(cos(E_c, E_v), 0) with w = 2.5, clipped per pair and
+then averaged.  torchmetrics' ``CLIPScore`` (``functional.multimodal.clip_score``)
+instead averages 100 · cos over the pairs and clamps the mean at 0.  Both are
+offered, named by ``variant``; they differ when some pairs have cos < 0.
+
+The similarity table is the text × image cosine matrix (rows prompts, columns
+images) printed in the deck; it is printed aligned, written as CSV and drawn
+as a heat map.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import os
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _validate as V
+
+__all__ = ["clip_score", "ClipScoreResult", "similarity_table", "SimilarityTable", "pair_cosines",
+           "cosine_matrix", "CLIP_SCORE_VARIANTS"]
+
+#: ``variant`` → its weight w.
+CLIP_SCORE_VARIANTS = {"hessel": 2.5, "torchmetrics": 100.0}
+
+
+@jax.jit
+def pair_cosines(x: jax.Array, t: jax.Array) -> jax.Array:
+    """Row-wise cosine of paired rows: ``x, t: [n, d]`` → ``[n]``."""
+    xn = x / jnp.linalg.norm(x, axis=1, keepdims=True)
+    tn = t / jnp.linalg.norm(t, axis=1, keepdims=True)
+    return jnp.sum(xn * tn, axis=1)
+
+
+@jax.jit
+def cosine_matrix(a: jax.Array, b: jax.Array) -> jax.Array:
+    """All cosines between rows: ``a: [m, d]``, ``b: [k, d]`` → ``[m, k]``."""
+    an = a / jnp.linalg.norm(a, axis=1, keepdims=True)
+    bn = b / jnp.linalg.norm(b, axis=1, keepdims=True)
+    return jnp.dot(an, bn.T, precision=jax.lax.Precision.HIGHEST)
+
+
+class ClipScoreResult(NamedTuple):
+    """CLIPScore of paired image/text embeddings.
+
+    Attributes:
+      score: the corpus score (``hessel``: mean of w·max(cos, 0);
+        ``torchmetrics``: max(mean of w·cos, 0)).
+      variant: ``"hessel"`` or ``"torchmetrics"``.
+      weight: w (2.5 or 100 by default).
+      per_sample: ``[n]`` per-pair values (hessel: w·max(cos, 0);
+        torchmetrics: w·cos, unclamped, as its per-sample scores).
+      cosines: ``[n]`` the raw cosines.
+      n: number of pairs.
+    """
+
+    score: float
+    variant: str
+    weight: float
+    per_sample: np.ndarray
+    cosines: np.ndarray
+    n: int
+
+    def __float__(self) -> float:
+        return float(self.score)
+
+
+def _paired_arrays(images: Any, texts: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Host arrays from arrays, .npy files or a clipcore shard directory (validated)."""
+    from .sources import paired_source
+
+    def is_path(a):
+        return isinstance(a, (str, os.PathLike)) or (
+            isinstance(a, (list, tuple)) and len(a) > 0 and all(isinstance(p, (str, os.PathLike)) for p in a))
+
+    if is_path(images) or is_path(texts):
+        src = paired_source(images, texts)
+        if src.texts is None:
+            raise ValueError("texts: missing; pass the prompts' embeddings (or a clipcore shard directory)")
+        images, texts = src.images.read(0, src.n), src.texts.read(0, src.n)
+    elif texts is None:
+        raise ValueError("texts: missing; pass the prompts' embeddings [n, d]")
+    x = V.as_embeddings(images, "images", nonzero_rows=True)
+    t = V.as_embeddings(texts, "texts", nonzero_rows=True)
+    V.check_pair(x, t, same_dim=True)
+    return x, t
+
+
+def clip_score(images: Any, texts: Any = None, *, variant: str = "hessel", weight: float | None = None) -> ClipScoreResult:
+    """CLIPScore of images and their captions, in one of two named conventions.
+
+    ``variant="hessel"`` (Hessel et al. 2021, Eq. 1): mean over pairs of
+    w · max(cos(x_i, t_i), 0), w = 2.5.  ``variant="torchmetrics"``
+    (torchmetrics' ``CLIPScore``): max(mean over pairs of w · cos, 0),
+    w = 100 — the clamp comes after the mean.
+
+    Args:
+      images: ``[n, d]`` image embeddings (array, ``.npy`` path, or a
+        clipcore shard directory holding both columns, then ``texts=None``).
+      texts: ``[n, d]`` caption embeddings; row i describes image i.
+      variant: ``"hessel"`` or ``"torchmetrics"``.
+      weight: override w.
+
+    Returns:
+      :class:`ClipScoreResult`.
+    """
+    V.check_choice(variant, "variant", tuple(CLIP_SCORE_VARIANTS))
+    w = V.check_number(weight, "weight", positive=True, default=CLIP_SCORE_VARIANTS[variant])
+    x, t = _paired_arrays(images, texts)
+    cos = np.asarray(pair_cosines(x, t), np.float64)
+    if variant == "hessel":
+        per = w * np.maximum(cos, 0.0)
+        score = float(per.mean())
+    else:
+        per = w * cos
+        score = float(max(per.mean(), 0.0))
+    return ClipScoreResult(score, variant, w, per, cos, int(cos.shape[0]))
+
+
+class SimilarityTable(NamedTuple):
+    """Prompt × image cosine table.
+
+    Attributes:
+      values: ``[m, k]`` cos(text_i, image_j) (float64).
+      text_labels: ``m`` row labels; image_labels: ``k`` column labels.
+    """
+
+    values: np.ndarray
+    text_labels: list
+    image_labels: list
+
+    def format(self, digits: int = 3, max_label: int = 40) -> str:
+        """The table as aligned text (labels cut to ``max_label`` characters)."""
+        cut = lambda s: s if len(s) <= max_label else s[: max_label - 1] + "…"  # noqa: E731
+        rows = [[""] + [cut(str(c)) for c in self.image_labels]]
+        rows += [[cut(str(r))] + [f"{v:.{digits}f}" for v in vals] for r, vals in zip(self.text_labels, self.values)]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                         for r in rows)
+
+    def to_csv(self, path: str | os.PathLike) -> str:
+        """Write ``text \\ image`` header, one row per prompt; returns the path."""
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", newline="") as f:
+            wr = csv.writer(f)
+            wr.writerow(["text \\ image"] + [str(c) for c in self.image_labels])
+            for r, vals in zip(self.text_labels, self.values):
+                wr.writerow([str(r)] + [repr(float(v)) for v in vals])
+        return path
+
+    def plot(self, path: str | os.PathLike, *, title: str | None = None, annotate: bool | None = None) -> str:
+        """Save the table as a PNG heat map (matplotlib, Agg); returns the path."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        m, k = self.values.shape
+        fig, ax = plt.subplots(figsize=(min(2 + 0.6 * k, 30), min(1.5 + 0.45 * m, 30)))
+        im = ax.imshow(self.values, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(k), [str(c)[:30] for c in self.image_labels], rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(m), [str(r)[:40] for r in self.text_labels], fontsize=8)
+        if annotate if annotate is not None else m * k <= 400:
+            hi = self.values.max() if self.values.size else 0
+            for i in range(m):
+                for j in range(k):
+                    v = self.values[i, j]
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                            color="black" if v > 0.6 * hi else "white")
+        fig.colorbar(im, ax=ax, label="cosine")
+        ax.set_title(title or "text × image cosine similarity")
+        fig.tight_layout()
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+
+def _labels(labels: Sequence | None, n: int, name: str, prefix: str) -> list:
+    if labels is None:
+        return [f"{prefix}{i}" for i in range(n)]
+    labels = list(labels)
+    if len(labels) != n:
+        raise ValueError(f"{name}: {len(labels)} labels for {n} embeddings")
+    return labels
+
+
+def similarity_table(text_embeddings: Any, image_embeddings: Any, text_labels: Sequence | None = None,
+                     image_labels: Sequence | None = None) -> SimilarityTable:
+    """The prompt × image cosine table of the deck.
+
+    Args:
+      text_embeddings: ``[m, d]`` prompt embeddings (rows of the table).
+      image_embeddings: ``[k, d]`` image embeddings (columns).
+      text_labels, image_labels: ``m`` / ``k`` labels (default ``t0…``, ``i0…``).
+
+    Returns:
+      :class:`SimilarityTable` with ``values[i, j] = cos(t_i, x_j)``.
+    """
+    t = V.as_embeddings(text_embeddings, "text_embeddings", nonzero_rows=True)
+    x = V.as_embeddings(image_embeddings, "image_embeddings", nonzero_rows=True)
+    if t.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"image_embeddings: dimension {x.shape[1]} differs from text_embeddings' {t.shape[1]}; "
+            "cosines need one embedding space"
+        )
+    vals = np.asarray(cosine_matrix(t, x), np.float64)
+    return SimilarityTable(vals, _labels(text_labels, t.shape[0], "text_labels", "t"),
+                           _labels(image_labels, x.shape[0], "image_labels", "i"))
