@@ -201,3 +201,55 @@ def make_tiny_checkpoint(directory: str, *, seed: int = 0, **sizes):
     save_file(W, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
     save_processor_files(directory, cfg)
     return cfg, W
+
+
+# ------------------------------------------------- CLIPScore, tables, modes
+def _unit(a):
+    a = np.asarray(a, np.float64)
+    return a / np.sqrt((a * a).sum(1, keepdims=True))
+
+
+def clip_score_hessel(x, t, w: float = 2.5) -> float:
+    """Hessel et al. (2021), Eq. 1: mean_i w · max(cos(x_i, t_i), 0)."""
+    cos = [float(np.dot(a, b)) for a, b in zip(_unit(x), _unit(t))]
+    return sum(w * max(c, 0.0) for c in cos) / len(cos)
+
+
+def clip_score_torchmetrics(x, t, w: float = 100.0) -> float:
+    """torchmetrics ``clip_score``: max(mean_i w · cos(x_i, t_i), 0)."""
+    cos = [float(np.dot(a, b)) for a, b in zip(_unit(x), _unit(t))]
+    return max(sum(w * c for c in cos) / len(cos), 0.0)
+
+
+def cosine_table(t, x) -> np.ndarray:
+    """cos(t_i, x_j) by a double loop."""
+    t, x = np.asarray(t, np.float64), np.asarray(x, np.float64)
+    out = np.empty((len(t), len(x)))
+    for i, a in enumerate(t):
+        for j, b in enumerate(x):
+            out[i, j] = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+    return out
+
+
+def schur_modes(phi_t, phi_x, part: str, k: int, per_mode: int):
+    """Top-k eigenpairs of S, R or C_XX (dense float64) and each mode's top images.
+
+    Each eigenvector is flipped so its largest-magnitude sample score is
+    positive; samples are ranked by that score. Returns (eigenvalues [k],
+    eigenvectors [D, k], indices [k, per_mode], scores [k, per_mode]).
+    """
+    from . import sce_numpy as S
+
+    n = phi_x.shape[0]
+    c_tt, c_tx, c_xx = phi_t.T @ phi_t / n, phi_t.T @ phi_x / n, phi_x.T @ phi_x / n
+    s, r, _ = S.schur(c_tt, c_tx, c_xx)
+    mat = {"complement": s, "text": r, "image": c_xx}[part]
+    w, v = np.linalg.eigh(mat)
+    w, v = w[::-1][:k], v[:, ::-1][:, :k]
+    sc = phi_x @ v
+    for j in range(k):
+        if sc[np.argmax(np.abs(sc[:, j])), j] < 0:
+            sc[:, j] *= -1
+            v[:, j] *= -1
+    idx = np.stack([np.argsort(-sc[:, j], kind="stable")[:per_mode] for j in range(k)])
+    return w, v, idx, np.stack([sc[idx[j], j] for j in range(k)])
