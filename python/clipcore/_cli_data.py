@@ -143,7 +143,7 @@ def _image_grid(files: list, scores: np.ndarray, path: str, title: str) -> None:
     m = len(files)
     cols = int(math.ceil(math.sqrt(m)))
     rows = int(math.ceil(m / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.9 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(1.8 * cols, 5.0), 1.9 * rows + 0.5), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, f, s in zip(axes.ravel(), files, scores):
@@ -154,7 +154,7 @@ def _image_grid(files: list, scores: np.ndarray, path: str, title: str) -> None:
         except Exception:  # noqa: BLE001 - a grid cell, not the run
             ax.text(0.5, 0.5, "unreadable", ha="center", va="center")
         ax.set_title(f"{os.path.basename(f)[:18]}\n{s:.3f}", fontsize=7)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
