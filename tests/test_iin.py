@@ -1,0 +1,406 @@
+"""IIN (Esser, Rombach & Ommer 2020) against independent references.
+
+References: the float64 NumPy flow / loss / dimension estimator in
+tests/reference/iin_numpy.py, central finite differences and
+``slogdet(jax.jacfwd(T))`` for the log-determinant, the closed-form entropy of
+a Gaussian for the flow likelihood, scikit-learn's PCA for the Fashion-MNIST
+features, and the synthetic set's ground-truth attributes for editing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from clipcore.models.iin import (IIN, IINConfig, _PairSampler, equal_factor_sizes, estimate_factor_sizes,
+                                 evaluate_iin, flow_loss, pair_loss, read_attributes)
+from clipcore.models.iin_data import fashion_mnist_attributes, synthetic_attributes
+from tests.reference import iin_numpy as ref
+
+SMALL = dict(num_blocks=3, hidden=24, hidden_layers=2)
+
+
+def _randomize(model: IIN, scale: float, seed: int) -> None:
+    """Perturb every parameter (the zero-initialised output layers included) so
+    the couplings are far from the identity, then re-run the ActNorm data init."""
+    st = nnx.state(model.flow, nnx.Param)
+    leaves, tree = jax.tree.flatten(st)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    leaves = [(l + scale / np.sqrt(l.shape[0]) * jax.random.normal(k, l.shape, l.dtype)).astype(l.dtype)
+              for l, k in zip(leaves, keys)]
+    nnx.update(model.flow, jax.tree.unflatten(tree, leaves))
+
+
+def _random_model(dim, k=2, dtype="float64", seed=0, scale=0.5, **cfg):
+    z = synthetic_attributes(200, dim, num_attributes=k, seed=seed).embeddings
+    m = IIN(IINConfig(dtype=dtype, seed=seed, **{**SMALL, **cfg})).build(dim, k)
+    _randomize(m, scale, seed)
+    m.initialize(z)
+    return m, z
+
+
+@pytest.fixture(scope="module")
+def random_models():
+    """D = 8, K = 2, 3 blocks with perturbed (non-identity) couplings, per dtype."""
+    return {dt: _random_model(8, k=2, dtype=dt) for dt in ("float32", "float64")}
+
+
+# ------------------------------------------------------------- invertibility
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("float64", 1e-10)])
+def test_inverse_roundtrip(random_models, dtype, tol):
+    m, z = random_models[dtype]
+    zbar = m.encode(z)
+    assert zbar.dtype == (jnp.float32 if dtype == "float32" else jnp.float64)
+    back = np.asarray(m.decode(zbar), np.float64)
+    assert np.linalg.norm(back - z, axis=1).max() <= tol
+    # the couplings are not the identity: T moved the points a lot
+    assert np.linalg.norm(np.asarray(zbar, np.float64) - z, axis=1).min() > 0.5
+
+
+def test_forward_inverse_logdet_match_numpy_reference(random_models):
+    m, z = random_models["float64"]
+    params = m.numpy_params()
+    zbar, ld = m.forward(z)
+    want, want_ld = ref.forward(params, z)
+    np.testing.assert_allclose(np.asarray(zbar), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(ld), want_ld, rtol=1e-12, atol=1e-12)
+    y = np.random.default_rng(1).standard_normal((7, 8))
+    np.testing.assert_allclose(np.asarray(m.decode(y)), ref.inverse(params, y), rtol=1e-10, atol=1e-12)
+    # float32 model: same parameters rounded, agrees to float32 precision
+    m32, _ = random_models["float32"]
+    want32, want_ld32 = ref.forward(m32.numpy_params(), z)
+    z32, ld32 = m32.forward(z)
+    np.testing.assert_allclose(np.asarray(z32, np.float64), want32, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(ld32, np.float64), want_ld32, rtol=1e-4, atol=1e-4)
+
+
+def test_logdet_equals_slogdet_of_jacobian_d8(random_models):
+    m, z = random_models["float64"]
+    graphdef, params, rest = nnx.split(m.flow, nnx.Param, ...)
+
+    @jax.jit
+    def jac(x):
+        return jax.jacfwd(lambda r: nnx.merge(graphdef, params, rest).forward(r[None])[0][0])(x)
+
+    ld = np.asarray(m.log_det(z[:6]))
+    for i in range(6):
+        sign, logabs = np.linalg.slogdet(np.asarray(jac(jnp.asarray(z[i]))))
+        assert sign != 0
+        assert ld[i] == pytest.approx(logabs, rel=1e-10, abs=1e-10)
+    # and by central differences on the NumPy reference (no autodiff at all)
+    fd = ref.numeric_jacobian_logdet(m.numpy_params(), z[:3])
+    np.testing.assert_allclose(ld[:3], fd, rtol=1e-6, atol=1e-6)
+    assert np.ptp(ld) > 1e-3  # log-det varies with z: the couplings are active
+
+
+def test_actnorm_data_initialisation_block_by_block(random_models):
+    m, z = random_models["float64"]
+    params = m.numpy_params()
+    x = z.astype(np.float64)
+    for p in params:
+        np.testing.assert_allclose(p["loc"], -x.mean(0), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(p["scale"], 1.0 / (x.std(0, ddof=1) + 1e-6), rtol=1e-12)
+        x, _ = ref.block_forward(p, x)
+
+
+def test_permutations_fixed_by_seed_and_saved(tmp_path):
+    a = IIN(IINConfig(seed=3, **SMALL)).build(16, 2)
+    b = IIN(IINConfig(seed=3, **SMALL)).build(16, 2)
+    c = IIN(IINConfig(seed=4, **SMALL)).build(16, 2)
+    pa = [p["perm"] for p in a.numpy_params()]
+    assert all(np.array_equal(x, y) for x, y in zip(pa, [p["perm"] for p in b.numpy_params()]))
+    assert not all(np.array_equal(x, y) for x, y in zip(pa, [p["perm"] for p in c.numpy_params()]))
+    assert all(sorted(p) == list(range(16)) for p in pa)
+    loaded = IIN.load(a.save(str(tmp_path / "m")))
+    assert all(np.array_equal(x, p["perm"]) for x, p in zip(pa, loaded.numpy_params()))
+
+
+# --------------------------------------------------------------------- losses
+def test_pair_loss_matches_numpy_reference():
+    rng = np.random.default_rng(0)
+    sizes = (3, 5, 2, 4)
+    b, d = 9, sum(sizes)
+    za, zb = rng.standard_normal((2, b, d))
+    lda, ldb = rng.standard_normal((2, b))
+    f = rng.integers(0, 3, size=b)
+    for rho in (0.975, 0.5, 0.0):
+        got = float(pair_loss(jnp.asarray(za), jnp.asarray(lda), jnp.asarray(zb), jnp.asarray(ldb),
+                              jnp.asarray(f), sizes, rho))
+        assert got == pytest.approx(ref.pair_loss(za, lda, zb, ldb, f, sizes, rho), rel=1e-12)
+    assert float(flow_loss(jnp.asarray(za), jnp.asarray(lda))) == pytest.approx(ref.flow_loss(za, lda), rel=1e-12)
+
+
+def test_pair_loss_through_the_model_matches_reference(random_models):
+    m, z = random_models["float64"]
+    params = m.numpy_params()
+    rng = np.random.default_rng(2)
+    i, j, f = rng.integers(0, 200, 16), rng.integers(0, 200, 16), rng.integers(0, 2, 16)
+    za, lda = m.forward(z[i])
+    zb, ldb = m.forward(z[j])
+    got = float(pair_loss(za, lda, zb, ldb, jnp.asarray(f), m.factor_sizes, 0.975))
+    ra, rla = ref.forward(params, z[i])
+    rb, rlb = ref.forward(params, z[j])
+    assert got == pytest.approx(ref.pair_loss(ra, rla, rb, rlb, f, m.factor_sizes, 0.975), rel=1e-10)
+
+
+def test_flow_objective_reaches_gaussian_entropy():
+    # For x ~ N(μ, Σ) the best possible E[½‖T(x)‖² − log|det J|] is ½ log det Σ + D/2
+    # (the Gaussian's differential entropy minus ½ D log 2π).
+    rng = np.random.default_rng(0)
+    d = 4
+    a = rng.standard_normal((d, d))
+    cov = a @ a.T / d + 0.1 * np.eye(d)
+    x = rng.multivariate_normal(np.ones(d), cov, size=4000)
+    best = 0.5 * np.linalg.slogdet(cov)[1] + d / 2
+    m = IIN(IINConfig(objective="flow", steps=200, learning_rate=5e-3, batch_size=256, dtype="float64",
+                      num_blocks=2, hidden=16, hidden_layers=1))
+    m.fit(x, names=("x",), progress=False)
+    zbar, ld = m.forward(x)
+    got = ref.flow_loss(np.asarray(zbar), np.asarray(ld))
+    init = m.losses[0]
+    assert init > best + 0.5  # started far from the optimum
+    assert best - 0.05 < got < best + 0.05
+
+
+def test_estimate_factor_sizes_matches_reference_estimator():
+    ds = synthetic_attributes(600, 24, num_attributes=2, seed=4)
+    i, j, f = _PairSampler(ds.attributes, np.random.default_rng(0)).sample((2000,))
+    x = ds.embeddings.astype(np.float64)
+    got = estimate_factor_sizes(x[i], x[j], f, 2)
+    want = ref.estimate_factor_sizes(x[i], x[j], f, 2)
+    assert min(want) >= 1 and got == want and sum(got) == 24
+    assert equal_factor_sizes(10, 2) == (4, 3, 3)
+
+
+def test_pair_sampler_pairs_share_the_factor():
+    a = np.random.default_rng(0).integers(0, 3, size=(500, 2))
+    i, j, f = _PairSampler(a, np.random.default_rng(1)).sample((40, 25))
+    assert np.all(a[i, f] == a[j, f])
+    assert 0.4 < np.mean(f == 0) < 0.6
+    assert np.mean(a[i, 1 - f] == a[j, 1 - f]) < 0.5  # the other attribute is not shared
+
+
+# ------------------------------------------------------- training and editing
+@pytest.fixture(scope="module")
+def synthetic_fit():
+    ds = synthetic_attributes(2400, 16, num_attributes=2, residual_dim=4, seed=0)
+    ntr = 1600
+    m = IIN(IINConfig(num_blocks=3, hidden=32, hidden_layers=2, steps=600, learning_rate=1e-3, batch_size=128))
+    m.fit(ds.embeddings[:ntr], ds.attributes[:ntr], progress=False)
+    return m, ds, ntr
+
+
+def test_synthetic_edit_success_and_disentanglement(synthetic_fit):
+    m, ds, ntr = synthetic_fit
+    ev = evaluate_iin(m, ds.embeddings[:ntr], ds.attributes[:ntr], ds.embeddings[ntr:], ds.attributes[ntr:])
+    assert np.all(ev.success_rate >= 0.9), ev
+    assert np.all(ev.collateral_rate <= 0.1), ev
+    assert ev.edit_success >= 0.9
+    assert ev.reconstruction_error <= 1e-5
+    # each factor predicts its own attribute, far better than any other factor or the residual
+    acc = ev.probe_accuracy
+    assert np.all(np.diag(acc) >= 0.95)
+    for k in range(2):
+        assert acc[k, k] >= np.delete(acc[:, k], k).max() + 0.2, acc
+    assert m.losses[-1] < m.losses[0]
+
+
+def test_edit_value_and_swap(synthetic_fit):
+    m, ds, _ = synthetic_fit
+    z = ds.embeddings[:20].astype(np.float64)
+    other = ds.embeddings[20:40]
+    swapped = m.encode(m.edit(z, "attr1", swap_with=other))
+    want = np.asarray(m.encode(z)).copy()
+    lo, hi = m.factor_sizes[0], m.factor_sizes[0] + m.factor_sizes[1]
+    want[:, lo:hi] = np.asarray(m.encode(other))[:, lo:hi]
+    np.testing.assert_allclose(np.asarray(swapped), want, atol=2e-4)
+    set1 = np.asarray(m.encode(m.edit(z, 0, 1)))[:, :lo]
+    np.testing.assert_allclose(set1, np.broadcast_to(m.class_means[0][1], set1.shape), atol=2e-4)
+    vec = np.arange(m.factor_sizes[1], dtype=float) / 10
+    np.testing.assert_allclose(np.asarray(m.encode(m.edit(z[0], 1, vec)))[0, lo:hi], vec, atol=2e-4)
+
+
+def test_save_load_roundtrip(synthetic_fit, tmp_path):
+    m, ds, _ = synthetic_fit
+    path = m.save(str(tmp_path / "iin.npz"))
+    back = IIN.load(path)
+    z = ds.embeddings[:30]
+    assert np.array_equal(np.asarray(back.encode(z)), np.asarray(m.encode(z)))
+    assert back.factor_sizes == m.factor_sizes and back.names == m.names and back.config == m.config
+    for x, y in zip(back.class_means, m.class_means):
+        assert np.array_equal(x, y)
+
+
+# ------------------------------------------------------------------ errors
+def test_errors_are_clear():
+    ds = synthetic_attributes(50, 8, num_attributes=2, seed=0)
+    z, a = ds.embeddings, ds.attributes
+    fit = IIN(IINConfig(steps=1, **SMALL)).fit
+    with pytest.raises(ValueError, match=r"D must be even; got shape \(50, 7\)"):
+        fit(z[:, :7], a, progress=False)
+    with pytest.raises(ValueError, match="attributes: 49 rows but z has 50"):
+        fit(z, a[:49], progress=False)
+    with pytest.raises(ValueError, match=r"attributes: expected \[n, K\] integer labels, got shape \(50, 2, 1\)"):
+        fit(z, a[:, :, None], progress=False)
+    with pytest.raises(ValueError, match="attributes: expected integer class labels"):
+        fit(z, a + 0.5, progress=False)
+    with pytest.raises(ValueError, match="column 1 has a single value"):
+        fit(z, np.stack([a[:, 0], np.zeros(50, int)], 1), progress=False)
+    with pytest.raises(ValueError, match="attributes: the pair objective needs"):
+        fit(z, None, progress=False)
+    bad = z.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="z: contains NaN at row 3"):
+        fit(bad, a, progress=False)
+    with pytest.raises(ValueError, match="factor_sizes"):
+        IIN(IINConfig(factor_sizes=(3, 3, 3), **SMALL)).fit(z, a, progress=False)
+    with pytest.raises(ValueError, match="factor_sizes"):
+        IINConfig(factor_sizes="big").validated()
+    with pytest.raises(ValueError, match="rho"):
+        IIN(rho=1.0)
+    with pytest.raises(ValueError, match="D must be even"):
+        IIN(IINConfig(**SMALL)).build(9, 2)
+    m = IIN(IINConfig(**SMALL)).build(8, 2)
+    with pytest.raises(ValueError, match=r"z: dimension 6 but the model has D=8"):
+        m.encode(z[:, :6])
+    with pytest.raises(ValueError, match="exactly one of"):
+        m.edit(z, 0)
+    with pytest.raises(ValueError, match="unknown attribute 'smile'"):
+        m.edit(z, "smile", 1)
+    with pytest.raises(ValueError, match="no class means"):
+        m.edit(z, 0, 1)
+    with pytest.raises(ValueError, match="not built"):
+        IIN().encode(z)
+    with pytest.raises(FileNotFoundError):
+        IIN.load("/nonexistent/iin.npz")
+
+
+def test_read_attributes(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_text("glasses,smile\nyes,1\nno,0\nyes,0.0\n")
+    a, names, classes = read_attributes(str(p))
+    assert names == ("glasses", "smile")
+    assert a.tolist() == [[1, 1], [0, 0], [1, 0]]
+    assert classes == [["no", "yes"], ["0", "1"]]
+    p.write_text("g,s\n1\n")
+    with pytest.raises(ValueError, match="row 1 has 1 fields"):
+        read_attributes(str(p))
+
+
+# -------------------------------------------------------------------- data
+def test_synthetic_attributes_ground_truth():
+    ds = synthetic_attributes(3000, 32, num_attributes=3, seed=5)
+    again = synthetic_attributes(3000, 32, num_attributes=3, seed=5)
+    assert np.array_equal(ds.embeddings, again.embeddings)
+    assert ds.embeddings.shape == (3000, 32) and ds.attributes.shape == (3000, 3)
+    np.testing.assert_allclose(np.linalg.norm(ds.embeddings, axis=1), 1.0, rtol=1e-6)
+    c = np.corrcoef(ds.attributes.T)
+    assert np.abs(c[np.triu_indices(3, 1)]).max() < 0.06  # independent attributes
+    # the attribute is the sign of its latent coordinate's class offset
+    assert np.mean((ds.latent[:, :3] > 0) == ds.attributes) > 0.99
+
+
+def test_fashion_mnist_attributes_against_sklearn_pca():
+    from sklearn.decomposition import PCA
+
+    from clipcore import fashion_mnist
+
+    try:
+        ds = fashion_mnist_attributes(800, 16, split="test", seed=1)
+    except FileNotFoundError:
+        pytest.skip("Fashion-MNIST IDX files not installed")
+    full = fashion_mnist("test")
+    labels = ds.latent[:, 0].astype(int)
+    assert not np.isin(labels, [8]).any()
+    assert np.array_equal(ds.attributes[:, 0], np.isin(labels, [5, 7, 9]))
+    assert ds.attributes[:, 1].mean() == pytest.approx(0.5, abs=0.01)
+    # rebuild the same sample and compare with scikit-learn's PCA (up to sign)
+    keep = np.flatnonzero(full.labels != 8)
+    idx = np.sort(np.random.default_rng(1).choice(keep, size=800, replace=False))
+    assert np.array_equal(full.labels[idx], labels)
+    pix = full.images[idx].reshape(800, -1) / 255.0
+    pca = PCA(16, svd_solver="full").fit(pix)
+    want = pca.transform(pix) / np.sqrt(pca.explained_variance_[0])
+    signs = np.sign(np.sum(want * ds.embeddings, axis=0))
+    np.testing.assert_allclose(ds.embeddings, want * signs, atol=2e-5)
+    light = pix.mean(1) > np.median(pix.mean(1))
+    assert np.array_equal(ds.attributes[:, 1], light)
+
+
+# --------------------------------------------------------------------- CLI
+def test_cli_iin_json_png(tmp_path, capsys):
+    from clipcore.cli import main
+
+    ds = synthetic_attributes(400, 8, num_attributes=2, seed=2)
+    np.save(tmp_path / "z.npy", ds.embeddings)
+    with open(tmp_path / "a.csv", "w") as f:
+        f.write("glasses,smile\n")
+        for r in ds.attributes:
+            f.write(f"{'yes' if r[0] else 'no'},{r[1]}\n")
+    out, png, model = tmp_path / "o.json", tmp_path / "p.png", tmp_path / "m.npz"
+    args = ["iin", "--embeddings", str(tmp_path / "z.npy"), "--attributes", str(tmp_path / "a.csv"),
+            "--blocks", "1", "--hidden", "8", "--hidden-layers", "1", "--steps", "20", "--lr", "1e-3",
+            "--batch-size", "64", "--json", str(out), "--plot", str(png), "--save", str(model)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "edit success rate" in printed and "glasses" in printed and "collateral" in printed
+    payload = json.loads(out.read_text())
+    r = payload["result"]
+    assert r["names"] == ["glasses", "smile"] and r["classes"][0] == ["no", "yes"]
+    assert np.array(r["probe_accuracy"]).shape == (3, 2)
+    assert r["train_rows"] == 300 and r["test_rows"] == 100
+    assert payload["config"]["num_blocks"] == 1 and "jax" in payload["environment"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a saved model evaluates to the same figures
+    assert main(["iin", "--embeddings", str(tmp_path / "z.npy"), "--attributes", str(tmp_path / "a.csv"),
+                 "--load", str(model), "--json", str(out), "--quiet"]) == 0
+    assert json.loads(out.read_text())["result"]["probe_accuracy"] == r["probe_accuracy"]
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("odd", "D must be even"),
+    ("rows", "attributes: 399 rows"),
+    ("missing", "file not found"),
+    ("none", "needs --embeddings"),
+])
+def test_cli_iin_errors_exit_2(tmp_path, capsys, setup, message):
+    from clipcore.cli import main
+
+    ds = synthetic_attributes(400, 8, num_attributes=1, seed=2)
+    z = ds.embeddings[:, :7] if setup == "odd" else ds.embeddings
+    np.save(tmp_path / "z.npy", z)
+    rows = ds.attributes[:399] if setup == "rows" else ds.attributes
+    (tmp_path / "a.csv").write_text("a\n" + "\n".join(str(int(v)) for v in rows[:, 0]) + "\n")
+    args = ["iin", "--embeddings", str(tmp_path / ("nope.npy" if setup == "missing" else "z.npy")),
+            "--attributes", str(tmp_path / "a.csv"), "--steps", "1", "--blocks", "1", "--hidden", "4", "--quiet"]
+    if setup == "none":
+        args = ["iin", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("clipcore: error:") and message in err[0]
+
+
+# -------------------------------------------------------------------- slow
+@pytest.mark.slow
+def test_default_model_512d_roundtrip_and_training():
+    """The published architecture (12 blocks, 512-wide couplings) on 512-d unit vectors."""
+    ds = synthetic_attributes(1200, 512, num_attributes=3, seed=0)
+    for dtype, tol in (("float32", 1e-5), ("float64", 1e-10)):
+        m = IIN(IINConfig(dtype=dtype)).build(512, 3)
+        _randomize(m, 0.3, 0)
+        m.initialize(ds.embeddings[:256])
+        zbar = m.encode(ds.embeddings[:64])
+        assert np.linalg.norm(np.asarray(m.decode(zbar), np.float64) - ds.embeddings[:64], axis=1).max() <= tol
+    m = IIN(IINConfig(steps=150, learning_rate=1e-4, batch_size=64))
+    m.fit(ds.embeddings[:900], ds.attributes[:900], progress=False)
+    assert len(m.flow.blocks) == 12 and m.factor_sizes == (128, 128, 128, 128)
+    assert np.isfinite(m.losses).all() and m.losses[-20:].mean() < m.losses[:20].mean()
+    ev = evaluate_iin(m, ds.embeddings[:900], ds.attributes[:900], ds.embeddings[900:], ds.attributes[900:])
+    assert ev.reconstruction_error <= 1e-5
