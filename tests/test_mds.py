@@ -1,0 +1,240 @@
+"""Neural MDS against float64 NumPy references (tests/reference/mds_numpy.py), scikit-learn and finite differences."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import clipcore
+from clipcore.models import NeuralMDS, mds_metrics
+from clipcore.models import mds as M
+from reference import mds_numpy as ref
+
+SMALL = dict(hidden=(64,), epochs=3, steps_per_epoch=20, batch_size=256, eval_size=512)
+
+
+def lifted_pairs(n, d_intrinsic=32, d=96, seed=0, gap=0.8):
+    """Seeded CLIP-like pairs (modality gap) of intrinsic dimension d_intrinsic, in d dimensions.
+
+    Matched image–caption cosines ≈ 0.6, unmatched ≈ 0.2 (at d_intrinsic=32).
+    """
+    p = clipcore.synthetic_pairs(n=n, d=d_intrinsic, gap=gap, seed=seed, text_noise=0.5, noise=0.25,
+                                 mode_strength=0.25)
+    q, _ = np.linalg.qr(np.random.default_rng(seed + 100).standard_normal((d, d_intrinsic)))
+    return p.images.astype(np.float64) @ q.T, p.texts.astype(np.float64) @ q.T
+
+
+# ------------------------------------------------------------------ losses
+def test_losses_match_numpy():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 9, 5))
+    b[3] = a[3]  # a coincident pair
+    delta = rng.uniform(0.0, 2.0, 9)
+    w = rng.uniform(0.0, 1.0, 9)
+    eps = 1e-6
+    d = np.asarray(M.embedded_distance(jnp.asarray(a), jnp.asarray(b), eps))
+    np.testing.assert_allclose(d, ref.embedded_distance(a, b, eps), rtol=1e-14)
+    assert d[3] == pytest.approx(np.sqrt(eps))
+    np.testing.assert_allclose(float(M.raw_stress(delta, d)), ref.raw_stress(delta, d), rtol=1e-13)
+    np.testing.assert_allclose(float(M.raw_stress(delta, d, w)), ref.raw_stress(delta, d, w), rtol=1e-13)
+    np.testing.assert_allclose(float(M.kruskal_stress1(delta, d)), ref.kruskal_stress1(delta, d), rtol=1e-13)
+    far = d + rng.uniform(-0.3, 0.3, 9)
+    for margin in (0.0, 0.1):
+        np.testing.assert_allclose(float(M.quad_loss(d, far, margin)), ref.quad_loss(d, far, margin), rtol=1e-13)
+        np.testing.assert_allclose(float(M.quad_loss(d, far, margin, w)), ref.quad_loss(d, far, margin, w),
+                                   rtol=1e-13)
+    # the hinge is active on some quads and not on others, so both branches were compared
+    assert 0 < np.sum(d + 0.1 > far) < 9
+
+
+@pytest.mark.parametrize("method", ["isometric", "isotonic"])
+def test_training_loss_matches_numpy(method):
+    """The batch loss of a linear g, recomputed in NumPy from the same sampled indices."""
+    rng = np.random.default_rng(1)
+    n, d, k = 30, 10, 4
+    u, v = rng.standard_normal((2, n, d))
+    c = M.MDSConfig(k, method=method, architecture="linear", batch_size=64, margin=0.1).validated()
+    net = M.MDSNet(d, k, (), "linear", rngs=M.nnx.Rngs(0))
+    graphdef, params, rest = M.nnx.split(net, M.nnx.Param, ...)
+    z = np.concatenate([u, v])
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    key = jax.random.key(3)
+    loss = float(M._loss(params, rest, graphdef, jnp.asarray(z), key, c, n))
+    W, b = np.asarray(net.skip.kernel.get_value()), np.asarray(net.skip.bias.get_value())
+    g = z @ W + b
+    if method == "isometric":
+        ia, ib = map(np.asarray, M.sample_pairs(key, n, 64, c.cross_modal_fraction, c.matched_fraction))
+        delta = np.linalg.norm(z[ia] - z[ib], axis=1)
+        expected = ref.raw_stress(delta, ref.embedded_distance(g[ia], g[ib], c.eps)) / 64
+    else:
+        ia, ib, ic, ie = map(np.asarray, M.sample_quads(key, n, 64, c.cross_modal_fraction, c.matched_fraction))
+        d1, d2 = np.linalg.norm(z[ia] - z[ib], axis=1), np.linalg.norm(z[ic] - z[ie], axis=1)
+        g1, g2 = ref.embedded_distance(g[ia], g[ib], c.eps), ref.embedded_distance(g[ic], g[ie], c.eps)
+        near, far = np.where(d1 <= d2, g1, g2), np.where(d1 <= d2, g2, g1)
+        expected = ref.quad_loss(near, far, 0.1, (d1 != d2).astype(float)) / 64
+    assert loss == pytest.approx(expected, rel=1e-10)
+
+
+def test_gradients_finite_at_coincident_points_and_match_finite_differences():
+    a = jnp.asarray(np.random.default_rng(2).standard_normal((4, 3)))
+    stress = lambda x, y: M.raw_stress(jnp.full(4, 0.5), M.embedded_distance(x, y))  # noqa: E731
+    quads = lambda x, y: M.quad_loss(M.embedded_distance(x, y), M.embedded_distance(x, y[::-1]), 0.2)  # noqa: E731
+    for f in (stress, quads):
+        g = jax.grad(f)(a, a)  # every pair coincident
+        assert np.isfinite(np.asarray(g)).all()
+    # generic point: central differences in float64
+    b = a + jnp.asarray(np.random.default_rng(3).standard_normal((4, 3)))
+    for f in (stress, quads):
+        g = np.asarray(jax.grad(f)(a, b))
+        h = 1e-6
+        fd = np.zeros_like(g)
+        for idx in np.ndindex(*g.shape):
+            e = np.zeros(g.shape)
+            e[idx] = h
+            fd[idx] = (float(f(a + e, b)) - float(f(a - e, b))) / (2 * h)
+        np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+        assert np.abs(g).max() > 1e-3
+
+
+def test_sampling_oversamples_cross_modal_and_matched_pairs():
+    n, size = 100, 20000
+    a, b = map(np.asarray, M.sample_pairs(jax.random.key(0), n, size, 0.5, 0.25))
+    cross = (a < n) != (b < n)
+    # uniform pairs are cross-modal half the time: 0.5 + 0.5 · 0.5
+    assert cross.mean() == pytest.approx(0.75, abs=0.015)
+    matched = cross & (a % n == b % n)
+    assert matched.mean() == pytest.approx(0.5 * 0.25, abs=0.01)
+    qa, qb, qc, qe = map(np.asarray, M.sample_quads(jax.random.key(1), n, size, 0.6, 0.3))
+    anchored = (qa == qc) & ((qa < n) != (qb < n)) & ((qa < n) != (qe < n))
+    assert anchored.mean() == pytest.approx(0.6, abs=0.015)
+
+
+def test_pca_map_matches_numpy_svd():
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((200, 8)) @ np.diag([5, 4, 3, 2, 1, 0.5, 0.2, 0.1])
+    w, b = M.pca_map(z, 3)
+    y = z @ w + b
+    expected = ref.pca_coordinates(z, 3)
+    np.testing.assert_allclose(np.abs(y), np.abs(expected), rtol=1e-9, atol=1e-9)  # up to a sign per axis
+
+
+def test_mds_metrics_match_numpy_on_the_same_sample():
+    u, v = lifted_pairs(200, d_intrinsic=8, d=20, seed=5)
+    z = np.concatenate([u, v])
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    low = ref.pca_coordinates(z, 3)
+    m = mds_metrics(u, v, low[:200], low[200:], size=1000, seed=7)
+    s = M._eval_sample(jnp.asarray(z), 200, 1000, 7, 0.5, 0.25)
+    delta = np.linalg.norm(z[s.pa] - z[s.pb], axis=1)
+    dist = np.linalg.norm(low[s.pa] - low[s.pb], axis=1)
+    assert m.stress1 == pytest.approx(ref.kruskal_stress1(delta, dist), rel=1e-10)
+    assert m.spearman == pytest.approx(ref.spearman(delta, dist), rel=1e-10)
+    d1, d2 = np.linalg.norm(z[s.qa] - z[s.qb], axis=1), np.linalg.norm(z[s.qc] - z[s.qe], axis=1)
+    assert (d1 <= d2).all()
+    e1, e2 = np.linalg.norm(low[s.qa] - low[s.qb], axis=1), np.linalg.norm(low[s.qc] - low[s.qe], axis=1)
+    keep = d1 < d2
+    assert m.quad_fraction == pytest.approx(np.mean(e1[keep] < e2[keep]), rel=1e-12)
+    assert 0.5 < m.quad_fraction < 1 and 0 < m.stress1
+    exact = mds_metrics(u, v, z[:200], z[200:], size=1000, seed=7)  # the identity keeps everything
+    assert exact.stress1 == pytest.approx(0, abs=1e-12) and exact.quad_fraction == 1
+    assert exact.spearman == pytest.approx(1, abs=1e-12)
+
+
+# -------------------------------------------------------------- training
+def test_recovers_95_percent_of_full_top1_at_64_out_of_sample():
+    u, v = lifted_pairs(900, seed=0)
+    train, test = slice(0, 600), slice(600, 900)
+    full = clipcore.retrieval(u[test], v[test], 1, progress=False).image_to_text_top1
+    mds = NeuralMDS(64, **SMALL).fit(u[train], v[train], progress=False)
+    got = clipcore.retrieval(mds.transform(u[test]), mds.transform(v[test]), 1, metric="euclidean",
+                             progress=False).image_to_text_top1
+    assert 0.2 < full < 0.9  # the task is neither trivial nor hopeless
+    assert got >= 0.95 * full, (got, full)
+    # control: a random projection to 64 dimensions does not get there
+    rp = np.random.default_rng(0).standard_normal((96, 64))
+    ctrl = clipcore.retrieval(u[test] @ rp, v[test] @ rp, 1, metric="euclidean", progress=False)
+    assert ctrl.image_to_text_top1 < 0.95 * full
+    h = mds.history
+    assert [e.epoch for e in h] == [1, 2, 3] and all(np.isfinite(e.loss) for e in h)
+    assert h[-1].spearman > 0.9
+
+
+ISO = dict(SMALL, method="isotonic", epochs=4)
+
+
+@pytest.fixture(scope="module")
+def isotonic_fit():
+    u, v = lifted_pairs(400, seed=1)
+    return u, v, NeuralMDS(6, **ISO).fit(u, v, progress=False)
+
+
+def test_isotonic_beats_or_equals_pca_on_satisfied_quads(isotonic_fit):
+    u, v, iso = isotonic_fit
+    dim = 6
+    gu, gv = iso.transform(u), iso.transform(v)
+    z = np.concatenate([u, v])
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    pca = ref.pca_coordinates(z, dim)
+    m_iso = mds_metrics(u, v, gu, gv, size=4096, seed=11)
+    m_pca = mds_metrics(u, v, pca[:400], pca[400:], size=4096, seed=11)
+    assert m_pca.quad_fraction < 0.99  # PCA at this D' does lose order
+    assert m_iso.quad_fraction >= m_pca.quad_fraction, (m_iso, m_pca)
+    # the per-epoch metrics are those of the final map on the fixed evaluation sample (seed + 1)
+    last = mds_metrics(u, v, gu, gv, size=iso.config.eval_size, seed=iso.config.seed + 1)
+    assert iso.history[-1].quad_fraction == pytest.approx(last.quad_fraction, abs=0.01)
+    assert iso.history[-1].spearman == pytest.approx(last.spearman, abs=1e-3)
+
+
+def test_deterministic_and_save_load_roundtrip(isotonic_fit, tmp_path):
+    u, v, a = isotonic_fit
+    b = NeuralMDS(6, **ISO).fit(u, v, progress=False)
+    np.testing.assert_array_equal(np.asarray(a.transform(u)), np.asarray(b.transform(u)))
+    assert a.history[-1].loss == b.history[-1].loss
+    c = NeuralMDS(6, **ISO, seed=4).fit(u, v, progress=False)
+    assert not np.array_equal(np.asarray(a.transform(u)), np.asarray(c.transform(u)))
+    path = tmp_path / "m" / "mds.safetensors"
+    a.save(path)
+    back = NeuralMDS.load(path)
+    np.testing.assert_array_equal(np.asarray(back.transform(v)), np.asarray(a.transform(v)))
+    assert back.config == a.config and back.d_in == 96 and back.history == a.history
+    with pytest.raises(ValueError, match=r"x: dimension 5 .* maps D=96"):
+        back.transform(u[:, :5])
+    # a linear map round-trips too (set by hand: no second training compile)
+    lin = NeuralMDS(6, architecture="linear")
+    lin._net, lin.d_in = M.MDSNet(96, 6, (), "linear", rngs=M.nnx.Rngs(5)), 96
+    lin.save(tmp_path / "lin.safetensors")
+    np.testing.assert_array_equal(np.asarray(NeuralMDS.load(tmp_path / "lin.safetensors").transform(u)),
+                                  np.asarray(lin.transform(u)))
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        NeuralMDS.load(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="path: "):
+        NeuralMDS.load(tmp_path / "junk.safetensors")
+
+
+def test_bad_inputs_get_clear_errors():
+    rng = np.random.default_rng(0)
+    u, v = rng.standard_normal((2, 20, 8))
+    m = NeuralMDS(4, **SMALL)
+    with pytest.raises(ValueError, match=r"texts: 19 rows but images has 20"):
+        m.fit(u, v[:19])
+    with pytest.raises(ValueError, match=r"dim: D'=8 must be smaller than the input dimension D=8"):
+        NeuralMDS(8).fit(u, v)
+    with pytest.raises(ValueError, match=r"images: empty set"):
+        m.fit(u[:0], v[:0])
+    with pytest.raises(ValueError, match=r"texts: dimension 7 differs"):
+        m.fit(u, v[:, :7])
+    bad = u.copy()
+    bad[3, 0] = np.inf
+    with pytest.raises(ValueError, match=r"images: contains Inf at row 3"):
+        m.fit(bad, v)
+    with pytest.raises(ValueError, match="not fitted"):
+        m.transform(u)
+    with pytest.raises(ValueError, match=r"^method: "):
+        NeuralMDS(4, method="sammon")
+    with pytest.raises(ValueError, match=r"^dim: "):
+        NeuralMDS(0)
+    with pytest.raises(ValueError, match=r"^cross_modal_fraction: "):
+        NeuralMDS(4, cross_modal_fraction=1.5)
+    with pytest.raises(ValueError, match=r"^images: need at least 2 pairs"):
+        m.fit(u[:1], v[:1])
