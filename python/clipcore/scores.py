@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _large_n as _LN
 from . import _validate as V
 from ._ffi import eigvalsh
 from ._setup import (
@@ -71,6 +72,13 @@ class SCEResult(NamedTuple):
       rank_kept: directions of C_TT kept by the pseudo-inverse.
       kernel, sigma, method, convention, n, num_features, rff_features, rtol,
       ridge, clamp, dtype, seed, omega: provenance.
+      nystrom: with ``landmarks=m`` (Nyström, SPEC.md "Large n"), a dict:
+        ``landmarks`` (m), ``rank`` (r), ``landmark_method``,
+        ``captured_trace`` (tr C_XX ≤ 1), ``captured_trace_texts``,
+        ``missing_mass`` (1 − tr C_XX), ``estimate`` (the one the scores
+        above use) and ``estimates`` (every named estimate's scores and log
+        scores: "residual", "missing-mass", "renormalised"); else None. The
+        eigenvalue fields hold the r Nyström eigenvalues as measured.
     """
 
     sce: float
@@ -100,6 +108,7 @@ class SCEResult(NamedTuple):
     backend: str
     seed: int | None
     omega: np.ndarray | None
+    nystrom: dict | None = None
 
     def summary(self) -> dict:
         """JSON-ready scores and provenance (eigenvalues and ω left out)."""
@@ -113,7 +122,10 @@ class VendiResult(NamedTuple):
     Attributes:
       score: exp of the Rényi entropy of order α of eig(C) (C = Φᵀ Φ / n).
       log_score: the entropy.
-      eigenvalues: ``[k]`` descending, clipped at 0.
+      eigenvalues: ``[k]`` descending, clipped at 0 (empty for
+        ``method="frobenius"``, which never forms them).
+      nystrom: Nyström provenance and every named estimate (see
+        :class:`SCEResult`), or None.
     """
 
     score: float
@@ -130,6 +142,7 @@ class VendiResult(NamedTuple):
     dtype: str
     backend: str
     seed: int | None
+    nystrom: dict | None = None
 
     def __float__(self) -> float:
         return float(self.score)
@@ -334,6 +347,240 @@ def _streamed_covariance(src, setup, prec, backend, block_size, *, nonzero, prog
     return g / n, n
 
 
+# ------------------------------------------------------------------- Nyström
+class _Rows:
+    """Uniform access to in-memory arrays or a streamed source, for Nyström."""
+
+    def __init__(self, src: PairedSource | None, images: Any, texts: Any, normalize: bool):
+        self.src, self.normalize = src, normalize
+        self.images = None if images is None else np.asarray(images)
+        self.texts = None if texts is None else np.asarray(texts)
+        if src is None:
+            self.n = self.images.shape[0]
+        elif src.iterator is not None:
+            first = src.peek()
+            self.first = first
+            self.n = None
+        else:
+            self.n = src.n
+
+    def _prep(self, a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a)
+        return a / np.linalg.norm(a, axis=1, keepdims=True) if self.normalize else a
+
+    def take(self, which: str, rows: np.ndarray) -> np.ndarray:
+        if self.src is None:
+            a = self.images if which == "images" else self.texts
+            return self._prep(a[rows])
+        if self.src.iterator is not None:
+            a = self.first[0] if which == "images" else self.first[1]
+            return self._prep(a[rows[rows < a.shape[0]]])
+        part = self.src.images if which == "images" else self.src.texts
+        return self._prep(part.take(rows))
+
+    def available(self) -> int:
+        """Rows a seeded sample may index before the pass (the first block for iterators)."""
+        return self.n if self.n is not None else self.first[0].shape[0]
+
+
+def _landmarks_for(rows: _Rows, landmarks: Any, sigma: float, method: str, seed: int, paired: bool, backend: str):
+    from . import nystrom as N
+
+    if not (isinstance(landmarks, (int, np.integer)) and not isinstance(landmarks, bool)):
+        pts = np.asarray(landmarks)
+        d = rows.take("images", np.arange(1)).shape[1]
+        if pts.shape[1] != d:
+            raise ValueError(f"landmarks: points of dimension {pts.shape[1]} but the embeddings have d = {d}")
+        pts = rows._prep(pts)
+        return N.Landmarks(np.arange(0), jnp.asarray(pts), "given", None, None, 0)
+    m = int(landmarks)
+
+    avail = rows.available()
+    per = min(avail, max(N.default_pool(2 * avail if paired else avail, m) // (2 if paired else 1), m))
+    idx = _LN.pool_rows(avail, per, seed)
+    pool = rows.take("images", idx)
+    if paired:
+        pool = np.concatenate([rows.take("texts", idx), pool])
+    return N.select_landmarks(pool, m, sigma=sigma, method=method, key=seed, pool=pool.shape[0],
+                              backend=backend)
+
+
+def _nystrom_pass(rows: _Rows, nmap, *, paired: bool, prec: Precision, backend: str, block_size: int | None,
+                  nonzero: bool, progress: bool | None, desc: str):
+    """Σ Zᵀ Z over all rows (Z = [Φ(T) | Φ(X)] when paired) and n."""
+    from . import nystrom as N
+
+    dt = jnp.dtype(prec.feature)
+    if rows.src is None:
+        x = rows._prep(rows.images)
+        if paired:
+            t = rows._prep(rows.texts)
+            g = N.nystrom_joint_gram(t, x, nmap, backend=backend, dtype=dt, block_size=block_size)
+        else:
+            g = N.nystrom_gram(x, nmap, backend=backend, dtype=dt, block_size=block_size)
+        return g, x.shape[0]
+    src = rows.src
+    G = N.nystrom_init(nmap, paired=paired, backend=backend)
+    block = block_size or max(1024, min(1 << 16, (1 << 25) // max(nmap.num_landmarks, 1)))
+    n = 0
+    with _progress_bar(src.n, desc, progress) as bar:
+        for blk in src.blocks(block, nonzero=nonzero):
+            x = rows._prep(blk.images)
+            t = rows._prep(blk.texts) if paired else None
+            if paired:
+                G = N.nystrom_update(G, t, nmap, images=x, backend=backend, dtype=dt)
+            else:
+                G = N.nystrom_update(G, x, nmap, backend=backend, dtype=dt)
+            n += x.shape[0]
+            bar.update(x.shape[0])
+    return N.nystrom_finalize(G, nmap, paired=paired, backend=backend), n
+
+
+def _check_nystrom_options(landmarks, landmark_method, estimate, residual_sample, setup_kernel, rff_features,
+                           omega, method):
+    from .nystrom import LANDMARK_METHODS
+
+    if isinstance(landmarks, (int, np.integer)) and not isinstance(landmarks, bool):
+        m = V.check_positive_int(landmarks, "landmarks")
+    else:
+        pts = V.as_embeddings(landmarks, "landmarks")
+        m = pts.shape[0]
+    V.check_choice(landmark_method, "landmark_method", LANDMARK_METHODS)
+    V.check_choice(estimate, "estimate", _LN.ESTIMATES)
+    s = V.check_positive_int(residual_sample, "residual_sample")
+    if setup_kernel != "gaussian":
+        raise ValueError("landmarks: Nyström features are for kernel='gaussian' (the cosine kernel is exact in d×d)")
+    if rff_features is not None or omega is not None:
+        raise ValueError("landmarks: choose Nyström (landmarks=) or random Fourier features (rff_features=), not both")
+    if method not in ("auto", "primal"):
+        raise ValueError(f"method: Nyström is a primal (m×m) method; got method={method!r}")
+    return m, s
+
+
+def _nystrom_info(m, lm, nmap, captured, captured_t, estimate, estimates):
+    return {
+        "landmarks": int(m), "selected": int(lm.points.shape[0]), "rank": int(nmap.rank),
+        "landmark_method": lm.method, "captured_trace": captured, "captured_trace_texts": captured_t,
+        "missing_mass": 1.0 - captured, "estimate": estimate, "estimates": estimates,
+    }
+
+
+def _seed_int(key: Any) -> int:
+    if key is None:
+        return 0
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return int(key)
+    raise ValueError(f"key: Nyström landmarks take an integer seed, got {type(key).__name__}")
+
+
+def _nystrom_sce(src, images, texts, setup, prec, backend, block_size, landmarks, landmark_method, estimate,
+                 residual_sample, key, rtol, ridge, clamp, progress, normalize, nonzero, kernel, rff_features,
+                 omega, method, convention) -> SCEResult:
+    from .nystrom import nystrom_map
+
+    m, s_res = _check_nystrom_options(landmarks, landmark_method, estimate, residual_sample, kernel,
+                                      rff_features, omega, method)
+    if convention != "paper":
+        raise ValueError("convention: 'clip-dissection' is the cosine kernel's; Nyström uses convention='paper'")
+    seed = _seed_int(key)
+    rows = _Rows(src, images, texts, normalize)
+    lm = _landmarks_for(rows, landmarks, setup.sigma, landmark_method, seed, True, backend)
+    nmap = nystrom_map(lm, setup.sigma)
+    g, n = _nystrom_pass(rows, nmap, paired=True, prec=prec, backend=backend, block_size=block_size,
+                         nonzero=nonzero, progress=progress, desc="sce (nyström)")
+    r = nmap.rank
+    rtol_v = V.check_number(rtol, "rtol", positive=False, default=r * EPS32)
+    image, text, comp, rank, cap, cap_t = _LN.schur_from_gram(g, n, r, rtol_v, ridge)
+    avail = rows.available()
+    tail = _LN.residual_tail(rows.take("images", _LN.pool_rows(avail, min(s_res, avail), seed + 1)),
+                             nmap, n, max(1.0 - cap, 0.0))
+    estimates = {}
+    for kind in _LN.ESTIMATES:
+        si, sc, stx = _LN.estimate_spectra(kind, image, comp, text, cap, tail, n)
+        ls, lt = _LN.matrix_entropy_tail(sc, clamp), _LN.matrix_entropy_tail(stx, clamp)
+        li = _LN.renyi_entropy_tail(si, 1.0, clamp)
+        estimates[kind] = {
+            "sce": float(np.exp(ls)), "text_score": float(np.exp(lt)), "image_score": float(np.exp(li)),
+            "log_sce": ls, "log_text_score": lt, "log_image_score": li,
+            "trace_complement": sc.total(), "trace_text": stx.total(), "trace_image": si.total(),
+        }
+    e = estimates[estimate]
+    if rank >= n:
+        warnings.warn(f"sce: the text part kept {rank} directions for n = {n} samples (S ≈ 0).",
+                      DegenerateWarning, stacklevel=3)
+    return SCEResult(
+        sce=e["sce"], text_score=e["text_score"], image_score=e["image_score"],
+        log_sce=e["log_sce"], log_text_score=e["log_text_score"], log_image_score=e["log_image_score"],
+        complement_eigenvalues=comp, text_eigenvalues=text, image_eigenvalues=image,
+        trace_complement=e["trace_complement"], trace_text=e["trace_text"], trace_image=e["trace_image"],
+        rank_kept=rank, kernel="gaussian", sigma=setup.sigma, method="primal/nystrom", convention=convention,
+        n=n, num_features=r, rff_features=None, rtol=rtol_v, ridge=ridge, clamp=clamp, dtype=prec.name,
+        backend=backend, seed=seed, omega=None,
+        nystrom=_nystrom_info(m, lm, nmap, cap, cap_t, estimate, estimates),
+    )
+
+
+def _nystrom_vendi(src, x, setup, prec, backend, block_size, landmarks, landmark_method, estimate,
+                   residual_sample, key, order, clamp, progress, normalize, nonzero, kernel, rff_features, omega,
+                   method) -> VendiResult:
+    from .nystrom import nystrom_map
+
+    m, s_res = _check_nystrom_options(landmarks, landmark_method, estimate, residual_sample, kernel,
+                                      rff_features, omega, method)
+    seed = _seed_int(key)
+    rows = _Rows(src, x, None, normalize)
+    lm = _landmarks_for(rows, landmarks, setup.sigma, landmark_method, seed, False, backend)
+    nmap = nystrom_map(lm, setup.sigma)
+    g, n = _nystrom_pass(rows, nmap, paired=False, prec=prec, backend=backend, block_size=block_size,
+                         nonzero=nonzero, progress=progress, desc="vendi (nyström)")
+    c = jnp.asarray(g) / max(n, 1)
+    image = np.maximum(np.asarray(eigvalsh(0.5 * (c + c.T)), np.float64)[::-1], 0.0)
+    cap = float(image.sum())
+    avail = rows.available()
+    tail = _LN.residual_tail(rows.take("images", _LN.pool_rows(avail, min(s_res, avail), seed + 1)),
+                             nmap, n, max(1.0 - cap, 0.0))
+    estimates = {}
+    for kind in _LN.ESTIMATES:
+        si, _, _ = _LN.estimate_spectra(kind, image, None, None, cap, tail, n)
+        h = _LN.renyi_entropy_tail(si, order, clamp)
+        estimates[kind] = {"score": float(np.exp(h)), "log_score": h}
+    e = estimates[estimate]
+    return VendiResult(
+        score=e["score"], log_score=e["log_score"], order=order, eigenvalues=image, kernel="gaussian",
+        sigma=setup.sigma, method="primal/nystrom", n=n, num_features=nmap.rank, rff_features=None,
+        clamp=clamp, dtype=prec.name, backend=backend, seed=seed,
+        nystrom=_nystrom_info(m, lm, nmap, cap, None, estimate, estimates),
+    )
+
+
+#: In-memory exact-Gaussian RKE uses the streamed ‖K‖_F² (O(n²d), no
+#: eigendecomposition, no n×n matrix) above this many rows with method="auto".
+FROBENIUS_ROWS = 4096
+
+
+
+def _frobenius_rke(x, setup, prec, backend, order, clamp, normalize) -> VendiResult:
+    from .nystrom import kernel_sq_frobenius
+
+    if not (setup.exact and order == 2.0):
+        raise ValueError(
+            "method: 'frobenius' is the exact Gaussian kernel's order-2 score (rke, or vendi(order=2) "
+            "without rff_features)"
+        )
+    if x is None:
+        raise ValueError("method: 'frobenius' needs the rows in memory (pass an array, or use landmarks= for files)")
+    x = jnp.asarray(x)
+    if normalize:
+        x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
+    n = int(x.shape[0])
+    f = kernel_sq_frobenius(x.astype(prec.feature), kernel="gaussian", sigma=setup.sigma, backend=backend)
+    log_score = float(np.log(n) * 2 - np.log(f))
+    return VendiResult(
+        score=float(np.exp(log_score)), log_score=log_score, order=2.0, eigenvalues=np.zeros(0),
+        kernel="gaussian", sigma=setup.sigma, method="frobenius/exact", n=n, num_features=n, rff_features=None,
+        clamp=None, dtype=prec.name, backend=backend, seed=None,
+    )
+
 # -------------------------------------------------------------------- public
 def sce(
     images: Any,
@@ -354,6 +601,10 @@ def sce(
     block_size: int | None = None,
     backend: str = "auto",
     progress: bool | None = None,
+    landmarks: int | None = None,
+    landmark_method: str = "pivoted-cholesky",
+    estimate: str = _LN.DEFAULT_ESTIMATE,
+    residual_sample: int = _LN.DEFAULT_RESIDUAL_SAMPLE,
 ) -> SCEResult:
     """Schur Complement Entropy of images given their prompts.
 
@@ -396,6 +647,18 @@ def sce(
         primal accumulation.
       progress: progress bar for streamed inputs: ``None`` shows it once a
         run has lasted 2 s, ``True`` always, ``False`` never.
+      landmarks: m: the Gaussian kernel through m Nyström landmarks (SPEC.md,
+        "Large n"): one streamed pass, m×m memory, any n; texts and images
+        share the landmarks' kernel map (landmarks are drawn from both).
+        Or ``[m, d]`` landmark points to use as given.
+      landmark_method: ``"pivoted-cholesky"`` (default), ``"kmeans++"`` or
+        ``"uniform"`` (:func:`clipcore.nystrom.select_landmarks`, seeded by
+        ``key``).
+      estimate: how the mass Nyström misses enters the scores:
+        ``"residual"`` (default), ``"missing-mass"`` or ``"renormalised"``
+        (see :mod:`clipcore._large_n`); all three are in ``result.nystrom``.
+      residual_sample: rows of the seeded subsample the ``"residual"``
+        estimate studies (default 2000).
 
     Returns:
       :class:`SCEResult`.
@@ -437,6 +700,12 @@ def sce(
             kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
             normalize=normalize, convention=convention, sample=sample, dims=(d_img,),
         )
+        if landmarks is not None:
+            return _nystrom_sce(
+                src, images, texts, setup, prec, backend_name, block_size, landmarks, landmark_method,
+                estimate, residual_sample, key, rtol, ridge, clamp, progress, normalize, nonzero, kernel,
+                rff_features, omega, method, convention,
+            )
         colcos = setup.kernel == "cosine" and convention == "clip-dissection"
         if src is None:
             if colcos:
@@ -508,6 +777,10 @@ def vendi(
     block_size: int | None = None,
     backend: str = "auto",
     progress: bool | None = None,
+    landmarks: int | None = None,
+    landmark_method: str = "pivoted-cholesky",
+    estimate: str = _LN.DEFAULT_ESTIMATE,
+    residual_sample: int = _LN.DEFAULT_RESIDUAL_SAMPLE,
 ) -> VendiResult:
     """Vendi score of order α: exp of the Rényi entropy of eig(K / n).
 
@@ -522,7 +795,14 @@ def vendi(
         backend, progress: as in :func:`sce`.
       order: α > 0 or ``float("inf")``.
       clamp: eigenvalue floor 1e-10 (the reference code) or ``None``.
-      method: ``"auto"``, ``"primal"`` (D×D covariance) or ``"dual"`` (n×n).
+      method: ``"auto"``, ``"primal"`` (D×D covariance) or ``"dual"`` (n×n);
+        for the exact Gaussian kernel at order 2 also ``"frobenius"``:
+        exp(H₂) = n² / ‖K‖_F² from streamed kernel tiles (the compiled core;
+        no eigendecomposition, no n×n matrix), which ``"auto"`` picks above
+        ``FROBENIUS_ROWS`` rows. No eigenvalues are returned then and the
+        1e-10 clamp is not applied (it would add ≤ n·1e-20 to Σλ²).
+      landmarks, landmark_method, estimate, residual_sample: Nyström for the
+        Gaussian kernel at large n, as in :func:`sce` (landmarks drawn from x).
 
     Returns:
       :class:`VendiResult` (``float(result)`` is the score).
@@ -544,6 +824,13 @@ def vendi(
             kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
             normalize=bool(normalize), convention="paper", sample=sample, dims=(dim,),
         )
+        if landmarks is not None:
+            return _nystrom_vendi(src, x, setup, prec, backend_name, block_size, landmarks, landmark_method,
+                                  estimate, residual_sample, key, order, clamp, progress, bool(normalize),
+                                  nonzero, kernel, rff_features, omega, method)
+        if method == "frobenius" or (setup.exact and order == 2.0 and method == "auto" and src is None
+                                     and n > FROBENIUS_ROWS):
+            return _frobenius_rke(x, setup, prec, backend_name, order, clamp, bool(normalize))
         if src is None:
             d = _feature_dim(setup, dim, n)
             how = _choose_method(method, setup, (d,), n)

@@ -1,0 +1,188 @@
+"""Gaussian-kernel SCE / Vendi at large n through Nyström features (SPEC.md, "Large n").
+
+The public entry points are :func:`clipcore.sce` and :func:`clipcore.vendi`
+with ``landmarks=m``; this module holds the pipeline they share:
+
+1. landmarks: m rows chosen by :func:`clipcore.nystrom.select_landmarks`
+   from a seeded pool of rows (for SCE the pool holds texts *and* images:
+   both modalities go through the same map, so both must be represented);
+2. the map Φ(x) = k(x, L) W (float64 whitening, :func:`nystrom_map`);
+3. one streamed pass over the rows accumulating Σ Zᵀ Z, Z = [Φ(T) | Φ(X)]
+   (the compiled core or its JAX twin; arrays, files, shards, iterators);
+4. the Schur decomposition of the r×r blocks (:func:`schur_primal`);
+5. the entropies, with the mass Nyström misses handled by one of three
+   named *estimates* (all three are always reported):
+
+   * ``"renormalised"``: eigenvalues divided by the captured trace
+     t = tr C_XX, so they sum to 1 as the exact ones do;
+   * ``"missing-mass"``: the missing mass μ = 1 − t spread evenly over the
+     n − r directions Nyström does not see (SPEC.md's estimate (b));
+   * ``"residual"`` (default): the unseen spectrum estimated from the
+     Nyström residual E = K − K̃ on a seeded subsample of s rows: E's mean
+     diagonal c̄ is a nugget spread over the n − r unseen directions, and
+     the eigenvalues of E's off-diagonal part (÷ s) add the structure the
+     landmarks missed; the tail is scaled to mass μ. On the accuracy bench
+     (bench/accuracy.py) it halves the error of "missing-mass", which
+     assumes a flat tail and overestimates the entropy.
+
+   The tail belongs to the image spectrum and to S (the landmarks'
+   complement is, to first order, what the prompts do not explain); R is
+   used as measured except under "renormalised".
+
+Tails of up to n − r equal values are never materialised: the entropies
+below take (explicit eigenvalues, count, value of the flat part).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from . import nystrom as N
+from ._ffi import eigvalsh
+from .entropy import DEFAULT_CLAMP
+from .schur import EPSILON, schur_primal
+
+ESTIMATES = ("residual", "missing-mass", "renormalised")
+DEFAULT_ESTIMATE = "residual"
+DEFAULT_RESIDUAL_SAMPLE = 2000
+
+
+class Spectrum(NamedTuple):
+    """Eigenvalues ``explicit`` plus ``count`` more equal to ``value``."""
+
+    explicit: np.ndarray
+    count: float = 0.0
+    value: float = 0.0
+
+    def total(self) -> float:
+        return float(self.explicit.sum() + self.count * self.value)
+
+
+def _clamped(eigs: np.ndarray, clamp: float | None) -> np.ndarray:
+    e = np.asarray(eigs, np.float64)
+    return np.maximum(e, clamp) if clamp is not None else e[e > 0]
+
+
+def matrix_entropy_tail(sp: Spectrum, clamp: float | None = DEFAULT_CLAMP) -> float:
+    """−Σ λ log(λ / s), s = Σ λ, over the explicit eigenvalues and the flat tail (SPEC.md)."""
+    e = _clamped(sp.explicit, clamp)
+    s = e.sum() + sp.count * sp.value
+    h = -float(np.sum(e * np.log(e / s)))
+    if sp.count > 0 and sp.value > 0:
+        h -= sp.count * sp.value * np.log(sp.value / s)
+    return float(h)
+
+
+def renyi_entropy_tail(sp: Spectrum, order: float, clamp: float | None = DEFAULT_CLAMP) -> float:
+    """Rényi entropy of order α of the (unnormalised) spectrum, as :func:`clipcore.renyi_entropy`."""
+    e = _clamped(sp.explicit, clamp)
+    tail = sp.count > 0 and sp.value > 0
+    if order == 1.0:
+        h = -float(np.sum(e * np.log(e)))
+        return float(h - (sp.count * sp.value * np.log(sp.value) if tail else 0.0))
+    if np.isinf(order):
+        top = max(float(e.max()) if e.size else 0.0, sp.value if tail else 0.0)
+        return -float(np.log(top))
+    p = float(np.sum(e ** order)) + (sp.count * sp.value ** order if tail else 0.0)
+    return float(np.log(p) / (1.0 - order))
+
+
+def _gauss(a: np.ndarray, b: np.ndarray, sigma: float) -> np.ndarray:
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.exp(-np.maximum(sq, 0.0) / (2.0 * sigma * sigma))
+
+
+def residual_tail(sample: np.ndarray, nmap: N.NystromMap, n: int, mass: float) -> Spectrum:
+    """The spectrum of E/n (E = K − K̃, the Nyström residual) beyond the r captured directions.
+
+    From s sampled rows: E_ss = k(S, S) − Φ_S Φ_Sᵀ (float64). Its mean
+    diagonal c̄ is a nugget: c̄/n on each of the n − r unseen directions; the
+    eigenvalues of its off-diagonal part divided by s (the Nyström scaling
+    of a subsample) add structure on s of them. Clipped at 0 and scaled so
+    the tail carries ``mass`` (= 1 − tr C, exact).
+
+    Args:
+      sample: ``[s, d]`` rows (a seeded subsample of the data).
+      nmap: the Nyström map.
+      n: rows of the whole data.
+      mass: the missing mass 1 − tr C.
+    """
+    r = nmap.rank
+    unseen = max(n - r, 0)
+    if unseen == 0 or mass <= 0:
+        return Spectrum(np.zeros(0), 0.0, 0.0)
+    x = np.asarray(sample, np.float64)
+    s = x.shape[0]
+    sig = float(nmap.sigma)
+    phi = np.asarray(N.nystrom_features(x, nmap, dtype=jnp.float64), np.float64)
+    E = _gauss(x, x, sig) - phi @ phi.T
+    cbar = max(float(np.mean(np.diag(E))), 0.0)
+    O = E - np.diag(np.diag(E))
+    with N._x64():  # LAPACK syevr through the compiled core (2-4x numpy's)
+        struct = np.asarray(eigvalsh(jnp.asarray(0.5 * (O + O.T))), np.float64)[::-1] / s
+    k = min(s, unseen)
+    explicit = np.maximum(cbar / n + struct[:k], 0.0)
+    flat = unseen - k
+    total = explicit.sum() + flat * cbar / n
+    if total <= 0:  # no residual left in the sample: spread evenly
+        return Spectrum(np.zeros(0), float(unseen), mass / unseen)
+    scale = mass / total
+    return Spectrum(explicit * scale, float(flat), cbar / n * scale)
+
+
+def pool_rows(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted seeded row indices (all rows when size ≥ n)."""
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
+class NystromSpectra(NamedTuple):
+    """Spectra of a Nyström SCE (or Vendi, where text/complement are None)."""
+
+    image: np.ndarray
+    text: np.ndarray | None
+    complement: np.ndarray | None
+    rank_kept: int
+    captured: float
+    captured_texts: float | None
+    nmap: N.NystromMap
+
+
+def schur_from_gram(g: Any, n: int, r: int, rtol: float, ridge: float | None):
+    """Schur spectra (host float64) from the joint Nyström Gram Σ Zᵀ Z ([2r, 2r])."""
+    c = jnp.asarray(g) / max(n, 1)
+    tt, tx, xx = c[:r, :r], c[:r, r:], c[r:, r:]
+    mode = "ridge" if ridge is not None else "pinv"
+    sp = schur_primal(tt, tx, xx, rtol, EPSILON, ridge if ridge is not None else 0.0, mode=mode)
+    h = lambda a: np.asarray(a, np.float64)  # noqa: E731
+    return h(sp.image), h(sp.text), h(sp.complement), int(sp.rank), float(jnp.trace(xx)), float(jnp.trace(tt))
+
+
+def estimate_spectra(
+    kind: str, image: np.ndarray, complement: np.ndarray | None, text: np.ndarray | None,
+    captured: float, tail: Spectrum | None, n: int,
+) -> tuple[Spectrum, Spectrum | None, Spectrum | None]:
+    """(image, complement, text) spectra under one named estimate."""
+    mass = max(1.0 - captured, 0.0)
+    r = image.shape[0]
+    if kind == "renormalised":
+        f = 1.0 / captured if captured > 0 else 1.0
+        mk = lambda a: None if a is None else Spectrum(a * f)  # noqa: E731
+        return mk(image), mk(complement), mk(text)
+    if kind == "missing-mass":
+        unseen = max(n - r, 0)
+        t = Spectrum(np.zeros(0), float(unseen), mass / unseen if unseen else 0.0)
+    elif kind == "residual":
+        t = tail if tail is not None else Spectrum(np.zeros(0))
+    else:  # pragma: no cover - validated by the caller
+        raise ValueError(kind)
+
+    def add(a):
+        return Spectrum(np.concatenate([a, t.explicit]), t.count, t.value)
+
+    return add(image), None if complement is None else add(complement), (
+        None if text is None else Spectrum(text))

@@ -1,0 +1,225 @@
+"""Gaussian SCE / Vendi / RKE at large n: Nyström through the public API, the exact streamed RKE.
+
+References: tests/reference/large_n_numpy.py (float64 NumPy, every tail
+materialised), tests/reference/sce_numpy.py (exact dual SCE), vendi-score's
+``score_K``-equivalent dense Rényi-2.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import clipcore
+from clipcore import _ffi
+from clipcore import _large_n as LN
+from clipcore import scores as S
+from reference import large_n_numpy as lref
+from reference import nystrom_numpy as nref
+from reference import sce_numpy as ref
+
+needs_ext = pytest.mark.skipif(not _ffi.available(), reason=f"compiled core: {_ffi.unavailable_reason()}")
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    d = clipcore.synthetic_pairs(600, 16, num_prompts=6, num_modes=3, seed=4)
+    return d.images.astype(np.float64), d.texts.astype(np.float64)
+
+
+def _sample_rows(n, s, seed):
+    return LN.pool_rows(n, min(s, n), seed + 1)
+
+
+# ------------------------------------------------------------- entropies with a flat tail
+@pytest.mark.parametrize("order", [1.0, 2.0, 0.5, np.inf])
+@pytest.mark.parametrize("clamp", [1e-10, None])
+def test_entropy_with_flat_tail_equals_materialised(order, clamp):
+    rng = np.random.default_rng(0)
+    explicit = np.concatenate([rng.uniform(0, 0.1, 30), [0.0, 0.0]])
+    count, value = 500, 1e-4
+    full = np.concatenate([explicit, np.full(count, value)])
+    sp = LN.Spectrum(explicit, float(count), value)
+    assert LN.renyi_entropy_tail(sp, order, clamp) == pytest.approx(ref.log_renyi(full, order, clamp), rel=1e-12)
+    if order == 1.0 and clamp is not None:
+        assert LN.matrix_entropy_tail(sp, clamp) == pytest.approx(ref.log_code_score(full, clamp), rel=1e-12)
+
+
+# ------------------------------------------------------------- SCE with given landmarks vs NumPy
+@pytest.mark.parametrize("backend", [pytest.param("ffi", marks=needs_ext), "jax"])
+def test_nystrom_sce_matches_numpy_reference(pairs, backend):
+    x, t = pairs
+    sigma = 0.9
+    L = np.concatenate([t[::20], x[::20]])  # 60 given landmarks from both modalities
+    res = clipcore.sce(x, t, kernel="gaussian", sigma=sigma, landmarks=L, residual_sample=200, key=3,
+                       backend=backend)
+    want, cap = lref.nystrom_sce(t, x, L, sigma, _sample_rows(x.shape[0], 200, 3))
+    info = res.nystrom
+    assert res.method == "primal/nystrom" and info["estimate"] == "residual"
+    assert info["captured_trace"] == pytest.approx(cap, rel=1e-10)
+    assert info["missing_mass"] == pytest.approx(1 - cap, rel=1e-8)
+    for kind, (ls, lt, li) in want.items():
+        got = info["estimates"][kind]
+        assert got["log_sce"] == pytest.approx(ls, rel=1e-7), kind
+        assert got["log_text_score"] == pytest.approx(lt, rel=1e-7), kind
+        assert got["log_image_score"] == pytest.approx(li, rel=1e-7), kind
+    assert res.log_sce == info["estimates"]["residual"]["log_sce"]
+    # the tail goes to S and C_XX: their traces are 1 and tr S + tr R = 1 as for the exact kernel
+    e = info["estimates"]["missing-mass"]
+    assert e["trace_image"] == pytest.approx(1.0, abs=1e-9)
+    assert e["trace_complement"] + e["trace_text"] == pytest.approx(1.0, abs=1e-7)
+
+
+def test_nystrom_estimate_selects_the_reported_scores(pairs):
+    x, t = pairs
+    a = clipcore.sce(x, t, kernel="gaussian", landmarks=80, estimate="missing-mass")
+    b = clipcore.sce(x, t, kernel="gaussian", landmarks=80, estimate="renormalised")
+    assert a.nystrom["estimates"] == b.nystrom["estimates"]  # every estimate is reported either way
+    assert a.sce == pytest.approx(a.nystrom["estimates"]["missing-mass"]["sce"])
+    assert b.sce == pytest.approx(b.nystrom["estimates"]["renormalised"]["sce"])
+    assert a.sce != pytest.approx(b.sce, rel=1e-3)
+
+
+def test_all_rows_as_landmarks_is_the_exact_kernel(pairs):
+    """m = 2n landmarks (every text and image): nothing is missed and every estimate equals the exact dual.
+
+    The pseudo-inverse cutoff is set (rtol=1e-4) for both: the text part
+    depends on it (SPEC.md), and the defaults differ (n·eps32 on K_T in the
+    dual, r·eps32 on C_TT here).
+    """
+    x, t = pairs[0][:150], pairs[1][:150]
+    sigma = 1.1
+    res = clipcore.sce(x, t, kernel="gaussian", sigma=sigma, landmarks=300, landmark_method="uniform",
+                       residual_sample=50, rtol=1e-4)
+    assert res.nystrom["captured_trace"] == pytest.approx(1.0, abs=1e-6)
+    exact = ref.sce_exact_gaussian(t, x, sigma, rtol=1e-4)
+    for kind, e in res.nystrom["estimates"].items():
+        assert e["log_image_score"] == pytest.approx(ref.log_renyi(exact.image, 1.0), rel=1e-5), kind
+        assert e["log_text_score"] == pytest.approx(ref.log_code_score(exact.text), rel=1e-4), kind
+        assert e["log_sce"] == pytest.approx(ref.log_code_score(exact.complement), rel=1e-4), kind
+
+
+def test_nystrom_converges_to_exact_with_m(pairs):
+    """The default estimate's error on the image entropy shrinks as m grows (a real trend, not a constant)."""
+    x, t = pairs
+    sigma = 0.8
+    truth = ref.log_renyi(np.linalg.eigvalsh(nref.gaussian(x, x, sigma) / x.shape[0]), 1.0)
+    errs = []
+    for m in (25, 100, 400):
+        r = clipcore.vendi(x, kernel="gaussian", sigma=sigma, landmarks=m, key=0)
+        errs.append(abs(r.log_score / truth - 1))
+    assert errs[2] < errs[1] < errs[0]
+    assert errs[2] < 0.02
+
+
+@pytest.mark.parametrize("order", [1.0, 2.0])
+def test_nystrom_vendi_matches_numpy_reference(pairs, order):
+    x, _ = pairs
+    sigma = 0.9
+    L = x[::10]
+    res = clipcore.vendi(x, kernel="gaussian", sigma=sigma, order=order, landmarks=L, residual_sample=100, key=2)
+    want = lref.nystrom_vendi(x, L, sigma, _sample_rows(x.shape[0], 100, 2), order)
+    for kind, v in want.items():
+        assert res.nystrom["estimates"][kind]["log_score"] == pytest.approx(v, rel=1e-7), kind
+
+
+def test_nystrom_streamed_equals_in_memory(pairs, tmp_path):
+    x, t = pairs
+    clipcore.write_shards(tmp_path / "emb", x, t, shard_rows=128)
+    kw = dict(kernel="gaussian", sigma=0.9, landmarks=64, key=5, residual_sample=100, progress=False)
+    a = clipcore.sce(x, t, **kw)
+    old = S.IN_MEMORY_ROWS
+    S.IN_MEMORY_ROWS = 100  # force the streamed path on this small set
+    try:
+        b = clipcore.sce(str(tmp_path / "emb"), block_size=97, **kw)
+        vb = clipcore.vendi(str(tmp_path / "emb" / "images-*.npy"), order=2, **kw)
+    finally:
+        S.IN_MEMORY_ROWS = old
+    va = clipcore.vendi(x, order=2, **kw)
+    assert b.n == a.n
+    for k in ("log_sce", "log_text_score", "log_image_score"):
+        assert getattr(b, k) == pytest.approx(getattr(a, k), rel=1e-9)
+    assert vb.log_score == pytest.approx(va.log_score, rel=1e-9)
+
+
+def test_nystrom_float32_agrees_with_float64(pairs):
+    x, t = pairs
+    kw = dict(kernel="gaussian", sigma=0.9, landmarks=64, key=1)
+    a = clipcore.sce(x, t, **kw)
+    b = clipcore.sce(x.astype(np.float32), t.astype(np.float32), dtype="float32", **kw)
+    assert b.log_sce == pytest.approx(a.log_sce, rel=1e-4)
+    assert b.nystrom["captured_trace"] == pytest.approx(a.nystrom["captured_trace"], rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["uniform", "kmeans++", "pivoted-cholesky"])
+def test_landmark_methods_are_seeded(pairs, method):
+    x, t = pairs
+    kw = dict(kernel="gaussian", landmarks=40, landmark_method=method)
+    a = clipcore.sce(x, t, key=7, **kw)
+    b = clipcore.sce(x, t, key=7, **kw)
+    assert a.sce == b.sce and a.nystrom["landmark_method"] == method
+    assert 0 < a.nystrom["captured_trace"] <= 1 + 1e-9
+
+
+def test_nystrom_summary_is_json_ready(pairs):
+    import json
+
+    x, t = pairs
+    r = clipcore.sce(x, t, kernel="gaussian", landmarks=30)
+    json.dumps(r.summary())
+    json.dumps(clipcore.vendi(x, kernel="gaussian", landmarks=30).summary())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(kernel="cosine", landmarks=10), "landmarks"),
+        (dict(kernel="gaussian", landmarks=10, rff_features=20), "not both"),
+        (dict(kernel="gaussian", landmarks=0), "landmarks"),
+        (dict(kernel="gaussian", landmarks=10, estimate="best"), "estimate"),
+        (dict(kernel="gaussian", landmarks=10, landmark_method="random"), "landmark_method"),
+        (dict(kernel="gaussian", landmarks=10, method="dual"), "method"),
+        (dict(kernel="gaussian", landmarks=10, residual_sample=0), "residual_sample"),
+        (dict(kernel="gaussian", landmarks=np.ones((5, 3))), "dimension"),
+        (dict(kernel="gaussian", landmarks=np.full((5, 16), np.nan)), "NaN"),
+        (dict(kernel="gaussian", landmarks=10, key=1.5), "key"),
+    ],
+)
+def test_nystrom_bad_options(pairs, kwargs, match):
+    x, t = pairs
+    with pytest.raises(ValueError, match=match):
+        clipcore.sce(x, t, **kwargs)
+
+
+# ------------------------------------------------------------- exact RKE through ‖K‖_F²
+@pytest.mark.parametrize("backend", [pytest.param("ffi", marks=needs_ext), "jax"])
+def test_rke_frobenius_equals_dense(pairs, backend):
+    x, _ = pairs
+    sigma = 0.7
+    K = nref.gaussian(x, x, sigma) / x.shape[0]
+    want = 1.0 / np.sum(K * K)  # exp(H2) = 1 / Σ λ² = n² / ‖K‖_F²
+    r = clipcore.rke(x, kernel="gaussian", sigma=sigma, method="frobenius", backend=backend)
+    assert r.score == pytest.approx(want, rel=1e-10)
+    assert r.method == "frobenius/exact" and r.eigenvalues.size == 0
+    # the eigenvalue path (clamp=None) gives the same number
+    e = clipcore.rke(x, kernel="gaussian", sigma=sigma, clamp=None)
+    assert e.score == pytest.approx(want, rel=1e-9)
+
+
+def test_rke_auto_switches_to_frobenius_above_threshold(pairs, monkeypatch):
+    x, _ = pairs
+    monkeypatch.setattr(S, "FROBENIUS_ROWS", 100)
+    r = clipcore.rke(x, kernel="gaussian", sigma=0.7)
+    assert r.method == "frobenius/exact"
+    monkeypatch.setattr(S, "FROBENIUS_ROWS", 10_000)
+    assert clipcore.rke(x, kernel="gaussian", sigma=0.7).method == "dual/exact"
+
+
+def test_frobenius_errors(pairs, tmp_path):
+    x, t = pairs
+    with pytest.raises(ValueError, match="frobenius"):
+        clipcore.rke(x, kernel="gaussian", rff_features=10, method="frobenius")
+    with pytest.raises(ValueError, match="frobenius"):
+        clipcore.vendi(x, kernel="gaussian", order=1, method="frobenius")
