@@ -223,3 +223,25 @@ def test_frobenius_errors(pairs, tmp_path):
         clipcore.rke(x, kernel="gaussian", rff_features=10, method="frobenius")
     with pytest.raises(ValueError, match="frobenius"):
         clipcore.vendi(x, kernel="gaussian", order=1, method="frobenius")
+
+
+def test_cli_score_with_landmarks(tmp_path, pairs):
+    import json
+
+    from clipcore import cli
+
+    x, t = pairs
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", t)
+    out = tmp_path / "o.json"
+    rc = cli.main(["score", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"),
+                   "--kernel", "gaussian", "--sigma", "0.9", "--landmarks", "50", "--estimate", "missing-mass",
+                   "--seed", "2", "--json", str(out), "--quiet"])
+    assert rc == 0
+    got = json.loads(out.read_text())
+    want = clipcore.sce(x, t, kernel="gaussian", sigma=0.9, landmarks=50, estimate="missing-mass", key=2)
+    assert got["scores"]["sce"] == pytest.approx(want.sce, rel=1e-12)
+    assert got["result"]["nystrom"]["estimate"] == "missing-mass"
+    assert set(got["result"]["nystrom"]["estimates"]) == {"residual", "missing-mass", "renormalised"}
+    v = clipcore.vendi(x, kernel="gaussian", sigma=0.9, order=2, landmarks=50, estimate="missing-mass", key=2)
+    assert got["scores"]["vendi"]["2.0"] == pytest.approx(v.score, rel=1e-12)

@@ -189,7 +189,10 @@ def _score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tu
         vendi_kw["sigma"] = res.sigma
     vendis = {}
     for a in orders:
-        if kw.get("convention", "paper") == "paper":
+        if res.nystrom is not None:
+            # the tail estimate is part of the spectrum: Vendi of the images through their own landmarks
+            vendis[str(a)] = vendi(images, order=a, **vendi_kw).score
+        elif kw.get("convention", "paper") == "paper":
             # Vendi is a spectrum of C_XX, which sce already decomposed: no second pass over the data
             vendis[str(a)] = float(renyi_score(res.image_eigenvalues, a, res.clamp))
         else:
@@ -233,6 +236,12 @@ def _print_scores(payload: dict, out=None) -> None:
         f"dtype={r['dtype']} backend={r['backend']} seed={r['seed']} ({r['seconds']:.3f} s)",
         file=out,
     )
+    ny = r.get("nystrom")
+    if ny:
+        est = ", ".join(f"{k}: SCE {v['sce']:.4g} / text {v['text_score']:.4g}" for k, v in ny["estimates"].items())
+        print(f"nyström: m={ny['landmarks']} ({ny['landmark_method']}) rank={ny['rank']} captured trace="
+              f"{ny['captured_trace']:.4f} missing mass={ny['missing_mass']:.4f}; estimate={ny['estimate']} "
+              f"({est})", file=out)
     for w in payload.get("warnings", []):
         print(f"warning: {w}", file=out)
 
@@ -257,6 +266,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     kw["method"] = args.method
     kw["backend"] = args.backend
     kw["progress"] = False if args.quiet else None
+    if args.landmarks is not None:
+        kw.update(landmarks=args.landmarks, landmark_method=args.landmark_method, estimate=args.estimate)
     payload, _ = _score_payload(images, texts, kw, _parse_orders(args.vendi_orders), args.top_eigenvalues)
     payload["command"] = "score"
     payload["inputs"] = _inputs_provenance(args)
@@ -363,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="primal (D×D), dual (n×n) or auto (the smaller)")
     s.add_argument("--backend", choices=("auto", "jax", "ffi"), default="auto",
                    help="covariance accumulation: pure JAX or the compiled core")
+    ny = s.add_argument_group("large n (Gaussian kernel)")
+    ny.add_argument("--landmarks", type=int, default=None, metavar="M",
+                    help="Nyström with M landmarks (shared by texts and images): one streamed pass, M×M memory")
+    ny.add_argument("--landmark-method", choices=("pivoted-cholesky", "kmeans++", "uniform"),
+                    default="pivoted-cholesky", help="landmark selection (seeded by --seed; default pivoted-cholesky)")
+    ny.add_argument("--estimate", choices=("residual", "missing-mass", "renormalised"), default="residual",
+                    help="how the mass Nyström misses enters the scores (all three are in the JSON)")
     s.add_argument("--vendi-orders", default="1,2,inf", help="Vendi orders to report (default 1,2,inf)")
     s.add_argument("--top-eigenvalues", type=int, default=100, help="eigenvalues kept in the JSON (default 100)")
     s.add_argument("--json", default=None, metavar="OUT.json", help="write the scores and provenance here")
