@@ -238,3 +238,58 @@ def test_bad_inputs_get_clear_errors():
         NeuralMDS(4, cross_modal_fraction=1.5)
     with pytest.raises(ValueError, match=r"^images: need at least 2 pairs"):
         m.fit(u[:1], v[:1])
+
+
+# -------------------------------------------------------------------- CLI
+def test_cli_mds_writes_json_and_plot(tmp_path, capsys):
+    import json
+
+    from clipcore.cli import main
+
+    u, v = lifted_pairs(120, d_intrinsic=8, d=16, seed=3)
+    np.save(tmp_path / "x.npy", u.astype(np.float32))
+    np.save(tmp_path / "t.npy", v.astype(np.float32))
+    out = tmp_path / "o" / "mds.json"
+    rc = main(["mds", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"), "--dims", "4",
+               "--method", "isometric,pca,random,sklearn", "--epochs", "1", "--steps-per-epoch", "3", "--hidden", "16", "--batch-size", "64",
+               "--sklearn-max", "50", "--sklearn-max-iter", "50", "--json", str(out), "--save-dir",
+               str(tmp_path / "models")])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "top-1 i→t" in printed and "sklearn-nonmetric" in printed
+    payload = json.loads(out.read_text())
+    assert (tmp_path / "o" / "mds.png").stat().st_size > 1000
+    # the full-dimension figure is the independent dense reference's
+    full = np.mean(ref.ranks(u, v) == 0)
+    assert payload["full"]["top1_image_to_text"] == pytest.approx(full)
+    for m in ("isometric", "pca", "random", "sklearn-metric", "sklearn-nonmetric"):
+        e = payload["results"][m]["4"]
+        assert 0 <= e["top1_image_to_text"] <= 1 and 0 < e["spearman"] <= 1
+    assert payload["results"]["sklearn-metric"]["4"]["pairs"] == 50
+    assert len(payload["results"]["isometric"]["4"]["history"]) == 1
+    back = NeuralMDS.load(payload["results"]["isometric"]["4"]["model"])
+    assert back.config.dim == 4
+    # PCA's figure is the NumPy SVD's
+    z = np.concatenate([u, v])
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    p = ref.pca_coordinates(z, 4)
+    assert payload["results"]["pca"]["4"]["top1_image_to_text"] == pytest.approx(
+        np.mean(ref.ranks(p[:120], p[120:], "euclidean") == 0))
+
+
+def test_cli_mds_errors_are_one_line(tmp_path, capsys):
+    from clipcore.cli import main
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.standard_normal((20, 8)))
+    np.save(tmp_path / "t.npy", rng.standard_normal((19, 8)))
+    np.save(tmp_path / "t8.npy", rng.standard_normal((20, 8)))
+    base = ["mds", "--images", str(tmp_path / "x.npy"), "--json", str(tmp_path / "o.json"), "--quiet"]
+    cases = [(["--texts", str(tmp_path / "t.npy")], "texts: 19 rows but images has 20"),
+             (["--texts", str(tmp_path / "t8.npy"), "--dims", "4,8"], "dims: D'=8 must be smaller"),
+             (["--texts", str(tmp_path / "nope.npy")], "texts: file not found"),
+             (["--texts", str(tmp_path / "t8.npy"), "--method", "tsne"], "method: unknown method 'tsne'")]
+    for extra, msg in cases:
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("clipcore: error: ") and msg in err[0], err
