@@ -90,7 +90,7 @@ _L14 = dict(projection_dim=768, text_config=dict(hidden_size=768, intermediate_s
 
 
 @pytest.mark.parametrize("sizes, count", [
-    pytest.param({}, 151_277_313, id="B32"),
+    pytest.param({}, 151_277_313, id="B32", marks=pytest.mark.slow),
     pytest.param(dict(vision_config=dict(patch_size=16)), 149_620_737, id="B16", marks=pytest.mark.slow),
     pytest.param(_L14, 427_616_513, id="L14", marks=pytest.mark.slow),
 ])
