@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
+import clipcore.encoder as clipcore_encoder
 from clipcore.encoder import ClipConfig, ClipModule, load_clip
 from reference import clip_numpy as R
 
@@ -18,6 +19,11 @@ def tiny(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("tinyclip"))
     cfg, W = R.make_tiny_checkpoint(d, seed=0)
     return d, cfg, W
+
+
+@pytest.fixture(scope="module")
+def enc(tiny):
+    return load_clip(tiny[0])
 
 
 def _close(ours, ref, tol):
@@ -31,9 +37,8 @@ def _pixels(b, s=32, seed=1):
     return np.random.default_rng(seed).normal(size=(b, 3, s, s)).astype(np.float32)
 
 
-def test_tiny_matches_numpy_reference(tiny):
+def test_tiny_matches_numpy_reference(tiny, enc):
     d, cfg, W = tiny
-    enc = load_clip(d)
     px = _pixels(3)
     _close(enc.image_features(px), R.image_features(W, cfg.vision_config.to_dict(), px), 1e-5)
     ids, mask = enc.tokenize(["a cat", "a photo of a dog on the grass, far too long for the context", ""])
@@ -41,15 +46,14 @@ def test_tiny_matches_numpy_reference(tiny):
     _close(enc.text_features(ids, mask), R.text_features(W, cfg.text_config.to_dict(), ids, mask), 1e-5)
 
 
-@pytest.mark.parametrize("variant", ["gelu", "legacy_eos"])
-def test_config_variants_match_numpy_reference(tmp_path, variant):
+def test_gelu_and_legacy_eos_config_match_numpy_reference(tmp_path):
     d = str(tmp_path)
-    cfg, W = R.make_tiny_checkpoint(d, seed=2, act="gelu" if variant == "gelu" else "quick_gelu")
-    if variant == "legacy_eos":  # pre-#24773 configs: pooled at the largest id
-        raw = json.load(open(os.path.join(d, "config.json")))
-        raw["text_config"]["eos_token_id"] = 2
-        json.dump(raw, open(os.path.join(d, "config.json"), "w"))
-        cfg.text_config.eos_token_id = 2
+    cfg, W = R.make_tiny_checkpoint(d, seed=2, act="gelu")
+    # pre-#24773 configs (eos_token_id = 2) pool at the largest token id
+    raw = json.load(open(os.path.join(d, "config.json")))
+    raw["text_config"]["eos_token_id"] = 2
+    json.dump(raw, open(os.path.join(d, "config.json"), "w"))
+    cfg.text_config.eos_token_id = 2
     enc = load_clip(d)
     ids, mask = enc.tokenize(["zebra", "a b c"])
     ids[0, 3] = 515  # an id above the end token moves the legacy pooling, not the modern one
@@ -58,17 +62,16 @@ def test_config_variants_match_numpy_reference(tmp_path, variant):
     _close(enc.image_features(px), R.image_features(W, cfg.vision_config.to_dict(), px), 1e-5)
 
 
-def test_batched_encoding_equals_one_batch(tiny):
+def test_batched_encoding_equals_one_batch(tiny, enc):
     d, cfg, W = tiny
-    enc = load_clip(d)
     rng = np.random.default_rng(4)
     images = [rng.integers(0, 256, (40 + 3 * i, 36, 3), dtype=np.uint8) for i in range(5)]
     texts = ["red", "a blue shoe", "green bag", "x", "trousers"]
-    got = enc.encode_images(images, batch_size=2, progress=False)  # tail batch padded
+    got = enc.encode_images(images, batch_size=4, progress=False)  # tail batch padded
     ref = R.image_features(W, cfg.vision_config.to_dict(), enc.preprocess_images(images))
     _close(got, ref, 1e-5)
     ids, mask = enc.tokenize(texts)
-    _close(enc.encode_texts(texts, batch_size=3, progress=False),
+    _close(enc.encode_texts(texts, batch_size=4, progress=False),
            R.text_features(W, cfg.text_config.to_dict(), ids, mask), 1e-5)
     assert enc.encode_texts("red", progress=False).shape == (1, 16)
 
@@ -144,13 +147,13 @@ def test_weights_that_do_not_fit_the_config(tiny, tmp_path):
         load_clip(tmp_path)
 
 
-def test_bad_arguments(tiny):
+def test_bad_arguments(tiny, enc):
     d, cfg, W = tiny
     with pytest.raises(ValueError, match="dtype"):
         load_clip(d, dtype="float16")
     with pytest.raises(ValueError, match="device: no 'tpu' device"):
         load_clip(d, device="tpu")
-    enc = load_clip(d, device="cpu")
+    assert clipcore_encoder.resolve_device("cpu").platform == "cpu"
     with pytest.raises(ValueError, match=r"pixel_values: expected \[b, 3, 32, 32\]"):
         enc.image_features(np.zeros((2, 3, 28, 28), np.float32))
     with pytest.raises(ValueError, match="exceed the model's context of 16"):
@@ -188,6 +191,10 @@ def _torch_checkpoint(directory, cfg, seed=0):
     model.save_pretrained(directory)
     R.save_processor_files(directory, cfg)
     return model
+
+
+def test_batch_bucket():
+    assert [clipcore_encoder.batch_bucket(m, 64) for m in (1, 2, 3, 5, 64, 65, 1000)] == [1, 2, 4, 8, 64, 64, 64]
 
 
 def test_tiny_parity_with_transformers(tmp_path):

@@ -303,6 +303,7 @@ def embed(
     from tqdm.auto import tqdm
 
     from ._validate import check_positive_int
+    from .encoder import batch_bucket
 
     batch_size = check_positive_int(batch_size, "batch_size")
     shard_rows = check_positive_int(shard_rows, "shard_rows")
@@ -369,7 +370,7 @@ def embed(
                         rec["skipped"].append({"item": start + j, "image": rel(chunk[j].image),
                                                "prompt": chunk[j].prompt, "error": err})
                 img_rows = np.empty((len(kept), enc.projection_dim), np.float32)
-                b = min(batch_size, max(len(kept), 1))
+                b = batch_bucket(len(kept), batch_size)
                 futures = []
                 for a in range(0, len(kept), b):
                     pics = [loaded[j][0] for j in kept[a:a + b]]
@@ -383,7 +384,7 @@ def embed(
             if has_txt:
                 todo = sorted({chunk[j].prompt for j in kept} - set(text_cache))
                 if todo:
-                    b = min(batch_size, len(todo))
+                    b = batch_bucket(len(todo), batch_size)
                     for a in range(0, len(todo), b):
                         ids, mask = enc.tokenize(todo[a:a + b])
                         feats = _encode_padded(enc.text_features, (ids, mask), b)

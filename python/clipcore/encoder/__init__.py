@@ -31,9 +31,15 @@ from ._preprocess import load_image_processor, load_tokenizer, open_image, pixel
 from ._towers import ClipModule
 
 __all__ = ["CLIPEncoder", "load_clip", "ClipConfig", "VisionConfig", "TextConfig", "ClipModule",
-           "resolve_device", "open_image"]
+           "resolve_device", "open_image", "batch_bucket"]
 
 _DTYPES = {None: jnp.float32, "float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def batch_bucket(m: int, batch_size: int) -> int:
+    """Padded size of a batch of ``m`` rows: the next power of two, at most
+    ``batch_size`` (so a run compiles at most log₂(batch_size) + 1 shapes)."""
+    return int(min(batch_size, 1 << max(m - 1, 0).bit_length()))
 
 
 def resolve_device(device: Any) -> jax.Device | None:
@@ -135,7 +141,7 @@ class CLIPEncoder:
 
         if n == 0:
             raise ValueError(f"{desc}: nothing to encode (empty list)")
-        b = min(int(batch_size), n)
+        b = batch_bucket(n, int(batch_size))
         out = np.empty((n, self.projection_dim), np.float32)
         with tqdm(total=n, desc=desc, unit=desc.split()[-1], disable=progress is False,
                   delay=0 if progress else 2.0, leave=False) as bar:
