@@ -170,12 +170,13 @@ class SimilarityTable(NamedTuple):
         ax.set_xticks(range(k), [str(c)[:30] for c in self.image_labels], rotation=60, ha="right", fontsize=8)
         ax.set_yticks(range(m), [str(r)[:40] for r in self.text_labels], fontsize=8)
         if annotate if annotate is not None else m * k <= 400:
-            hi = self.values.max() if self.values.size else 0
+            lo, hi = float(self.values.min()), float(self.values.max())
             for i in range(m):
                 for j in range(k):
                     v = self.values[i, j]
+                    bright = (v - lo) / (hi - lo) > 0.5 if hi > lo else True  # viridis is light at the top
                     ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                            color="black" if v > 0.6 * hi else "white")
+                            color="black" if bright else "white")
         fig.colorbar(im, ax=ax, label="cosine")
         ax.set_title(title or "text × image cosine similarity")
         fig.tight_layout()
