@@ -310,7 +310,10 @@ def _encode_fn(graphdef, params, x):
     return nnx.merge(graphdef, params)(x)
 
 
-def _make_pretrain_runner(graphdef, tx, dropout: float):
+@functools.lru_cache(maxsize=16)
+def _make_pretrain_runner(graphdef, lr: float, dropout: float):
+    """(optimizer, jitted runner), cached so that refits with the same shapes reuse the compilation."""
+    tx = optax.adam(lr)
     def loss_fn(params, xb, key):
         if dropout > 0:
             keep = jax.random.bernoulli(key, 1.0 - dropout, xb.shape)
@@ -333,10 +336,12 @@ def _make_pretrain_runner(graphdef, tx, dropout: float):
         (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (idx, keys))
         return params, opt_state, jnp.mean(losses)
 
-    return run
+    return tx, run
 
 
-def _make_cluster_runner(graphdef, tx, alpha: float):
+@functools.lru_cache(maxsize=16)
+def _make_cluster_runner(graphdef, lr: float, momentum: float, alpha: float):
+    tx = optax.sgd(lr, momentum=momentum)
     def loss_fn(theta, xb, pb):
         params, centers = theta
         z = nnx.merge(graphdef, params)(xb)
@@ -353,7 +358,7 @@ def _make_cluster_runner(graphdef, tx, alpha: float):
         (theta, opt_state), losses = jax.lax.scan(body, (theta, opt_state), idx)
         return theta, opt_state, jnp.mean(losses)
 
-    return run
+    return tx, run
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -434,12 +439,12 @@ class DEC:
         losses = []
         if cfg.pretrain_steps > 0:
             graphdef, params = nnx.split(self.autoencoder)
-            tx = optax.adam(cfg.pretrain_lr)
+            tx, run = _make_pretrain_runner(graphdef, float(cfg.pretrain_lr), float(cfg.pretrain_dropout))
             opt_state = tx.init(params)
-            run = _make_pretrain_runner(graphdef, tx, float(cfg.pretrain_dropout))
             batches = _Batches(n, cfg.batch_size, cfg.seed + 1)
             key = jax.random.key(cfg.seed + 2)
-            chunk = max(1, min(cfg.pretrain_steps, -(-n // batches.batch)))  # about one epoch per call
+            # about one epoch (at least 100 steps) per compiled call; the last call may be shorter
+            chunk = min(cfg.pretrain_steps, max(100, -(-n // batches.batch)))
             done = 0
             with _progress(cfg.pretrain_steps, "DEC pretrain", cfg.progress) as bar:
                 while done < cfg.pretrain_steps:
@@ -485,9 +490,8 @@ class DEC:
         t0 = time.perf_counter()
         graphdef, params = nnx.split(self.autoencoder.encoder)
         theta = (params, jnp.asarray(km.cluster_centers_, jnp.float32))
-        tx = optax.sgd(cfg.lr, momentum=cfg.momentum)
+        tx, run = _make_cluster_runner(graphdef, float(cfg.lr), float(cfg.momentum), float(cfg.alpha))
         opt_state = tx.init(theta)
-        run = _make_cluster_runner(graphdef, tx, float(cfg.alpha))
         batches = _Batches(n, cfg.batch_size, cfg.seed + 3)
         labels_prev = init_labels
         kls, changes = [], []
