@@ -180,22 +180,35 @@ class _Block(nnx.Module):
 
 
 class _Flow(nnx.Module):
+    """``num_blocks`` blocks held as ONE :class:`_Block` whose every parameter
+    (and permutation) has a leading ``[num_blocks]`` axis; forward and inverse
+    are a ``lax.scan`` over it, so compile time does not grow with depth."""
+
     def __init__(self, dim: int, cfg: IINConfig, dtype: Any, rngs: nnx.Rngs, perm_seed: int):
         prng = np.random.default_rng(perm_seed)
-        self.blocks = nnx.List([_Block(dim, cfg, prng.permutation(dim), dtype, rngs)
-                                for _ in range(cfg.num_blocks)])
+        blocks = [_Block(dim, cfg, prng.permutation(dim), dtype, rngs) for _ in range(cfg.num_blocks)]
+        stacked = jax.tree.map(lambda *a: jnp.stack(a), *[nnx.state(b) for b in blocks])
+        nnx.update(blocks[0], stacked)
+        self.blocks = blocks[0]
+        self.num_blocks = cfg.num_blocks
+
+    def _scan(self, fn, x, reverse=False):
+        graphdef, state = nnx.split(self.blocks)
+
+        def body(carry, st):
+            return fn(nnx.merge(graphdef, st), carry)
+
+        return jax.lax.scan(body, x, state, reverse=reverse)
 
     def forward(self, x):
-        logdet = jnp.zeros(x.shape[:-1], x.dtype)
-        for blk in self.blocks:
-            x, ld = blk.forward(x)
-            logdet = logdet + ld
-        return x, logdet
+        x = x.astype(self.blocks.loc[...].dtype)
+        y, logdets = self._scan(lambda blk, v: blk.forward(v), x)
+        return y, jnp.sum(logdets, axis=0)
 
     def inverse(self, y):
-        for blk in reversed(self.blocks):
-            y = blk.inverse(y)
-        return y
+        y = y.astype(self.blocks.loc[...].dtype)
+        x, _ = self._scan(lambda blk, v: (blk.inverse(v), None), y, reverse=True)
+        return x
 
 
 # ---------------------------------------------------------- pure functions
@@ -633,9 +646,9 @@ class IIN:
         first = rng.choice(n, size=bs, replace=False) if bs < n else np.arange(n)
         self.initialize(x[first])
 
-        tx = optax.adam(cfg.learning_rate, b1=cfg.betas[0], b2=cfg.betas[1])
+        hyper = (float(cfg.learning_rate), float(cfg.betas[0]), float(cfg.betas[1]))
         graphdef, params, rest = self._split()
-        opt_state = tx.init(params)
+        opt_state = _adam(hyper).init(params)
         sampler = _PairSampler(a, rng) if a is not None else None
         chunk = max(1, min(cfg.steps, 100))
         losses = []
@@ -648,12 +661,12 @@ class IIN:
                 s = min(chunk, cfg.steps - done)
                 if sampler is not None and cfg.objective == "pairs":
                     i, j, f = sampler.sample((s, bs))
-                    params, opt_state, ls = _train_pairs(graphdef, rest, tx, self.factor_sizes, float(cfg.rho),
+                    params, opt_state, ls = _train_pairs(graphdef, rest, hyper, self.factor_sizes, float(cfg.rho),
                                                          params, opt_state, x, jnp.asarray(i), jnp.asarray(j),
                                                          jnp.asarray(f))
                 else:
                     i = rng.integers(0, n, size=(s, bs))
-                    params, opt_state, ls = _train_flow(graphdef, rest, tx, params, opt_state, x, jnp.asarray(i))
+                    params, opt_state, ls = _train_flow(graphdef, rest, hyper, params, opt_state, x, jnp.asarray(i))
                 ls = np.asarray(ls)
                 if not np.isfinite(ls).all():
                     raise FloatingPointError(
@@ -737,14 +750,17 @@ class IIN:
         """Parameters as float64 NumPy, one dict per block (for independent references):
         ``loc, scale, perm`` and ``s1, t1, s2, t2`` = lists of ``(W [in, out], b [out])``."""
         self._need_built()
+        b = self.flow.blocks
+
+        def take(v, i):
+            return np.asarray(v[...][i], np.float64)
+
         out = []
-        for blk in self.flow.blocks:
-            d = {"loc": np.asarray(blk.loc[...], np.float64), "scale": np.asarray(blk.scale[...], np.float64),
-                 "perm": np.asarray(blk.perm[...])}
+        for i in range(self.flow.num_blocks):
+            d = {"loc": take(b.loc, i), "scale": take(b.scale, i), "perm": np.asarray(b.perm[...][i])}
             for nm in ("s1", "t1", "s2", "t2"):
-                mlp = getattr(blk, nm)
-                d[nm] = [(np.asarray(l.kernel[...], np.float64), np.asarray(l.bias[...], np.float64))
-                         for l in list(mlp.hidden) + [mlp.out]]
+                mlp = getattr(b, nm)
+                d[nm] = [(take(l.kernel, i), take(l.bias, i)) for l in list(mlp.hidden) + [mlp.out]]
             out.append(d)
         return out
 
@@ -790,10 +806,18 @@ def _by_rows(fn, graphdef, params, rest, x):
 def _actnorm_init(graphdef, params, rest, x):
     """ActNorm data init, block by block (each sees the blocks before it)."""
     flow = nnx.merge(graphdef, params, rest)
-    for blk in flow.blocks:
-        blk.loc[...] = -jnp.mean(x, axis=0)
-        blk.scale[...] = 1.0 / (jnp.std(x, axis=0, ddof=1) + 1e-6)
-        x, _ = blk.forward(x)
+    blocks_def, state = nnx.split(flow.blocks)
+
+    def body(v, st):
+        blk = nnx.merge(blocks_def, st)
+        blk.loc[...] = -jnp.mean(v, axis=0)
+        blk.scale[...] = 1.0 / (jnp.std(v, axis=0, ddof=1) + 1e-6)
+        v, _ = blk.forward(v)
+        return v, (blk.loc[...], blk.scale[...])
+
+    _, (locs, scales) = jax.lax.scan(body, x, state)
+    flow.blocks.loc[...] = locs
+    flow.blocks.scale[...] = scales
     return nnx.state(flow, nnx.Param)
 
 
@@ -808,8 +832,15 @@ def _flow_objective(params, graphdef, rest, x):
     return flow_loss(zb, ld)
 
 
+def _adam(hyper):
+    lr, b1, b2 = hyper
+    return optax.adam(lr, b1=b1, b2=b2)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 2, 3, 4))
-def _train_pairs(graphdef, rest, tx, factor_sizes, rho, params, opt_state, x, ii, jj, ff):
+def _train_pairs(graphdef, rest, hyper, factor_sizes, rho, params, opt_state, x, ii, jj, ff):
+    tx = _adam(hyper)
+
     def step(carry, idx):
         p, o = carry
         i, j, f = idx
@@ -822,7 +853,9 @@ def _train_pairs(graphdef, rest, tx, factor_sizes, rho, params, opt_state, x, ii
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
-def _train_flow(graphdef, rest, tx, params, opt_state, x, ii):
+def _train_flow(graphdef, rest, hyper, params, opt_state, x, ii):
+    tx = _adam(hyper)
+
     def step(carry, i):
         p, o = carry
         loss, g = jax.value_and_grad(_flow_objective)(p, graphdef, rest, x[i])
