@@ -314,7 +314,8 @@ def add_commands(sub) -> None:
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--steps-per-epoch", type=int, default=100)
     t.add_argument("--batch-size", type=int, default=1024, help="pairs / quads per step (default 1024)")
-    t.add_argument("--learning-rate", type=float, default=1e-3)
+    t.add_argument("--learning-rate", type=float, default=None,
+                   help="Adam step size (default 1e-3 isometric, 1e-4 isotonic)")
     t.add_argument("--margin", type=float, default=0.01, help="SOE margin (isotonic)")
     t.add_argument("--cross-modal-fraction", type=float, default=0.5)
     t.add_argument("--matched-fraction", type=float, default=0.25)
