@@ -208,3 +208,17 @@ def test_cli_cluster_errors(tmp_path, capsys):
     assert "clipcore: error: embeddings: contains Inf at row 3" in capsys.readouterr().err
     assert main(base + ["--embeddings", str(tmp_path / "missing.npy")]) == 2
     assert "clipcore: error: embeddings: file not found" in capsys.readouterr().err
+
+
+def test_layerwise_pretraining_then_dec():
+    # the paper's greedy denoising stage (tiny schedule), then fine-tuning, then the KL stage
+    x, y = _blobs(seed=7)
+    opts = {**SMALL, "pretrain_steps": 100}
+    dec = DEC(4, pretrain="layerwise", layerwise_steps=150, sgd_lr_drop_every=100, seed=1, **opts).fit(x)
+    assert clipcore.cluster_metrics(y, dec.labels_).acc >= 0.95
+    # the stacked autoencoder reconstructs better than the best constant (the mean row)
+    xs = x * dec.scale
+    rec = np.asarray(dec.autoencoder(jnp.asarray(xs)))
+    assert np.mean((rec - xs) ** 2) < 0.5 * np.mean((xs - xs.mean(axis=0)) ** 2)
+    with pytest.raises(ValueError, match="pretrain: expected one of"):
+        DEC(4, pretrain="greedy")

@@ -106,7 +106,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         raise ValueError(f"tsne_samples: expected an integer ≥ 0, got {args.tsne_samples}")
     quiet = args.quiet
 
-    dec = DEC(args.k, pretrain_steps=args.pretrain_steps, max_steps=args.max_steps,
+    dec = DEC(args.k, pretrain=args.pretrain, layerwise_steps=args.layerwise_steps, pretrain_steps=args.pretrain_steps, max_steps=args.max_steps,
               update_interval=args.update_interval, batch_size=args.batch_size, n_init=args.n_init,
               hidden=_parse_hidden(args.hidden), embed_dim=args.embed_dim, seed=args.seed, progress=not quiet)
     as_embeddings(x, "embeddings")  # NaN / Inf / shape, before the slow k-means
@@ -143,8 +143,9 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         plots = _tsne_plots(z, colourings, args.plot_prefix, min(args.tsne_samples, n), args.seed)
 
     if not quiet:
-        print(f"clipcore cluster: n={n}, d={x.shape[1]}, k={args.k}, seed={args.seed}; DEC pretrain "
-              f"{args.pretrain_steps} steps, {h.steps} clustering steps (converged={h.converged}), "
+        lw = f"{args.layerwise_steps} steps per layer + " if args.pretrain == "layerwise" else ""
+        print(f"clipcore cluster: n={n}, d={x.shape[1]}, k={args.k}, seed={args.seed}; DEC pretrain ({args.pretrain}) "
+              f"{lw}{args.pretrain_steps} steps, {h.steps} clustering steps (converged={h.converged}), "
               f"input scale {dec.scale:.4g}\n")
         print(_table(rows, ("method", "ACC", "ARI", "AMI", "NMI", "FMI", "seconds")))
         if y is None:
@@ -187,8 +188,12 @@ def add_commands(sub) -> None:
     c.add_argument("--labels", default=None, metavar="Y.npy",
                    help="true labels [n] (.npy, .npz or a text file with one label per line)")
     c.add_argument("--k", type=int, default=10, help="number of clusters (default 10)")
+    c.add_argument("--pretrain", choices=("end-to-end", "layerwise"), default="end-to-end",
+                   help="end-to-end Adam pretraining (default) or the paper's greedy layer-wise denoising one")
+    c.add_argument("--layerwise-steps", type=int, default=50_000,
+                   help="steps per layer with --pretrain layerwise (default 50000, the paper's)")
     c.add_argument("--pretrain-steps", type=int, default=100_000,
-                   help="autoencoder pretraining steps (default 100000, the paper's fine-tuning count)")
+                   help="end-to-end / fine-tuning steps (default 100000, the paper's fine-tuning count)")
     c.add_argument("--max-steps", type=int, default=20_000, help="upper bound on DEC steps (default 20000)")
     c.add_argument("--update-interval", type=int, default=140, help="steps between target updates (default 140)")
     c.add_argument("--batch-size", type=int, default=256)
