@@ -266,7 +266,8 @@ class DECHistory(NamedTuple):
     """What happened during ``fit``.
 
     Attributes:
-      pretrain_loss: ``[m]`` mean reconstruction MSE per pretraining epoch-block.
+      pretrain_loss: ``[m]`` mean reconstruction MSE (per input dimension) of each compiled
+        pretraining chunk (about one epoch), the layer-wise stages first.
       kl: ``[u]`` KL(P‖Q) on the whole data at each target update.
       label_change: ``[u]`` fraction of labels changed since the previous update.
       steps: clustering steps taken.
@@ -447,6 +448,7 @@ def _train_chunks(run, params, opt_state, data, batches: "_Batches", total: int,
 @functools.lru_cache(maxsize=16)
 def _make_cluster_runner(graphdef, lr: float, momentum: float, alpha: float):
     tx = optax.sgd(lr, momentum=momentum)
+
     def loss_fn(theta, xb, pb):
         params, centers = theta
         z = nnx.merge(graphdef, params)(xb)
