@@ -246,12 +246,14 @@ def test_cli_mds_writes_json_and_plot(tmp_path, capsys):
 
     from clipcore.cli import main
 
-    u, v = lifted_pairs(120, d_intrinsic=8, d=16, seed=3)
+    # the isotonic fixture's data and options: its compiled epoch program is reused
+    u, v = lifted_pairs(400, seed=1)
     np.save(tmp_path / "x.npy", u.astype(np.float32))
     np.save(tmp_path / "t.npy", v.astype(np.float32))
     out = tmp_path / "o" / "mds.json"
-    rc = main(["mds", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"), "--dims", "4",
-               "--method", "isometric,pca,random,sklearn", "--epochs", "1", "--steps-per-epoch", "3", "--hidden", "16", "--batch-size", "64",
+    rc = main(["mds", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"), "--dims", "6",
+               "--method", "isotonic,pca,random,sklearn", "--epochs", "1", "--steps-per-epoch", "20", "--hidden", "64",
+               "--batch-size", "256",
                "--sklearn-max", "50", "--sklearn-max-iter", "50", "--json", str(out), "--save-dir",
                str(tmp_path / "models")])
     assert rc == 0
@@ -262,19 +264,19 @@ def test_cli_mds_writes_json_and_plot(tmp_path, capsys):
     # the full-dimension figure is the independent dense reference's
     full = np.mean(ref.ranks(u, v) == 0)
     assert payload["full"]["top1_image_to_text"] == pytest.approx(full)
-    for m in ("isometric", "pca", "random", "sklearn-metric", "sklearn-nonmetric"):
-        e = payload["results"][m]["4"]
+    for m in ("isotonic", "pca", "random", "sklearn-metric", "sklearn-nonmetric"):
+        e = payload["results"][m]["6"]
         assert 0 <= e["top1_image_to_text"] <= 1 and 0 < e["spearman"] <= 1
-    assert payload["results"]["sklearn-metric"]["4"]["pairs"] == 50
-    assert len(payload["results"]["isometric"]["4"]["history"]) == 1
-    back = NeuralMDS.load(payload["results"]["isometric"]["4"]["model"])
-    assert back.config.dim == 4
+    assert payload["results"]["sklearn-metric"]["6"]["pairs"] == 50
+    assert len(payload["results"]["isotonic"]["6"]["history"]) == 1
+    back = NeuralMDS.load(payload["results"]["isotonic"]["6"]["model"])
+    assert back.config.dim == 6
     # PCA's figure is the NumPy SVD's
     z = np.concatenate([u, v])
     z = z / np.linalg.norm(z, axis=1, keepdims=True)
-    p = ref.pca_coordinates(z, 4)
-    assert payload["results"]["pca"]["4"]["top1_image_to_text"] == pytest.approx(
-        np.mean(ref.ranks(p[:120], p[120:], "euclidean") == 0))
+    p = ref.pca_coordinates(z, 6)
+    assert payload["results"]["pca"]["6"]["top1_image_to_text"] == pytest.approx(
+        np.mean(ref.ranks(p[:400], p[400:], "euclidean") == 0))
 
 
 def test_cli_mds_errors_are_one_line(tmp_path, capsys):
