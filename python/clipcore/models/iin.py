@@ -662,11 +662,12 @@ class IIN:
                 if sampler is not None and cfg.objective == "pairs":
                     i, j, f = sampler.sample((s, bs))
                     params, opt_state, ls = _train_pairs(graphdef, rest, hyper, self.factor_sizes, float(cfg.rho),
-                                                         params, opt_state, x, jnp.asarray(i), jnp.asarray(j),
-                                                         jnp.asarray(f))
+                                                         params, opt_state, _gather(x, jnp.asarray(i)),
+                                                         _gather(x, jnp.asarray(j)), jnp.asarray(f))
                 else:
                     i = rng.integers(0, n, size=(s, bs))
-                    params, opt_state, ls = _train_flow(graphdef, rest, hyper, params, opt_state, x, jnp.asarray(i))
+                    params, opt_state, ls = _train_flow(graphdef, rest, hyper, params, opt_state,
+                                                        _gather(x, jnp.asarray(i)))
                 ls = np.asarray(ls)
                 if not np.isfinite(ls).all():
                     raise FloatingPointError(
@@ -782,8 +783,8 @@ def _inverse_pure(graphdef, params, rest, y):
 _apply_inverse = jax.jit(_inverse_pure, static_argnums=0)
 
 #: Rows per jitted call; smaller inputs are zero-padded to the next power of
-#: two (≥ 256), so a handful of shapes is ever compiled.
-_CHUNK = 4096
+#: four (16, 64, 256, 1024), so at most four shapes are ever compiled.
+_CHUNK = 1024
 
 
 def _by_rows(fn, graphdef, params, rest, x):
@@ -792,7 +793,9 @@ def _by_rows(fn, graphdef, params, rest, x):
     for start in range(0, x.shape[0], _CHUNK):
         part = x[start:start + _CHUNK]
         rows = part.shape[0]
-        padded = max(256, 1 << (rows - 1).bit_length())
+        padded = 16
+        while padded < rows:
+            padded *= 4
         if padded != rows:
             part = jnp.concatenate([part, jnp.zeros((padded - rows, part.shape[1]), part.dtype)])
         out = fn(graphdef, params, rest, part)
@@ -832,37 +835,41 @@ def _flow_objective(params, graphdef, rest, x):
     return flow_loss(zb, ld)
 
 
+_gather = jax.jit(lambda x, i: x[i])
+
+
 def _adam(hyper):
     lr, b1, b2 = hyper
     return optax.adam(lr, b1=b1, b2=b2)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2, 3, 4))
-def _train_pairs(graphdef, rest, hyper, factor_sizes, rho, params, opt_state, x, ii, jj, ff):
+def _train_pairs(graphdef, rest, hyper, factor_sizes, rho, params, opt_state, xa, xb, ff):
+    """``xa, xb: [steps, B, D]`` pair members, ``ff: [steps, B]`` shared factors."""
     tx = _adam(hyper)
 
-    def step(carry, idx):
+    def step(carry, batch):
         p, o = carry
-        i, j, f = idx
-        loss, g = jax.value_and_grad(_pairs_objective)(p, graphdef, rest, factor_sizes, rho, x[i], x[j], f)
+        a, b, f = batch
+        loss, g = jax.value_and_grad(_pairs_objective)(p, graphdef, rest, factor_sizes, rho, a, b, f)
         upd, o = tx.update(g, o, p)
         return (optax.apply_updates(p, upd), o), loss
 
-    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (ii, jj, ff))
+    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (xa, xb, ff))
     return params, opt_state, losses
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
-def _train_flow(graphdef, rest, hyper, params, opt_state, x, ii):
+def _train_flow(graphdef, rest, hyper, params, opt_state, xs):
     tx = _adam(hyper)
 
-    def step(carry, i):
+    def step(carry, xb):
         p, o = carry
-        loss, g = jax.value_and_grad(_flow_objective)(p, graphdef, rest, x[i])
+        loss, g = jax.value_and_grad(_flow_objective)(p, graphdef, rest, xb)
         upd, o = tx.update(g, o, p)
         return (optax.apply_updates(p, upd), o), loss
 
-    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), ii)
+    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), xs)
     return params, opt_state, losses
 
 

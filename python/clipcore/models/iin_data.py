@@ -118,7 +118,7 @@ def fashion_mnist_attributes(
     ``split``; pixels scaled to [0, 1] are centred and projected on their top
     ``dim`` principal axes (float64 eigendecomposition of this sample's covariance), and the scores are
     divided by the square root of the first eigenvalue so that the features
-    are O(1). Attributes, per image:
+    are O(1) (the first feature has unit variance). Attributes, per image:
 
     * ``footwear``: 1 for Sandal, Sneaker, Ankle boot; 0 for T-shirt/top,
       Trouser, Pullover, Dress, Coat, Shirt.
@@ -154,13 +154,20 @@ def fashion_mnist_attributes(
     pix = data.images[idx].reshape(len(idx), -1).astype(np.float64) / 255.0
     labels = data.labels[idx]
     centred = pix - pix.mean(axis=0)
-    # principal axes: top eigenvectors of the 784×784 covariance (cheaper than an n×784 SVD)
+    # principal axes from the smaller of the 784×784 scatter and the n×n Gram matrix (no n×784 SVD)
     from scipy.linalg import eigh
 
-    cov = centred.T @ centred / (len(idx) - 1)
-    evals, evecs = eigh(cov, subset_by_index=[cov.shape[0] - dim, cov.shape[0] - 1])
-    evals, evecs = evals[::-1], evecs[:, ::-1]
-    scores = centred @ evecs / np.sqrt(evals[0])
+    if len(idx) < pix.shape[1]:  # n < 784: the n×n Gram matrix has the same nonzero spectrum
+        gram = centred @ centred.T
+        evals, u = eigh(gram, subset_by_index=[len(idx) - dim, len(idx) - 1])
+        evals, u = evals[::-1], u[:, ::-1]
+        scores = u * np.sqrt(np.maximum(evals, 0))  # = centred @ v, v the principal axes
+    else:
+        cov = centred.T @ centred
+        evals, evecs = eigh(cov, subset_by_index=[cov.shape[0] - dim, cov.shape[0] - 1])
+        evals, evecs = evals[::-1], evecs[:, ::-1]
+        scores = centred @ evecs
+    scores /= np.sqrt(evals[0] / (len(idx) - 1))  # first feature: unit sample variance
     intensity = pix.mean(axis=1)
     attrs = np.stack([np.isin(labels, FOOTWEAR), intensity > np.median(intensity)], axis=1)
     return AttributeSet(scores.astype(np.float32), attrs.astype(np.int64), ("footwear", "light"),
