@@ -16,6 +16,14 @@ extern "C" XLA_FFI_Error* ClipcoreGramAccumulateCpu(XLA_FFI_CallFrame* frame);
 //   [b, n, n] (float32|float64, symmetric; upper triangles read), result w
 //   [n] or [b, n] ascending (LAPACK ?syevr, no eigenvectors; the matrices of
 //   a batch are solved concurrently on XLA's CPU thread pool).
+// "clipcore_joint_gram_accumulate" on platform "cpu": operands (G_in [D, D],
+//   A [b, dA], B [b, dB]) with D = dA + dB, result G_out = G_in + Z^T Z
+//   (alias G_in), Z = [f(A) | f(B)] packed per chunk in a thread scratch
+//   (f: row L2-normalisation when normalize = 1, else the identity);
+//   int64 attributes normalize, block_rows, num_threads (0 = auto).
+inline constexpr const char kJointGramAccumulateTarget[] = "clipcore_joint_gram_accumulate";
+extern "C" XLA_FFI_Error* ClipcoreJointGramAccumulateCpu(XLA_FFI_CallFrame* frame);
+
 inline constexpr const char kEigvalshTarget[] = "clipcore_eigvalsh";
 extern "C" XLA_FFI_Error* ClipcoreEigvalshCpu(XLA_FFI_CallFrame* frame);
 

@@ -35,6 +35,8 @@ PYBIND11_MODULE(_ext, m) {
         d[clipcore::kGramAccumulateTarget] =
             make_capsule(clipcore::ClipcoreGramAccumulateCpu);
         d[clipcore::kEigvalshTarget] = make_capsule(clipcore::ClipcoreEigvalshCpu);
+        d[clipcore::kJointGramAccumulateTarget] =
+            make_capsule(clipcore::ClipcoreJointGramAccumulateCpu);
         d[clipcore::kNystromAccumulateTarget] =
             make_capsule(clipcore::ClipcoreNystromAccumulateCpu);
         d[clipcore::kNystromAccumulatePairedTarget] =

@@ -39,7 +39,10 @@ __all__ = [
     "blas_info",
     "gram_accumulate",
     "gram_accumulate_jax",
+    "joint_gram_accumulate",
+    "joint_gram_accumulate_jax",
     "GRAM_TARGET",
+    "JOINT_GRAM_TARGET",
     "EIGVALSH_TARGET",
     "eigvalsh",
     "PREFERRED",
@@ -47,6 +50,9 @@ __all__ = [
 
 #: FFI target name of the Gram accumulation (platform "cpu").
 GRAM_TARGET = "clipcore_gram_accumulate"
+
+#: FFI target name of the packed joint Gram [f(A) | f(B)] (platform "cpu").
+JOINT_GRAM_TARGET = "clipcore_joint_gram_accumulate"
 
 #: FFI target name of the LAPACK eigenvalue solver (platform "cpu").
 EIGVALSH_TARGET = "clipcore_eigvalsh"
@@ -210,6 +216,77 @@ def gram_accumulate(
         return call(g, p, **attrs)
 
     return jax.lax.platform_dependent(G, phi, cpu=on_cpu, default=gram_accumulate_jax)
+
+
+def _check_joint(G, A, B) -> None:
+    a_shape, b_shape, g_shape = tuple(np.shape(A)), tuple(np.shape(B)), tuple(np.shape(G))
+    if len(a_shape) != 2 or len(b_shape) != 2:
+        raise ValueError(f"joint_gram_accumulate: A and B must be rank 2, got shapes {list(a_shape)} and {list(b_shape)}")
+    if a_shape[0] != b_shape[0]:
+        raise ValueError(
+            f"joint_gram_accumulate: A and B must have the same rows (paired), got {list(a_shape)} and {list(b_shape)}"
+        )
+    d = a_shape[1] + b_shape[1]
+    if g_shape != (d, d):
+        raise ValueError(f"joint_gram_accumulate: G must be [{d}, {d}] (dA + dB), got {list(g_shape)}")
+    a_dt, b_dt, g_dt = (np.dtype(jnp.result_type(v)) for v in (A, B, G))
+    if a_dt not in _FLOATS or b_dt != a_dt:
+        raise ValueError(f"joint_gram_accumulate: A and B must share float32 or float64, got {a_dt} and {b_dt}")
+    if g_dt not in _FLOATS:
+        raise ValueError(f"joint_gram_accumulate: G dtype must be float32 or float64, got {g_dt}")
+
+
+def joint_gram_accumulate(
+    G: jax.Array, A: jax.Array, B: jax.Array, *, normalize: bool, block_rows: int | None = None,
+    num_threads: int | None = None,
+) -> jax.Array:
+    """``G + Zᵀ Z`` with Z = [f(A) | f(B)] packed on the fly (XLA FFI, CPU; G updated in place).
+
+    f is the row L2-normalisation (the cosine kernel's feature map, norms in
+    float64) when ``normalize``, else the identity. The compiled core packs
+    each chunk of rows into a per-thread scratch and syrks it: the
+    normalised rows and their concatenation are never written to memory
+    (two passes over the data fewer than normalising and concatenating in
+    XLA). Same threading and float64 accumulation as :func:`gram_accumulate`.
+
+    Args:
+      G: ``[dA + dB, dA + dB]`` float32|float64 accumulator.
+      A: ``[b, dA]``, B: ``[b, dB]`` paired rows, one dtype (float32|float64).
+      normalize: row-normalise A's and B's rows (zero rows stay zero).
+    """
+    _check_joint(G, A, B)
+    if not _registered:
+        raise RuntimeError(f"joint_gram_accumulate: {unavailable_reason()}")
+    br = 0 if block_rows is None else int(block_rows)
+    nt = 0 if num_threads is None else int(num_threads)
+    if br < 0 or nt < 0:
+        raise ValueError(f"joint_gram_accumulate: block_rows and num_threads must be >= 1 (got {block_rows}, {num_threads})")
+    G, A, B = jnp.asarray(G), jnp.asarray(A), jnp.asarray(B)
+
+    def on_cpu(g, a, b):
+        call = jax.ffi.ffi_call(JOINT_GRAM_TARGET, jax.ShapeDtypeStruct(g.shape, g.dtype),
+                                input_output_aliases={0: 0})
+        return call(g, a, b, normalize=np.int64(bool(normalize)), block_rows=np.int64(br),
+                    num_threads=np.int64(nt))
+
+    def other(g, a, b):
+        return joint_gram_accumulate_jax(g, a, b, normalize=normalize)
+
+    return jax.lax.platform_dependent(G, A, B, cpu=on_cpu, default=other)
+
+
+def joint_gram_accumulate_jax(G: jax.Array, A: jax.Array, B: jax.Array, *, normalize: bool) -> jax.Array:
+    """Pure-JAX twin of :func:`joint_gram_accumulate`."""
+    _check_joint(G, A, B)
+
+    def f(x):
+        if not normalize:
+            return x
+        n = jnp.sqrt(jnp.sum(jnp.square(x.astype(jnp.float64 if x.dtype == jnp.float64 else jnp.float32)),
+                             axis=1, keepdims=True))
+        return jnp.where(n > 0, x / jnp.where(n > 0, n, 1), 0).astype(x.dtype)
+
+    return gram_accumulate_jax(G, jnp.concatenate([f(jnp.asarray(A)), f(jnp.asarray(B))], axis=1))
 
 
 def gram_accumulate_jax(G: jax.Array, phi: jax.Array) -> jax.Array:

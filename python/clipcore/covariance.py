@@ -116,8 +116,18 @@ def _joint_sums(t, x, omega, *, fmap, block, feature_dtype, acc_dtype, backend):
     if backend == "ffi":
         width = dt + dx
         init = (jnp.zeros((width, width), acc_dtype), jnp.zeros((width, width), acc_dtype))
+        packed = fmap.kind in ("cosine", "identity")
 
         def step(carry, tb, xb):
+            if packed:  # normalise + concatenate inside the compiled core's chunk scratch
+                from . import _ffi
+
+                tb, xb = tb.astype(feature_dtype), xb.astype(feature_dtype)
+                norm = fmap.kind == "cosine"
+                if compensated:
+                    return _kahan_add(carry, _ffi.joint_gram_accumulate(jnp.zeros_like(carry[0]), tb, xb,
+                                                                        normalize=norm))
+                return _ffi.joint_gram_accumulate(carry[0], tb, xb, normalize=norm), carry[1]
             z = jnp.concatenate([feats(tb), feats(xb)], axis=1)
             if compensated:
                 return _kahan_add(carry, _gram_ffi(jnp.zeros_like(carry[0]), z))
@@ -195,7 +205,9 @@ def joint_covariances(
       texts: ``[n, d_t]``; images: ``[n, d_x]`` (row i of each belong together).
       fmap: the feature map (``FeatureMap("cosine")``, ``FeatureMap("rff", D)``).
       omega: ``[d, D]`` RFF frequencies (rff only).
-      block_size: rows per block (default: ≈16M feature numbers per block).
+      block_size: rows per block (default: ≈16M feature numbers per block;
+        all rows in one call for the cosine/identity map on ``"ffi"``, whose
+        core normalises, packs, chunks and threads internally).
       feature_dtype: dtype of features and block products.
       acc_dtype: dtype of the accumulators (float64, or float32 compensated).
       backend: ``"jax"`` or ``"ffi"``.
@@ -205,7 +217,12 @@ def joint_covariances(
     """
     n = texts.shape[0]
     width = fmap.dim(texts.shape[1]) + fmap.dim(images.shape[1])
-    block = int(block_size or default_block_size(n, width))
+    if block_size is None and backend == "ffi" and fmap.kind in ("cosine", "identity") \
+            and jnp.dtype(acc_dtype) == jnp.float64:
+        # the packed core chunks and threads internally: one call, no XLA slices
+        block = max(n, 1)
+    else:
+        block = int(block_size or default_block_size(n, width))
     tt, tx, xx = _joint_sums(
         texts, images, omega, fmap=fmap, block=block,
         feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype), backend=backend,
