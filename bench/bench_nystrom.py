@@ -1,0 +1,169 @@
+"""Nyström Gram of the Gaussian kernel at n = 10⁵, d = 512, m = 2000: clipcore vs scikit-learn.
+
+Issue 3, "Speed": clipcore's streamed Nyström covariance + eigenvalues
+against scikit-learn's ``Nystroem(...).fit_transform`` followed by the
+covariance ΦᵀΦ/n and ``scipy.linalg.eigvalsh`` (the peer a user would
+write), on the same float32 data and the same m uniformly chosen landmarks.
+Each method runs in its own process so its peak RSS (``ru_maxrss``) is its
+own; the data (a seeded clustered float32 set written once to a .npy file
+and memory-mapped, 0.2 GB) is counted in every process alike.
+
+    python bench/bench_nystrom.py                  # n=1e5, d=512, m=2000
+    python bench/bench_nystrom.py --n 20000        # quicker
+
+Methods:
+  sklearn      Nystroem(kernel="rbf", gamma=1/(2σ²), n_components=m).fit_transform(X) (float64 [n, m]),
+               C = ΦᵀΦ/n, scipy eigvalsh
+  ffi-kernel   clipcore compiled core, strategy "kernel": Σ k(B,L)ᵀk(B,L) in float64, then WᵀMW
+  ffi-whiten   compiled core, strategy "whiten": Φ_B = k(B,L)W in float32, ΦᵀΦ summed in float64
+  jax          the pure-JAX twin (whiten, float32 tiles, float64 sums)
+  api          clipcore.vendi(X, kernel="gaussian", landmarks=m, landmark_method="uniform",
+               dtype="float32"): the whole user call (landmarks, map, pass, eigenvalues, tail estimate)
+
+FLOPs counted per method: kernel tile 2·n·m·d (GEMM) + n·m exp; whitening
+2·n·m·r; accumulation n·r² (syrk, float32 for whiten) or n·m² (float64 syrk
+for kernel). The machine's GEMM rate is measured in the same run with
+NumPy's float32 and float64 GEMM (4096², best of 3) and each method's
+achieved rate is reported against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def make_data(path: str, n: int, d: int, seed: int = 0) -> float:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((20, d)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    x = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
+    for i in range(0, n, 10_000):
+        b = min(10_000, n - i)
+        blk = centres[rng.integers(0, 20, b)] + 0.6 * rng.standard_normal((b, d), dtype=np.float32) / np.sqrt(d)
+        blk /= np.linalg.norm(blk, axis=1, keepdims=True)
+        x[i : i + b] = blk
+    x.flush()
+    sample = np.asarray(x[:2000], np.float64)
+    sq = (sample * sample).sum(1)
+    dist = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * sample @ sample.T, 0))
+    return float(np.median(dist[np.triu_indices(2000, 1)]))
+
+
+def gemm_rate(dtype) -> float:
+    a = np.random.default_rng(0).standard_normal((4096, 4096)).astype(dtype)
+    best = np.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 4096**3 / best
+
+
+def run_one(method: str, path: str, m: int, sigma: float, repeats: int) -> dict:
+    x = np.load(path, mmap_mode="r")
+    n, d = x.shape
+    idx = np.sort(np.random.default_rng(1).choice(n, m, replace=False))
+    L = np.asarray(x[idx])
+    gamma = 1.0 / (2 * sigma * sigma)
+    times = []
+    if method == "sklearn":
+        import scipy.linalg
+        from sklearn.kernel_approximation import Nystroem
+
+        X = np.asarray(x)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            # basis_index fixed to the same landmarks: Nystroem samples its own with random_state;
+            # fitting on X[idx] with n_components=m takes exactly those rows.
+            ny = Nystroem(kernel="rbf", gamma=gamma, n_components=m, random_state=0).fit(L)
+            phi = ny.transform(X)
+            c = phi.T @ phi / n
+            eigs = scipy.linalg.eigvalsh(c)
+            times.append(time.perf_counter() - t0)
+        r = phi.shape[1]
+        trace = float(eigs.sum())
+        flops = 2 * n * m * d + 2 * n * m * r + n * r * r
+    else:
+        import jax
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+        import clipcore
+        from clipcore import nystrom as N
+        from clipcore._ffi import eigvalsh
+
+        X = jnp.asarray(np.asarray(x))
+        nmap = N.nystrom_map(L, sigma)
+        r = nmap.rank
+        for rep in range(repeats + 1):
+            t0 = time.perf_counter()
+            if method == "api":
+                res = clipcore.vendi(np.asarray(x), kernel="gaussian", sigma=sigma, landmarks=m,
+                                     landmark_method="uniform", dtype="float32", progress=False)
+                trace = res.nystrom["captured_trace"]
+            else:
+                backend, strategy = {"ffi-kernel": ("ffi", "kernel"), "ffi-whiten": ("ffi", "whiten"),
+                                     "jax": ("jax", "whiten")}[method]
+                c = N.nystrom_covariance(X, nmap, backend=backend, strategy=strategy)
+                eigs = np.asarray(eigvalsh(c))
+                trace = float(eigs.sum())
+            if rep > 0:  # first call compiles
+                times.append(time.perf_counter() - t0)
+        if method == "ffi-kernel":
+            flops = 2 * n * m * d + n * m * m
+        else:
+            flops = 2 * n * m * d + 2 * n * m * r + n * r * r
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
+    return {"method": method, "seconds": min(times), "median": float(np.median(times)), "rss_gib": rss,
+            "trace": trace, "flops": flops, "rank": int(r)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--d", type=int, default=512)
+    ap.add_argument("--m", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--methods", default="sklearn,ffi-kernel,ffi-whiten,jax,api")
+    ap.add_argument("--data", default="/tmp/clipcore_bench_nystrom.npy")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--sigma", type=float, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.data, args.m, args.sigma, args.repeats)))
+        return
+    sigma = make_data(args.data, args.n, args.d)
+    r32, r64 = gemm_rate(np.float32), gemm_rate(np.float64)
+    print(f"# Nyström Gram: n={args.n}, d={args.d}, m={args.m}, sigma={sigma:.4f} (median), "
+          f"{time.strftime('%Y-%m-%d')}, load {os.getloadavg()[0]:.2f}")
+    print(f"# GEMM rate (NumPy 4096², best of 3): float32 {r32 / 1e9:.1f} GFLOP/s, float64 {r64 / 1e9:.1f} GFLOP/s")
+    rows = []
+    for meth in args.methods.split(","):
+        out = subprocess.run([sys.executable, __file__, "--one", meth, "--data", args.data, "--m", str(args.m),
+                              "--sigma", repr(sigma), "--repeats", str(args.repeats)],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"{meth}: failed\n{out.stderr[-2000:]}")
+            continue
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    base = next((r for r in rows if r["method"] == "sklearn"), None)
+    print("\n| method | best s | median s | vs sklearn | peak RSS GiB | GFLOP/s | % of GEMM rate | rank | trace |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        rate = r["flops"] / r["seconds"]
+        ref = r64 if r["method"] in ("sklearn", "ffi-kernel") else r32
+        speed = f"{base['seconds'] / r['seconds']:.2f}×" if base else "-"
+        print(f"| {r['method']} | {r['seconds']:.2f} | {r['median']:.2f} | {speed} | {r['rss_gib']:.2f} | "
+              f"{rate / 1e9:.1f} | {100 * rate / ref:.0f}% | {r['rank']} | {r['trace']:.6f} |")
+
+
+if __name__ == "__main__":
+    main()
