@@ -92,7 +92,8 @@ def run(name: str, pretrain_steps: int, max_steps: int, seed: int, quiet: bool, 
     out["seconds"] = {"kmeans_pixels": t_km, "pretrain": h.pretrain_seconds, "kmeans_embedding": h.kmeans_seconds,
                       "dec_cluster": h.cluster_seconds, "dec_total": t_dec}
     out["metrics"] = {k: {**m._asdict(), "seconds": t} for k, (m, t) in rows.items()}
-    beats = {f: getattr(rows["DEC"][0], f) > getattr(rows["k-means"][0], f) for f in ("acc", "ari", "ami", "nmi", "fmi")}
+    beats = {f: getattr(rows["DEC"][0], f) > getattr(rows["k-means"][0], f)
+             for f in ("acc", "ari", "ami", "nmi", "fmi")}
     out["dec_beats_kmeans"] = beats
     return out
 

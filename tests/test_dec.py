@@ -222,3 +222,17 @@ def test_layerwise_pretraining_then_dec():
     assert np.mean((rec - xs) ** 2) < 0.5 * np.mean((xs - xs.mean(axis=0)) ** 2)
     with pytest.raises(ValueError, match="pretrain: expected one of"):
         DEC(4, pretrain="greedy")
+
+
+@pytest.mark.slow
+def test_dec_beats_kmeans_on_digits():
+    # bench/bench_dec.py's digits case (a few minutes on 2 cores): DEC above k-means (n_init 20) on all five
+    from sklearn.cluster import KMeans
+
+    d = clipcore.digits()
+    x = (d.images.reshape(len(d.images), -1) / 16.0).astype(np.float32)
+    km = clipcore.cluster_metrics(d.labels, KMeans(10, n_init=20, random_state=0).fit(x.astype(np.float64)).labels_)
+    fit = DEC(10, pretrain_steps=2000, max_steps=5000, progress=False).fit(x)
+    dec = clipcore.cluster_metrics(d.labels, fit.labels_)
+    for f in km._fields:
+        assert getattr(dec, f) > getattr(km, f), f

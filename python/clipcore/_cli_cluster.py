@@ -106,7 +106,8 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         raise ValueError(f"tsne_samples: expected an integer ≥ 0, got {args.tsne_samples}")
     quiet = args.quiet
 
-    dec = DEC(args.k, pretrain=args.pretrain, layerwise_steps=args.layerwise_steps, pretrain_steps=args.pretrain_steps, max_steps=args.max_steps,
+    dec = DEC(args.k, pretrain=args.pretrain, layerwise_steps=args.layerwise_steps,
+              pretrain_steps=args.pretrain_steps, max_steps=args.max_steps,
               update_interval=args.update_interval, batch_size=args.batch_size, n_init=args.n_init,
               hidden=_parse_hidden(args.hidden), embed_dim=args.embed_dim, seed=args.seed, progress=not quiet)
     as_embeddings(x, "embeddings")  # NaN / Inf / shape, before the slow k-means
