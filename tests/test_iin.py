@@ -256,6 +256,8 @@ def test_errors_are_clear():
         fit(z, a + 0.5, progress=False)
     with pytest.raises(ValueError, match="column 1 has a single value"):
         fit(z, np.stack([a[:, 0], np.zeros(50, int)], 1), progress=False)
+    with pytest.raises(ValueError, match=r"column 0 has classes \[0, 2\]; expected 0..C-1"):
+        fit(z, np.stack([2 * a[:, 0], a[:, 1]], 1), progress=False)
     with pytest.raises(ValueError, match="attributes: the pair objective needs"):
         fit(z, None, progress=False)
     bad = z.copy()

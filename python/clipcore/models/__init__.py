@@ -19,3 +19,9 @@ __all__ += ["DEC", "DECConfig", "DECHistory", "Autoencoder", "soft_assignment", 
             "kl_divergence"]
 
 # --- IIN (issue 8) ---
+from .iin import (IIN, IINConfig, IINEvaluation, estimate_factor_sizes, evaluate_iin, flow_loss,  # noqa: E402
+                  pair_loss, read_attributes)
+from .iin_data import AttributeSet, fashion_mnist_attributes, synthetic_attributes  # noqa: E402
+
+__all__ += ["IIN", "IINConfig", "IINEvaluation", "pair_loss", "flow_loss", "estimate_factor_sizes",
+            "evaluate_iin", "read_attributes", "AttributeSet", "synthetic_attributes", "fashion_mnist_attributes"]

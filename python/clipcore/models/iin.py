@@ -326,6 +326,8 @@ def _check_attributes(attributes: Any, n: int) -> np.ndarray:
         raise ValueError(f"attributes: {a.shape[0]} rows but z has {n}; row i labels embedding i")
     if a.shape[1] == 0:
         raise ValueError(f"attributes: no attribute columns (shape {a.shape})")
+    if a.dtype == np.bool_:
+        a = a.astype(np.int64)
     if not np.issubdtype(a.dtype, np.integer):
         if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
             a = a.astype(np.int64)
@@ -334,8 +336,12 @@ def _check_attributes(attributes: Any, n: int) -> np.ndarray:
     if (a < 0).any():
         raise ValueError("attributes: class labels must be ≥ 0 (0, 1, … per attribute)")
     for k in range(a.shape[1]):
-        if np.unique(a[:, k]).size < 2:
+        values = np.unique(a[:, k])
+        if values.size < 2:
             raise ValueError(f"attributes: column {k} has a single value; an attribute needs two classes")
+        if values[-1] != values.size - 1:
+            raise ValueError(f"attributes: column {k} has classes {values.tolist()[:10]}; expected 0..C-1, "
+                             "each present (relabel, e.g. with numpy.unique(..., return_inverse=True))")
     return a.astype(np.int64)
 
 
