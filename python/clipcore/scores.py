@@ -49,6 +49,7 @@ from .entropy import DEFAULT_CLAMP, matrix_entropy, renyi_entropy
 from .kernels import FeatureMap, features, gaussian_kernel
 from .schur import EPSILON, SchurSpectra, _pad, schur_dual, schur_primal
 from .sources import PairedSource, paired_source
+from . import sharding as _SH
 
 __all__ = ["SCEResult", "VendiResult", "sce", "vendi", "rke", "DegenerateWarning"]
 
@@ -203,8 +204,8 @@ def _dual_image_eigs(x, omega, sigma, *, pad_to, **static):
     return _pad(jnp.maximum(eigvalsh(0.5 * (k + k.T))[::-1], 0.0), pad_to)
 
 
-def _primal_covariances(setup, prec, convention, backend, block_size, texts, images) -> Covariances:
-    cov = joint_covariances(
+def _primal_covariances(setup, prec, convention, backend, block_size, texts, images, mesh=None) -> Covariances:
+    cov = (joint_covariances if mesh is None else functools.partial(_SH.joint_covariances, mesh=mesh))(
         texts, images, setup.fmap, setup.omega,
         block_size=block_size, feature_dtype=prec.feature, acc_dtype=prec.acc, backend=backend,
     )
@@ -406,11 +407,16 @@ def _landmarks_for(rows: _Rows, landmarks: Any, sigma: float, method: str, seed:
 
 
 def _nystrom_pass(rows: _Rows, nmap, *, paired: bool, prec: Precision, backend: str, block_size: int | None,
-                  nonzero: bool, progress: bool | None, desc: str):
+                  nonzero: bool, progress: bool | None, desc: str, mesh=None):
     """Σ Zᵀ Z over all rows (Z = [Φ(T) | Φ(X)] when paired) and n."""
     from . import nystrom as N
 
     dt = jnp.dtype(prec.feature)
+    if rows.src is None and mesh is not None:
+        x = rows._prep(rows.images)
+        t = rows._prep(rows.texts) if paired else None
+        return _SH.nystrom_gram(t if paired else x, nmap, mesh=mesh, images=x if paired else None,
+                                backend=backend, dtype=dt, block_size=block_size)
     if rows.src is None:
         x = rows._prep(rows.images)
         if paired:
@@ -475,7 +481,7 @@ def _seed_int(key: Any) -> int:
 
 def _nystrom_sce(src, images, texts, setup, prec, backend, block_size, landmarks, landmark_method, estimate,
                  residual_sample, key, rtol, ridge, clamp, progress, normalize, nonzero, kernel, rff_features,
-                 omega, method, convention) -> SCEResult:
+                 omega, method, convention, mesh=None) -> SCEResult:
     from .nystrom import nystrom_map
 
     m, s_res = _check_nystrom_options(landmarks, landmark_method, estimate, residual_sample, kernel,
@@ -487,7 +493,7 @@ def _nystrom_sce(src, images, texts, setup, prec, backend, block_size, landmarks
     lm = _landmarks_for(rows, landmarks, setup.sigma, landmark_method, seed, True, backend)
     nmap = nystrom_map(lm, setup.sigma)
     g, n = _nystrom_pass(rows, nmap, paired=True, prec=prec, backend=backend, block_size=block_size,
-                         nonzero=nonzero, progress=progress, desc="sce (nyström)")
+                         nonzero=nonzero, progress=progress, desc="sce (nyström)", mesh=mesh)
     r = nmap.rank
     rtol_v = V.check_number(rtol, "rtol", positive=False, default=r * EPS32)
     image, text, comp, rank, cap, cap_t = _LN.schur_from_gram(g, n, r, rtol_v, ridge)
@@ -522,7 +528,7 @@ def _nystrom_sce(src, images, texts, setup, prec, backend, block_size, landmarks
 
 def _nystrom_vendi(src, x, setup, prec, backend, block_size, landmarks, landmark_method, estimate,
                    residual_sample, key, order, clamp, progress, normalize, nonzero, kernel, rff_features, omega,
-                   method) -> VendiResult:
+                   method, mesh=None) -> VendiResult:
     from .nystrom import nystrom_map
 
     m, s_res = _check_nystrom_options(landmarks, landmark_method, estimate, residual_sample, kernel,
@@ -532,7 +538,7 @@ def _nystrom_vendi(src, x, setup, prec, backend, block_size, landmarks, landmark
     lm = _landmarks_for(rows, landmarks, setup.sigma, landmark_method, seed, False, backend)
     nmap = nystrom_map(lm, setup.sigma)
     g, n = _nystrom_pass(rows, nmap, paired=False, prec=prec, backend=backend, block_size=block_size,
-                         nonzero=nonzero, progress=progress, desc="vendi (nyström)")
+                         nonzero=nonzero, progress=progress, desc="vendi (nyström)", mesh=mesh)
     c = jnp.asarray(g) / max(n, 1)
     image = np.maximum(np.asarray(eigvalsh(0.5 * (c + c.T)), np.float64)[::-1], 0.0)
     cap = float(image.sum())
@@ -581,6 +587,25 @@ def _frobenius_rke(x, setup, prec, backend, order, clamp, normalize) -> VendiRes
         clamp=None, dtype=prec.name, backend=backend, seed=None,
     )
 
+
+def _mesh_for(mesh, src, kernel, rff_features, omega, landmarks, method):
+    """The resolved mesh (or None); the sharded paths are the primal ones over in-memory rows."""
+    mesh = _SH.resolve_mesh(mesh)
+    if mesh is None:
+        return None
+    if src is not None:
+        raise ValueError(
+            "mesh: sharding over devices takes in-memory arrays; for files or iterators use "
+            "clipcore.distributed (one process per host) or drop mesh="
+        )
+    if kernel == "gaussian" and rff_features is None and omega is None and landmarks is None:
+        raise ValueError("mesh: the exact Gaussian kernel has no sharded (primal) path; pass rff_features= "
+                         "or landmarks=")
+    if method not in ("auto", "primal"):
+        raise ValueError(f"mesh: sharded scores take the primal (D×D) path; got method={method!r}")
+    return mesh
+
+
 # -------------------------------------------------------------------- public
 def sce(
     images: Any,
@@ -605,6 +630,7 @@ def sce(
     landmark_method: str = "pivoted-cholesky",
     estimate: str = _LN.DEFAULT_ESTIMATE,
     residual_sample: int = _LN.DEFAULT_RESIDUAL_SAMPLE,
+    mesh: Any = None,
 ) -> SCEResult:
     """Schur Complement Entropy of images given their prompts.
 
@@ -659,6 +685,12 @@ def sce(
         (see :mod:`clipcore._large_n`); all three are in ``result.nystrom``.
       residual_sample: rows of the seeded subsample the ``"residual"``
         estimate studies (default 2000).
+      mesh: a :class:`jax.sharding.Mesh`, or a number of devices k (a 1-D
+        ``"rows"`` mesh of the first k): the rows of in-memory inputs are
+        sharded over its devices and the primal sums (cosine, RFF,
+        Nyström) accumulated per device and added with one ``psum``
+        (:mod:`clipcore.sharding`); same result to float rounding. Files
+        and iterators across processes: :mod:`clipcore.distributed`.
 
     Returns:
       :class:`SCEResult`.
@@ -676,6 +708,7 @@ def sce(
     mode = "ridge" if ridge is not None else "pinv"
     ridge_v = ridge if ridge is not None else 0.0
     src, images, texts = _as_source(images, texts)
+    mesh = _mesh_for(mesh, src, kernel, rff_features, omega, landmarks, method)
     if src is None:
         images = V.as_embeddings(images, "images", nonzero_rows=nonzero)
         texts = V.as_embeddings(texts, "texts", nonzero_rows=nonzero)
@@ -704,7 +737,7 @@ def sce(
             return _nystrom_sce(
                 src, images, texts, setup, prec, backend_name, block_size, landmarks, landmark_method,
                 estimate, residual_sample, key, rtol, ridge, clamp, progress, normalize, nonzero, kernel,
-                rff_features, omega, method, convention,
+                rff_features, omega, method, convention, mesh=mesh,
             )
         colcos = setup.kernel == "cosine" and convention == "clip-dissection"
         if src is None:
@@ -712,7 +745,7 @@ def sce(
                 V.check_nonzero_columns(images, "images")
                 V.check_nonzero_columns(texts, "texts")
             d_t, d_x = _feature_dim(setup, d_txt, n), _feature_dim(setup, d_img, n)
-            how = _choose_method(method, setup, (d_t, d_x), n)
+            how = _choose_method(method, setup, (d_t, d_x), n) if mesh is None else "primal"
         else:
             how = _streamed_method(method, setup)
             d_t, d_x = setup.fmap.dim(d_txt), setup.fmap.dim(d_img)
@@ -726,7 +759,7 @@ def sce(
             )
         else:
             if src is None:
-                cov = _primal_covariances(setup, prec, convention, backend_name, block_size, texts, images)
+                cov = _primal_covariances(setup, prec, convention, backend_name, block_size, texts, images, mesh)
             else:
                 cov, n = _streamed_covariances(src, setup, prec, convention, backend_name, block_size,
                                                nonzero=nonzero, progress=progress, desc="sce")
@@ -781,6 +814,7 @@ def vendi(
     landmark_method: str = "pivoted-cholesky",
     estimate: str = _LN.DEFAULT_ESTIMATE,
     residual_sample: int = _LN.DEFAULT_RESIDUAL_SAMPLE,
+    mesh: Any = None,
 ) -> VendiResult:
     """Vendi score of order α: exp of the Rényi entropy of eig(K / n).
 
@@ -803,6 +837,7 @@ def vendi(
         1e-10 clamp is not applied (it would add ≤ n·1e-20 to Σλ²).
       landmarks, landmark_method, estimate, residual_sample: Nyström for the
         Gaussian kernel at large n, as in :func:`sce` (landmarks drawn from x).
+      mesh: shard the rows over a device mesh (primal paths), as in :func:`sce`.
 
     Returns:
       :class:`VendiResult` (``float(result)`` is the score).
@@ -814,6 +849,7 @@ def vendi(
     block_size = V.check_positive_int(block_size, "block_size")
     backend_name = resolve_backend(backend)
     src, x = _as_single_source(x)
+    mesh = _mesh_for(mesh, src, kernel, rff_features, omega, landmarks, method)
     if src is None:
         x = V.as_embeddings(x, "x", nonzero_rows=nonzero)
         n, dim, sample = x.shape[0], x.shape[1], x
@@ -827,13 +863,13 @@ def vendi(
         if landmarks is not None:
             return _nystrom_vendi(src, x, setup, prec, backend_name, block_size, landmarks, landmark_method,
                                   estimate, residual_sample, key, order, clamp, progress, bool(normalize),
-                                  nonzero, kernel, rff_features, omega, method)
+                                  nonzero, kernel, rff_features, omega, method, mesh=mesh)
         if method == "frobenius" or (setup.exact and order == 2.0 and method == "auto" and src is None
                                      and n > FROBENIUS_ROWS):
             return _frobenius_rke(x, setup, prec, backend_name, order, clamp, bool(normalize))
         if src is None:
             d = _feature_dim(setup, dim, n)
-            how = _choose_method(method, setup, (d,), n)
+            how = _choose_method(method, setup, (d,), n) if mesh is None else "primal"
         else:
             how, d = _streamed_method(method, setup), setup.fmap.dim(dim)
         if src is not None:
@@ -841,7 +877,7 @@ def vendi(
                                         progress=progress)
             eigs = _pad(jnp.maximum(eigvalsh(0.5 * (c + c.T))[::-1], 0.0), d)
         elif how == "primal":
-            c = feature_covariance(
+            c = (feature_covariance if mesh is None else functools.partial(_SH.feature_covariance, mesh=mesh))(
                 x, setup.fmap, setup.omega, block_size=block_size,
                 feature_dtype=prec.feature, acc_dtype=prec.acc, backend=backend_name,
             )

@@ -1,0 +1,289 @@
+"""Row-sharded accumulation of the primal covariances and Nyström Grams under a device mesh.
+
+The n rows are split over the devices of a :class:`jax.sharding.Mesh` (every
+mesh axis together shards the rows); each device runs the *same* per-block
+kernels as the one-device path (:func:`clipcore.covariance._joint_sums`,
+``_single_sums`` and :func:`clipcore.nystrom._gram`, i.e. the compiled FFI
+ops ``joint_gram_accumulate`` / ``gram_accumulate`` / ``nystrom_accumulate``
+on CPU) over its own rows inside :func:`jax.shard_map`, and one
+:func:`jax.lax.psum` adds the D×D (or R×R) sums. The inputs are never
+gathered: the compiled program holds one all-reduce of the D×D result and no
+all-gather (tests/test_sharding.py reads the HLO).
+
+Rows that do not divide evenly: with k devices and ``b = ceil(n / k)`` rows
+per device, ``p = k·b − n < k`` devices hold one padding row (a zero row) in
+their last slot. Each device accumulates its first ``b − 1`` rows, then its
+last row into a separate D×D term that is kept only where a per-device mask
+says the row is real (``jnp.where``, so the NaN features of a zero row under
+the cosine map, or the non-zero RFF / Nyström features of a zero row, never
+reach the sums). The sums are divided by the true n.
+
+Works with meshes of either axis type (jax 0.10's ``AxisType.Explicit``, the
+default of :func:`jax.make_mesh`, or ``Auto``). The multi-process variant is
+:mod:`clipcore.distributed`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from .covariance import Covariances, _joint_sums, _single_sums, default_block_size
+from .kernels import FeatureMap
+
+__all__ = [
+    "AXIS",
+    "resolve_mesh",
+    "ShardedRows",
+    "shard_rows",
+    "joint_sums",
+    "single_sums",
+    "joint_covariances",
+    "feature_covariance",
+    "nystrom_gram",
+]
+
+#: Axis name of the meshes :func:`resolve_mesh` builds from a device count.
+AXIS = "rows"
+
+
+def resolve_mesh(mesh: Any) -> Mesh | None:
+    """``None``, a :class:`jax.sharding.Mesh`, or a device count k → a mesh (or None).
+
+    An int k means ``jax.make_mesh((k,), ("rows",))`` over the first k
+    devices (on CPU, start Python with
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=K`` to have K).
+
+    Raises:
+      ValueError: k < 1, more devices than JAX sees, or another type.
+    """
+    if mesh is None or isinstance(mesh, Mesh):
+        if isinstance(mesh, Mesh) and mesh.size < 1:
+            raise ValueError("mesh: the mesh has no devices")
+        return mesh
+    if isinstance(mesh, (int, np.integer)) and not isinstance(mesh, bool):
+        k = int(mesh)
+        have = jax.device_count()
+        if k < 1:
+            raise ValueError(f"mesh: expected a number of devices >= 1, got {k}")
+        if k > have:
+            raise ValueError(
+                f"mesh: asked for {k} devices but JAX sees {have} ({jax.default_backend()}); on CPU start Python "
+                f"with XLA_FLAGS=--xla_force_host_platform_device_count={k}"
+            )
+        return jax.make_mesh((k,), (AXIS,), devices=jax.devices()[:k])
+    raise ValueError(f"mesh: expected a jax.sharding.Mesh or a number of devices, got {type(mesh).__name__}")
+
+
+def _axes(mesh: Mesh):
+    names = tuple(mesh.axis_names)
+    return names[0] if len(names) == 1 else names
+
+
+class ShardedRows(NamedTuple):
+    """Row-sharded (padded) copies of paired arrays.
+
+    Attributes:
+      arrays: ``[k·b, d_i]`` each, sharded over the mesh by rows (device j
+        holds rows ``[j·b, (j+1)·b)``).
+      valid: ``[k]`` bool, sharded: whether device j's last row is real.
+      n: the true number of rows.
+      per_device: b.
+      padded: whether any device holds a padding row.
+    """
+
+    arrays: tuple
+    valid: jax.Array
+    n: int
+    per_device: int
+    padded: bool
+
+
+def shard_rows(mesh: Mesh, *arrays: Any) -> ShardedRows:
+    """Split the rows of ``arrays`` (same n) over ``mesh``, padding with masked zero rows.
+
+    Real rows stay in order: devices ``0 .. k−p−1`` hold b real rows each,
+    devices ``k−p .. k−1`` hold ``b − 1`` real rows and one zero row last.
+    """
+    k = mesh.size
+    n = int(arrays[0].shape[0])
+    b = -(-n // k)
+    p = k * b - n
+    axes = _axes(mesh)
+    row_sharding = NamedSharding(mesh, P(axes, None))
+    valid = np.arange(k) < k - p
+    out = []
+    for a in arrays:
+        if p == 0:
+            out.append(jax.device_put(a, row_sharding))
+            continue
+        h = np.asarray(a)
+        buf = np.zeros((k, b, h.shape[1]), h.dtype)
+        full = (k - p) * b
+        buf[: k - p] = h[:full].reshape(k - p, b, h.shape[1])
+        if b > 1:
+            buf[k - p :, : b - 1] = h[full:].reshape(p, b - 1, h.shape[1])
+        out.append(jax.device_put(buf.reshape(k * b, h.shape[1]), row_sharding))
+    mask = jax.device_put(valid, NamedSharding(mesh, P(axes)))
+    return ShardedRows(tuple(out), mask, n, b, p > 0)
+
+
+def _masked(local_fn, arrays, valid, padded: bool):
+    """``local_fn`` over a device's rows; its last row's term kept only if ``valid``."""
+    if not padded:
+        return local_fn(*arrays)
+    head = local_fn(*[a[:-1] for a in arrays])
+    tail = local_fn(*[a[-1:] for a in arrays])
+    return jax.tree.map(lambda h, t: h + jnp.where(valid[0], t, jnp.zeros_like(t)), head, tail)
+
+
+def _shard_map(mesh, fn, n_sharded: int, n_replicated: int):
+    axes = _axes(mesh)
+    in_specs = (P(axes),) * n_sharded + (P(axes),) + (P(),) * n_replicated
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=P(), check_vma=False)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("mesh", "fmap", "block", "feature_dtype", "acc_dtype", "backend", "padded", "paired"),
+)
+def _sharded_sums(arrays, valid, omega, *, mesh, fmap, block, feature_dtype, acc_dtype, backend, padded, paired):
+    opts = dict(fmap=fmap, feature_dtype=feature_dtype, acc_dtype=acc_dtype, backend=backend)
+    rest = () if omega is None else (omega,)
+
+    def local(*ops):
+        arrs, v = ops[: len(arrays)], ops[len(arrays)]
+        om = ops[len(arrays) + 1] if omega is not None else None
+
+        def fn(*rows):
+            blk = max(1, min(block, rows[0].shape[0]))
+            if paired:
+                return _joint_sums(rows[0], rows[1], om, block=blk, **opts)
+            return _single_sums(rows[0], om, block=blk, **opts)
+
+        return jax.lax.psum(_masked(fn, arrs, v, padded), _axes(mesh))
+
+    return _shard_map(mesh, local, len(arrays), len(rest))(*arrays, valid, *rest)
+
+
+def _block_for(sh: ShardedRows, width: int, block_size: int | None, fmap: FeatureMap, backend: str, acc_dtype) -> int:
+    rows = max(sh.per_device - (1 if sh.padded else 0), 1)
+    if block_size is not None:
+        return int(block_size)
+    if backend == "ffi" and fmap.kind in ("cosine", "identity") and jnp.dtype(acc_dtype) == jnp.float64:
+        return rows  # as the one-device path: the packed core chunks and threads internally
+    return default_block_size(rows, width)
+
+
+def joint_sums(texts, images, fmap: FeatureMap, omega=None, *, mesh: Mesh, block_size: int | None = None,
+               feature_dtype=jnp.float32, acc_dtype=jnp.float64, backend: str = "jax"):
+    """Unnormalised (Σφ(t)ᵀφ(t), Σφ(t)ᵀφ(x), Σφ(x)ᵀφ(x)) over rows sharded on ``mesh``, and n.
+
+    Args:
+      texts: ``[n, d_t]``; images: ``[n, d_x]`` (paired rows).
+      fmap, omega, block_size, feature_dtype, acc_dtype, backend: as in
+        :func:`clipcore.covariance.joint_covariances` (``block_size`` is
+        rows per block on each device).
+      mesh: the device mesh.
+
+    Returns:
+      ``((tt, tx, xx), n)``, replicated on the mesh's devices.
+    """
+    sh = shard_rows(mesh, texts, images)
+    width = fmap.dim(texts.shape[1]) + fmap.dim(images.shape[1])
+    block = _block_for(sh, width, block_size, fmap, backend, acc_dtype)
+    sums = _sharded_sums(sh.arrays, sh.valid, omega, mesh=mesh, fmap=fmap, block=block,
+                         feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype), backend=backend,
+                         padded=sh.padded, paired=True)
+    return sums, sh.n
+
+
+def single_sums(x, fmap: FeatureMap, omega=None, *, mesh: Mesh, block_size: int | None = None,
+                feature_dtype=jnp.float32, acc_dtype=jnp.float64, backend: str = "jax"):
+    """Unnormalised Σφ(x)ᵀφ(x) (``[D, D]``) over rows of ``x: [n, d]`` sharded on ``mesh``, and n."""
+    sh = shard_rows(mesh, x)
+    rows = max(sh.per_device - (1 if sh.padded else 0), 1)
+    block = int(block_size or default_block_size(rows, fmap.dim(x.shape[1])))
+    g = _sharded_sums(sh.arrays, sh.valid, omega, mesh=mesh, fmap=fmap, block=block,
+                      feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype), backend=backend,
+                      padded=sh.padded, paired=False)
+    return g, sh.n
+
+
+def joint_covariances(texts, images, fmap: FeatureMap, omega=None, *, mesh: Mesh, **kwargs) -> Covariances:
+    """:func:`clipcore.covariance.joint_covariances` with the rows sharded on ``mesh`` (divided by the true n)."""
+    (tt, tx, xx), n = joint_sums(texts, images, fmap, omega, mesh=mesh, **kwargs)
+    return Covariances(tt / n, tx / n, xx / n)
+
+
+def feature_covariance(x, fmap: FeatureMap, omega=None, *, mesh: Mesh, **kwargs) -> jax.Array:
+    """:func:`clipcore.covariance.feature_covariance` with the rows sharded on ``mesh``."""
+    g, n = single_sums(x, fmap, omega, mesh=mesh, **kwargs)
+    return g / n
+
+
+# ------------------------------------------------------------------ Nyström
+@functools.partial(jax.jit, static_argnames=("mesh", "block", "strategy", "backend", "paired", "padded"))
+def _sharded_nystrom(arrays, valid, L, W, sig, *, mesh, block, strategy, backend, paired, padded):
+    from . import nystrom as N
+
+    def local(*ops):
+        arrs, v, L_, W_, s_ = ops[: len(arrays)], ops[len(arrays)], *ops[len(arrays) + 1:]
+
+        def fn(*rows):
+            blk = max(1, min(block, rows[0].shape[0]))
+            x2 = rows[1] if paired else None
+            return N._gram(rows[0], x2, L_, W_, s_, block=blk, strategy=strategy, backend=backend, paired=paired)
+
+        return jax.lax.psum(_masked(fn, arrs, v, padded), _axes(mesh))
+
+    return _shard_map(mesh, local, len(arrays), 3)(*arrays, valid, L, W, sig)
+
+
+def nystrom_gram(x, nmap, *, mesh: Mesh, images=None, block_size: int | None = None, backend: str = "auto",
+                 strategy: str = "auto", dtype=None):
+    """:func:`clipcore.nystrom.nystrom_gram` (or ``nystrom_joint_gram`` with ``images``) sharded on ``mesh``.
+
+    Args:
+      x: ``[n, d]`` rows (the texts when ``images`` is given).
+      nmap: :class:`clipcore.nystrom.NystromMap`.
+      mesh: the device mesh.
+      images: ``[n, d]`` image rows paired with ``x``, or None.
+      block_size, backend, strategy, dtype: as in :func:`clipcore.nystrom.nystrom_gram`.
+
+    Returns:
+      ``(G, n)``: Σ Zᵀ Z (``[r, r]``, or ``[2r, 2r]`` paired) float64, and n.
+    """
+    from . import nystrom as N
+
+    be = N._backend(backend)
+    strat = N._strategy(strategy, be)
+    with N._x64():
+        x = jnp.asarray(x)
+        N._check_rows(x)
+        if images is not None:
+            images = jnp.asarray(images)
+            N._check_rows(images, "images")
+            if images.shape != x.shape:
+                raise ValueError(f"images: shape {list(images.shape)} differs from texts' {list(x.shape)}")
+        if x.shape[1] != nmap.landmarks.shape[1]:
+            raise ValueError(f"x: dimension {x.shape[1]} differs from the landmarks' {nmap.landmarks.shape[1]}")
+        dt = jnp.dtype(dtype) if dtype is not None else x.dtype
+        arrays = (x.astype(dt),) if images is None else (x.astype(dt), images.astype(dt))
+        sh = shard_rows(mesh, *arrays)
+        rows = max(sh.per_device - (1 if sh.padded else 0), 1)
+        if block_size is None:
+            block = N._default_block(rows, be, nmap.num_landmarks)
+        else:
+            block = int(block_size)
+        L, W, sig = N._cast_map(nmap, dt)
+        Wc = W if strat == "whiten" else jnp.asarray(nmap.whitening, jnp.float64)
+        g = _sharded_nystrom(sh.arrays, sh.valid, L, Wc, sig, mesh=mesh, block=block, strategy=strat,
+                             backend=be, paired=images is not None, padded=sh.padded)
+        return g, sh.n

@@ -1,0 +1,272 @@
+"""Row-sharded scores under a device mesh (clipcore.sharding, ``mesh=``).
+
+The main pytest process already initialised JAX with one CPU device, so the
+sharded runs happen in a subprocess started with
+``XLA_FLAGS=--xla_force_host_platform_device_count=4``; it prints its results
+as JSON. Expected values: the float64 NumPy references
+(tests/reference/sce_numpy.py, tests/reference/nystrom_numpy.py) computed
+here from the same data, and the unsharded clipcore result of the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+try:
+    from reference import nystrom_numpy as nref
+    from reference import sce_numpy as ref
+except ImportError:  # pragma: no cover
+    from tests.reference import nystrom_numpy as nref
+    from tests.reference import sce_numpy as ref
+
+N, D_T, D_X, M, SIGMA, FREQ = 1001, 12, 10, 24, 4.0, 9
+
+
+def run_devices(code: str, devices: int = 4, timeout: float = 240) -> dict:
+    """Run ``code`` in a fresh Python with ``devices`` forced CPU devices; its last stdout line is JSON."""
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}").strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def data(n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    t = rng.normal(size=(n, D_T))
+    x = rng.normal(size=(n, D_X)) + 0.3 * t[:, :D_X]
+    return t, x
+
+
+def gaussian_data(n=N, seed=1):
+    rng = np.random.default_rng(seed)
+    t = rng.normal(size=(n, D_X))
+    x = rng.normal(size=(n, D_X)) + 0.5 * t
+    omega = rng.normal(size=(D_X, FREQ)) / SIGMA
+    return t, x, omega
+
+
+_SCRIPT = r"""
+import json, sys
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+import clipcore
+from clipcore import sharding as S
+from jax.sharding import AxisType
+
+N, D_T, D_X, M, SIGMA, FREQ = {consts}
+def data(n, seed):
+    rng = np.random.default_rng(seed)
+    t = rng.normal(size=(n, D_T)); x = rng.normal(size=(n, D_X)) + 0.3 * t[:, :D_X]
+    return t, x
+def gaussian_data(n, seed):
+    rng = np.random.default_rng(seed)
+    t = rng.normal(size=(n, D_X)); x = rng.normal(size=(n, D_X)) + 0.5 * t
+    return t, x, rng.normal(size=(D_X, FREQ)) / SIGMA
+
+t, x = data(N, 0)
+gt, gx, omega = gaussian_data(N, 1)
+L = gx[:M]
+assert jax.device_count() == 4
+meshes = {{
+    "none": None, "1": 1, "2": 2, "4": 4,
+    "explicit4": jax.make_mesh((4,), ("rows",), axis_types=(AxisType.Explicit,)),
+    "auto4": jax.make_mesh((4,), ("rows",), axis_types=(AxisType.Auto,)),
+    "2d": jax.make_mesh((2, 2), ("hosts", "devs")),
+}}
+def sce_out(r):
+    return dict(sce=r.sce, text=r.text_score, image=r.image_score, comp=r.complement_eigenvalues.tolist(),
+                textev=r.text_eigenvalues.tolist(), imageev=r.image_eigenvalues.tolist(), n=r.n, method=r.method)
+ALL = ("sce_cos", "sce_cos_jax", "sce_colcos", "sce_rff", "sce_nys", "vendi_cos", "rke_rff", "rke_nys", "vendi_f32")
+plan = {{"none": ALL, "1": ("sce_cos", "vendi_cos", "rke_nys"), "2": ALL[:1] + ALL[2:-1], "4": ALL, "explicit4": ALL,
+        "auto4": ("sce_cos", "sce_nys"), "2d": ("sce_cos",)}}
+calls = {{
+    "sce_cos": lambda m: sce_out(clipcore.sce(x, t, mesh=m)),
+    "sce_cos_jax": lambda m: sce_out(clipcore.sce(x, t, mesh=m, backend="jax", block_size=100)),
+    "sce_colcos": lambda m: sce_out(clipcore.sce(x, t, mesh=m, convention="clip-dissection")),
+    "sce_rff": lambda m: sce_out(clipcore.sce(gx, gt, kernel="gaussian", sigma=SIGMA, omega=omega,
+                                              rff_features=FREQ, mesh=m)),
+    "sce_nys": lambda m: sce_out(clipcore.sce(gx, gt, kernel="gaussian", sigma=SIGMA, landmarks=L, mesh=m)),
+    "vendi_cos": lambda m: dict(score=clipcore.vendi(x, mesh=m).score),
+    "rke_rff": lambda m: dict(score=clipcore.rke(gx, kernel="gaussian", sigma=SIGMA, omega=omega,
+                                                 rff_features=FREQ, mesh=m).score),
+    "rke_nys": lambda m: (lambda r: dict(score=r.score, ev=r.eigenvalues.tolist(), est=r.nystrom["estimates"]))(
+        clipcore.rke(gx, kernel="gaussian", sigma=SIGMA, landmarks=L, mesh=m)),
+    "vendi_f32": lambda m: dict(score=clipcore.vendi(x, mesh=m, dtype="float32").score),
+}}
+out = {{name: {{key: calls[key](meshes[name]) for key in keys}} for name, keys in plan.items()}}
+
+# fewer rows than devices: one device holds only a padding row
+tiny_t, tiny_x = data(3, 5)
+cov = S.joint_covariances(tiny_t, tiny_x, clipcore.kernels.FeatureMap("cosine"), mesh=S.resolve_mesh(4),
+                          backend="ffi", feature_dtype=jnp.float64)
+out["tiny"] = [np.asarray(c).tolist() for c in cov]
+
+# the compiled programs: inputs stay sharded (no all-gather), one all-reduce of the sums
+mesh = S.resolve_mesh(4)
+from clipcore.kernels import FeatureMap
+from clipcore import nystrom as NY
+hlo = {{}}
+sh = S.shard_rows(mesh, t.astype(np.float32), x.astype(np.float32))
+for be in ("ffi", "jax"):
+    lo = S._sharded_sums.lower(sh.arrays, sh.valid, None, mesh=mesh, fmap=FeatureMap("cosine"), block=250,
+                               feature_dtype=jnp.dtype("float32"), acc_dtype=jnp.dtype("float64"), backend=be,
+                               padded=sh.padded, paired=True)
+    hlo["cos_" + be] = lo.compile().as_text()
+shx = S.shard_rows(mesh, gx.astype(np.float32))
+lo = S._sharded_sums.lower(shx.arrays, shx.valid, jnp.asarray(omega, jnp.float32), mesh=mesh,
+                           fmap=FeatureMap("rff", FREQ), block=250, feature_dtype=jnp.dtype("float32"),
+                           acc_dtype=jnp.dtype("float64"), backend="ffi", padded=shx.padded, paired=False)
+hlo["rff_ffi"] = lo.compile().as_text()
+nm = NY.nystrom_map(L, SIGMA)
+shn = S.shard_rows(mesh, gt.astype(np.float32), gx.astype(np.float32))
+Lc, Wc, sg = NY._cast_map(nm, jnp.float32)
+lo = S._sharded_nystrom.lower(shn.arrays, shn.valid, Lc, jnp.asarray(nm.whitening), sg, mesh=mesh, block=250,
+                              strategy="kernel", backend="ffi", paired=True, padded=shn.padded)
+hlo["nys_ffi"] = lo.compile().as_text()
+out["hlo"] = {{k: dict(all_gather=("all-gather" in h), all_reduce=h.count("all-reduce-start") + h.count(" all-reduce("),
+                       ffi=[name for name in ("clipcore_joint_gram_accumulate", "clipcore_gram_accumulate",
+                                              "clipcore_kernel_accumulate_paired") if name in h])
+             for k, h in hlo.items()}}
+
+# errors
+errs = {{}}
+for label, call in (("too_many", lambda: clipcore.sce(x, t, mesh=8)),
+                    ("exact", lambda: clipcore.vendi(gx, kernel="gaussian", sigma=SIGMA, mesh=2)),
+                    ("dual", lambda: clipcore.sce(x, t, method="dual", mesh=2)),
+                    ("type", lambda: clipcore.sce(x, t, mesh="four"))):
+    try:
+        call()
+        errs[label] = None
+    except ValueError as exc:
+        errs[label] = str(exc)
+out["errors"] = errs
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def runs():
+    consts = repr((N, D_T, D_X, M, SIGMA, FREQ))
+    return run_devices(_SCRIPT.format(consts=consts))
+
+
+MESHES = ("1", "2", "4", "explicit4", "auto4", "2d")
+
+
+def meshes_with(runs, key, required=("2", "4")):
+    names = [m for m in MESHES if key in runs[m]]
+    assert set(required) <= set(names), (key, names)
+    return names
+
+
+def _close(a, b, rtol=1e-10, atol=1e-13):
+    np.testing.assert_allclose(np.asarray(a, float), np.asarray(b, float), rtol=rtol, atol=atol)
+
+
+def _check_sce(res, spec: "ref.SchurSpectrum", rtol=1e-9):
+    _close(res["sce"], ref.code_score(spec.complement), rtol)
+    _close(res["text"], ref.code_score(spec.text), rtol)
+    _close(res["image"], ref.renyi(spec.image, 1.0), rtol)
+    k = len(res["comp"])
+    _close(res["comp"], ref.fit_size(spec.complement, k), rtol, atol=1e-12)
+    _close(res["imageev"], ref.fit_size(spec.image, k), rtol, atol=1e-12)
+
+
+def test_sce_cosine_matches_reference_and_unsharded(runs):
+    t, x = data()
+    spec = ref.sce_primal(ref.cosine_features(t), ref.cosine_features(x))
+    for key in ("sce_cos", "sce_cos_jax"):
+        _check_sce(runs["none"][key], spec)
+        for mesh in meshes_with(runs, key, ("4",) if key.endswith("jax") else ("1", "2", "4", "auto4", "2d")):
+            got = runs[mesh][key]
+            assert got["n"] == N and got["method"].startswith("primal")
+            _check_sce(got, spec)
+            for f in ("sce", "text", "image"):
+                _close(got[f], runs["none"][key][f], rtol=1e-12)
+
+
+def test_sce_clip_dissection_matches_reference(runs):
+    t, x = data()
+    spec = ref.sce_primal(covs=ref.clip_dissection_covariances(t, x))
+    for mesh in meshes_with(runs, "sce_colcos"):
+        _check_sce(runs[mesh]["sce_colcos"], spec)
+        _close(runs[mesh]["sce_colcos"]["sce"], runs["none"]["sce_colcos"]["sce"], rtol=1e-12)
+
+
+def test_sce_rff_matches_reference(runs):
+    t, x, omega = gaussian_data()
+    spec = ref.sce_primal(ref.rff_features(t, omega), ref.rff_features(x, omega))
+    for mesh in meshes_with(runs, "sce_rff"):
+        _check_sce(runs[mesh]["sce_rff"], spec)
+        _close(runs[mesh]["sce_rff"]["sce"], runs["none"]["sce_rff"]["sce"], rtol=1e-12)
+
+
+def test_sce_nystrom_matches_reference(runs):
+    t, x, _ = gaussian_data()
+    L = x[:M]
+    g = nref.joint_gram(t, x, L, SIGMA, float(np.finfo(np.float32).eps)) / N
+    r = g.shape[0] // 2
+    spec = ref.sce_primal(covs=(g[:r, :r], g[:r, r:], g[r:, r:]), rtol=r * ref.EPS32)
+    for mesh in ["none"] + meshes_with(runs, "sce_nys", ("2", "4", "auto4")):
+        got = runs[mesh]["sce_nys"]
+        _close(got["comp"], spec.complement, 1e-8, atol=1e-12)
+        _close(got["textev"], spec.text, 1e-8, atol=1e-12)
+        _close(got["imageev"], spec.image, 1e-8, atol=1e-12)
+        for f in ("sce", "text", "image"):  # the estimate's scores (with the residual tail) as unsharded
+            _close(got[f], runs["none"]["sce_nys"][f], rtol=1e-11)
+
+
+def test_vendi_and_rke_match_reference(runs):
+    t, x = data()
+    gt, gx, omega = gaussian_data()
+    want = {
+        "vendi_cos": ref.vendi_of_features(ref.cosine_features(x), 1.0),
+        "rke_rff": ref.vendi_of_features(ref.rff_features(gx, omega), 2.0),
+        "vendi_f32": ref.vendi_of_features(ref.cosine_features(x), 1.0),
+    }
+    c = nref.gram(gx, gx[:M], SIGMA, float(np.finfo(np.float32).eps)) / N
+    for key, w in want.items():
+        for mesh in ["none"] + meshes_with(runs, key, ("4",)):
+            # float32 features, float64 sums: same to the float32 rounding of one feature
+            _close(runs[mesh][key]["score"], w, rtol=1e-5 if key.endswith("f32") else 1e-10)
+            _close(runs[mesh][key]["score"], runs["none"][key]["score"], rtol=1e-6 if key.endswith("f32") else 1e-12)
+    for mesh in ["none"] + meshes_with(runs, "rke_nys", ("1", "2", "4")):
+        o = runs[mesh]["rke_nys"]
+        _close(o["ev"], ref.eigvals_desc(c), 1e-8, atol=1e-12)
+        _close(o["score"], runs["none"]["rke_nys"]["score"], rtol=1e-12)
+        for kind, est in o["est"].items():
+            _close(est["score"], runs["none"]["rke_nys"]["est"][kind]["score"], rtol=1e-11)
+
+
+def test_fewer_rows_than_devices(runs):
+    t, x = data(3, 5)
+    want = ref.covariances(ref.cosine_features(t), ref.cosine_features(x))
+    for got, w in zip(runs["tiny"], want):
+        _close(got, w, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("program", ["cos_ffi", "cos_jax", "rff_ffi", "nys_ffi"])
+def test_compiled_program_reduces_sums_and_never_gathers_rows(runs, program):
+    h = runs["hlo"][program]
+    assert not h["all_gather"], "the sharded rows must not be gathered"
+    assert h["all_reduce"] >= 1, "the D×D sums are added with an all-reduce (psum)"
+    if program.endswith("ffi"):
+        assert h["ffi"], "the compiled FFI accumulation runs per shard"
+
+
+def test_mesh_errors_name_the_argument(runs):
+    e = runs["errors"]
+    assert e["too_many"] and "mesh" in e["too_many"] and "8" in e["too_many"]
+    assert e["exact"] and e["exact"].startswith("mesh:")
+    assert e["dual"] and e["dual"].startswith("mesh:")
+    assert e["type"] and e["type"].startswith("mesh:")
