@@ -260,7 +260,7 @@ def _as_source(images: Any, texts: Any) -> tuple[PairedSource | None, Any, Any]:
         if not _large_host_pair(images, texts):
             return None, images, texts
     src = paired_source(images, texts)
-    if src.iterator is None and src.texts is not None and src.n <= IN_MEMORY_ROWS:
+    if src.iterator is None and src.texts is not None and src.n <= IN_MEMORY_ROWS and not _reduces(src):
         return None, src.images.read(0, src.n), src.texts.read(0, src.n)
     return src, None, None
 
@@ -281,9 +281,19 @@ def _as_single_source(x: Any) -> tuple[PairedSource | None, Any]:
         src = paired_source(x, None)
     else:
         return None, x
-    if src.n <= IN_MEMORY_ROWS:
+    if src.n <= IN_MEMORY_ROWS and not _reduces(src):
         return None, src.images.read(0, src.n)
     return src, None
+
+
+def _reduces(src) -> bool:
+    """A source whose pass covers this process's shards only (:mod:`clipcore.distributed`)."""
+    return hasattr(src, "reduce_sums")
+
+
+def _reduce(src, sums, n):
+    """The pass's sums and row count, added across processes for a distributed source."""
+    return src.reduce_sums(sums, n) if _reduces(src) else (sums, n)
 
 
 def _sigma_sample(src: PairedSource):
@@ -328,6 +338,7 @@ def _streamed_covariances(src, setup, prec, convention, backend, block_size, *, 
             blocks, fmap, setup.omega, paired=True, feature_dtype=prec.feature, acc_dtype=prec.acc,
             backend=backend, progress=bar,
         )
+    (tt, tx, xx), n = _reduce(src, (tt, tx, xx), n)
     if setup.kernel == "cosine" and convention == "clip-dissection":
         for name, g in (("texts", tt), ("images", xx)):
             zero = np.flatnonzero(np.asarray(jnp.diagonal(g)) == 0)
@@ -345,6 +356,7 @@ def _streamed_covariance(src, setup, prec, backend, block_size, *, nonzero, prog
         blocks = src.blocks(block, nonzero=nonzero)
         g, n = stream_sums(blocks, setup.fmap, setup.omega, paired=False, feature_dtype=prec.feature,
                            acc_dtype=prec.acc, backend=backend, progress=bar)
+    g, n = _reduce(src, g, n)
     return g / n, n
 
 
@@ -439,7 +451,7 @@ def _nystrom_pass(rows: _Rows, nmap, *, paired: bool, prec: Precision, backend: 
                 G = N.nystrom_update(G, x, nmap, backend=backend, dtype=dt)
             n += x.shape[0]
             bar.update(x.shape[0])
-    return N.nystrom_finalize(G, nmap, paired=paired, backend=backend), n
+    return _reduce(src, N.nystrom_finalize(G, nmap, paired=paired, backend=backend), n)
 
 
 def _check_nystrom_options(landmarks, landmark_method, estimate, residual_sample, setup_kernel, rff_features,

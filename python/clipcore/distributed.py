@@ -1,0 +1,303 @@
+"""Multi-process scoring on JAX's distributed runtime (``jax.distributed``).
+
+Every process runs the same program over a sharded data set on disk
+(:func:`clipcore.write_shards`, or lists of ``.npy`` shards):
+
+1. :func:`initialize` joins the job (``jax.distributed.initialize``) with the
+   coordinator address, process count and id from the arguments, or the
+   environment (``CLIPCORE_COORDINATOR``, ``CLIPCORE_NUM_PROCESSES``,
+   ``CLIPCORE_PROCESS_ID``), or JAX's own variables / cluster detection.
+2. The shard files, in sorted order, are dealt round-robin: process p of P
+   accumulates shards p, p + P, p + 2P, ... (:func:`assign_shards`) through
+   the usual streamed path (:mod:`clipcore.sources`, the compiled kernels).
+3. The D×D (or Nyström R×R) sums and the row counts are added across the
+   processes (``multihost_utils.process_allgather`` of the small D×D
+   matrices, summed in float64 in process order, so every process holds the
+   same sums bit for bit); the scores are then computed from them as on
+   one process. :func:`is_writer` is True on process 0 only: it writes the
+   result (the CLI does so).
+
+The σ heuristic and Nyström landmarks read a seeded *sample* of rows from the
+whole set, so every process must be able to read every shard (a shared file
+system); the accumulation pass reads only the process's own shards.
+
+CPU collectives: on CPU the cross-process reduction needs a collectives
+implementation. Set it where the distributed run starts, before JAX creates
+its backend: ``initialize(cpu_collectives="gloo")`` (which calls
+``jax.config.update("jax_cpu_collectives_implementation", "gloo")`` for this
+process), or do that yourself. ``clipcore score --distributed`` passes gloo.
+
+Failure: ``initialization_timeout`` bounds the wait for peers to join;
+``heartbeat_timeout`` bounds how long a dead peer goes unnoticed. A peer that
+dies makes the reduction fail at once (the connection closes:
+:class:`RuntimeError` naming the processes) or, if the others are still
+working, JAX's coordination service terminates them after the heartbeat
+timeout ("... another task died"): a clear error in bounded time, never a
+hang.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import numpy as np
+
+from .sources import MANIFEST, PairedSource, _read_manifest, paired_source, row_source
+
+__all__ = [
+    "ProcessInfo",
+    "initialize",
+    "process_info",
+    "is_writer",
+    "assign_shards",
+    "shard_files",
+    "DistributedSource",
+    "distributed_source",
+    "allreduce_sums",
+    "sce",
+    "vendi",
+    "rke",
+    "ENV_COORDINATOR",
+    "ENV_NUM_PROCESSES",
+    "ENV_PROCESS_ID",
+]
+
+ENV_COORDINATOR = "CLIPCORE_COORDINATOR"
+ENV_NUM_PROCESSES = "CLIPCORE_NUM_PROCESSES"
+ENV_PROCESS_ID = "CLIPCORE_PROCESS_ID"
+
+
+class ProcessInfo(NamedTuple):
+    """This process's place in the job: ``process_id`` of ``num_processes``."""
+
+    process_id: int
+    num_processes: int
+
+
+def _env_int(name: str) -> int | None:
+    v = os.environ.get(name)
+    if v is None or v == "":
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        raise ValueError(f"{name}: expected an integer, got {v!r}") from None
+
+
+def initialize(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    initialization_timeout: int = 60,
+    heartbeat_timeout: int = 10,
+    shutdown_timeout: int = 10,
+    cpu_collectives: str | None = None,
+) -> ProcessInfo:
+    """Join the distributed job (``jax.distributed.initialize``); idempotent.
+
+    Args:
+      coordinator_address: ``"host:port"`` of process 0's coordinator;
+        default ``$CLIPCORE_COORDINATOR``, else JAX's own
+        (``JAX_COORDINATOR_ADDRESS`` or cluster detection).
+      num_processes: P; default ``$CLIPCORE_NUM_PROCESSES``, else JAX's.
+      process_id: this process's id in ``[0, P)``; default
+        ``$CLIPCORE_PROCESS_ID``, else JAX's.
+      initialization_timeout: seconds to wait for all processes to join.
+      heartbeat_timeout: seconds after which a silent peer counts as dead.
+      shutdown_timeout: seconds the shutdown barrier waits at exit.
+      cpu_collectives: e.g. ``"gloo"``: sets this process's
+        ``jax_cpu_collectives_implementation`` before the backend starts
+        (needed for the reduction on CPU); ``None`` leaves it alone.
+
+    Returns:
+      :class:`ProcessInfo`.
+
+    Raises:
+      ValueError: a count or id out of range (naming the argument).
+    """
+    coordinator_address = coordinator_address or os.environ.get(ENV_COORDINATOR) or None
+    if num_processes is None:
+        num_processes = _env_int(ENV_NUM_PROCESSES)
+    if process_id is None:
+        process_id = _env_int(ENV_PROCESS_ID)
+    if num_processes is not None and (isinstance(num_processes, bool) or int(num_processes) < 1):
+        raise ValueError(f"num_processes: expected an integer >= 1, got {num_processes!r}")
+    if process_id is not None:
+        if isinstance(process_id, bool) or int(process_id) < 0:
+            raise ValueError(f"process_id: expected an integer >= 0, got {process_id!r}")
+        if num_processes is not None and int(process_id) >= int(num_processes):
+            raise ValueError(f"process_id: {process_id} is not below num_processes = {num_processes}")
+    if coordinator_address is not None and ":" not in coordinator_address:
+        raise ValueError(f"coordinator_address: expected HOST:PORT, got {coordinator_address!r}")
+    if jax.distributed.is_initialized():
+        return process_info()
+    if cpu_collectives is not None:
+        jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
+    jax.distributed.initialize(
+        coordinator_address, None if num_processes is None else int(num_processes),
+        None if process_id is None else int(process_id),
+        initialization_timeout=int(initialization_timeout), heartbeat_timeout_seconds=int(heartbeat_timeout),
+        shutdown_timeout_seconds=int(shutdown_timeout),
+    )
+    return process_info()
+
+
+def process_info() -> ProcessInfo:
+    """This process's id and the process count (0 of 1 without :func:`initialize`)."""
+    return ProcessInfo(jax.process_index(), jax.process_count())
+
+
+def is_writer() -> bool:
+    """True on process 0, the one that writes results."""
+    return jax.process_index() == 0
+
+
+def assign_shards(num_shards: int, num_processes: int, process_id: int) -> list[int]:
+    """Shards of process ``process_id``: ``process_id, process_id + P, ...`` (round-robin)."""
+    if num_shards < num_processes:
+        raise ValueError(
+            f"images: {num_shards} shard file(s) for {num_processes} processes; every process needs at least "
+            "one (write more, smaller shards: write_shards(..., shard_rows=...))"
+        )
+    return list(range(process_id, num_shards, num_processes))
+
+
+def _files(obj: Any, name: str) -> list[str]:
+    if isinstance(obj, (list, tuple)):
+        files = [os.fspath(p) for p in obj]
+    elif isinstance(obj, (str, os.PathLike)):
+        path = os.fspath(obj)
+        if os.path.isdir(path):
+            files = sorted(glob.glob(os.path.join(path, "*.npy")))
+        elif any(ch in path for ch in "*?["):
+            files = sorted(glob.glob(path))
+        elif os.path.exists(path):
+            files = [path]
+        else:
+            raise FileNotFoundError(f"{name}: file not found: {path}")
+    else:
+        raise ValueError(f"{name}: distributed scoring reads shard files; got {type(obj).__name__} "
+                         "(pass a shard directory, a glob or a list of .npy paths)")
+    if not files:
+        raise ValueError(f"{name}: no .npy shard files found in {obj!r}")
+    for f in files:
+        if not os.path.exists(f):
+            raise FileNotFoundError(f"{name}: file not found: {f}")
+    return files
+
+
+def shard_files(images: Any, texts: Any = None) -> list[tuple[str, str | None]]:
+    """The ``(images_file, texts_file)`` shard pairs of a data set, sorted by image file name.
+
+    ``images`` is a clipcore shard directory (``manifest.json``; ``texts``
+    omitted), or a directory / glob / list of ``.npy`` shards paired file by
+    file with ``texts`` (the same count), or alone (``texts=None``: Vendi).
+    """
+    if texts is None and isinstance(images, (str, os.PathLike)) and os.path.isdir(images) \
+            and os.path.exists(os.path.join(images, MANIFEST)):
+        man = _read_manifest(os.fspath(images), "images")
+        pairs = [(os.path.join(images, s["images"]), os.path.join(images, s["texts"])) for s in man["shards"]]
+    else:
+        img = _files(images, "images")
+        if texts is None:
+            pairs = [(f, None) for f in img]
+        else:
+            txt = _files(texts, "texts")
+            if len(txt) != len(img):
+                raise ValueError(f"texts: {len(txt)} shard files but images has {len(img)}; pair them file by file")
+            pairs = list(zip(img, txt))
+    return sorted(pairs, key=lambda p: os.path.basename(p[0]))
+
+
+def allreduce_sums(tree: Any, info: ProcessInfo | None = None) -> Any:
+    """Σ over processes of a small pytree of arrays / numbers (float64; same result on every process)."""
+    info = info or process_info()
+    leaves, treedef = jax.tree.flatten(tree)
+    if info.num_processes == 1:
+        return tree
+    from jax.experimental import multihost_utils
+
+    host = [np.asarray(v, np.float64) for v in leaves]
+    try:
+        with jax.enable_x64(True):
+            gathered = multihost_utils.process_allgather(host)
+    except Exception as exc:  # the XLA/gloo error of a dead or unreachable peer
+        raise RuntimeError(
+            f"distributed: process {info.process_id} of {info.num_processes} could not add the sums across "
+            f"processes; a peer process died or is unreachable ({type(exc).__name__}: {str(exc)[:300]})"
+        ) from exc
+    out = []
+    for v, g in zip(leaves, gathered):
+        s = np.asarray(g, np.float64).reshape((info.num_processes,) + np.shape(v)).sum(axis=0)
+        out.append(int(round(float(s))) if isinstance(v, (int, np.integer)) else s)
+    return jax.tree.unflatten(treedef, out)
+
+
+class DistributedSource(PairedSource):
+    """The whole data set for sampling (σ, landmarks), this process's shards for the accumulation pass.
+
+    :func:`clipcore.sce` / :func:`clipcore.vendi` stream it (never read it
+    whole), and call :meth:`reduce_sums` on the sums of the pass.
+
+    Attributes:
+      local: the process's own shards (a :class:`PairedSource`).
+      shards: their indices in :func:`shard_files` order.
+      info: :class:`ProcessInfo`.
+    """
+
+    distributed = True
+
+    def __init__(self, full: PairedSource, local: PairedSource, shards: list[int], info: ProcessInfo):
+        super().__init__(full.images, full.texts)
+        self.local, self.shards, self.info = local, shards, info
+
+    def _blocks(self, block_rows: int, nonzero: bool):
+        return self.local._blocks(block_rows, nonzero)
+
+    def reduce_sums(self, sums: Any, n: int):
+        """``(Σ_p sums_p, Σ_p n_p)`` across the processes."""
+        return allreduce_sums((sums, n), self.info)
+
+
+def distributed_source(images: Any, texts: Any = None, *, info: ProcessInfo | None = None) -> DistributedSource:
+    """This process's :class:`DistributedSource` of a sharded data set (see :func:`shard_files`)."""
+    info = info or process_info()
+    pairs = shard_files(images, texts)
+    mine = assign_shards(len(pairs), info.num_processes, info.process_id)
+    paired = pairs[0][1] is not None
+    full = PairedSource(row_source([p[0] for p in pairs], "images"),
+                        row_source([p[1] for p in pairs], "texts") if paired else None)
+    local = PairedSource(row_source([pairs[i][0] for i in mine], "images"),
+                         row_source([pairs[i][1] for i in mine], "texts") if paired else None)
+    return DistributedSource(full, local, mine, info)
+
+
+def sce(images: Any, texts: Any = None, **kwargs):
+    """:func:`clipcore.sce` of a sharded data set, accumulated across the processes.
+
+    Call :func:`initialize` first (or run as one process). Every process
+    gets the same :class:`clipcore.SCEResult`; write it from process 0
+    (:func:`is_writer`). Options as :func:`clipcore.sce` (primal paths:
+    cosine, ``rff_features=``, ``landmarks=``).
+    """
+    from .scores import sce as _sce
+
+    return _sce(distributed_source(images, texts), **kwargs)
+
+
+def vendi(x: Any, **kwargs):
+    """:func:`clipcore.vendi` of sharded files, accumulated across the processes."""
+    from .scores import vendi as _vendi
+
+    return _vendi(distributed_source(x), **kwargs)
+
+
+def rke(x: Any, **kwargs):
+    """:func:`clipcore.rke` of sharded files, accumulated across the processes."""
+    from .scores import rke as _rke
+
+    return _rke(distributed_source(x), **kwargs)

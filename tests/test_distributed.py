@@ -1,0 +1,154 @@
+"""Multi-process scoring (clipcore.distributed): 2 processes on 127.0.0.1 over shards on disk.
+
+Each process is a fresh Python (gloo CPU collectives set in that process
+only); process 0 writes the result as JSON. Expected values: the
+single-process clipcore result over the same files (computed here) and the
+float64 NumPy reference (tests/reference/sce_numpy.py) of the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import clipcore
+from clipcore import distributed as dist
+
+try:
+    from reference import sce_numpy as ref
+except ImportError:  # pragma: no cover
+    from tests.reference import sce_numpy as ref
+
+N, D, SHARD_ROWS, SIGMA = 1001, 8, 230, 3.0
+
+_WORKER = r"""
+import json, os, sys
+import jax
+pid, port, shards, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+SIGMA = float(sys.argv[5])
+from clipcore import distributed as dist
+info = dist.initialize(f"127.0.0.1:{port}", 2, pid, initialization_timeout=30, heartbeat_timeout=5,
+                       shutdown_timeout=5, cpu_collectives="gloo")
+assert info == (pid, 2), info
+if os.environ.get("DIE_BEFORE_REDUCE") == str(pid):
+    def die(self, sums, n):
+        os._exit(3)
+    dist.DistributedSource.reduce_sums = die
+src = dist.distributed_source(shards)
+res = {"shards": src.shards, "local_rows": src.local.n}
+r = dist.sce(shards, progress=False)
+res["sce_cos"] = [r.sce, r.text_score, r.image_score, r.n]
+r = dist.sce(shards, kernel="gaussian", sigma=SIGMA, rff_features=6, key=0, progress=False)
+res["sce_rff"] = [r.sce, r.text_score, r.image_score, r.n]
+r = dist.vendi(shards, kernel="gaussian", sigma=SIGMA, landmarks=12, progress=False)
+res["vendi_nys"] = [r.score, r.n]
+if dist.is_writer():
+    with open(out, "w") as f:
+        json.dump(res, f)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(pid, port, shards, out, env_extra=None):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", **(env_extra or {}))
+    env.pop("XLA_FLAGS", None)
+    return subprocess.Popen([sys.executable, "-c", _WORKER, str(pid), str(port), str(shards), str(out), str(SIGMA)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait(procs, timeout):
+    outs = []
+    for p in procs:
+        try:
+            o, e = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("a distributed worker hung (killed after the test's timeout)")
+        outs.append((p.returncode, e))
+    return outs
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    t = rng.normal(size=(N, D)).astype(np.float32)
+    x = (rng.normal(size=(N, D)) + 0.4 * t).astype(np.float32)
+    d = tmp_path_factory.mktemp("shards")
+    clipcore.write_shards(d, x, t, shard_rows=SHARD_ROWS)
+    return d, x.astype(np.float64), t.astype(np.float64)
+
+
+def test_assign_shards_round_robin():
+    assert dist.assign_shards(5, 2, 0) == [0, 2, 4]
+    assert dist.assign_shards(5, 2, 1) == [1, 3]
+    assert sorted(dist.assign_shards(7, 3, 0) + dist.assign_shards(7, 3, 1) + dist.assign_shards(7, 3, 2)) \
+        == list(range(7))
+    with pytest.raises(ValueError, match="shard file"):
+        dist.assign_shards(1, 2, 0)
+
+
+def test_initialize_validates_arguments():
+    with pytest.raises(ValueError, match="process_id"):
+        dist.initialize("127.0.0.1:1234", 2, 2)
+    with pytest.raises(ValueError, match="num_processes"):
+        dist.initialize("127.0.0.1:1234", 0, 0)
+    with pytest.raises(ValueError, match="coordinator_address"):
+        dist.initialize("localhost", 2, 0)
+
+
+def test_single_process_source_equals_plain_streaming(shards):
+    d, x, t = shards
+    got = dist.sce(d, progress=False)
+    want = ref.sce_primal(ref.cosine_features(t), ref.cosine_features(x))
+    np.testing.assert_allclose(got.sce, ref.code_score(want.complement), rtol=1e-6)
+    assert got.n == N and dist.process_info() == (0, 1)
+
+
+def test_two_processes_match_single_process(shards, tmp_path):
+    d, x, t = shards
+    out = tmp_path / "result.json"
+    port = _free_port()
+    procs = [_start(pid, port, d, out) for pid in (0, 1)]
+    for rc, err in _wait(procs, timeout=180):
+        assert rc == 0, err[-3000:]
+    res = json.loads(out.read_text())
+    assert res["shards"] == [0, 2, 4] and res["local_rows"] == 2 * SHARD_ROWS + (N - 4 * SHARD_ROWS)  # process 0: shards 0, 2, 4 (the short last one)
+    one = clipcore.sce(str(d), progress=False)
+    np.testing.assert_allclose(res["sce_cos"][:3], [one.sce, one.text_score, one.image_score], rtol=1e-10)
+    assert res["sce_cos"][3] == N
+    want = ref.sce_primal(ref.cosine_features(t), ref.cosine_features(x))
+    np.testing.assert_allclose(res["sce_cos"][0], ref.code_score(want.complement), rtol=1e-6)
+    one = clipcore.sce(str(d), kernel="gaussian", sigma=SIGMA, rff_features=6, key=0, progress=False)
+    omega = np.asarray(one.omega)
+    want = ref.sce_primal(ref.rff_features(t, omega), ref.rff_features(x, omega))
+    np.testing.assert_allclose(res["sce_rff"][:3], [one.sce, one.text_score, one.image_score], rtol=1e-10)
+    np.testing.assert_allclose(res["sce_rff"][0], ref.code_score(want.complement), rtol=1e-5)
+    one = clipcore.vendi(dist.distributed_source(d), kernel="gaussian", sigma=SIGMA, landmarks=12, progress=False)
+    np.testing.assert_allclose(res["vendi_nys"][0], one.score, rtol=1e-10)
+    assert res["vendi_nys"][1] == N
+
+
+def test_dead_peer_fails_fast_with_a_clear_error(shards, tmp_path):
+    d, _, _ = shards
+    port = _free_port()
+    start = time.monotonic()
+    procs = [_start(pid, port, d, tmp_path / "never.json", {"DIE_BEFORE_REDUCE": "1"}) for pid in (0, 1)]
+    (rc0, err0), (rc1, _) = _wait(procs, timeout=120)
+    assert rc1 == 3 and rc0 != 0
+    assert "peer process died" in err0 or "another task died" in err0, err0[-3000:]
+    assert time.monotonic() - start < 120
+    assert not (tmp_path / "never.json").exists()
