@@ -90,6 +90,11 @@ def test_fuzz(b, da, db, dtype, normalize, scale, seed):
     G = np.zeros((da + db, da + db))
     got = np.asarray(_ffi.joint_gram_accumulate(G, A, B, normalize=normalize))
     want = _ref(G, A, B, normalize)
+    if dtype == np.float32 and not normalize and b and scale > 1e19:
+        # float32 products of raw values near 1e20 overflow (1e40 > 3.4e38): that is the
+        # float32 contract of the syrk, reported as Inf, never a crash or a silent finite value
+        assert not np.all(np.isfinite(got))
+        return
     assert np.all(np.isfinite(got)) == np.all(np.isfinite(want))
     if np.all(np.isfinite(want)) and b:
         assert np.max(np.abs(got - want)) <= 1e-5 * max(np.max(np.abs(want)), 1e-300)

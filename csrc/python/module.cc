@@ -14,6 +14,15 @@
 
 namespace py = pybind11;
 
+#ifdef CLIPCORE_WITH_CUDA
+// csrc/cuda/gram_cuda.cu: the same targets for platform "CUDA".
+extern "C" XLA_FFI_Error* ClipcoreGramAccumulateCuda(XLA_FFI_CallFrame*);
+extern "C" XLA_FFI_Error* ClipcoreNystromAccumulateCuda(XLA_FFI_CallFrame*);
+extern "C" XLA_FFI_Error* ClipcoreNystromAccumulatePairedCuda(XLA_FFI_CallFrame*);
+extern "C" XLA_FFI_Error* ClipcoreKernelAccumulateCuda(XLA_FFI_CallFrame*);
+extern "C" XLA_FFI_Error* ClipcoreKernelAccumulatePairedCuda(XLA_FFI_CallFrame*);
+#endif
+
 namespace {
 
 template <typename Fn>
@@ -27,6 +36,23 @@ py::capsule make_capsule(Fn* fn) {
 
 PYBIND11_MODULE(_ext, m) {
   m.doc() = "clipcore compiled core: XLA FFI handlers (CPU) and diagnostics";
+
+#ifdef CLIPCORE_WITH_CUDA
+  m.def(
+      "cuda_registrations",
+      []() {
+        py::dict d;
+        d[clipcore::kGramAccumulateTarget] = make_capsule(ClipcoreGramAccumulateCuda);
+        d[clipcore::kNystromAccumulateTarget] = make_capsule(ClipcoreNystromAccumulateCuda);
+        d[clipcore::kNystromAccumulatePairedTarget] =
+            make_capsule(ClipcoreNystromAccumulatePairedCuda);
+        d[clipcore::kKernelAccumulateTarget] = make_capsule(ClipcoreKernelAccumulateCuda);
+        d[clipcore::kKernelAccumulatePairedTarget] =
+            make_capsule(ClipcoreKernelAccumulatePairedCuda);
+        return d;
+      },
+      "FFI handler capsules for platform CUDA (built with CLIPCORE_ENABLE_CUDA)");
+#endif
 
   m.def(
       "registrations",

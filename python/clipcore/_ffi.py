@@ -69,6 +69,7 @@ _lock = threading.Lock()
 _ext: Any = None
 _error: str | None = None
 _registered = False
+_cuda_registered = False
 
 
 def _preload_openblas() -> None:
@@ -108,9 +109,23 @@ def _load() -> None:
             return
         _ext = ext
         _registered = True
+        cuda = getattr(ext, "cuda_registrations", None)  # built with CLIPCORE_ENABLE_CUDA=ON
+        if cuda is not None:
+            global _cuda_registered
+            try:
+                for name, capsule in cuda().items():
+                    jax.ffi.register_ffi_target(name, capsule, platform="CUDA")
+                _cuda_registered = True
+            except Exception:  # a CPU-only jaxlib: the CUDA handlers stay unused
+                _cuda_registered = False
 
 
 _load()
+
+
+def cuda_available() -> bool:
+    """True when the extension was built with CUDA handlers and they are registered (platform "CUDA")."""
+    return _cuda_registered
 
 
 def available() -> bool:
@@ -215,7 +230,8 @@ def gram_accumulate(
         )
         return call(g, p, **attrs)
 
-    return jax.lax.platform_dependent(G, phi, cpu=on_cpu, default=gram_accumulate_jax)
+    return jax.lax.platform_dependent(G, phi, cpu=on_cpu, cuda=on_cpu if _cuda_registered else gram_accumulate_jax,
+                                      default=gram_accumulate_jax)
 
 
 def _check_joint(G, A, B) -> None:
@@ -569,7 +585,8 @@ def nystrom_accumulate(
         w = rest[1] if whitening is not None else None
         return nystrom_accumulate_jax(g, blocks[0], rest[0], w, rest[-1], B2=blocks[1] if n_b == 2 else None)
 
-    return jax.lax.platform_dependent(*operands, cpu=on_cpu, default=default)
+    return jax.lax.platform_dependent(*operands, cpu=on_cpu, cuda=on_cpu if _cuda_registered else default,
+                                      default=default)
 
 
 def nystrom_accumulate_jax(
