@@ -152,3 +152,27 @@ def test_dead_peer_fails_fast_with_a_clear_error(shards, tmp_path):
     assert "peer process died" in err0 or "another task died" in err0, err0[-3000:]
     assert time.monotonic() - start < 120
     assert not (tmp_path / "never.json").exists()
+
+
+def test_cli_two_processes_flags_and_environment(shards, tmp_path):
+    d, _, _ = shards
+    port = _free_port()
+    out = tmp_path / "cli.json"
+    cmd = [sys.executable, "-m", "clipcore.cli", "score", "--images", str(d), "--distributed", "--quiet"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    p0 = subprocess.Popen(cmd + ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "0",
+                                 "--json", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    env1 = dict(env, CLIPCORE_COORDINATOR=f"127.0.0.1:{port}", CLIPCORE_NUM_PROCESSES="2", CLIPCORE_PROCESS_ID="1")
+    p1 = subprocess.Popen(cmd + ["--json", str(tmp_path / "not-written.json")], env=env1, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    for rc, err in _wait([p0, p1], timeout=180):
+        assert rc == 0, err[-3000:]
+    assert not (tmp_path / "not-written.json").exists()  # only process 0 writes
+    payload = json.loads(out.read_text())
+    one = clipcore.sce(str(d), progress=False)
+    np.testing.assert_allclose(payload["scores"]["sce"], one.sce, rtol=1e-10)
+    np.testing.assert_allclose(payload["scores"]["vendi"]["2.0"], clipcore.renyi_score(one.image_eigenvalues, 2.0, one.clamp),
+                               rtol=1e-6)  # the CLI's Vendi of sce's C_XX spectrum, taken in float32 (no x64 there)
+    assert payload["distributed"]["num_processes"] == 2 and payload["result"]["n"] == N

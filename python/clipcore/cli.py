@@ -261,6 +261,8 @@ def _score_inputs(args: argparse.Namespace):
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    if getattr(args, "distributed", False):
+        return _cmd_score_distributed(args)
     images, texts = _score_inputs(args)
     kw = _kernel_kwargs(args)
     kw["method"] = args.method
@@ -272,6 +274,40 @@ def cmd_score(args: argparse.Namespace) -> int:
     payload["command"] = "score"
     payload["inputs"] = _inputs_provenance(args)
     payload["environment"] = _environment()
+    if not args.quiet:
+        _print_scores(payload)
+    if args.json:
+        _write_json(args.json, payload)
+        if not args.quiet:
+            print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_score_distributed(args: argparse.Namespace) -> int:
+    """``score --distributed``: this process scores its own shards; sums added across processes (issue 4)."""
+    from . import distributed as dist
+
+    # the CPU collectives are chosen here, where the distributed run starts (this process only)
+    info = dist.initialize(args.coordinator, args.num_processes, args.process_id, cpu_collectives="gloo")
+    src = dist.distributed_source(args.images, args.texts)
+    kw = _kernel_kwargs(args)
+    kw.update(method=args.method, backend=args.backend, progress=False if args.quiet else None)
+    if args.landmarks is not None:
+        kw.update(landmarks=args.landmarks, landmark_method=args.landmark_method, estimate=args.estimate)
+    try:
+        payload, _ = _score_payload(src, None, kw, _parse_orders(args.vendi_orders), args.top_eigenvalues)
+    except RuntimeError as exc:  # a peer died: one line, and no shutdown barrier (it would abort)
+        print(f"clipcore: error: {exc}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(2)
+    payload["command"] = "score"
+    payload["inputs"] = _inputs_provenance(args)
+    payload["environment"] = _environment()
+    payload["distributed"] = {"num_processes": info.num_processes, "process_id": info.process_id,
+                              "shards": len(dist.shard_files(args.images, args.texts)),
+                              "shards_per_process": "round-robin by sorted file name"}
+    if not dist.is_writer():
+        return 0  # process 0 prints and writes
     if not args.quiet:
         _print_scores(payload)
     if args.json:
@@ -385,6 +421,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-eigenvalues", type=int, default=100, help="eigenvalues kept in the JSON (default 100)")
     s.add_argument("--json", default=None, metavar="OUT.json", help="write the scores and provenance here")
     s.add_argument("--quiet", action="store_true", help="print nothing")
+    dg = s.add_argument_group("multi-process (issue 4; see README 'Sharded and multi-process scoring')")
+    dg.add_argument("--distributed", action="store_true",
+                    help="one of several processes (jax.distributed, gloo CPU collectives): each scores its own "
+                         "shard files (round-robin), the sums are added across processes, process 0 writes")
+    dg.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                    help="process 0's coordinator address (default $CLIPCORE_COORDINATOR, or JAX's own)")
+    dg.add_argument("--num-processes", type=int, default=None, metavar="N",
+                    help="number of processes (default $CLIPCORE_NUM_PROCESSES, or JAX's own)")
+    dg.add_argument("--process-id", type=int, default=None, metavar="I",
+                    help="this process's id in [0, N) (default $CLIPCORE_PROCESS_ID, or JAX's own)")
     s.set_defaults(func=cmd_score)
 
     e = sub.add_parser("edit", help="nullify / focus / defocus a prompt's influence in embeddings",
