@@ -23,6 +23,7 @@ from .tables import ClipScoreResult, SimilarityTable, clip_score, similarity_tab
 from .modes import ModesResult, modes
 from .metrics import ClusterMetrics, cluster_metrics  # issue 7
 from .retrieval import RetrievalResult, retrieval  # issue 6
+from . import distributed, sharding  # issue 4
 
 __version__ = "0.1.0"
 
@@ -81,5 +82,8 @@ __all__ = [
     # --- cluster metrics (issue 7) ---
     "cluster_metrics",
     "ClusterMetrics",
+    # --- sharded and multi-process scoring (issue 4) ---
+    "sharding",
+    "distributed",
     "__version__",
 ]
