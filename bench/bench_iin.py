@@ -168,8 +168,13 @@ def quality(args) -> None:
     for name, ds in sets:
         n = ds.embeddings.shape[0]
         ntr = int(0.75 * n)
+        sizes = args.factor_sizes
+        if sizes not in ("equal", "estimate"):
+            sizes = tuple(int(v) for v in sizes.split(","))
+            if name != "synthetic":  # K attribute factors of that size, residual = the rest
+                sizes = sizes[:1] * len(ds.names) + (ds.embeddings.shape[1] - sizes[0] * len(ds.names),)
         cfg = IINConfig(num_blocks=args.q_blocks, hidden=args.q_hidden, hidden_layers=args.layers,
-                        steps=args.q_steps, learning_rate=args.q_lr, batch_size=128)
+                        steps=args.q_steps, learning_rate=args.q_lr, batch_size=128, factor_sizes=sizes)
         t0 = time.perf_counter()
         m = IIN(cfg).fit(ds.embeddings[:ntr], ds.attributes[:ntr], names=ds.names, progress=False)
         fit_s = time.perf_counter() - t0
@@ -208,6 +213,9 @@ def main() -> None:
     p.add_argument("--q-hidden", type=int, default=128)
     p.add_argument("--q-steps", type=int, default=1500)
     p.add_argument("--q-lr", type=float, default=1e-3)
+    p.add_argument("--factor-sizes", default="equal",
+                   help="'equal', 'estimate' or sizes for the synthetic set (K+1, comma-separated); "
+                        "for Fashion-MNIST the first size is used per attribute")
     args = p.parse_args()
     if not args.skip_speed:
         speed(args)

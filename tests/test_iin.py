@@ -371,6 +371,22 @@ def test_cli_iin_json_png(tmp_path, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_cli_iin_builtin_fashion_data(tmp_path, capsys):
+    from clipcore.cli import main
+
+    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
+        pytest.skip("Fashion-MNIST IDX files not installed")
+    out = tmp_path / "f.json"
+    assert main(["iin", "--data", "fashion-mnist", "--n", "300", "--dim", "8", "--blocks", "3", "--hidden", "32",
+                 "--hidden-layers", "2", "--steps", "100", "--lr", "1e-3", "--batch-size", "128",
+                 "--json", str(out), "--quiet"]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["result"]["names"] == ["footwear", "light"] and payload["inputs"]["data"] == "fashion-mnist"
+    assert payload["result"]["test_rows"] == 75 and payload["result"]["factor_sizes"] == [3, 3, 2]
+    assert main(["iin", "--data", "synthetic", "--embeddings", "z.npy", "--quiet"]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("setup, message", [
     ("odd", "D must be even"),
     ("rows", "attributes: 399 rows"),
@@ -405,7 +421,7 @@ def test_default_model_512d_roundtrip_and_training():
         m.initialize(ds.embeddings[:256])
         zbar = m.encode(ds.embeddings[:64])
         assert np.linalg.norm(np.asarray(m.decode(zbar), np.float64) - ds.embeddings[:64], axis=1).max() <= tol
-    m = IIN(IINConfig(steps=150, learning_rate=1e-4, batch_size=64))
+    m = IIN(IINConfig(steps=60, learning_rate=1e-4, batch_size=64))
     m.fit(ds.embeddings[:900], ds.attributes[:900], progress=False)
     assert m.flow.blocks.loc[...].shape == (12, 512) and m.factor_sizes == (128, 128, 128, 128)
     assert np.isfinite(m.losses).all() and m.losses[-20:].mean() < m.losses[:20].mean()
