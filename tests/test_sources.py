@@ -167,12 +167,20 @@ def test_bad_sources(stream_all, tmp_path, pairs):
 
 
 def test_streamed_inputs_refuse_what_needs_n_by_n(stream_all, tmp_path, pairs):
+    """Streamed inputs never form n×n: the Gaussian kernel without rff_features defaults to
+    Nyström (the large-n default, bench/accuracy.py); an explicit dual is refused."""
+    from clipcore import scores as S
+
     images, texts = pairs
     write_shards(tmp_path / "s", images, texts)
-    with pytest.raises(ValueError, match="rff_features: the exact Gaussian kernel needs the n×n"):
-        clipcore.sce(str(tmp_path / "s"), kernel="gaussian", sigma=1.0)
+    got = clipcore.sce(str(tmp_path / "s"), kernel="gaussian", sigma=1.0, progress=False)
+    assert got.method == "primal/nystrom" and got.nystrom["landmarks"] == S.DEFAULT_LANDMARKS
+    want = clipcore.sce(images, texts, kernel="gaussian", sigma=1.0, landmarks=S.DEFAULT_LANDMARKS)
+    assert got.log_sce == pytest.approx(want.log_sce, rel=1e-9)
     with pytest.raises(ValueError, match="method: streamed inputs take the primal"):
         clipcore.sce(str(tmp_path / "s"), method="dual")
+    with pytest.raises(ValueError, match="method"):
+        clipcore.sce(str(tmp_path / "s"), kernel="gaussian", sigma=1.0, method="dual")
 
 
 def test_manifest_and_reader_details(tmp_path, pairs):

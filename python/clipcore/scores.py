@@ -313,8 +313,8 @@ def _streamed_method(method: str, setup: KernelSetup) -> str:
     V.check_choice(method, "method", METHODS)
     if setup.exact:
         raise ValueError(
-            "rff_features: the exact Gaussian kernel needs the n×n Gram matrix, which is not formed for "
-            "streamed inputs; pass rff_features= (random Fourier features)"
+            f"method: the exact Gaussian kernel (method={method!r}) needs the n×n Gram matrix, which is not "
+            "formed for streamed inputs; use method='auto' (Nyström landmarks), landmarks= or rff_features="
         )
     if method == "dual":
         raise ValueError("method: streamed inputs take the primal (D×D) path; use method='auto' or 'primal'")
@@ -571,6 +571,14 @@ def _nystrom_vendi(src, x, setup, prec, backend, block_size, landmarks, landmark
     )
 
 
+#: Above this many rows (or for streamed inputs) the Gaussian kernel without
+#: ``rff_features`` / ``landmarks`` / an explicit ``method`` uses Nyström with
+#: DEFAULT_LANDMARKS pivoted-Cholesky landmarks and the "residual" estimate
+#: instead of the exact n×n kernel (2 GiB of float64 at this size):
+#: the most accurate large-n method on bench/accuracy.py.
+EXACT_ROWS = 16384
+DEFAULT_LANDMARKS = 2000
+
 #: In-memory exact-Gaussian RKE uses the streamed ‖K‖_F² (O(n²d), no
 #: eigendecomposition, no n×n matrix) above this many rows with method="auto".
 FROBENIUS_ROWS = 4096
@@ -745,6 +753,8 @@ def sce(
             kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
             normalize=normalize, convention=convention, sample=sample, dims=(d_img,),
         )
+        if landmarks is None and setup.exact and method == "auto" and (src is not None or n > EXACT_ROWS):
+            landmarks = DEFAULT_LANDMARKS  # the n×n exact kernel is out of reach: Nyström (bench/accuracy.py)
         if landmarks is not None:
             return _nystrom_sce(
                 src, images, texts, setup, prec, backend_name, block_size, landmarks, landmark_method,
@@ -872,6 +882,9 @@ def vendi(
             kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
             normalize=bool(normalize), convention="paper", sample=sample, dims=(dim,),
         )
+        if landmarks is None and setup.exact and method == "auto" and (
+                src is not None or (n > EXACT_ROWS and order != 2.0)):
+            landmarks = DEFAULT_LANDMARKS  # order 2 in memory stays exact (frobenius)
         if landmarks is not None:
             return _nystrom_vendi(src, x, setup, prec, backend_name, block_size, landmarks, landmark_method,
                                   estimate, residual_sample, key, order, clamp, progress, bool(normalize),
