@@ -118,19 +118,19 @@ from clipcore import nystrom as NY
 hlo = {{}}
 sh = S.shard_rows(mesh, t.astype(np.float32), x.astype(np.float32))
 for be in ("ffi", "jax"):
-    lo = S._sharded_sums.lower(sh.arrays, sh.valid, None, mesh=mesh, fmap=FeatureMap("cosine"), block=250,
+    lo = S._sharded_sums.lower(sh.operands, sh.valid, None, mesh=mesh, fmap=FeatureMap("cosine"), block=250,
                                feature_dtype=jnp.dtype("float32"), acc_dtype=jnp.dtype("float64"), backend=be,
                                padded=sh.padded, paired=True)
     hlo["cos_" + be] = lo.compile().as_text()
 shx = S.shard_rows(mesh, gx.astype(np.float32))
-lo = S._sharded_sums.lower(shx.arrays, shx.valid, jnp.asarray(omega, jnp.float32), mesh=mesh,
+lo = S._sharded_sums.lower(shx.operands, shx.valid, jnp.asarray(omega, jnp.float32), mesh=mesh,
                            fmap=FeatureMap("rff", FREQ), block=250, feature_dtype=jnp.dtype("float32"),
                            acc_dtype=jnp.dtype("float64"), backend="ffi", padded=shx.padded, paired=False)
 hlo["rff_ffi"] = lo.compile().as_text()
 nm = NY.nystrom_map(L, SIGMA)
 shn = S.shard_rows(mesh, gt.astype(np.float32), gx.astype(np.float32))
 Lc, Wc, sg = NY._cast_map(nm, jnp.float32)
-lo = S._sharded_nystrom.lower(shn.arrays, shn.valid, Lc, jnp.asarray(nm.whitening), sg, mesh=mesh, block=250,
+lo = S._sharded_nystrom.lower(shn.operands, shn.valid, Lc, jnp.asarray(nm.whitening), sg, mesh=mesh, block=250,
                               strategy="kernel", backend="ffi", paired=True, padded=shn.padded)
 hlo["nys_ffi"] = lo.compile().as_text()
 out["hlo"] = {{k: dict(all_gather=("all-gather" in h), all_reduce=h.count("all-reduce-start") + h.count(" all-reduce("),

@@ -10,13 +10,15 @@ on CPU) over its own rows inside :func:`jax.shard_map`, and one
 gathered: the compiled program holds one all-reduce of the D×D result and no
 all-gather (tests/test_sharding.py reads the HLO).
 
-Rows that do not divide evenly: with k devices and ``b = ceil(n / k)`` rows
-per device, ``p = k·b − n < k`` devices hold one padding row (a zero row) in
-their last slot. Each device accumulates its first ``b − 1`` rows, then its
-last row into a separate D×D term that is kept only where a per-device mask
-says the row is real (``jnp.where``, so the NaN features of a zero row under
-the cosine map, or the non-zero RFF / Nyström features of a zero row, never
-reach the sums). The sums are divided by the true n.
+Rows that do not divide evenly: with k devices and n = k·b + e rows
+(0 < e < k), each device accumulates b rows of the main block and then one
+*extra* row — the last e rows of the input for devices 0..e−1, a zero
+padding row for the others — into a separate D×D term that is kept only
+where a per-device mask says the row is real (``jnp.where``, so the NaN
+features of a zero row under the cosine map, or the non-zero RFF / Nyström
+features of a zero row, never reach the sums). The sums are divided by the
+true n. (The same as padding to ⌈n/k⌉ rows per device, laid out so that no
+device slices or copies its block.)
 
 Works with meshes of either axis type (jax 0.10's ``AxisType.Explicit``, the
 default of :func:`jax.make_mesh`, or ``Auto``). The multi-process variant is
@@ -26,6 +28,7 @@ default of :func:`jax.make_mesh`, or ``Auto``). The multi-process variant is
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, NamedTuple
 
 import jax
@@ -87,60 +90,71 @@ def _axes(mesh: Mesh):
 
 
 class ShardedRows(NamedTuple):
-    """Row-sharded (padded) copies of paired arrays.
+    """Row-sharded copies of paired arrays, with the rows that do not divide evenly set apart.
+
+    With k devices and n = k·b' + e rows (0 ≤ e < k): ``arrays`` hold the
+    first k·b' rows, b' per device; when e > 0, ``extra`` holds the last e
+    rows plus k − e zero rows, one row per device, and ``valid[j]`` says
+    whether device j's extra row is real. (Same rows as padding every device
+    to ⌈n/k⌉ rows, laid out so that no device slices or copies its block.)
 
     Attributes:
-      arrays: ``[k·b, d_i]`` each, sharded over the mesh by rows (device j
-        holds rows ``[j·b, (j+1)·b)``).
-      valid: ``[k]`` bool, sharded: whether device j's last row is real.
+      arrays: ``[k·b', d_i]`` each, sharded over the mesh by rows.
+      extra: ``[k, d_i]`` each, sharded (one row per device), or ``()``.
+      valid: ``[k]`` bool, sharded.
       n: the true number of rows.
-      per_device: b.
-      padded: whether any device holds a padding row.
+      per_device: b'.
     """
 
     arrays: tuple
+    extra: tuple
     valid: jax.Array
     n: int
     per_device: int
-    padded: bool
+
+    @property
+    def padded(self) -> bool:
+        return bool(self.extra)
+
+    @property
+    def operands(self) -> tuple:
+        """``arrays + extra``: what the sharded kernels take."""
+        return tuple(self.arrays) + tuple(self.extra)
 
 
 def shard_rows(mesh: Mesh, *arrays: Any) -> ShardedRows:
-    """Split the rows of ``arrays`` (same n) over ``mesh``, padding with masked zero rows.
-
-    Real rows stay in order: devices ``0 .. k−p−1`` hold b real rows each,
-    devices ``k−p .. k−1`` hold ``b − 1`` real rows and one zero row last.
-    """
+    """Split the rows of ``arrays`` (same n) over ``mesh``; the uneven rest goes to masked extra rows."""
     k = mesh.size
     n = int(arrays[0].shape[0])
-    b = -(-n // k)
-    p = k * b - n
+    b, e = divmod(n, k)
     axes = _axes(mesh)
     row_sharding = NamedSharding(mesh, P(axes, None))
-    valid = np.arange(k) < k - p
-    out = []
+    valid = jax.device_put(np.arange(k) < e if e else np.ones(k, bool), NamedSharding(mesh, P(axes)))
+    if e == 0:
+        return ShardedRows(tuple(jax.device_put(a, row_sharding) for a in arrays), (), valid, n, b)
+    main, extra = [], []
     for a in arrays:
-        if p == 0:
-            out.append(jax.device_put(a, row_sharding))
-            continue
-        h = np.asarray(a)
-        buf = np.zeros((k, b, h.shape[1]), h.dtype)
-        full = (k - p) * b
-        buf[: k - p] = h[:full].reshape(k - p, b, h.shape[1])
-        if b > 1:
-            buf[k - p :, : b - 1] = h[full:].reshape(p, b - 1, h.shape[1])
-        out.append(jax.device_put(buf.reshape(k * b, h.shape[1]), row_sharding))
-    mask = jax.device_put(valid, NamedSharding(mesh, P(axes)))
-    return ShardedRows(tuple(out), mask, n, b, p > 0)
+        main.append(jax.device_put(a[: k * b], row_sharding))
+        h = np.asarray(a[k * b:])
+        buf = np.zeros((k, h.shape[1]), h.dtype)
+        buf[:e] = h
+        extra.append(jax.device_put(buf, row_sharding))
+    return ShardedRows(tuple(main), tuple(extra), valid, n, b)
 
 
-def _masked(local_fn, arrays, valid, padded: bool):
-    """``local_fn`` over a device's rows; its last row's term kept only if ``valid``."""
+def _masked(local_fn, operands, valid, padded: bool):
+    """``local_fn`` over a device's rows, plus its extra row's term kept only where ``valid``.
+
+    The extra row's term is selected with ``jnp.where`` (not multiplied), so
+    the NaN features of a zero row under the cosine map, or the non-zero RFF
+    / Nyström features of a zero row, never reach the sums.
+    """
     if not padded:
-        return local_fn(*arrays)
-    head = local_fn(*[a[:-1] for a in arrays])
-    tail = local_fn(*[a[-1:] for a in arrays])
-    return jax.tree.map(lambda h, t: h + jnp.where(valid[0], t, jnp.zeros_like(t)), head, tail)
+        return local_fn(*operands)
+    h = len(operands) // 2
+    head = local_fn(*operands[:h])
+    tail = local_fn(*operands[h:])
+    return jax.tree.map(lambda a, t: a + jnp.where(valid[0], t, jnp.zeros_like(t)), head, tail)
 
 
 def _shard_map(mesh, fn, n_sharded: int, n_replicated: int):
@@ -173,7 +187,7 @@ def _sharded_sums(arrays, valid, omega, *, mesh, fmap, block, feature_dtype, acc
 
 
 def _block_for(sh: ShardedRows, width: int, block_size: int | None, fmap: FeatureMap, backend: str, acc_dtype) -> int:
-    rows = max(sh.per_device - (1 if sh.padded else 0), 1)
+    rows = max(sh.per_device, 1)
     if block_size is not None:
         return int(block_size)
     if backend == "ffi" and fmap.kind in ("cosine", "identity") and jnp.dtype(acc_dtype) == jnp.float64:
@@ -198,7 +212,7 @@ def joint_sums(texts, images, fmap: FeatureMap, omega=None, *, mesh: Mesh, block
     sh = shard_rows(mesh, texts, images)
     width = fmap.dim(texts.shape[1]) + fmap.dim(images.shape[1])
     block = _block_for(sh, width, block_size, fmap, backend, acc_dtype)
-    sums = _sharded_sums(sh.arrays, sh.valid, omega, mesh=mesh, fmap=fmap, block=block,
+    sums = _sharded_sums(sh.operands, sh.valid, omega, mesh=mesh, fmap=fmap, block=block,
                          feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype), backend=backend,
                          padded=sh.padded, paired=True)
     return sums, sh.n
@@ -208,9 +222,9 @@ def single_sums(x, fmap: FeatureMap, omega=None, *, mesh: Mesh, block_size: int 
                 feature_dtype=jnp.float32, acc_dtype=jnp.float64, backend: str = "jax"):
     """Unnormalised Σφ(x)ᵀφ(x) (``[D, D]``) over rows of ``x: [n, d]`` sharded on ``mesh``, and n."""
     sh = shard_rows(mesh, x)
-    rows = max(sh.per_device - (1 if sh.padded else 0), 1)
+    rows = max(sh.per_device, 1)
     block = int(block_size or default_block_size(rows, fmap.dim(x.shape[1])))
-    g = _sharded_sums(sh.arrays, sh.valid, omega, mesh=mesh, fmap=fmap, block=block,
+    g = _sharded_sums(sh.operands, sh.valid, omega, mesh=mesh, fmap=fmap, block=block,
                       feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype), backend=backend,
                       padded=sh.padded, paired=False)
     return g, sh.n
@@ -229,9 +243,19 @@ def feature_covariance(x, fmap: FeatureMap, omega=None, *, mesh: Mesh, **kwargs)
 
 
 # ------------------------------------------------------------------ Nyström
+def _threads_per_device(mesh: Mesh) -> int:
+    """CPU threads for one device's compiled call when the mesh's CPU devices share this host's cores."""
+    cpus = int(os.environ.get("CLIPCORE_NUM_THREADS") or len(os.sched_getaffinity(0)))
+    local = sum(1 for dev in mesh.devices.flat if dev.process_index == jax.process_index() and dev.platform == "cpu")
+    return max(1, cpus // max(local, 1))
+
+
 @functools.partial(jax.jit, static_argnames=("mesh", "block", "strategy", "backend", "paired", "padded"))
 def _sharded_nystrom(arrays, valid, L, W, sig, *, mesh, block, strategy, backend, paired, padded):
+    from . import _ffi
     from . import nystrom as N
+
+    threads = _threads_per_device(mesh)
 
     def local(*ops):
         arrs, v, L_, W_, s_ = ops[: len(arrays)], ops[len(arrays)], *ops[len(arrays) + 1:]
@@ -239,7 +263,19 @@ def _sharded_nystrom(arrays, valid, L, W, sig, *, mesh, block, strategy, backend
         def fn(*rows):
             blk = max(1, min(block, rows[0].shape[0]))
             x2 = rows[1] if paired else None
-            return N._gram(rows[0], x2, L_, W_, s_, block=blk, strategy=strategy, backend=backend, paired=paired)
+            # nystrom._gram's fold (the core's threads split between the devices sharing the CPUs);
+            # the sum is finalised (Wᵀ M W) once, after the psum, not per device
+            per = L_.shape[0] if strategy == "kernel" else W_.shape[1]
+            R = (2 if paired else 1) * per
+            Wk = W_ if strategy == "whiten" else None
+
+            def step(g, *b):
+                if backend == "ffi":
+                    return _ffi.nystrom_accumulate(g, b[0], L_, Wk, s_, B2=b[1] if paired else None,
+                                                   num_threads=threads)
+                return _ffi.nystrom_accumulate_jax(g, b[0], L_, Wk, s_, B2=b[1] if paired else None)
+
+            return N._fold(rows, blk, step, jnp.zeros((R, R), jnp.float64))
 
         return jax.lax.psum(_masked(fn, arrs, v, padded), _axes(mesh))
 
@@ -277,13 +313,17 @@ def nystrom_gram(x, nmap, *, mesh: Mesh, images=None, block_size: int | None = N
         dt = jnp.dtype(dtype) if dtype is not None else x.dtype
         arrays = (x.astype(dt),) if images is None else (x.astype(dt), images.astype(dt))
         sh = shard_rows(mesh, *arrays)
-        rows = max(sh.per_device - (1 if sh.padded else 0), 1)
+        rows = max(sh.per_device, 1)
         if block_size is None:
             block = N._default_block(rows, be, nmap.num_landmarks)
         else:
             block = int(block_size)
         L, W, sig = N._cast_map(nmap, dt)
         Wc = W if strat == "whiten" else jnp.asarray(nmap.whitening, jnp.float64)
-        g = _sharded_nystrom(sh.arrays, sh.valid, L, Wc, sig, mesh=mesh, block=block, strategy=strat,
+        g = _sharded_nystrom(sh.operands, sh.valid, L, Wc, sig, mesh=mesh, block=block, strategy=strat,
                              backend=be, paired=images is not None, padded=sh.padded)
+        # one finalisation on one device (inside the SPMD program every device would repeat it)
+        one = jax.sharding.SingleDeviceSharding(mesh.devices.flat[0])
+        g = N._finalize(jax.device_put(g, one), jax.device_put(jnp.asarray(nmap.whitening, jnp.float64), one),
+                        strategy=strat, paired=images is not None)
         return g, sh.n
