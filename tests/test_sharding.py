@@ -86,8 +86,10 @@ meshes = {{
 def sce_out(r):
     return dict(sce=r.sce, text=r.text_score, image=r.image_score, comp=r.complement_eigenvalues.tolist(),
                 textev=r.text_eigenvalues.tolist(), imageev=r.image_eigenvalues.tolist(), n=r.n, method=r.method)
-ALL = ("sce_cos", "sce_cos_jax", "sce_colcos", "sce_rff", "sce_nys", "vendi_cos", "rke_rff", "rke_nys", "vendi_f32")
-plan = {{"none": ALL, "1": ("sce_cos", "vendi_cos", "rke_nys"), "2": ALL[:1] + ALL[2:-1], "4": ALL, "explicit4": ALL,
+ALL = ("sce_cos", "sce_cos_jax", "sce_colcos", "sce_rff", "sce_nys", "vendi_cos", "rke_rff", "rke_nys", "vendi_f32",
+       "stream_cos", "stream_nys")
+plan = {{"none": ALL, "1": ("sce_cos", "vendi_cos", "rke_nys"), "2": ALL[:1] + ALL[2:8] + ALL[9:], "4": ALL,
+        "explicit4": ALL,
         "auto4": ("sce_cos", "sce_nys"), "2d": ("sce_cos",)}}
 calls = {{
     "sce_cos": lambda m: sce_out(clipcore.sce(x, t, mesh=m)),
@@ -102,6 +104,12 @@ calls = {{
     "rke_nys": lambda m: (lambda r: dict(score=r.score, ev=r.eigenvalues.tolist(), est=r.nystrom["estimates"]))(
         clipcore.rke(gx, kernel="gaussian", sigma=SIGMA, landmarks=L, mesh=m)),
     "vendi_f32": lambda m: dict(score=clipcore.vendi(x, mesh=m, dtype="float32").score),
+    # streamed inputs (an iterator of 300-row blocks, the last one ragged): each block sharded
+    "stream_cos": lambda m: sce_out(clipcore.sce(((x[i:i + 300], t[i:i + 300]) for i in range(0, N, 300)),
+                                                 mesh=m, block_size=300, progress=False)),
+    "stream_nys": lambda m: sce_out(clipcore.sce(((gx[i:i + 300], gt[i:i + 300]) for i in range(0, N, 300)),
+                                                 kernel="gaussian", sigma=SIGMA, landmarks=L, mesh=m,
+                                                 block_size=300, progress=False)),
 }}
 out = {{name: {{key: calls[key](meshes[name]) for key in keys}} for name, keys in plan.items()}}
 
@@ -193,6 +201,24 @@ def test_sce_cosine_matches_reference_and_unsharded(runs):
             _check_sce(got, spec)
             for f in ("sce", "text", "image"):
                 _close(got[f], runs["none"][key][f], rtol=1e-12)
+
+
+def test_streamed_blocks_sharded_match_reference(runs):
+    t, x = data()
+    gt, gx, _ = gaussian_data()
+    spec = ref.sce_primal(ref.cosine_features(t), ref.cosine_features(x))
+    g = nref.joint_gram(gt, gx, gx[:M], SIGMA, float(np.finfo(np.float32).eps)) / N
+    r = g.shape[0] // 2
+    nys = ref.sce_primal(covs=(g[:r, :r], g[:r, r:], g[r:, r:]), rtol=r * ref.EPS32)
+    for mesh in ["none"] + meshes_with(runs, "stream_cos"):
+        got = runs[mesh]["stream_cos"]
+        assert got["n"] == N
+        _check_sce(got, spec)
+        _close(got["sce"], runs["none"]["stream_cos"]["sce"], rtol=1e-12)
+        got = runs[mesh]["stream_nys"]
+        _close(got["comp"], nys.complement, 1e-8, atol=1e-12)
+        _close(got["imageev"], nys.image, 1e-8, atol=1e-12)
+        _close(got["sce"], runs["none"]["stream_nys"]["sce"], rtol=1e-11)
 
 
 def test_sce_clip_dissection_matches_reference(runs):

@@ -317,6 +317,7 @@ def stream_sums(
     acc_dtype=jnp.float64,
     backend: str = "jax",
     progress=None,
+    mesh=None,
 ):
     """Unnormalised second moments over an iterator of host blocks.
 
@@ -329,6 +330,8 @@ def stream_sums(
     Args:
       blocks: iterable of blocks; ``paired=False`` uses only ``images``.
       progress: an object with ``update(rows)`` (e.g. a tqdm bar) or None.
+      mesh: a :class:`jax.sharding.Mesh`: each block's rows are sharded over
+        its devices (:mod:`clipcore.sharding`; one psum per block).
 
     Returns:
       ``(sums, n)``: ``(Σφ(t)ᵀφ(t), Σφ(t)ᵀφ(x), Σφ(x)ᵀφ(x))`` (paired) or
@@ -338,7 +341,13 @@ def stream_sums(
     acc, n, previous = None, 0, None
     for blk in blocks:
         b = blk.images.shape[0]
-        if paired:
+        if mesh is not None:
+            from . import sharding
+
+            args = (blk.texts, blk.images) if paired else (blk.images,)
+            sums, _ = (sharding.joint_sums if paired else sharding.single_sums)(*args, fmap, omega, mesh=mesh, **{
+                k: v for k, v in opts.items() if k != "fmap"})
+        elif paired:
             sums = _joint_sums(blk.texts, blk.images, omega, block=b, **opts)
         else:
             sums = _single_sums(blk.images, omega, block=b, **opts)

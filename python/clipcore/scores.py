@@ -328,7 +328,7 @@ def _progress_bar(total: int | None, desc: str, progress: bool | None):
                 delay=0 if progress else 2.0, leave=False)
 
 
-def _streamed_covariances(src, setup, prec, convention, backend, block_size, *, nonzero, progress, desc):
+def _streamed_covariances(src, setup, prec, convention, backend, block_size, *, nonzero, progress, desc, mesh=None):
     width = setup.fmap.dim(src.d_images or 1) + setup.fmap.dim(src.d_texts or src.d_images or 1)
     block = block_size or default_block_size(src.n or (1 << 30), width)
     fmap = setup.fmap
@@ -336,7 +336,7 @@ def _streamed_covariances(src, setup, prec, convention, backend, block_size, *, 
         blocks = src.blocks(block, nonzero=nonzero)
         (tt, tx, xx), n = stream_sums(
             blocks, fmap, setup.omega, paired=True, feature_dtype=prec.feature, acc_dtype=prec.acc,
-            backend=backend, progress=bar,
+            backend=backend, progress=bar, mesh=mesh,
         )
     (tt, tx, xx), n = _reduce(src, (tt, tx, xx), n)
     if setup.kernel == "cosine" and convention == "clip-dissection":
@@ -350,12 +350,12 @@ def _streamed_covariances(src, setup, prec, convention, backend, block_size, *, 
     return Covariances(tt / n, tx / n, xx / n), n
 
 
-def _streamed_covariance(src, setup, prec, backend, block_size, *, nonzero, progress):
+def _streamed_covariance(src, setup, prec, backend, block_size, *, nonzero, progress, mesh=None):
     block = block_size or default_block_size(src.n, setup.fmap.dim(src.d_images))
     with _progress_bar(src.n, "vendi", progress) as bar:
         blocks = src.blocks(block, nonzero=nonzero)
         g, n = stream_sums(blocks, setup.fmap, setup.omega, paired=False, feature_dtype=prec.feature,
-                           acc_dtype=prec.acc, backend=backend, progress=bar)
+                           acc_dtype=prec.acc, backend=backend, progress=bar, mesh=mesh)
     g, n = _reduce(src, g, n)
     return g / n, n
 
@@ -445,7 +445,10 @@ def _nystrom_pass(rows: _Rows, nmap, *, paired: bool, prec: Precision, backend: 
         for blk in src.blocks(block, nonzero=nonzero):
             x = rows._prep(blk.images)
             t = rows._prep(blk.texts) if paired else None
-            if paired:
+            if mesh is not None:  # the block's rows sharded over the mesh; finalised once at the end
+                G = G + _SH.nystrom_gram(t if paired else x, nmap, mesh=mesh, images=x if paired else None,
+                                         backend=backend, dtype=dt, finalize=False)[0]
+            elif paired:
                 G = N.nystrom_update(G, t, nmap, images=x, backend=backend, dtype=dt)
             else:
                 G = N.nystrom_update(G, x, nmap, backend=backend, dtype=dt)
@@ -609,15 +612,10 @@ def _frobenius_rke(x, setup, prec, backend, order, clamp, normalize) -> VendiRes
 
 
 def _mesh_for(mesh, src, kernel, rff_features, omega, landmarks, method):
-    """The resolved mesh (or None); the sharded paths are the primal ones over in-memory rows."""
+    """The resolved mesh (or None); the sharded paths are the primal ones (in memory, or each streamed block)."""
     mesh = _SH.resolve_mesh(mesh)
     if mesh is None:
         return None
-    if src is not None:
-        raise ValueError(
-            "mesh: sharding over devices takes in-memory arrays; for files or iterators use "
-            "clipcore.distributed (one process per host) or drop mesh="
-        )
     if kernel == "gaussian" and rff_features is None and omega is None and landmarks is None:
         raise ValueError("mesh: the exact Gaussian kernel has no sharded (primal) path; pass rff_features= "
                          "or landmarks=")
@@ -709,8 +707,8 @@ def sce(
         ``"rows"`` mesh of the first k): the rows of in-memory inputs are
         sharded over its devices and the primal sums (cosine, RFF,
         Nyström) accumulated per device and added with one ``psum``
-        (:mod:`clipcore.sharding`); same result to float rounding. Files
-        and iterators across processes: :mod:`clipcore.distributed`.
+        (:mod:`clipcore.sharding`); same result to float rounding. Streamed
+        inputs shard each block. Across processes: :mod:`clipcore.distributed`.
 
     Returns:
       :class:`SCEResult`.
@@ -784,7 +782,7 @@ def sce(
                 cov = _primal_covariances(setup, prec, convention, backend_name, block_size, texts, images, mesh)
             else:
                 cov, n = _streamed_covariances(src, setup, prec, convention, backend_name, block_size,
-                                               nonzero=nonzero, progress=progress, desc="sce")
+                                               nonzero=nonzero, progress=progress, desc="sce", mesh=mesh)
             spectra: SchurSpectra = schur_primal(cov.tt, cov.tx, cov.xx, rtol_v, EPSILON, ridge_v, mode=mode)
 
         log_s = matrix_entropy(spectra.complement, clamp)
@@ -899,7 +897,7 @@ def vendi(
             how, d = _streamed_method(method, setup), setup.fmap.dim(dim)
         if src is not None:
             c, n = _streamed_covariance(src, setup, prec, backend_name, block_size, nonzero=nonzero,
-                                        progress=progress)
+                                        progress=progress, mesh=mesh)
             eigs = _pad(jnp.maximum(eigvalsh(0.5 * (c + c.T))[::-1], 0.0), d)
         elif how == "primal":
             c = (feature_covariance if mesh is None else functools.partial(_SH.feature_covariance, mesh=mesh))(

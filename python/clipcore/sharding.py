@@ -283,7 +283,7 @@ def _sharded_nystrom(arrays, valid, L, W, sig, *, mesh, block, strategy, backend
 
 
 def nystrom_gram(x, nmap, *, mesh: Mesh, images=None, block_size: int | None = None, backend: str = "auto",
-                 strategy: str = "auto", dtype=None):
+                 strategy: str = "auto", dtype=None, finalize: bool = True):
     """:func:`clipcore.nystrom.nystrom_gram` (or ``nystrom_joint_gram`` with ``images``) sharded on ``mesh``.
 
     Args:
@@ -292,6 +292,9 @@ def nystrom_gram(x, nmap, *, mesh: Mesh, images=None, block_size: int | None = N
       mesh: the device mesh.
       images: ``[n, d]`` image rows paired with ``x``, or None.
       block_size, backend, strategy, dtype: as in :func:`clipcore.nystrom.nystrom_gram`.
+      finalize: return Σ Zᵀ Z; ``False``: the raw accumulator of
+        :func:`clipcore.nystrom.nystrom_update` (finish with
+        :func:`clipcore.nystrom.nystrom_finalize`), for streaming.
 
     Returns:
       ``(G, n)``: Σ Zᵀ Z (``[r, r]``, or ``[2r, 2r]`` paired) float64, and n.
@@ -322,8 +325,10 @@ def nystrom_gram(x, nmap, *, mesh: Mesh, images=None, block_size: int | None = N
         Wc = W if strat == "whiten" else jnp.asarray(nmap.whitening, jnp.float64)
         g = _sharded_nystrom(sh.operands, sh.valid, L, Wc, sig, mesh=mesh, block=block, strategy=strat,
                              backend=be, paired=images is not None, padded=sh.padded)
-        # one finalisation on one device (inside the SPMD program every device would repeat it)
         one = jax.sharding.SingleDeviceSharding(mesh.devices.flat[0])
+        if not finalize:
+            return jax.device_put(g, one), sh.n
+        # one finalisation on one device (inside the SPMD program every device would repeat it)
         g = N._finalize(jax.device_put(g, one), jax.device_put(jnp.asarray(nmap.whitening, jnp.float64), one),
                         strategy=strat, paired=images is not None)
         return g, sh.n
