@@ -616,12 +616,16 @@ def _mesh_for(mesh, src, kernel, rff_features, omega, landmarks, method):
     mesh = _SH.resolve_mesh(mesh)
     if mesh is None:
         return None
-    if kernel == "gaussian" and rff_features is None and omega is None and landmarks is None:
-        raise ValueError("mesh: the exact Gaussian kernel has no sharded (primal) path; pass rff_features= "
-                         "or landmarks=")
     if method not in ("auto", "primal"):
         raise ValueError(f"mesh: sharded scores take the primal (D×D) path; got method={method!r}")
     return mesh
+
+
+def _sharded_method(setup) -> str:
+    if setup.exact:
+        raise ValueError("mesh: the exact Gaussian kernel has no sharded (primal) path; pass rff_features= "
+                         "or landmarks=")
+    return "primal"
 
 
 # -------------------------------------------------------------------- public
@@ -765,7 +769,7 @@ def sce(
                 V.check_nonzero_columns(images, "images")
                 V.check_nonzero_columns(texts, "texts")
             d_t, d_x = _feature_dim(setup, d_txt, n), _feature_dim(setup, d_img, n)
-            how = _choose_method(method, setup, (d_t, d_x), n) if mesh is None else "primal"
+            how = _choose_method(method, setup, (d_t, d_x), n) if mesh is None else _sharded_method(setup)
         else:
             how = _streamed_method(method, setup)
             d_t, d_x = setup.fmap.dim(d_txt), setup.fmap.dim(d_img)
@@ -888,11 +892,11 @@ def vendi(
                                   estimate, residual_sample, key, order, clamp, progress, bool(normalize),
                                   nonzero, kernel, rff_features, omega, method, mesh=mesh)
         if method == "frobenius" or (setup.exact and order == 2.0 and method == "auto" and src is None
-                                     and n > FROBENIUS_ROWS):
+                                     and n > FROBENIUS_ROWS and mesh is None):
             return _frobenius_rke(x, setup, prec, backend_name, order, clamp, bool(normalize))
         if src is None:
             d = _feature_dim(setup, dim, n)
-            how = _choose_method(method, setup, (d,), n) if mesh is None else "primal"
+            how = _choose_method(method, setup, (d,), n) if mesh is None else _sharded_method(setup)
         else:
             how, d = _streamed_method(method, setup), setup.fmap.dim(dim)
         if src is not None:
