@@ -150,3 +150,24 @@ def test_score_streams_a_shard_directory(tmp_path, monkeypatch):
     assert payload["scores"]["vendi"]["inf"] == pytest.approx(clipcore.vendi(d.images, order=float("inf")).score, rel=1e-10)
     assert payload["inputs"]["images"]["rows"] == 900 and payload["inputs"]["images"]["files"] == 4
     assert len(payload["inputs"]["images"]["sha256"]) == 64  # the manifest's hash
+
+
+def test_score_vendi_orders_are_float64(tmp_path):
+    """Vendi orders printed by `clipcore score` come from float64 eigenvalues and stay float64."""
+    import json
+
+    import numpy as np
+
+    import clipcore
+    from clipcore import cli
+
+    d = clipcore.synthetic_pairs(400, 12, seed=5)
+    np.save(tmp_path / "x.npy", d.images)
+    np.save(tmp_path / "t.npy", d.texts)
+    out = tmp_path / "s.json"
+    assert cli.main(["score", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"),
+                     "--json", str(out), "--quiet"]) == 0
+    got = json.loads(out.read_text())["scores"]["vendi"]
+    for order in (1.0, 2.0):
+        want = clipcore.vendi(d.images, order=order).score
+        assert abs(got[str(order)] - want) <= 1e-12 * want

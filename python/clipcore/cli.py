@@ -19,6 +19,7 @@ import time
 import warnings
 from typing import Any, Sequence
 
+import jax
 import numpy as np
 
 __all__ = ["main"]
@@ -194,7 +195,8 @@ def _score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tu
             vendis[str(a)] = vendi(images, order=a, **vendi_kw).score
         elif kw.get("convention", "paper") == "paper":
             # Vendi is a spectrum of C_XX, which sce already decomposed: no second pass over the data
-            vendis[str(a)] = float(renyi_score(res.image_eigenvalues, a, res.clamp))
+            with jax.enable_x64(True):  # the eigenvalues are float64; keep the score float64 too
+                vendis[str(a)] = float(renyi_score(res.image_eigenvalues, a, res.clamp))
         else:
             vendis[str(a)] = vendi(images, order=a, **vendi_kw).score
     summary = res.summary()
