@@ -86,11 +86,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="n = 2·10⁴ for the cosine floor comparison")
     ap.add_argument("--skip-port", action="store_true", help="skip the slow NumPy port of the reference")
+    ap.add_argument("--cosine-only", action="store_true", help="only the cosine floor comparison")
+    ap.add_argument("--n", type=int, default=None, help="rows of the cosine comparison (default 10^5)")
     args = ap.parse_args()
     print(f"# bench_sce  {time.strftime('%Y-%m-%d')}  {machine()}")
     out = {}
 
     # ---- 1. reference workload
+    if args.cosine_only:
+        return cosine(args, out)
     text = np.load(REF / "text_feats.npy")
     image = np.load(REF / "image_feats.npy")
     omega = np.load(REF / "omegas" / "gauss_s3.5_D2500_omegas.npy")
@@ -122,11 +126,26 @@ def main() -> int:
         print(f"ratio NumPy port / clipcore: {t_port / t_cc:,.0f}x")
         out["numpy_port"] = dict(seconds=t_port, sce=port_sce, text=port_text)
 
+    return cosine(args, out)
+
+
+def cosine(args, out) -> int:
     # ---- 2. cosine SCE vs the FLOP floor
-    n = 20_000 if args.quick else 100_000
+    n = args.n or (20_000 if args.quick else 100_000)
     d = 512
-    data = clipcore.synthetic_pairs(n=n, d=d, num_prompts=50, num_modes=16, seed=0)
-    texts, images = data.texts, data.images
+    if n <= 200_000:
+        data = clipcore.synthetic_pairs(n=n, d=d, num_prompts=50, num_modes=16, seed=0)
+        texts, images = data.texts, data.images
+    else:  # float32 generation in blocks (synthetic_pairs makes float64 temporaries of n×d)
+        rng = np.random.default_rng(0)
+        centres = rng.standard_normal((50, d)).astype(np.float32)
+        texts = np.empty((n, d), np.float32)
+        images = np.empty((n, d), np.float32)
+        for i in range(0, n, 100_000):
+            b = min(100_000, n - i)
+            lab = rng.integers(0, 50, b)
+            texts[i:i + b] = centres[lab] + 0.35 * rng.standard_normal((b, d), dtype=np.float32)
+            images[i:i + b] = 0.7 * texts[i:i + b] + rng.standard_normal((b, d), dtype=np.float32)
     z = np.concatenate([texts, images], axis=1)
     t_floor, _ = best_of(lambda: z.T @ z, 3)
     print(f"\n## cosine SCE, n={n}, d={d} (float32 inputs) vs the FLOP floor Z.T@Z, Z=[texts|images] {z.shape}")
