@@ -266,16 +266,26 @@ def cmd_score(args: argparse.Namespace) -> int:
     if getattr(args, "distributed", False):
         return _cmd_score_distributed(args)
     images, texts = _score_inputs(args)
+    payload, _ = _score_payload(images, texts, _score_kwargs(args), _parse_orders(args.vendi_orders),
+                                args.top_eigenvalues)
+    return _emit_score(args, payload)
+
+
+def _score_kwargs(args: argparse.Namespace) -> dict:
+    """Keyword arguments of ``clipcore.sce`` from the ``score`` flags."""
     kw = _kernel_kwargs(args)
-    kw["method"] = args.method
-    kw["backend"] = args.backend
-    kw["progress"] = False if args.quiet else None
+    kw.update(method=args.method, backend=args.backend, progress=False if args.quiet else None)
     if args.landmarks is not None:
         kw.update(landmarks=args.landmarks, landmark_method=args.landmark_method, estimate=args.estimate)
-    payload, _ = _score_payload(images, texts, kw, _parse_orders(args.vendi_orders), args.top_eigenvalues)
+    return kw
+
+
+def _emit_score(args: argparse.Namespace, payload: dict, **extra) -> int:
+    """Add provenance, print the table, write the JSON."""
     payload["command"] = "score"
     payload["inputs"] = _inputs_provenance(args)
     payload["environment"] = _environment()
+    payload.update(extra)
     if not args.quiet:
         _print_scores(payload)
     if args.json:
@@ -292,31 +302,19 @@ def _cmd_score_distributed(args: argparse.Namespace) -> int:
     # the CPU collectives are chosen here, where the distributed run starts (this process only)
     info = dist.initialize(args.coordinator, args.num_processes, args.process_id, cpu_collectives="gloo")
     src = dist.distributed_source(args.images, args.texts)
-    kw = _kernel_kwargs(args)
-    kw.update(method=args.method, backend=args.backend, progress=False if args.quiet else None)
-    if args.landmarks is not None:
-        kw.update(landmarks=args.landmarks, landmark_method=args.landmark_method, estimate=args.estimate)
     try:
-        payload, _ = _score_payload(src, None, kw, _parse_orders(args.vendi_orders), args.top_eigenvalues)
+        payload, _ = _score_payload(src, None, _score_kwargs(args), _parse_orders(args.vendi_orders),
+                                    args.top_eigenvalues)
     except RuntimeError as exc:  # a peer died: one line, and no shutdown barrier (it would abort)
         print(f"clipcore: error: {exc}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         os._exit(2)
-    payload["command"] = "score"
-    payload["inputs"] = _inputs_provenance(args)
-    payload["environment"] = _environment()
-    payload["distributed"] = {"num_processes": info.num_processes, "process_id": info.process_id,
-                              "shards": len(dist.shard_files(args.images, args.texts)),
-                              "shards_per_process": "round-robin by sorted file name"}
+    distributed = {"num_processes": info.num_processes, "process_id": info.process_id,
+                   "shards": len(dist.shard_files(args.images, args.texts)),
+                   "shards_per_process": "round-robin by sorted file name"}
     if not dist.is_writer():
         return 0  # process 0 prints and writes
-    if not args.quiet:
-        _print_scores(payload)
-    if args.json:
-        _write_json(args.json, payload)
-        if not args.quiet:
-            print(f"wrote {args.json}")
-    return 0
+    return _emit_score(args, payload, distributed=distributed)
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
