@@ -21,7 +21,7 @@ from flax import nnx
 from clipcore.models.iin import (IIN, IINConfig, _PairSampler, equal_factor_sizes, estimate_factor_sizes,
                                  evaluate_iin, flow_loss, pair_loss, read_attributes)
 from clipcore.models.iin_data import fashion_mnist_attributes, synthetic_attributes
-from tests.reference import iin_numpy as ref
+from reference import iin_numpy as ref
 
 #: One small architecture for every fast test, so jitted programs are shared.
 SMALL = dict(num_blocks=3, hidden=32, hidden_layers=2)
