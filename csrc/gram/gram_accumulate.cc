@@ -12,6 +12,7 @@
 
 #include "blas/blas.h"
 #include "gram/buffer_pool.h"
+#include "gram/chunk_loop.h"
 #include "gram/gram_block.h"
 
 namespace clipcore::gram {
@@ -104,52 +105,9 @@ std::string gram_accumulate(const TIn* phi, int64_t b, int64_t d,
                                  : default_num_threads())
                           : 1);
 
-  struct Slot {
-    BufferPool::Buffer acc;
-    BufferPool::Buffer scratch;
-    bool fresh = true;
-  };
-  std::vector<Slot> slots(plan.participants);
-  std::vector<const double*> accs;
-
-  try {
-    parallel_chunks(
-        plan.n_chunks, plan.participants, executor,
-        [&](int s, int64_t c) {
-          Slot& slot = slots[s];
-          if (!slot.acc) {
-            slot.acc = BufferPool::acquire(sizeof(double) * dd);
-            if constexpr (kFloat)
-              slot.scratch = BufferPool::acquire(sizeof(TIn) * dd);
-          }
-          const int64_t r0 = c * plan.chunk_rows;
-          const int64_t r1 = std::min(b, r0 + plan.chunk_rows);
-          accumulate_rows<TIn>(phi, r0, r1, d, plan.chunk_rows,
-                               as<double>(slot.acc), as<TIn>(slot.scratch),
-                               &slot.fresh);
-        });
-
-    for (auto& s : slots) {
-      s.scratch.reset();  // back to the pool before the next call needs it
-      if (s.acc) accs.push_back(as<double>(s.acc));
-    }
-    // Sum the accumulators, add G_in, mirror: memory-bound, so split it over
-    // the same threads when D is large enough to matter.
-    const int64_t tiles = finalize_tile_rows(d);
-    const int finalize_threads = d >= 512 ? plan.participants : 1;
-    parallel_chunks(tiles, finalize_threads, executor, [&](int, int64_t t) {
-      finalize_symmetric<TG>(d, g_in, g_out, accs.data(),
-                             static_cast<int>(accs.size()), t, t + 1);
-    });
-  } catch (const std::bad_alloc&) {
-    std::ostringstream os;
-    os << "out of memory allocating " << plan.participants << " x [" << d
-       << ", " << d << "] float64 accumulators";
-    return os.str();
-  } catch (const std::exception& e) {
-    return std::string("internal error: ") + e.what();
-  }
-  return "";
+  return run_chunk_loop<TIn, TG>(
+      b, d, plan, 0, g_in, g_out, executor,
+      [phi, d](int64_t r0, int64_t, TIn*) { return phi + r0 * d; });
 }
 
 template std::string gram_accumulate<float, float>(const float*, int64_t,

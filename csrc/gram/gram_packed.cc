@@ -10,8 +10,7 @@
 #include <vector>
 
 #include "blas/blas.h"
-#include "gram/buffer_pool.h"
-#include "gram/gram_block.h"
+#include "gram/chunk_loop.h"
 
 namespace clipcore::gram {
 
@@ -64,59 +63,16 @@ std::string gram_accumulate_packed(const TIn* a, int64_t da, const TIn* b,
     return "the packed Gram supports the row-split strategy only";
   if (blas::get_num_threads() != 1) blas::set_num_threads(1);
 
-  struct Slot {
-    BufferPool::Buffer acc;
-    BufferPool::Buffer scratch;
-    BufferPool::Buffer packed;
-    bool fresh = true;
-  };
-  std::vector<Slot> slots(plan.participants);
-  std::vector<const double*> accs;
-  try {
-    parallel_chunks(
-        plan.n_chunks, plan.participants, executor,
-        [&](int s, int64_t c) {
-          Slot& slot = slots[s];
-          if (!slot.acc) {
-            slot.acc = BufferPool::acquire(sizeof(double) * dd);
-            slot.packed =
-                BufferPool::acquire(sizeof(TIn) * plan.chunk_rows * d);
-            if constexpr (kFloat)
-              slot.scratch = BufferPool::acquire(sizeof(TIn) * dd);
-          }
-          const int64_t r0 = c * plan.chunk_rows;
-          const int64_t r1 = std::min(rows, r0 + plan.chunk_rows);
-          TIn* z = as<TIn>(slot.packed);
-          for (int64_t r = r0; r < r1; ++r) {
-            TIn* zr = z + (r - r0) * d;
-            pack_row(a + r * da, da, normalize, zr);
-            if (db > 0) pack_row(b + r * db, db, normalize, zr + da);
-          }
-          accumulate_rows<TIn>(z, 0, r1 - r0, d, plan.chunk_rows,
-                               as<double>(slot.acc), as<TIn>(slot.scratch),
-                               &slot.fresh);
-        });
-    for (auto& s : slots) {
-      s.scratch.reset();
-      s.packed.reset();
-      if (s.acc) accs.push_back(as<double>(s.acc));
-    }
-    const int64_t tiles = finalize_tile_rows(d);
-    const int finalize_threads = d >= 512 ? plan.participants : 1;
-    parallel_chunks(tiles, finalize_threads, executor, [&](int, int64_t t) {
-      finalize_symmetric<TG>(d, g_in, g_out, accs.data(),
-                             static_cast<int>(accs.size()), t, t + 1);
-    });
-  } catch (const std::bad_alloc&) {
-    std::ostringstream os;
-    os << "out of memory allocating " << plan.participants << " x [" << d
-       << ", " << d << "] float64 accumulators and [" << plan.chunk_rows
-       << ", " << d << "] packed rows";
-    return os.str();
-  } catch (const std::exception& e) {
-    return std::string("internal error: ") + e.what();
-  }
-  return "";
+  return run_chunk_loop<TIn, TG>(
+      rows, d, plan, plan.chunk_rows * d, g_in, g_out, executor,
+      [=](int64_t r0, int64_t r1, TIn* z) {
+        for (int64_t r = r0; r < r1; ++r) {
+          TIn* zr = z + (r - r0) * d;
+          pack_row(a + r * da, da, normalize, zr);
+          if (db > 0) pack_row(b + r * db, db, normalize, zr + da);
+        }
+        return static_cast<const TIn*>(z);
+      });
 }
 
 #define CLIPCORE_INSTANTIATE(TIn, TG)                                      \
