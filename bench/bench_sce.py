@@ -159,11 +159,11 @@ def cosine(args, out) -> int:
         ("clipcore dtype=float64, backend=jax", dict(dtype="float64", backend="jax")),
     ):
         try:
-            clipcore.sce(images, texts, **kw)
+            clipcore.sce(images, texts, progress=False, **kw)
         except ValueError as exc:  # e.g. no compiled core
             print(f"{label:44s} skipped: {exc}")
             continue
-        t, r = best_of(lambda: clipcore.sce(images, texts, **kw), 3)
+        t, r = best_of(lambda: clipcore.sce(images, texts, progress=False, **kw), 3)
         rows[label] = dict(seconds=t, ratio=t / t_floor, sce=r.sce, backend=r.backend)
         print(f"{label:44s} {t*1e3:7.1f}ms {t/t_floor:8.2f}  {r.sce:.9f} ({r.backend})")
     print("(the inputs are not 64-byte aligned, so each call also copies them onto the JAX CPU device)")

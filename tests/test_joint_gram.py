@@ -117,3 +117,40 @@ def test_cosine_covariances_use_the_packed_core_and_agree():
                                               feature_dtype=jnp.float64, acc_dtype=jnp.float64,
                                               backend="ffi")).lower(t, x).as_text()
     assert _ffi.JOINT_GRAM_TARGET in hlo
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_host_entry_matches_reference_and_errors(dtype):
+    """The host twin (streamed host blocks) is the same core: same numbers, clear errors."""
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((5000, 17)).astype(dtype)
+    B = rng.standard_normal((5000, 9)).astype(dtype)
+    G = rng.standard_normal((26, 26))
+    want = _ref(G, A, B, True)
+    _ffi._ext.joint_gram_host(G, A, B, True)  # in place
+    assert np.max(np.abs(G - want)) <= TOL[dtype] * np.max(np.abs(want))
+    with pytest.raises(ValueError, match="paired"):
+        _ffi._ext.joint_gram_host(np.zeros((26, 26)), A, B[:10], True)
+    with pytest.raises(ValueError, match=r"\[26, 26\]"):
+        _ffi._ext.joint_gram_host(np.zeros((5, 5)), A, B, True)
+    with pytest.raises(ValueError, match="share"):
+        _ffi._ext.joint_gram_host(np.zeros((26, 26)), A.astype(np.float32), B.astype(np.float64), True)
+
+
+def test_streamed_cosine_uses_the_host_core_and_agrees(tmp_path):
+    """Large host inputs (streamed) give the same covariances as the in-memory JAX path."""
+    import clipcore
+    from clipcore import scores as S
+
+    d = clipcore.synthetic_pairs(3000, 20, seed=2)
+    a = clipcore.sce(d.images, d.texts, backend="jax")
+    old = S.IN_MEMORY_ROWS
+    S.IN_MEMORY_ROWS = 100
+    try:
+        b = clipcore.sce(d.images, d.texts, backend="ffi", block_size=777, progress=False)
+        c = clipcore.sce(d.images, d.texts, backend="ffi", dtype="float32", progress=False)
+    finally:
+        S.IN_MEMORY_ROWS = old
+    assert b.log_sce == pytest.approx(a.log_sce, rel=1e-12)
+    assert c.log_sce == pytest.approx(a.log_sce, rel=1e-6)

@@ -1,5 +1,6 @@
 // The one Python extension module, clipcore._ext: hands XLA FFI handlers to
 // Python as PyCapsules (registered by clipcore/_ffi.py) plus diagnostics.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <sstream>
@@ -9,6 +10,7 @@
 #include "ffi/targets.h"
 #include "gram/buffer_pool.h"
 #include "gram/gram_accumulate.h"
+#include "gram/gram_packed.h"
 #include "gram/parallel.h"
 #include "nystrom/elementwise.h"
 
@@ -102,6 +104,49 @@ PYBIND11_MODULE(_ext, m) {
       "release_buffers", []() { return clipcore::BufferPool::clear(); },
       "Free the cached accumulator buffers (kept between calls up to "
       "CLIPCORE_BUFFER_CACHE_MB, default 128); returns the bytes freed.");
+
+  // Host twin of clipcore_joint_gram_accumulate for blocks already in host
+  // memory (the streamed path): same core, own threads, no device copy.
+  m.def(
+      "joint_gram_host",
+      [](py::array_t<double, py::array::c_style> g, py::array a, py::array b,
+         bool normalize, int64_t num_threads) {
+        if (a.ndim() != 2 || b.ndim() != 2 || a.shape(0) != b.shape(0))
+          throw std::invalid_argument(
+              "joint_gram_host: A [b, dA] and B [b, dB] must be paired 2-D arrays");
+        if (!a.dtype().is(b.dtype()) ||
+            !(a.dtype().is(py::dtype::of<float>()) || a.dtype().is(py::dtype::of<double>())))
+          throw std::invalid_argument("joint_gram_host: A and B must share float32 or float64");
+        if (!(a.flags() & py::array::c_style) || !(b.flags() & py::array::c_style))
+          throw std::invalid_argument("joint_gram_host: A and B must be C-contiguous");
+        const int64_t rows = a.shape(0), da = a.shape(1), db = b.shape(1), d = da + db;
+        if (g.ndim() != 2 || g.shape(0) != d || g.shape(1) != d)
+          throw std::invalid_argument("joint_gram_host: G must be [" + std::to_string(d) + ", " +
+                                      std::to_string(d) + "] float64");
+        double* gp = g.mutable_data();
+        const bool f32 = a.dtype().is(py::dtype::of<float>());
+        const void* ap = a.data();
+        const void* bp = b.data();
+        std::string err;
+        {
+          py::gil_scoped_release release;
+          clipcore::gram::Options opt;
+          opt.num_threads = num_threads;
+          const int threads = num_threads > 0 ? static_cast<int>(num_threads)
+                                              : clipcore::gram::default_num_threads();
+          clipcore::StdThreadExecutor ex(threads - 1);
+          err = f32 ? clipcore::gram::gram_accumulate_packed<float, double>(
+                          static_cast<const float*>(ap), da, static_cast<const float*>(bp), db,
+                          rows, normalize, gp, gp, opt, &ex)
+                    : clipcore::gram::gram_accumulate_packed<double, double>(
+                          static_cast<const double*>(ap), da, static_cast<const double*>(bp), db,
+                          rows, normalize, gp, gp, opt, &ex);
+        }
+        if (!err.empty()) throw std::runtime_error("joint_gram_host: " + err);
+      },
+      py::arg("g"), py::arg("a"), py::arg("b"), py::arg("normalize"), py::arg("num_threads") = 0,
+      "G += [f(A) | f(B)]^T [f(A) | f(B)] in place on host arrays (f: row normalisation "
+      "when normalize); the compiled core of clipcore_joint_gram_accumulate, own threads.");
 
   m.def("available_cpus", &clipcore::available_cpus,
         "int: CPUs this process may run on (sched affinity).");

@@ -338,6 +338,9 @@ def stream_sums(
       ``Σφ(x)ᵀφ(x)``, and the number of rows seen.
     """
     opts = dict(fmap=fmap, feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype), backend=backend)
+    if (paired and mesh is None and backend == "ffi" and fmap.kind in ("cosine", "identity")
+            and jnp.dtype(acc_dtype) == jnp.float64 and _host_core() is not None):
+        return _stream_sums_host(blocks, fmap, jnp.dtype(feature_dtype), progress)
     acc, n, previous = None, 0, None
     for blk in blocks:
         b = blk.images.shape[0]
@@ -361,6 +364,42 @@ def stream_sums(
     if acc is None:
         raise ValueError("images: no rows to accumulate")
     return acc, n
+
+
+def _host_core():
+    """The compiled core's host entry (``joint_gram_host``), or None."""
+    from . import _ffi
+
+    return getattr(_ffi._ext, "joint_gram_host", None) if _ffi.available() else None
+
+
+def _stream_sums_host(blocks, fmap, feature_dtype, progress):
+    """Cosine / identity sums of host blocks straight through the compiled core.
+
+    Host blocks (files, large NumPy arrays) need no device: the packed Gram
+    core (the same C++ as ``clipcore_joint_gram_accumulate``, with its own
+    threads) reads them where they are, so no device copy, no per-block
+    dispatch and no per-block (D×D) additions. The prefetch thread of the
+    source keeps reading the next block meanwhile (the GIL is released).
+    """
+    core = _host_core()
+    dt = np.dtype(feature_dtype)
+    G, n = None, 0
+    for blk in blocks:
+        t = np.ascontiguousarray(blk.texts, dtype=dt)
+        x = np.ascontiguousarray(blk.images, dtype=dt)
+        if G is None:
+            G = np.zeros((t.shape[1] + x.shape[1],) * 2)
+        core(G, t, x, fmap.kind == "cosine")
+        n += x.shape[0]
+        if progress is not None:
+            progress.update(x.shape[0])
+    if G is None:
+        raise ValueError("images: no rows to accumulate")
+    dt_ = t.shape[1]
+    with jax.enable_x64(True):
+        Gj = jnp.asarray(G)
+        return (Gj[:dt_, :dt_], Gj[:dt_, dt_:], Gj[dt_:, dt_:]), n
 
 
 @jax.jit
