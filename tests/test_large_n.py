@@ -76,7 +76,10 @@ def test_nystrom_estimate_selects_the_reported_scores(pairs):
     x, t = pairs
     a = clipcore.sce(x, t, kernel="gaussian", landmarks=80, estimate="missing-mass")
     b = clipcore.sce(x, t, kernel="gaussian", landmarks=80, estimate="renormalised")
-    assert a.nystrom["estimates"] == b.nystrom["estimates"]  # every estimate is reported either way
+    # every estimate is reported either way (two runs: the compiled core's threads may sum chunks
+    # in another order, so equal to float64 rounding, not bit for bit)
+    for kind, est in a.nystrom["estimates"].items():
+        assert est == pytest.approx(b.nystrom["estimates"][kind], rel=1e-10)
     assert a.sce == pytest.approx(a.nystrom["estimates"]["missing-mass"]["sce"])
     assert b.sce == pytest.approx(b.nystrom["estimates"]["renormalised"]["sce"])
     assert a.sce != pytest.approx(b.sce, rel=1e-3)
@@ -159,7 +162,9 @@ def test_landmark_methods_are_seeded(pairs, method):
     kw = dict(kernel="gaussian", landmarks=40, landmark_method=method)
     a = clipcore.sce(x, t, key=7, **kw)
     b = clipcore.sce(x, t, key=7, **kw)
-    assert a.sce == b.sce and a.nystrom["landmark_method"] == method
+    # same landmarks (seeded); the sums equal to float64 rounding (threaded chunk order)
+    assert a.sce == pytest.approx(b.sce, rel=1e-10) and a.nystrom["landmark_method"] == method
+    assert a.nystrom["selected"] == b.nystrom["selected"] and a.nystrom["rank"] == b.nystrom["rank"]
     assert 0 < a.nystrom["captured_trace"] <= 1 + 1e-9
 
 
