@@ -347,12 +347,19 @@ def _make_pretrain_runner(graphdef, lr: float, dropout: float):
         rec = nnx.merge(graphdef, params)(xin)
         return jnp.mean(jnp.sum((rec - xb) ** 2, axis=1)) / xb.shape[1]
 
+    return tx, _scan_runner(loss_fn, tx)
+
+
+def _scan_runner(loss_fn, tx):
+    """A jitted ``run(params, opt_state, data, idx, key)``: one optimiser step per row of ``idx``
+    (minibatch indices into ``data``) in a ``lax.scan``, each with its own key; returns the mean loss."""
+
     @jax.jit
-    def run(params, opt_state, x, idx, key):
+    def run(params, opt_state, data, idx, key):
         def body(carry, inp):
             params, opt_state = carry
             ib, k = inp
-            loss, grads = jax.value_and_grad(loss_fn)(params, x[ib], k)
+            loss, grads = jax.value_and_grad(loss_fn)(params, data[ib], k)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -360,7 +367,7 @@ def _make_pretrain_runner(graphdef, lr: float, dropout: float):
         (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (idx, keys))
         return params, opt_state, jnp.mean(losses)
 
-    return tx, run
+    return run
 
 
 def _sgd_schedule(lr: float, drop_every: int):
@@ -389,20 +396,7 @@ def _make_layer_runner(enc_relu: bool, dec_relu: bool, lr: float, drop_every: in
         rec = _dense(params["dec"], _dropout(hidden, dropout, k2), dec_relu)
         return jnp.mean(jnp.sum((rec - hb) ** 2, axis=1)) / hb.shape[1]
 
-    @jax.jit
-    def run(params, opt_state, h, idx, key):
-        def body(carry, inp):
-            params, opt_state = carry
-            ib, k = inp
-            loss, grads = jax.value_and_grad(loss_fn)(params, h[ib], k)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        keys = jax.random.split(key, idx.shape[0])
-        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (idx, keys))
-        return params, opt_state, jnp.mean(losses)
-
-    return tx, run
+    return tx, _scan_runner(loss_fn, tx)
 
 
 @functools.lru_cache(maxsize=16)
