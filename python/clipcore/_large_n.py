@@ -90,11 +90,6 @@ def renyi_entropy_tail(sp: Spectrum, order: float, clamp: float | None = DEFAULT
     return float(np.log(p) / (1.0 - order))
 
 
-def _gauss(a: np.ndarray, b: np.ndarray, sigma: float) -> np.ndarray:
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-    return np.exp(-np.maximum(sq, 0.0) / (2.0 * sigma * sigma))
-
-
 def residual_tail(sample: np.ndarray, nmap: N.NystromMap, n: int, mass: float) -> Spectrum:
     """The spectrum of E/n (E = K − K̃, the Nyström residual) beyond the r captured directions.
 
@@ -118,7 +113,7 @@ def residual_tail(sample: np.ndarray, nmap: N.NystromMap, n: int, mass: float) -
     s = x.shape[0]
     sig = float(nmap.sigma)
     phi = np.asarray(N.nystrom_features(x, nmap, dtype=jnp.float64), np.float64)
-    E = _gauss(x, x, sig) - phi @ phi.T
+    E = N._gauss_np(x, x, 1.0 / (2.0 * sig * sig)) - phi @ phi.T
     cbar = max(float(np.mean(np.diag(E))), 0.0)
     O = E - np.diag(np.diag(E))
     with N._x64():  # LAPACK syevr through the compiled core (2-4x numpy's)
@@ -134,10 +129,8 @@ def residual_tail(sample: np.ndarray, nmap: N.NystromMap, n: int, mass: float) -
 
 
 def pool_rows(n: int, size: int, seed: int) -> np.ndarray:
-    """Sorted seeded row indices (all rows when size ≥ n)."""
-    if size >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+    """Sorted seeded row indices (all rows when size ≥ n): the landmark pool's draw, seeded by an int."""
+    return N._pool_indices(n, size, np.random.default_rng(seed))
 
 
 class NystromSpectra(NamedTuple):

@@ -494,27 +494,40 @@ def _seed_int(key: Any) -> int:
     raise ValueError(f"key: Nyström landmarks take an integer seed, got {type(key).__name__}")
 
 
-def _nystrom_sce(src, images, texts, setup, prec, backend, block_size, landmarks, landmark_method, estimate,
-                 residual_sample, key, rtol, ridge, clamp, progress, normalize, nonzero, kernel, rff_features,
-                 omega, method, convention, mesh=None) -> SCEResult:
+def _nystrom_setup(src, images, texts, setup, backend, landmarks, landmark_method, estimate, residual_sample,
+                   key, normalize, kernel, rff_features, omega, method, *, paired):
+    """Validated options, seed, row access, landmarks (from texts and images when paired) and the map."""
     from .nystrom import nystrom_map
 
     m, s_res = _check_nystrom_options(landmarks, landmark_method, estimate, residual_sample, kernel,
                                       rff_features, omega, method)
-    if convention != "paper":
-        raise ValueError("convention: 'clip-dissection' is the cosine kernel's; Nyström uses convention='paper'")
     seed = _seed_int(key)
     rows = _Rows(src, images, texts, normalize)
-    lm = _landmarks_for(rows, landmarks, setup.sigma, landmark_method, seed, True, backend)
-    nmap = nystrom_map(lm, setup.sigma)
+    lm = _landmarks_for(rows, landmarks, setup.sigma, landmark_method, seed, paired, backend)
+    return m, s_res, seed, rows, lm, nystrom_map(lm, setup.sigma)
+
+
+def _residual_tail(rows, nmap, n, captured, s_res, seed):
+    """The "residual" estimate's tail from a seeded subsample of the image rows (seed + 1)."""
+    avail = rows.available()
+    sample = rows.take("images", _LN.pool_rows(avail, min(s_res, avail), seed + 1))
+    return _LN.residual_tail(sample, nmap, n, max(1.0 - captured, 0.0))
+
+
+def _nystrom_sce(src, images, texts, setup, prec, backend, block_size, landmarks, landmark_method, estimate,
+                 residual_sample, key, rtol, ridge, clamp, progress, normalize, nonzero, kernel, rff_features,
+                 omega, method, convention, mesh=None) -> SCEResult:
+    if convention != "paper":
+        raise ValueError("convention: 'clip-dissection' is the cosine kernel's; Nyström uses convention='paper'")
+    m, s_res, seed, rows, lm, nmap = _nystrom_setup(
+        src, images, texts, setup, backend, landmarks, landmark_method, estimate, residual_sample, key, normalize,
+        kernel, rff_features, omega, method, paired=True)
     g, n = _nystrom_pass(rows, nmap, paired=True, prec=prec, backend=backend, block_size=block_size,
                          nonzero=nonzero, progress=progress, desc="sce (nyström)", mesh=mesh)
     r = nmap.rank
     rtol_v = V.check_number(rtol, "rtol", positive=False, default=r * EPS32)
     image, text, comp, rank, cap, cap_t = _LN.schur_from_gram(g, n, r, rtol_v, ridge)
-    avail = rows.available()
-    tail = _LN.residual_tail(rows.take("images", _LN.pool_rows(avail, min(s_res, avail), seed + 1)),
-                             nmap, n, max(1.0 - cap, 0.0))
+    tail = _residual_tail(rows, nmap, n, cap, s_res, seed)
     estimates = {}
     for kind in _LN.ESTIMATES:
         si, sc, stx = _LN.estimate_spectra(kind, image, comp, text, cap, tail, n)
@@ -544,22 +557,15 @@ def _nystrom_sce(src, images, texts, setup, prec, backend, block_size, landmarks
 def _nystrom_vendi(src, x, setup, prec, backend, block_size, landmarks, landmark_method, estimate,
                    residual_sample, key, order, clamp, progress, normalize, nonzero, kernel, rff_features, omega,
                    method, mesh=None) -> VendiResult:
-    from .nystrom import nystrom_map
-
-    m, s_res = _check_nystrom_options(landmarks, landmark_method, estimate, residual_sample, kernel,
-                                      rff_features, omega, method)
-    seed = _seed_int(key)
-    rows = _Rows(src, x, None, normalize)
-    lm = _landmarks_for(rows, landmarks, setup.sigma, landmark_method, seed, False, backend)
-    nmap = nystrom_map(lm, setup.sigma)
+    m, s_res, seed, rows, lm, nmap = _nystrom_setup(
+        src, x, None, setup, backend, landmarks, landmark_method, estimate, residual_sample, key, normalize,
+        kernel, rff_features, omega, method, paired=False)
     g, n = _nystrom_pass(rows, nmap, paired=False, prec=prec, backend=backend, block_size=block_size,
                          nonzero=nonzero, progress=progress, desc="vendi (nyström)", mesh=mesh)
     c = jnp.asarray(g) / max(n, 1)
     image = np.maximum(np.asarray(eigvalsh(0.5 * (c + c.T)), np.float64)[::-1], 0.0)
     cap = float(image.sum())
-    avail = rows.available()
-    tail = _LN.residual_tail(rows.take("images", _LN.pool_rows(avail, min(s_res, avail), seed + 1)),
-                             nmap, n, max(1.0 - cap, 0.0))
+    tail = _residual_tail(rows, nmap, n, cap, s_res, seed)
     estimates = {}
     for kind in _LN.ESTIMATES:
         si, _, _ = _LN.estimate_spectra(kind, image, None, None, cap, tail, n)
