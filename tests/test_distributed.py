@@ -47,12 +47,19 @@ if os.environ.get("DIE_AT_REDUCE"):  # this process dies just before its k-th re
         return original(self, sums, n)
     dist.DistributedSource.reduce_sums = die
 src = dist.distributed_source(shards)
-res = {"shards": src.shards, "local_rows": src.local.n}
-r = dist.sce(shards, progress=False)
+kw = {"mesh": int(os.environ["MESH"])} if os.environ.get("MESH") else {}
+res = {"shards": src.shards, "local_rows": src.local.n, "devices": [jax.local_device_count(), jax.device_count()]}
+if kw:  # a mesh must hold this process's devices only: more than it has, or the job's global devices, are refused
+    for bad in (kw["mesh"] + 1, jax.make_mesh((jax.device_count(),), ("rows",), devices=jax.devices())):
+        try:
+            dist.sce(shards, progress=False, mesh=bad)
+        except ValueError as e:
+            res.setdefault("mesh_errors", []).append(str(e))
+r = dist.sce(shards, progress=False, **kw)
 res["sce_cos"] = [r.sce, r.text_score, r.image_score, r.n]
-r = dist.sce(shards, kernel="gaussian", sigma=SIGMA, rff_features=6, key=0, progress=False)
+r = dist.sce(shards, kernel="gaussian", sigma=SIGMA, rff_features=6, key=0, progress=False, **kw)
 res["sce_rff"] = [r.sce, r.text_score, r.image_score, r.n]
-r = dist.vendi(shards, kernel="gaussian", sigma=SIGMA, landmarks=12, progress=False)
+r = dist.vendi(shards, kernel="gaussian", sigma=SIGMA, landmarks=12, progress=False, **kw)
 res["vendi_nys"] = [r.score, r.n]
 if dist.is_writer():
     with open(out, "w") as f:
@@ -67,8 +74,9 @@ def _free_port() -> int:
 
 
 def _start(pid, port, shards, out, env_extra=None):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", **(env_extra or {}))
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
+    env.update(env_extra or {})
     return subprocess.Popen([sys.executable, "-c", _WORKER, str(pid), str(port), str(shards), str(out), str(SIGMA)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -122,14 +130,24 @@ def test_single_process_source_equals_plain_streaming(shards):
     assert got.n == N and dist.process_info() == (0, 1)
 
 
-def test_two_processes_match_single_process(shards, tmp_path):
+@pytest.mark.parametrize("devices", [1, 2], ids=["1-device-each", "2-devices-each"])
+def test_two_processes_match_single_process(shards, tmp_path, devices):
+    """2 processes; with 2 devices each (4 CPU devices in the job), every block's rows are also sharded over the
+    process's own devices (mesh=2) before the sums are added across the processes."""
     d, x, t = shards
     out = tmp_path / "result.json"
     port = _free_port()
-    procs = [_start(pid, port, d, out) for pid in (0, 1)]
+    extra = {} if devices == 1 else {"MESH": "2", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    procs = [_start(pid, port, d, out, extra) for pid in (0, 1)]
     for rc, err in _wait(procs, timeout=180):
         assert rc == 0, err[-3000:]
     res = json.loads(out.read_text())
+    assert res["devices"] == [devices, 2 * devices]
+    if devices == 2:
+        assert len(res["mesh_errors"]) == 2
+        assert "asked for 3 devices but JAX sees 2 on process" in res["mesh_errors"][0]
+        assert "holds devices of processes [1]" in res["mesh_errors"][1] or \
+            "holds devices of processes [0]" in res["mesh_errors"][1]
     assert res["shards"] == [0, 2, 4] and res["local_rows"] == 2 * SHARD_ROWS + (N - 4 * SHARD_ROWS)  # process 0: shards 0, 2, 4 (the short last one)
     one = clipcore.sce(str(d), progress=False)
     np.testing.assert_allclose(res["sce_cos"][:3], [one.sce, one.text_score, one.image_score], rtol=1e-10)
@@ -146,9 +164,11 @@ def test_two_processes_match_single_process(shards, tmp_path):
     assert res["vendi_nys"][1] == N
 
 
-def test_dead_peer_fails_fast_with_a_clear_error(shards, tmp_path):
-    """Process 1 dies mid-run (after the first reduction, before the second); process 0 (the CLI, whose
-    clip-dissection run reduces the SCE sums, then Vendi's) must stop with an error, not hang."""
+@pytest.mark.parametrize("die_at", ["1", "2"], ids=["before-first-reduction", "between-reductions"])
+def test_dead_peer_fails_fast_with_a_clear_error(shards, tmp_path, die_at):
+    """Process 1 dies mid-run (before its first reduction, while process 0 may still be reading; or after the
+    first reduction, before the second); process 0 (the CLI, whose clip-dissection run reduces the SCE sums,
+    then Vendi's) must stop with an error, not hang."""
     d, _, _ = shards
     port = _free_port()
     env = dict(os.environ, JAX_PLATFORMS="cpu")
@@ -159,7 +179,7 @@ def test_dead_peer_fails_fast_with_a_clear_error(shards, tmp_path):
                            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
                            "--process-id", "0", "--json", str(tmp_path / "never.json")],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    p1 = _start(1, port, d, tmp_path / "never.json", {"DIE_AT_REDUCE": "2"})
+    p1 = _start(1, port, d, tmp_path / "never.json", {"DIE_AT_REDUCE": die_at})
     (rc0, err0), (rc1, _) = _wait([p0, p1], timeout=120)
     assert rc1 == 3 and rc0 != 0
     # the reduction fails at once (the closed connection: the CLI's one line, exit 2); had process 0 been

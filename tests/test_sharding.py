@@ -296,3 +296,30 @@ def test_mesh_errors_name_the_argument(runs):
     assert e["exact"] and e["exact"].startswith("mesh:")
     assert e["dual"] and e["dual"].startswith("mesh:")
     assert e["type"] and e["type"].startswith("mesh:")
+
+
+def test_cli_devices_flag_matches_one_device(tmp_path):
+    """``clipcore score --devices 2`` (2 forced CPU devices) gives the one-device scores; too many devices is one
+    clear error line (exit 2)."""
+    import clipcore
+
+    t, x = data(N, 7)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", t)
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip())
+    base = [sys.executable, "-m", "clipcore.cli", "score", "--images", str(tmp_path / "x.npy"), "--texts",
+            str(tmp_path / "t.npy"), "--quiet"]
+    ok = subprocess.run(base + ["--devices", "2", "--json", str(tmp_path / "out.json")], env=env,
+                        capture_output=True, text=True, timeout=240)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    got = json.loads((tmp_path / "out.json").read_text())
+    one = clipcore.sce(x, t)
+    _close(got["scores"]["sce"], one.sce, rtol=1e-9)
+    _close(got["scores"]["text_score"], one.text_score, rtol=1e-9)
+    _check_sce({"sce": got["scores"]["sce"], "text": got["scores"]["text_score"],
+                "image": got["scores"]["image_score"], "comp": [], "imageev": []},
+               ref.sce_primal(ref.cosine_features(t), ref.cosine_features(x)))
+    bad = subprocess.run(base + ["--devices", "3"], env=env, capture_output=True, text=True, timeout=240)
+    assert bad.returncode == 2
+    assert "mesh: asked for 3 devices but JAX sees 2" in bad.stderr and bad.stderr.count("\n") == 1

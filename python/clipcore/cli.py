@@ -277,6 +277,8 @@ def _score_kwargs(args: argparse.Namespace) -> dict:
     kw.update(method=args.method, backend=args.backend, progress=False if args.quiet else None)
     if args.landmarks is not None:
         kw.update(landmarks=args.landmarks, landmark_method=args.landmark_method, estimate=args.estimate)
+    if getattr(args, "devices", None) is not None:
+        kw.update(mesh=args.devices)
     return kw
 
 
@@ -421,7 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-eigenvalues", type=int, default=100, help="eigenvalues kept in the JSON (default 100)")
     s.add_argument("--json", default=None, metavar="OUT.json", help="write the scores and provenance here")
     s.add_argument("--quiet", action="store_true", help="print nothing")
-    dg = s.add_argument_group("multi-process (issue 4; see README 'Sharded and multi-process scoring')")
+    dg = s.add_argument_group("multi-device and multi-process (issue 4; see README 'Sharded and multi-process "
+                              "scoring')")
+    dg.add_argument("--devices", type=int, default=None, metavar="K",
+                    help="shard the rows over K of this process's devices (jax Mesh; one psum of the D×D sums); "
+                         "primal paths: cosine, --rff-features, --landmarks (on CPU set "
+                         "XLA_FLAGS=--xla_force_host_platform_device_count=K to have K devices)")
     dg.add_argument("--distributed", action="store_true",
                     help="one of several processes (jax.distributed, gloo CPU collectives): each scores its own "
                          "shard files (round-robin), the sums are added across processes, process 0 writes")

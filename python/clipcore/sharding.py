@@ -59,28 +59,43 @@ AXIS = "rows"
 def resolve_mesh(mesh: Any) -> Mesh | None:
     """``None``, a :class:`jax.sharding.Mesh`, or a device count k → a mesh (or None).
 
-    An int k means ``jax.make_mesh((k,), ("rows",))`` over the first k
-    devices (on CPU, start Python with
-    ``XLA_FLAGS=--xla_force_host_platform_device_count=K`` to have K).
+    An int k means ``jax.make_mesh((k,), ("rows",))`` over the first k of
+    *this process's* devices (``jax.local_devices()``; on CPU, start Python
+    with ``XLA_FLAGS=--xla_force_host_platform_device_count=K`` to have K).
+    In a multi-process job (:mod:`clipcore.distributed`) each process shards
+    its own rows over its own devices and the processes' sums are added
+    afterwards, so a mesh must hold only devices this process can address.
 
     Raises:
-      ValueError: k < 1, more devices than JAX sees, or another type.
+      ValueError: k < 1, more devices than this process has, a mesh with
+        devices of other processes, or another type.
     """
-    if mesh is None or isinstance(mesh, Mesh):
-        if isinstance(mesh, Mesh) and mesh.size < 1:
+    if mesh is None:
+        return None
+    if isinstance(mesh, Mesh):
+        if mesh.size < 1:
             raise ValueError("mesh: the mesh has no devices")
+        me = jax.process_index()
+        foreign = sorted({d.process_index for d in mesh.devices.flat if d.process_index != me})
+        if foreign:
+            raise ValueError(
+                f"mesh: the mesh holds devices of processes {foreign} (this is process {me}); clipcore shards "
+                f"each process's rows over its own devices and adds the processes' sums with "
+                f"clipcore.distributed: pass a mesh of jax.local_devices() or mesh=k"
+            )
         return mesh
     if isinstance(mesh, (int, np.integer)) and not isinstance(mesh, bool):
         k = int(mesh)
-        have = jax.device_count()
+        local = jax.local_devices()
         if k < 1:
             raise ValueError(f"mesh: expected a number of devices >= 1, got {k}")
-        if k > have:
+        if k > len(local):
+            where = f" on process {jax.process_index()}" if jax.process_count() > 1 else ""
             raise ValueError(
-                f"mesh: asked for {k} devices but JAX sees {have} ({jax.default_backend()}); on CPU start Python "
-                f"with XLA_FLAGS=--xla_force_host_platform_device_count={k}"
+                f"mesh: asked for {k} devices but JAX sees {len(local)}{where} ({jax.default_backend()}); on CPU "
+                f"start Python with XLA_FLAGS=--xla_force_host_platform_device_count={k}"
             )
-        return jax.make_mesh((k,), (AXIS,), devices=jax.devices()[:k])
+        return jax.make_mesh((k,), (AXIS,), devices=local[:k])
     raise ValueError(f"mesh: expected a jax.sharding.Mesh or a number of devices, got {type(mesh).__name__}")
 
 
