@@ -258,6 +258,11 @@ def feature_covariance(x, fmap: FeatureMap, omega=None, *, mesh: Mesh, **kwargs)
 
 
 # ------------------------------------------------------------------ Nyström
+def _rows_array(a: Any):
+    """A jax.Array as is; anything else as a host NumPy array (no device copy before sharding)."""
+    return a if isinstance(a, jax.Array) else np.asarray(a)
+
+
 def _threads_per_device(mesh: Mesh) -> int:
     """CPU threads for one device's compiled call when the mesh's CPU devices share this host's cores."""
     cpus = int(os.environ.get("CLIPCORE_NUM_THREADS") or len(os.sched_getaffinity(0)))
@@ -319,17 +324,18 @@ def nystrom_gram(x, nmap, *, mesh: Mesh, images=None, block_size: int | None = N
     be = N._backend(backend)
     strat = N._strategy(strategy, be)
     with N._x64():
-        x = jnp.asarray(x)
+        # host arrays stay on the host until shard_rows puts each device's rows on it (one copy, not two)
+        x = _rows_array(x)
         N._check_rows(x)
         if images is not None:
-            images = jnp.asarray(images)
+            images = _rows_array(images)
             N._check_rows(images, "images")
             if images.shape != x.shape:
                 raise ValueError(f"images: shape {list(images.shape)} differs from texts' {list(x.shape)}")
         if x.shape[1] != nmap.landmarks.shape[1]:
             raise ValueError(f"x: dimension {x.shape[1]} differs from the landmarks' {nmap.landmarks.shape[1]}")
-        dt = jnp.dtype(dtype) if dtype is not None else x.dtype
-        arrays = (x.astype(dt),) if images is None else (x.astype(dt), images.astype(dt))
+        dt = jnp.dtype(dtype) if dtype is not None else jnp.dtype(x.dtype)
+        arrays = tuple(a if a.dtype == dt else a.astype(dt) for a in ((x,) if images is None else (x, images)))
         sh = shard_rows(mesh, *arrays)
         rows = max(sh.per_device, 1)
         if block_size is None:
