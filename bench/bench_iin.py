@@ -9,11 +9,14 @@ step 0 are printed side by side as a check). Reports ms/step and the ratio.
 
 Part 2 (quality): fit + ``evaluate_iin`` on the seeded synthetic attribute
 set (``--synthetic-dim``) and on Fashion-MNIST PCA features (footwear, light):
-reconstruction error, own-factor / best-other probe accuracy and the edit
-success rate.
+reconstruction error, own-factor / best-other probe accuracy, the edit
+success rate, and where the edit's lever sits: the share of the z-probe's
+class gap moved by setting z̄_F alone (moveF) or the residual alone (moveR)
+to the other class's mean.
 
     python3 bench/bench_iin.py                       # both parts, defaults below
     python3 bench/bench_iin.py --skip-quality        # speed only
+    python3 bench/bench_iin.py --skip-speed --sets synthetic --residual-size 8   # 512-d edit goal
 """
 
 from __future__ import annotations
@@ -152,6 +155,35 @@ def speed(args) -> dict:
     return {"jax_ms": jb * 1e3, "torch_ms": tb * 1e3, "ratio": tb / jb, "loss0": (jax_loss0, torch_loss0)}
 
 
+def _logit_moves(m, z_train, a_train, z_test, a_test):
+    """Per attribute F: the mean move of F's z-probe logit towards the target class, as a fraction of
+    the gap between the two classes' median logits, when z̄_F (``moveF``) or the residual (``moveR``)
+    alone is set to the target class's training mean (of attribute F) — where the edit's lever sits."""
+    from clipcore.models.iin import _probe
+
+    xtr, xte = np.asarray(z_train, np.float64), np.asarray(z_test, np.float64)
+    ztr, zte = np.asarray(m.encode(xtr), np.float64), np.asarray(m.encode(xte), np.float64)
+    cuts = np.concatenate([[0], np.cumsum(m.factor_sizes)])
+    k = len(m.factor_sizes) - 1
+    out = []
+    for f in range(k):
+        p = _probe(0).fit(xtr, a_train[:, f])
+        l0 = p.decision_function(xte)
+        own = a_test[:, f]
+        gap = abs(np.median(l0[own == 1]) - np.median(l0[own == 0]))
+        sign = np.where(own == 0, 1.0, -1.0)
+        moves = []
+        for g in (f, k):
+            lo, hi = cuts[g], cuts[g + 1]
+            means = np.stack([ztr[a_train[:, f] == c, lo:hi].mean(0) for c in (0, 1)])
+            zz = zte.copy()
+            zz[:, lo:hi] = means[1 - own]
+            l1 = p.decision_function(np.asarray(m.decode(zz), np.float64))
+            moves.append(float(np.mean(sign * (l1 - l0)) / gap))
+        out.append(moves)
+    return out
+
+
 def quality(args) -> None:
     from clipcore.models.iin import IIN, IINConfig, evaluate_iin
     from clipcore.models.iin_data import fashion_mnist_attributes, synthetic_attributes
@@ -173,23 +205,28 @@ def quality(args) -> None:
             sizes = tuple(int(v) for v in sizes.split(","))
             if name != "synthetic":  # K attribute factors of that size, residual = the rest
                 sizes = sizes[:1] * len(ds.names) + (ds.embeddings.shape[1] - sizes[0] * len(ds.names),)
+        residual = args.residual_size if sizes == "equal" else None
         cfg = IINConfig(num_blocks=args.q_blocks, hidden=args.q_hidden, hidden_layers=args.layers,
-                        steps=args.q_steps, learning_rate=args.q_lr, batch_size=128, factor_sizes=sizes)
+                        steps=args.q_steps, learning_rate=args.q_lr, batch_size=128, factor_sizes=sizes,
+                        residual_size=residual)
         t0 = time.perf_counter()
         m = IIN(cfg).fit(ds.embeddings[:ntr], ds.attributes[:ntr], names=ds.names, progress=False)
         fit_s = time.perf_counter() - t0
         ev = evaluate_iin(m, ds.embeddings[:ntr], ds.attributes[:ntr], ds.embeddings[ntr:], ds.attributes[ntr:])
         k = len(ds.names)
+        binary = all(np.unique(ds.attributes[:, f]).size == 2 for f in range(k))
+        moves = _logit_moves(m, ds.embeddings[:ntr], ds.attributes[:ntr], ds.embeddings[ntr:],
+                             ds.attributes[ntr:]) if binary else [[np.nan, np.nan]] * k
         print(f"\n{name}: n={n} D={ds.embeddings.shape[1]} factors {list(m.factor_sizes)}; {args.q_blocks} blocks, "
               f"hidden {args.q_hidden}×{args.layers}, {args.q_steps} steps lr {args.q_lr}, fit {fit_s:.0f} s; "
               f"max ‖T⁻¹T(z) − z‖ = {ev.reconstruction_error:.2e}")
         print(f"  {'attribute':10s} {'own':>6s} {'other':>6s} {'resid':>6s} {'chance':>6s} {'zprobe':>6s} "
-              f"{'flip':>6s} {'collat':>6s} {'success':>7s}")
+              f"{'flip':>6s} {'collat':>6s} {'success':>7s} {'moveF':>6s} {'moveR':>6s}")
         for f in range(k):
             other = max(ev.probe_accuracy[g, f] for g in range(k) if g != f) if k > 1 else float("nan")
             print(f"  {ds.names[f]:10s} {ev.probe_accuracy[f, f]:6.3f} {other:6.3f} {ev.probe_accuracy[k, f]:6.3f} "
                   f"{ev.chance[f]:6.3f} {ev.raw_probe_accuracy[f]:6.3f} {ev.flip_rate[f]:6.3f} "
-                  f"{ev.collateral_rate[f]:6.3f} {ev.success_rate[f]:7.3f}")
+                  f"{ev.collateral_rate[f]:6.3f} {ev.success_rate[f]:7.3f} {moves[f][0]:6.2f} {moves[f][1]:6.2f}")
         print(f"  edit success rate {ev.edit_success:.3f}")
 
 
@@ -216,6 +253,9 @@ def main() -> None:
     p.add_argument("--factor-sizes", default="equal",
                    help="'equal', 'estimate' or sizes for the synthetic set (K+1, comma-separated); "
                         "for Fashion-MNIST the first size is used per attribute")
+    p.add_argument("--residual-size", type=int, default=None,
+                   help="with --factor-sizes equal: the residual's size, the attribute factors share the rest "
+                        "(default: an equal chunk; 8 reaches the edit goal on the 512-d synthetic set)")
     args = p.parse_args()
     if not args.skip_speed:
         speed(args)

@@ -182,6 +182,22 @@ def test_estimate_factor_sizes_matches_reference_estimator():
     assert equal_factor_sizes(10, 2) == (4, 3, 3)
 
 
+def test_equal_factor_sizes_with_a_small_residual():
+    assert equal_factor_sizes(512, 3, 8) == (168, 168, 168, 8)
+    assert equal_factor_sizes(12, 2, 3) == (5, 4, 3)  # 9 = 5 + 4, the first larger
+    assert equal_factor_sizes(8, 2, None) == equal_factor_sizes(8, 2) == (3, 3, 2)
+    m = IIN(IINConfig(residual_size=2, **SMALL)).build(8, 2)
+    assert m.factor_sizes == (3, 3, 2)
+    with pytest.raises(ValueError, match="residual_size: 7 leaves fewer than one dimension per attribute"):
+        IIN(IINConfig(residual_size=7, **SMALL)).build(8, 2)
+    with pytest.raises(ValueError, match="residual_size: expected a positive integer"):
+        IINConfig(residual_size=0).validated()
+    with pytest.raises(ValueError, match="residual_size: applies to factor_sizes='equal' only"):
+        IINConfig(residual_size=4, factor_sizes="estimate").validated()
+    with pytest.raises(ValueError, match="residual_size: applies to factor_sizes='equal' only"):
+        IINConfig(residual_size=4, factor_sizes=(2, 2, 4)).validated()
+
+
 def test_pair_sampler_pairs_share_the_factor():
     a = np.random.default_rng(0).integers(0, 3, size=(500, 2))
     i, j, f = _PairSampler(a, np.random.default_rng(1)).sample((40, 25))
@@ -427,3 +443,51 @@ def test_default_model_512d_roundtrip_and_training():
     assert np.isfinite(m.losses).all() and m.losses[-20:].mean() < m.losses[:20].mean()
     ev = evaluate_iin(m, ds.embeddings[:900], ds.attributes[:900], ds.embeddings[900:], ds.attributes[900:])
     assert ev.reconstruction_error <= 1e-5
+
+
+@pytest.mark.slow
+def test_synthetic_512d_edit_success_with_a_small_residual():
+    """The issue's goal on the 512-d synthetic set: every attribute's edit succeeds ≥ 90 % with ≤ 10 %
+    collateral flips. Each attribute is spread densely over the 512 coordinates, so equal chunks leave
+    ≈ a quarter of it in the residual, which the pair loss hardly purges (edit success 0.40–0.71,
+    bench/RESULTS.md); with an 8-d residual the attribute factors take it all.
+
+    The edit success is recomputed here from scikit-learn probes on the original embeddings and the
+    ground-truth labels, independently of ``evaluate_iin``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ds = synthetic_attributes(2000, 512, num_attributes=3, seed=0)
+    ntr = 1500
+    x, a = ds.embeddings.astype(np.float64), ds.attributes
+    m = IIN(IINConfig(num_blocks=4, hidden=128, hidden_layers=3, steps=500, learning_rate=1e-3,
+                      batch_size=128, residual_size=8))
+    m.fit(ds.embeddings[:ntr], a[:ntr], progress=False)
+    assert m.factor_sizes == (168, 168, 168, 8)
+
+    # independent judge: probes on the original z, edits through the public edit(value=class)
+    probes = [make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x[:ntr], a[:ntr, k])
+              for k in range(3)]
+    xte, ate = x[ntr:], a[ntr:]
+    assert min(p.score(xte, ate[:, k]) for k, p in enumerate(probes)) >= 0.99  # z is linearly decodable
+    before = np.stack([p.predict(xte) for p in probes], 1)
+    for f in range(3):
+        edited = np.empty_like(xte)
+        for c in (0, 1):
+            rows = ate[:, f] == c
+            edited[rows] = np.asarray(m.edit(xte[rows], f, 1 - c), np.float64)
+        after = np.stack([p.predict(edited) for p in probes], 1)
+        others = [k for k in range(3) if k != f]
+        flipped = after[:, f] == 1 - ate[:, f]
+        changed = after[:, others] != before[:, others]
+        assert (flipped & ~changed.any(1)).mean() >= 0.9, (f, flipped.mean(), changed.mean(0))
+        assert changed.mean() <= 0.1, (f, changed.mean(0))
+
+    ev = evaluate_iin(m, ds.embeddings[:ntr], a[:ntr], ds.embeddings[ntr:], a[ntr:])
+    assert np.all(ev.success_rate >= 0.9) and np.all(ev.collateral_rate <= 0.1), ev
+    assert ev.reconstruction_error <= 1e-5
+    acc = ev.probe_accuracy
+    assert np.all(np.diag(acc) >= 0.95), acc
+    # the residual no longer predicts the attributes (an untrained T: 0.93–0.98 on the 4000-row set)
+    assert np.all(acc[3] <= 0.7), acc

@@ -41,6 +41,10 @@ def add_commands(sub) -> None:
     m.add_argument("--hidden-layers", type=int, default=3, help="hidden layers per coupling MLP (default 3)")
     m.add_argument("--factor-sizes", default="equal",
                    help="'equal' (default), 'estimate' (from pair statistics) or K+1 comma-separated sizes")
+    m.add_argument("--residual-size", type=int, default=None,
+                   help="with --factor-sizes equal: the residual's size, the attribute factors share the rest "
+                        "(default: an equal chunk). A small residual (e.g. 8 at D = 512) keeps attributes that are "
+                        "spread over every input coordinate out of it; see IINConfig.residual_size")
     m.add_argument("--objective", choices=("pairs", "flow"), default="pairs",
                    help="pair loss on attribute pairs (default) or the unsupervised flow likelihood")
     m.add_argument("--rho", type=float, default=0.975, help="shared-factor correlation (default 0.975)")
@@ -154,7 +158,8 @@ def cmd_iin(args: argparse.Namespace) -> int:
                              f"these are {list(names)}")
     else:
         cfg = IINConfig(num_blocks=args.blocks, hidden=args.hidden, hidden_layers=args.hidden_layers,
-                        factor_sizes=_factor_sizes(args.factor_sizes), objective=args.objective, rho=args.rho,
+                        factor_sizes=_factor_sizes(args.factor_sizes), residual_size=args.residual_size,
+                        objective=args.objective, rho=args.rho,
                         learning_rate=args.lr, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
                         dtype=args.dtype)
         model = IIN(cfg).fit(z[tr], a[tr], names=names, progress=not args.quiet)

@@ -63,9 +63,23 @@ class IINConfig:
       hidden_layers: hidden layers of each s / t MLP (3: D/2→512→512→512→D/2).
       negative_slope: LeakyReLU slope (0.01).
       factor_sizes: ``"equal"`` (K+1 near-equal chunks, the first ``D mod (K+1)``
-        one larger), ``"estimate"`` (from pair statistics of the data, as the
-        reference's dimension estimator), or a tuple of K+1 sizes summing to D
-        (the last is the residual).
+        one larger; with ``residual_size``, the K attribute factors share
+        D − residual_size equally), ``"estimate"`` (from pair statistics of the
+        data, as the reference's dimension estimator), or a tuple of K+1 sizes
+        summing to D (the last is the residual).
+      residual_size: with ``factor_sizes="equal"``, the residual's size
+        (None: an equal chunk, the published default). A small residual
+        (e.g. 8 of 512) matters when each attribute is spread densely over
+        the input coordinates (as in :func:`~clipcore.models.iin_data.synthetic_attributes`):
+        the pair loss purges attribute F quickly from the *other attribute*
+        factors (a pair sharing G but not F pays ½‖Δ‖²/(1 − ρ²) for F's
+        trace in z̄_G) but from the residual only through the weak N(0, I)
+        prior, so the share of F that starts in the residual (≈ its fraction
+        of D) stays there, and setting z̄_F alone moves only the rest. On the
+        512-d synthetic set (3 attributes, 4 blocks, 1 500 steps) equal
+        chunks (residual 128) leave ≈ half of each attribute's probe logit in
+        the residual (edit success 0.40–0.71); residual 8 gives ≥ 0.99
+        (bench/RESULTS.md, IIN).
       objective: ``"pairs"`` (the factor pair loss, ρ = ``rho``) or ``"flow"``
         (unsupervised likelihood ½‖T(z)‖² − log|det J|).
       rho: correlation of a shared factor in the pair loss (0.975).
@@ -81,6 +95,7 @@ class IINConfig:
     hidden_layers: int = 3
     negative_slope: float = 0.01
     factor_sizes: Any = "equal"
+    residual_size: int | None = None
     objective: str = "pairs"
     rho: float = 0.975
     learning_rate: float = 1e-4
@@ -102,6 +117,11 @@ class IINConfig:
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
         fs = self.factor_sizes
+        if self.residual_size is not None:
+            check_positive_int(self.residual_size, "residual_size")
+            if not (isinstance(fs, str) and fs == "equal"):
+                raise ValueError(f"residual_size: applies to factor_sizes='equal' only, got factor_sizes={fs!r} "
+                                 "(give the residual as the last of the sizes instead)")
         if isinstance(fs, str):
             if fs not in ("equal", "estimate"):
                 raise ValueError(f"factor_sizes: expected 'equal', 'estimate' or a list of sizes, got {fs!r}")
@@ -257,13 +277,24 @@ def flow_loss(zbar: jax.Array, logdet: jax.Array) -> jax.Array:
     return jnp.mean(0.5 * jnp.sum(zbar * zbar, axis=-1) - logdet)
 
 
-def equal_factor_sizes(dim: int, num_attributes: int) -> tuple[int, ...]:
-    """K+1 near-equal chunks of ``dim`` (the first ``dim mod (K+1)`` one larger)."""
+def equal_factor_sizes(dim: int, num_attributes: int, residual: int | None = None) -> tuple[int, ...]:
+    """K+1 near-equal chunks of ``dim`` (the first ``dim mod (K+1)`` one larger).
+
+    With ``residual``: the last chunk has that size and the K attribute factors
+    split ``dim − residual`` near-equally (the first ones larger).
+    """
     k1 = num_attributes + 1
     if dim < k1:
         raise ValueError(f"factor_sizes: D={dim} is smaller than the {k1} factors (K attributes + residual)")
-    base, extra = divmod(dim, k1)
-    return tuple(base + (i < extra) for i in range(k1))
+    if residual is None:
+        base, extra = divmod(dim, k1)
+        return tuple(base + (i < extra) for i in range(k1))
+    residual = int(residual)
+    if not 1 <= residual <= dim - num_attributes:
+        raise ValueError(f"residual_size: {residual} leaves fewer than one dimension per attribute factor "
+                         f"(D={dim}, K={num_attributes}); expected 1..{dim - num_attributes}")
+    base, extra = divmod(dim - residual, num_attributes)
+    return tuple(base + (i < extra) for i in range(num_attributes)) + (residual,)
 
 
 def estimate_factor_sizes(z_a: np.ndarray, z_b: np.ndarray, factor: np.ndarray,
@@ -469,7 +500,8 @@ class IIN:
         if isinstance(sizes, str):
             if num_attributes is None:
                 raise ValueError("num_attributes: needed when factor sizes are not given")
-            sizes = equal_factor_sizes(dim, check_positive_int(num_attributes, "num_attributes"))
+            sizes = equal_factor_sizes(dim, check_positive_int(num_attributes, "num_attributes"),
+                                       self.config.residual_size)
         sizes = tuple(int(s) for s in sizes)
         if sum(sizes) != dim or any(s <= 0 for s in sizes) or len(sizes) < 2:
             raise ValueError(f"factor_sizes: {sizes} must be ≥ 2 positive sizes (K attributes + residual) "
@@ -645,7 +677,7 @@ class IIN:
             xh = np.asarray(x, np.float64)
             sizes = estimate_factor_sizes(xh[xi], xh[xj], fi, k)
         elif sizes == "equal":
-            sizes = equal_factor_sizes(dim, k)
+            sizes = equal_factor_sizes(dim, k, cfg.residual_size)
         self.build(dim, k, factor_sizes=sizes, names=names)
         x = x.astype(self.dtype)
         bs = min(cfg.batch_size, n)
