@@ -502,3 +502,33 @@ def test_fuzz_pivoted_cholesky(n, d, m, dtype, sigma, dup, nan, tol, panel, cand
     np.testing.assert_allclose(np.asarray(pf)[:c, :c], L_ref[piv_ref], atol=1e-8)
     np.testing.assert_allclose(np.asarray(trace)[:c], tr_ref, atol=1e-8 * max(n, 1))
     assert np.all(np.asarray(fac)[:, c:] == 0) and np.all(np.asarray(piv)[c:] == -1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_near_duplicates_at_tiny_sigma_are_not_merged(dtype):
+    """Rows 1e-3 apart (below float32's rounding floor of the GEMM distance form) and exact duplicates, with
+    σ so small that only exact duplicates have k = 1: the compiled ‖K‖_F², the kernel-form accumulation (device
+    and host entries) and pivoted Cholesky recompute such pairs from the rows and agree with float64 NumPy
+    (which sees the true distances). Before, the float32 core took the near pairs as duplicates (k = 1)."""
+    from clipcore import nystrom as N
+
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((6, 3)) * 3.0
+    x = np.concatenate([base, base[:2] + 1e-3, base[:2]]).astype(dtype)  # 2 near pairs, 2 exact duplicates
+    sigma = 1e-5
+    # ‖K‖_F²: n ones on the diagonal + 4 (2 exact duplicate pairs, each counted as (i, j) and (j, i))
+    want = ref.sq_frobenius(x, sigma)
+    assert want == pytest.approx(len(x) + 4.0)  # the reference: only the exact duplicates count
+    got = float(N.kernel_sq_frobenius(jnp.asarray(x), sigma=sigma, backend="ffi"))
+    assert got == pytest.approx(want, rel=1e-12)
+    # Σ k(x, L)ᵀ k(x, L) with the near rows as landmarks
+    L = x[:8]
+    K = ref.gaussian(x, L, sigma)
+    nm = N.nystrom_map(L.astype(np.float64), sigma)
+    M = N.nystrom_update_host(np.zeros((8, 8)), x, nm, dtype=dtype)
+    np.testing.assert_allclose(M, K.T @ K, rtol=0, atol=1e-12)
+    G = _ffi.nystrom_accumulate(jnp.zeros((8, 8)), jnp.asarray(x), jnp.asarray(L), None, jnp.float64(sigma))
+    np.testing.assert_allclose(np.asarray(G), K.T @ K, rtol=0, atol=1e-12)
+    # pivoted Cholesky sees 8 distinct points among the 10 rows (the 2 exact duplicates add nothing)
+    lm = N.select_landmarks(x, 10, sigma=sigma, method="pivoted-cholesky", key=0, backend="ffi")
+    assert lm.points.shape[0] == 8

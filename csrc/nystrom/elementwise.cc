@@ -1,7 +1,9 @@
 // Run-time choice between the AVX2+FMA and the baseline elementwise passes.
 #include "nystrom/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace clipcore::nystrom {
 
@@ -47,30 +49,95 @@ bool use_avx2() {
 #define CLIPCORE_EW_CALL(fn, ...) generic::fn(__VA_ARGS__)
 #endif
 
+namespace {
+
+// Pairs of the tile whose squared distance is under the GEMM form's rounding
+// floor, with their exponent recomputed from the rows (see elementwise.h).
+// Empty unless the bandwidth makes the floor matter.
+struct Fix {
+  int64_t i, j;
+  double e;
+};
+
+template <typename TD>
+std::vector<Fix> near_pairs(const TD* dot, int64_t ldd, const double* an, const double* bn,
+                            int64_t rows, int64_t cols, double gamma, double floor, double lo,
+                            const TileRows<TD>* rf) {
+  std::vector<Fix> fix;
+  if (rf == nullptr || rows <= 0 || cols <= 0 || !(gamma > 0)) return fix;
+  double amax = 0, bmax = 0;
+  for (int64_t i = 0; i < rows; ++i) amax = std::max(amax, an[i]);
+  for (int64_t j = 0; j < cols; ++j) bmax = std::max(bmax, bn[j]);
+  if (!(gamma * floor * (amax + bmax) > 1e-3)) return fix;  // the snap is below the tile's rounding
+  for (int64_t i = 0; i < rows; ++i) {
+    const TD* drow = dot + i * ldd;
+    for (int64_t j = 0; j < cols; ++j) {
+      const double ab = an[i] + bn[j];
+      if (ab - 2.0 * static_cast<double>(drow[j]) > floor * ab) continue;
+      const TD* x = rf->a + i * rf->lda;
+      const TD* y = rf->b + j * rf->ldb;
+      double sq = 0;
+      for (int64_t k = 0; k < rf->d; ++k) {
+        const double t = static_cast<double>(x[k]) - static_cast<double>(y[k]);
+        sq += t * t;
+      }
+      const double e = std::max(-gamma * sq, lo);
+      if (e != 0.0) fix.push_back({i, j, e});
+    }
+  }
+  return fix;
+}
+
+// exp(e) as the vectorised passes give it: flushed to 0 below their range.
+inline double exp_as_tile(double e, bool f32) {
+  if (f32) return e < -87.0 ? 0.0 : static_cast<double>(std::exp(static_cast<float>(e)));
+  return e < -708.0 ? 0.0 : std::exp(e);
+}
+
+template <typename TO>
+void apply(const std::vector<Fix>& fix, TO* out, int64_t ldo, bool f32) {
+  for (const Fix& f : fix) out[f.i * ldo + f.j] = static_cast<TO>(exp_as_tile(f.e, f32));
+}
+
+}  // namespace
+
 void gauss_tile(const float* dot, int64_t ldd, const double* an,
                 const double* bn, int64_t rows, int64_t cols, double gamma, double floor,
-                float* out, int64_t ldo) {
+                float* out, int64_t ldo, const TileRows<float>* refine) {
+  const auto fix = near_pairs(dot, ldd, an, bn, rows, cols, gamma, floor, -100.0, refine);
   CLIPCORE_EW_CALL(gauss_tile_ff, dot, ldd, an, bn, rows, cols, gamma, floor, out, ldo);
+  apply(fix, out, ldo, true);
 }
 void gauss_tile(const float* dot, int64_t ldd, const double* an,
                 const double* bn, int64_t rows, int64_t cols, double gamma, double floor,
-                double* out, int64_t ldo) {
+                double* out, int64_t ldo, const TileRows<float>* refine) {
+  const auto fix = near_pairs(dot, ldd, an, bn, rows, cols, gamma, floor, -100.0, refine);
   CLIPCORE_EW_CALL(gauss_tile_fd, dot, ldd, an, bn, rows, cols, gamma, floor, out, ldo);
+  apply(fix, out, ldo, true);
 }
 void gauss_tile(const double* dot, int64_t ldd, const double* an,
                 const double* bn, int64_t rows, int64_t cols, double gamma, double floor,
-                double* out, int64_t ldo) {
+                double* out, int64_t ldo, const TileRows<double>* refine) {
+  const auto fix = near_pairs(dot, ldd, an, bn, rows, cols, gamma, floor, -750.0, refine);
   CLIPCORE_EW_CALL(gauss_tile_dd, dot, ldd, an, bn, rows, cols, gamma, floor, out, ldo);
+  apply(fix, out, ldo, false);
 }
 double gauss_tile_sum(const float* dot, int64_t ldd, const double* an,
                       const double* bn, int64_t rows, int64_t cols,
-                      double gamma, double floor, int64_t diag) {
-  return CLIPCORE_EW_CALL(gauss_sum_f, dot, ldd, an, bn, rows, cols, gamma, floor, diag);
+                      double gamma, double floor, int64_t diag, const TileRows<float>* refine) {
+  double total = CLIPCORE_EW_CALL(gauss_sum_f, dot, ldd, an, bn, rows, cols, gamma, floor, diag);
+  // each refined pair was counted as exp(0) = 1 (the diagonal stays exactly 1)
+  for (const Fix& f : near_pairs(dot, ldd, an, bn, rows, cols, gamma, floor, -100.0, refine))
+    if (!(diag >= 0 && f.j == f.i + diag)) total += exp_as_tile(f.e, true) - 1.0;
+  return total;
 }
 double gauss_tile_sum(const double* dot, int64_t ldd, const double* an,
                       const double* bn, int64_t rows, int64_t cols,
-                      double gamma, double floor, int64_t diag) {
-  return CLIPCORE_EW_CALL(gauss_sum_d, dot, ldd, an, bn, rows, cols, gamma, floor, diag);
+                      double gamma, double floor, int64_t diag, const TileRows<double>* refine) {
+  double total = CLIPCORE_EW_CALL(gauss_sum_d, dot, ldd, an, bn, rows, cols, gamma, floor, diag);
+  for (const Fix& f : near_pairs(dot, ldd, an, bn, rows, cols, gamma, floor, -750.0, refine))
+    if (!(diag >= 0 && f.j == f.i + diag)) total += exp_as_tile(f.e, false) - 1.0;
+  return total;
 }
 
 double rounding_floor(double eps, int64_t d) {

@@ -51,8 +51,9 @@ std::string gaussian_sq_frobenius(const T* x, int64_t n, int64_t d, double sigma
       for (int64_t J = I; J < nb; ++J) {
         const int64_t j0 = J * t, tj = std::min(n, j0 + t) - j0;
         blas::gemm(false, true, ti, tj, d, T(1), x + i0 * d, d, x + j0 * d, d, T(0), dots, tj);
+        const TileRows<T> rows{x + i0 * d, d, x + j0 * d, d, d};
         const double s_ij = gauss_tile_sum(dots, tj, norms.data() + i0, norms.data() + j0, ti, tj,
-                                           gamma2, floor, J == I ? 0 : -1);
+                                           gamma2, floor, J == I ? 0 : -1, &rows);
         total += J == I ? s_ij : 2.0 * s_ij;
       }
       unit_sums[I] = total;

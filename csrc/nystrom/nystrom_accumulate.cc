@@ -39,7 +39,7 @@ Plan make_plan(int64_t b, int64_t d, int64_t m, int64_t width, bool f32_features
   // float32 features: large chunks amortise the float32 -> float64 add of
   // the [R, R] syrk result; float64 features: dsyrk with beta = 1 straight
   // into the accumulator, chunks only bound the feature buffer.
-  int64_t chunk = opt.block_rows > 0 ? opt.block_rows : (f32_features ? 2048 : 1024);
+  int64_t chunk = opt.block_rows > 0 ? opt.block_rows : (f32_features ? 2048 : 512);
   chunk = std::min<int64_t>(chunk, blas::max_dim());
   int threads = opt.num_threads > 0 ? static_cast<int>(std::min<int64_t>(opt.num_threads, 1024))
                                     : gram::default_num_threads();
@@ -107,15 +107,16 @@ std::string run(const T* const* blocks, int n_blocks, int64_t b, int64_t d,
         row_sq_norms(B + t0 * d, tr, d, d, norms, block_name(n_blocks, blk), t0);
         blas::gemm(false, true, tr, m, d, T(1), B + t0 * d, d, L, d, T(0), dots, m);
         FT* out = feat + (t0 - r0) * R + blk * per;
+        const TileRows<T> rows{B + t0 * d, d, L, d, d};
         if constexpr (std::is_same_v<FT, T>) {
           if (whiten) {
-            gauss_tile(dots, m, norms, lnorm.data(), tr, m, gamma, floor, dots, m);
+            gauss_tile(dots, m, norms, lnorm.data(), tr, m, gamma, floor, dots, m, &rows);
             blas::gemm(false, false, tr, r, m, T(1), dots, m, W, r, T(0), out, R);
             continue;
           }
         }
         if constexpr (std::is_same_v<FT, double>)
-          gauss_tile(dots, m, norms, lnorm.data(), tr, m, gamma, floor, out, R);
+          gauss_tile(dots, m, norms, lnorm.data(), tr, m, gamma, floor, out, R, &rows);
       }
     }
     gram::accumulate_rows<FT>(feat, 0, r1 - r0, R, r1 - r0, as<double>(slot.acc),

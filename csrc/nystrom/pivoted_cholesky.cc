@@ -111,7 +111,8 @@ std::string run(const T* x, int64_t n, int64_t d, double gamma, int64_t m,
       }
       const double pv = std::sqrt(dp);
       blas::gemv(cand, d, 1.0, Xc.data(), d, Xc.data() + best * d, 0.0, col.data());
-      gauss_tile(col.data(), 1, nc.data(), nc.data() + best, cand, 1, gamma, floor, col.data(), 1);
+      const TileRows<double> rc{Xc.data(), d, Xc.data() + best * d, d, d};
+      gauss_tile(col.data(), 1, nc.data(), nc.data() + best, cand, 1, gamma, floor, col.data(), 1, &rc);
       blas::gemv(cand, k, -1.0, Lc.data(), ldc, Lc.data() + best * ldc, 1.0, col.data());
       blas::gemv(cand, s, -1.0, Pc.data(), panel, Pc.data() + best * panel, 1.0, col.data());
       for (int64_t a = 0; a < cand; ++a) col[a] /= pv;
@@ -150,7 +151,8 @@ std::string run(const T* x, int64_t n, int64_t d, double gamma, int64_t m,
       }
       double* A = as<double>(slot.A);
       blas::gemm(false, true, rows, s, d, 1.0, Xr, d, XP.data(), d, 0.0, A, s);
-      gauss_tile(A, s, norms.data() + i0, nP.data(), rows, s, gamma, floor, A, s);
+      const TileRows<double> rp{Xr, d, XP.data(), d, d};
+      gauss_tile(A, s, norms.data() + i0, nP.data(), rows, s, gamma, floor, A, s, &rp);
       blas::gemm(false, true, rows, s, k, -1.0, L + i0 * ld, ld, LP.data(), ldc, 1.0, A, s);
       blas::trsm_right_lower_trans(rows, s, Tm.data(), panel, A, s);
       double* cs = colsum.data() + ch * panel;

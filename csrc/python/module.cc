@@ -13,6 +13,7 @@
 #include "gram/gram_packed.h"
 #include "gram/parallel.h"
 #include "nystrom/elementwise.h"
+#include "nystrom/nystrom_accumulate.h"
 
 namespace py = pybind11;
 
@@ -109,8 +110,7 @@ PYBIND11_MODULE(_ext, m) {
   // memory (the streamed path): same core, own threads, no device copy.
   m.def(
       "joint_gram_host",
-      [](py::array_t<double, py::array::c_style> g, py::array a, py::array b,
-         bool normalize, int64_t num_threads) {
+      [](py::array g, py::array a, py::array b, bool normalize, int64_t num_threads) {
         if (a.ndim() != 2 || b.ndim() != 2 || a.shape(0) != b.shape(0))
           throw std::invalid_argument(
               "joint_gram_host: A [b, dA] and B [b, dB] must be paired 2-D arrays");
@@ -120,10 +120,12 @@ PYBIND11_MODULE(_ext, m) {
         if (!(a.flags() & py::array::c_style) || !(b.flags() & py::array::c_style))
           throw std::invalid_argument("joint_gram_host: A and B must be C-contiguous");
         const int64_t rows = a.shape(0), da = a.shape(1), db = b.shape(1), d = da + db;
-        if (g.ndim() != 2 || g.shape(0) != d || g.shape(1) != d)
-          throw std::invalid_argument("joint_gram_host: G must be [" + std::to_string(d) + ", " +
-                                      std::to_string(d) + "] float64");
-        double* gp = g.mutable_data();
+        // G is updated in place: a converted copy would lose the update silently
+        if (g.ndim() != 2 || g.shape(0) != d || g.shape(1) != d || !g.dtype().is(py::dtype::of<double>()) ||
+            !(g.flags() & py::array::c_style) || !g.writeable())
+          throw std::invalid_argument("joint_gram_host: G must be a writeable C-contiguous [" +
+                                      std::to_string(d) + ", " + std::to_string(d) + "] float64 array");
+        double* gp = static_cast<double*>(g.mutable_data());
         const bool f32 = a.dtype().is(py::dtype::of<float>());
         const void* ap = a.data();
         const void* bp = b.data();
@@ -147,6 +149,69 @@ PYBIND11_MODULE(_ext, m) {
       py::arg("g"), py::arg("a"), py::arg("b"), py::arg("normalize"), py::arg("num_threads") = 0,
       "G += [f(A) | f(B)]^T [f(A) | f(B)] in place on host arrays (f: row normalisation "
       "when normalize); the compiled core of clipcore_joint_gram_accumulate, own threads.");
+
+  // Host twin of clipcore_nystrom_accumulate[_paired] (kernel form) for
+  // blocks in host memory (streamed files, in-memory NumPy arrays): the same
+  // core, own threads, GIL released, no device copy of the rows.
+  m.def(
+      "nystrom_host",
+      [](py::array g, py::array a, py::object b_obj, py::array landmarks, double sigma,
+         int64_t num_threads) {
+        const bool paired = !b_obj.is_none();
+        py::array b = paired ? py::array(b_obj) : py::array();
+        auto shape = [](const py::array& x) {
+          std::string s = "[";
+          for (py::ssize_t i = 0; i < x.ndim(); ++i) s += (i ? ", " : "") + std::to_string(x.shape(i));
+          return s + "]";
+        };
+        if (a.ndim() != 2)
+          throw std::invalid_argument("nystrom_host: rows must be [b, d], got " + shape(a));
+        if (landmarks.ndim() != 2 || landmarks.shape(1) != a.shape(1))
+          throw std::invalid_argument("nystrom_host: landmarks must be [m, " + std::to_string(a.shape(1)) +
+                                      "], got " + shape(landmarks) + " for rows " + shape(a));
+        if (paired && (b.ndim() != 2 || b.shape(0) != a.shape(0) || b.shape(1) != a.shape(1)))
+          throw std::invalid_argument("nystrom_host: the second block must match the first " + shape(a) +
+                                      ", got " + shape(b));
+        const bool f32 = a.dtype().is(py::dtype::of<float>());
+        if (!(f32 || a.dtype().is(py::dtype::of<double>())) || !landmarks.dtype().is(a.dtype()) ||
+            (paired && !b.dtype().is(a.dtype())))
+          throw std::invalid_argument("nystrom_host: rows and landmarks must share float32 or float64");
+        if (!(a.flags() & py::array::c_style) || !(landmarks.flags() & py::array::c_style) ||
+            (paired && !(b.flags() & py::array::c_style)))
+          throw std::invalid_argument("nystrom_host: rows and landmarks must be C-contiguous");
+        const int64_t rows = a.shape(0), d = a.shape(1), m = landmarks.shape(0);
+        const int64_t R = (paired ? 2 : 1) * m;
+        // G is updated in place: a converted copy would lose the update silently
+        if (g.ndim() != 2 || g.shape(0) != R || g.shape(1) != R || !g.dtype().is(py::dtype::of<double>()) ||
+            !(g.flags() & py::array::c_style) || !g.writeable())
+          throw std::invalid_argument("nystrom_host: G must be a writeable C-contiguous [" + std::to_string(R) +
+                                      ", " + std::to_string(R) + "] float64 array, got " + shape(g));
+        double* gp = static_cast<double*>(g.mutable_data());
+        const void* blocks[2] = {a.data(), paired ? b.data() : nullptr};
+        const void* lp = landmarks.data();
+        std::string err;
+        {
+          py::gil_scoped_release release;
+          clipcore::nystrom::AccumulateOptions opt;
+          opt.num_threads = num_threads;
+          const int threads = num_threads > 0 ? static_cast<int>(num_threads)
+                                              : clipcore::gram::default_num_threads();
+          clipcore::StdThreadExecutor ex(threads - 1);
+          const int nb = paired ? 2 : 1;
+          err = f32 ? clipcore::nystrom::nystrom_accumulate<float, double>(
+                          reinterpret_cast<const float* const*>(blocks), nb, rows, d,
+                          static_cast<const float*>(lp), m, nullptr, 0, sigma, gp, gp, opt, &ex)
+                    : clipcore::nystrom::nystrom_accumulate<double, double>(
+                          reinterpret_cast<const double* const*>(blocks), nb, rows, d,
+                          static_cast<const double*>(lp), m, nullptr, 0, sigma, gp, gp, opt, &ex);
+        }
+        if (!err.empty()) throw std::invalid_argument("nystrom_host: " + err);
+      },
+      py::arg("g"), py::arg("a"), py::arg("b"), py::arg("landmarks"), py::arg("sigma"),
+      py::arg("num_threads") = 0,
+      "G += Z^T Z in place, Z = [k(A, L) | k(B, L)] (or k(A, L) when b is None), Gaussian kernel "
+      "exp(-|x - l|^2 / (2 sigma^2)), float64 products and sums: the kernel form of "
+      "clipcore_nystrom_accumulate on host arrays, own threads.");
 
   m.def("available_cpus", &clipcore::available_cpus,
         "int: CPUs this process may run on (sched affinity).");

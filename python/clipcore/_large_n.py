@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 
 from . import nystrom as N
 from ._ffi import eigvalsh
@@ -111,13 +112,18 @@ def residual_tail(sample: np.ndarray, nmap: N.NystromMap, n: int, mass: float) -
         return Spectrum(np.zeros(0), 0.0, 0.0)
     x = np.asarray(sample, np.float64)
     s = x.shape[0]
-    sig = float(nmap.sigma)
-    phi = np.asarray(N.nystrom_features(x, nmap, dtype=jnp.float64), np.float64)
-    E = N._gauss_np(x, x, 1.0 / (2.0 * sig * sig)) - phi @ phi.T
+    gamma = 1.0 / (2.0 * float(nmap.sigma) ** 2)
+    # float64 NumPy, in place: at most three [s, max(s, m)] arrays alive at once
+    phi = N._gauss_np(x, np.asarray(nmap.landmarks, np.float64), gamma) @ nmap.whitening  # Φ_S [s, r]
+    E = N._gauss_np(x, x, gamma)
+    E -= phi @ phi.T
+    del phi
     cbar = max(float(np.mean(np.diag(E))), 0.0)
-    O = E - np.diag(np.diag(E))
-    with N._x64():  # LAPACK syevr through the compiled core (2-4x numpy's)
-        struct = np.asarray(eigvalsh(jnp.asarray(0.5 * (O + O.T))), np.float64)[::-1] / s
+    np.fill_diagonal(E, 0.0)  # the off-diagonal part O
+    # LAPACK syevr in place on one BLAS thread (no copy of E; see nystrom._one_blas_thread)
+    with N._one_blas_thread():
+        struct = scipy.linalg.eigvalsh(E, overwrite_a=True, check_finite=False, driver="evr")[::-1] / s
+    del E
     k = min(s, unseen)
     explicit = np.maximum(cbar / n + struct[:k], 0.0)
     flat = unseen - k

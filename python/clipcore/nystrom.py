@@ -65,6 +65,8 @@ __all__ = [
     "nystrom_init",
     "nystrom_update",
     "nystrom_finalize",
+    "host_update_available",
+    "nystrom_update_host",
     "nystrom_gram",
     "nystrom_covariance",
     "nystrom_joint_gram",
@@ -344,9 +346,24 @@ class NystromMap:
         return cls(*children, *aux)
 
 
+def _one_blas_thread():
+    """Limit NumPy/SciPy's BLAS to one thread (threadpoolctl, shipped with scikit-learn) for a block."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn (a dependency) brings it
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _gauss_np(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-    return np.exp(np.where(sq > 0, -gamma * sq, 0.0))
+    """exp(−γ‖a_i − b_j‖²) ``[len(a), len(b)]`` (float64 for float64 rows), built in place: one [na, nb] array."""
+    k = a @ b.T
+    k *= -2.0
+    k += (a * a).sum(1)[:, None]
+    k += (b * b).sum(1)[None, :]
+    np.maximum(k, 0.0, out=k)  # rounding can make a squared distance negative
+    k *= -gamma
+    return np.exp(k, out=k)
 
 
 def nystrom_map(landmarks: Any, sigma: float, *, rtol: float | None = None) -> NystromMap:
@@ -386,7 +403,12 @@ def nystrom_map(landmarks: Any, sigma: float, *, rtol: float | None = None) -> N
     else:
         K = _gauss_np(L64, L64, 1.0 / (2.0 * sig * sig))
         np.fill_diagonal(K, 1.0)
-        lam, U = np.linalg.eigh(K)
+        # NumPy's LAPACK syevd (its eigenvector signs are the map's convention) on one BLAS thread: threaded,
+        # its threads spin on every small BLAS-2 call and, on a shared 2-core machine, m = 2000 took 17-22 s
+        # instead of about 1 s (2026-11-23)
+        with _one_blas_thread():
+            lam, U = np.linalg.eigh(K)
+        del K
         lam, U = lam[::-1], U[:, ::-1]
         keep = lam > rtol * lam[0]
         w = lam[keep]
@@ -490,13 +512,80 @@ def nystrom_update(
 def _finalize(G, W, *, strategy, paired):
     if strategy == "whiten":
         return 0.5 * (G + G.T)
-    if paired:
-        m, r = W.shape
-        Wb = jnp.zeros((2 * m, 2 * r), W.dtype).at[:m, :r].set(W).at[m:, r:].set(W)
+    def wmw(M):
+        return jnp.dot(W.T, jnp.dot(M, W, precision=_HI), precision=_HI)
+
+    if paired:  # block by block: no [2m, 2r] block-diagonal W, no [2m, 2r] intermediate
+        m = W.shape[0]
+        tt, tx, xx = wmw(G[:m, :m]), wmw(G[:m, m:]), wmw(G[m:, m:])
+        out = jnp.block([[tt, tx], [tx.T, xx]])
     else:
-        Wb = W
-    out = jnp.dot(Wb.T, jnp.dot(G, Wb, precision=_HI), precision=_HI)
+        out = wmw(G)
     return 0.5 * (out + out.T)
+
+
+def host_update_available(backend: str = "auto") -> bool:
+    """Whether :func:`nystrom_update_host` can run: the compiled core on a CPU default backend."""
+    return (_backend(backend) == "ffi" and jax.default_backend() == "cpu"
+            and hasattr(_ffi._ext, "nystrom_host"))
+
+
+def nystrom_update_host(G: np.ndarray, x: Any, nmap: NystromMap, *, images: Any = None, dtype=None,
+                        landmarks: np.ndarray | None = None, num_threads: int = 0) -> np.ndarray:
+    """In place on the host: G += Σ k(B, L)ᵀ k(B, L) over the rows of ``x`` (kernel form, float64 sums).
+
+    The compiled core of :func:`nystrom_update` (strategy ``"kernel"``) on
+    NumPy rows: no device copy, no dispatch, the GIL released; the streamed
+    and in-memory Nyström passes use it on CPU (peak memory: the rows you
+    pass, G, and the core's per-thread [R, R] float64 accumulators). Finish
+    with :func:`nystrom_finalize` (``strategy="kernel"``).
+
+    Args:
+      G: ``[R, R]`` float64, C-contiguous, updated in place; R = m, or 2m
+        with ``images`` (Z = [k(x, L) | k(images, L)]).
+      x: ``[b, d]`` rows (the texts when ``images`` is given).
+      nmap: the :class:`NystromMap` (its landmarks and σ).
+      images: ``[b, d]`` paired rows, or None.
+      dtype: compute dtype of the rows and landmarks (float32 or float64;
+        default x's); kernel tiles in it, products and sums in float64.
+      landmarks: the map's landmarks already cast to ``dtype`` (C-contiguous),
+        to skip the cast on every call.
+      num_threads: core threads (0: the CPUs this process may use).
+
+    Returns:
+      G.
+    """
+    dt = np.dtype(dtype) if dtype is not None else np.asarray(x).dtype
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype: float32 or float64, got {dt}")
+    L = landmarks if landmarks is not None else np.ascontiguousarray(np.asarray(nmap.landmarks), dt)
+    a = np.ascontiguousarray(x, dt)
+    b = None if images is None else np.ascontiguousarray(images, dt)
+    _ffi._ext.nystrom_host(G, a, b, L, float(nmap.sigma), int(num_threads))
+    return G
+
+
+def finalize_host(M: np.ndarray, nmap: NystromMap, *, paired: bool = False) -> np.ndarray:
+    """:func:`nystrom_finalize` (kernel form) in float64 NumPy, for the host accumulator of
+    :func:`nystrom_update_host`: Wᵀ M W (per block when paired), symmetrised. Overwrites M's blocks as
+    scratch; holds two [m, r] / [r, r] temporaries beyond M at a time."""
+    W = np.asarray(nmap.whitening, np.float64)
+    m, r = W.shape
+
+    def wmw(A):
+        return W.T @ (A @ W)
+
+    if not paired:
+        out = wmw(M)
+    else:
+        out = np.empty((2 * r, 2 * r))
+        out[:r, :r] = wmw(M[:m, :m])
+        out[:r, r:] = wmw(M[:m, m:])
+        out[r:, :r] = out[:r, r:].T
+        out[r:, r:] = wmw(M[m:, m:])
+    out += out.T
+    out *= 0.5
+    return out
 
 
 def nystrom_finalize(

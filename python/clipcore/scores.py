@@ -424,6 +424,9 @@ def _nystrom_pass(rows: _Rows, nmap, *, paired: bool, prec: Precision, backend: 
     from . import nystrom as N
 
     dt = jnp.dtype(prec.feature)
+    if mesh is None and N.host_update_available(backend):
+        return _nystrom_pass_host(rows, nmap, paired=paired, dtype=np.dtype(dt), backend=backend,
+                                  block_size=block_size, nonzero=nonzero, progress=progress, desc=desc)
     if rows.src is None and mesh is not None:
         x = rows._prep(rows.images)
         t = rows._prep(rows.texts) if paired else None
@@ -439,7 +442,7 @@ def _nystrom_pass(rows: _Rows, nmap, *, paired: bool, prec: Precision, backend: 
         return g, x.shape[0]
     src = rows.src
     G = N.nystrom_init(nmap, paired=paired, backend=backend)
-    block = block_size or max(1024, min(1 << 16, (1 << 25) // max(nmap.num_landmarks, 1)))
+    block = _nystrom_block(block_size, nmap.num_landmarks)
     n = 0
     with _progress_bar(src.n, desc, progress) as bar:
         for blk in src.blocks(block, nonzero=nonzero):
@@ -455,6 +458,81 @@ def _nystrom_pass(rows: _Rows, nmap, *, paired: bool, prec: Precision, backend: 
             n += x.shape[0]
             bar.update(x.shape[0])
     return _reduce(src, N.nystrom_finalize(G, nmap, paired=paired, backend=backend), n)
+
+
+def _nystrom_block(block_size: int | None, m: int) -> int:
+    """Rows per streamed Nyström block: ≈ 2²⁵ kernel values (the block's [b, m] tile work), 1024…65536."""
+    return int(block_size or max(1024, min(1 << 16, (1 << 25) // max(m, 1))))
+
+
+def _release_heap() -> None:
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``) between the large-n phases.
+
+    Large NumPy temporaries freed by one phase (landmark pool, kernel
+    matrices) otherwise stay in the process's heap and add to the next
+    phase's peak RSS. No-op where there is no glibc.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
+
+
+def _nystrom_pass_host(rows: _Rows, nmap, *, paired: bool, dtype: np.dtype, backend: str, block_size: int | None,
+                       nonzero: bool, progress: bool | None, desc: str):
+    """:func:`_nystrom_pass` on CPU through the compiled core's host entry (kernel form).
+
+    Blocks of host rows (read from disk, or slices of the in-memory arrays)
+    go straight to the core: no device copy of the rows and no per-block
+    dispatch; memory is one block (plus the reader's prefetch), M [R, R]
+    and the core's per-thread accumulators.
+    """
+    from . import nystrom as N
+
+    R = (2 if paired else 1) * nmap.num_landmarks
+    M = np.zeros((R, R), np.float64)
+    L = np.ascontiguousarray(np.asarray(nmap.landmarks), dtype)
+    # ≈ 2²⁴ kernel values per block (8 388 rows at m = 2000): the reader keeps up to three blocks in flight
+    block = int(block_size or max(1024, min(1 << 16, (1 << 24) // max(nmap.num_landmarks, 1))))
+
+    def add(x, t):
+        x = rows._prep(x)
+        if paired:
+            N.nystrom_update_host(M, rows._prep(t), nmap, images=x, dtype=dtype, landmarks=L)
+        else:
+            N.nystrom_update_host(M, x, nmap, dtype=dtype, landmarks=L)
+        return x.shape[0]
+
+    n = 0
+    src = rows.src
+    with _progress_bar(rows.n if src is None else src.n, desc, progress) as bar:
+        if src is None:
+            for i in range(0, rows.n, block):
+                k = add(rows.images[i:i + block], rows.texts[i:i + block] if paired else None)
+                n += k
+                bar.update(k)
+        else:
+            # one block queued: the core takes ~40x longer per block than reading it from the page cache
+            for blk in src.blocks(block, nonzero=nonzero, depth=1):
+                k = add(blk.images, blk.texts)
+                n += k
+                bar.update(k)
+    from . import _ffi
+
+    _ffi._ext.release_buffers()  # the core's cached per-thread [R, R] accumulators: not needed after the pass
+    g = N.finalize_host(M, nmap, paired=paired)  # consumes M
+    del M
+    _release_heap()
+    return (g, n) if src is None else _reduce(src, g, n)
 
 
 def _check_nystrom_options(landmarks, landmark_method, estimate, residual_sample, setup_kernel, rff_features,
@@ -504,7 +582,10 @@ def _nystrom_setup(src, images, texts, setup, backend, landmarks, landmark_metho
     seed = _seed_int(key)
     rows = _Rows(src, images, texts, normalize)
     lm = _landmarks_for(rows, landmarks, setup.sigma, landmark_method, seed, paired, backend)
-    return m, s_res, seed, rows, lm, nystrom_map(lm, setup.sigma)
+    _release_heap()  # the landmark pool and its factor
+    nmap = nystrom_map(lm, setup.sigma)
+    _release_heap()
+    return m, s_res, seed, rows, lm, nmap
 
 
 def _residual_tail(rows, nmap, n, captured, s_res, seed):
@@ -562,8 +643,11 @@ def _nystrom_vendi(src, x, setup, prec, backend, block_size, landmarks, landmark
         kernel, rff_features, omega, method, paired=False)
     g, n = _nystrom_pass(rows, nmap, paired=False, prec=prec, backend=backend, block_size=block_size,
                          nonzero=nonzero, progress=progress, desc="vendi (nyström)", mesh=mesh)
-    c = jnp.asarray(g) / max(n, 1)
-    image = np.maximum(np.asarray(eigvalsh(0.5 * (c + c.T)), np.float64)[::-1], 0.0)
+    c = np.asarray(g, np.float64) / max(n, 1)  # symmetric already (both finalisations symmetrise)
+    with jax.enable_x64(True):
+        image = np.maximum(np.asarray(eigvalsh(jnp.asarray(c)), np.float64)[::-1], 0.0)
+    del c
+    _release_heap()
     cap = float(image.sum())
     tail = _residual_tail(rows, nmap, n, cap, s_res, seed)
     estimates = {}

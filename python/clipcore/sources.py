@@ -324,10 +324,11 @@ class PairedSource:
             self._peeked = [(_as_block(first[0], "images", 0), _as_block(first[1], "texts", 0))]
         return self._peeked[0]
 
-    def blocks(self, block_rows: int, *, nonzero: bool, prefetch: bool = True) -> Iterator[Block]:
-        """Validated blocks, read ahead by one thread when ``prefetch``."""
+    def blocks(self, block_rows: int, *, nonzero: bool, prefetch: bool = True, depth: int = 2) -> Iterator[Block]:
+        """Validated blocks, read ahead by one thread when ``prefetch`` (at most ``depth`` blocks queued,
+        so ``depth + 2`` alive with the one being read and the one in use)."""
         gen = self._blocks(block_rows, nonzero)
-        return _prefetched(gen) if prefetch else gen
+        return _prefetched(gen, depth) if prefetch else gen
 
     def _blocks(self, block_rows: int, nonzero: bool) -> Iterator[Block]:
         if self.iterator is None:
