@@ -13,7 +13,7 @@ top-1 of that same subsample.
 ``--intrinsic K`` lifts a K-dimensional synthetic set into d dimensions by a
 random orthonormal map (a set whose distances a D' ≥ K map can keep).
 
-Usage: python bench/bench_mds.py [--n 5000] [--d 512] [--dims 16,64,256] [--sklearn-max 500] [--quick]
+Usage: python bench/bench_mds.py [--n 5000] [--d 512] [--dims 16,64,256] [--sklearn-max 500] [--holdout F] [--quick]
 """
 
 from __future__ import annotations
@@ -49,13 +49,15 @@ def main(argv=None) -> int:
     ap.add_argument("--d", type=int, default=512)
     ap.add_argument("--intrinsic", type=int, default=0, help="lift a K-dim set into d dims (0: plain synthetic_pairs)")
     ap.add_argument("--dims", default="16,64,256")
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--steps-per-epoch", type=int, default=50)
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--sklearn-max", type=int, default=500, help="pairs given to scikit-learn MDS (0: skip)")
     ap.add_argument("--sklearn-max-iter", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--holdout", type=float, default=0.0, help="fraction of pairs held out (fit on the rest)")
+    ap.add_argument("--metrics-size", type=int, default=65536, help="quads / pairs behind the quad fraction")
     ap.add_argument("--quick", action="store_true", help="n=1000, dims 16,64, 2 epochs (a smoke run)")
     ap.add_argument("--json", default=None, help="also write all figures here")
     args = ap.parse_args(argv)
@@ -75,16 +77,25 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     payload = run_mds(images, texts, dims, methods, sklearn_max=args.sklearn_max,
                       sklearn_max_iter=args.sklearn_max_iter, seed=args.seed, progress=False,
+                      holdout=args.holdout, metrics_size=args.metrics_size,
                       log=lambda s: print("  " + s, flush=True), epochs=args.epochs,
                       steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, hidden=(args.hidden,))
     total = time.perf_counter() - t0
 
     full = payload["full"]["top1_image_to_text"]
     sub = payload.get("sklearn_subsample")
-    print(f"\nfull D={args.d}: image->text top-1 {full:.4f} (all {args.n} pairs)"
+    print(f"\nfull D={args.d}: image->text top-1 {full:.4f} (all {payload['n']} fitted pairs)"
           + (f"; {sub['full']['top1_image_to_text']:.4f} on the sklearn subsample of {sub['pairs']} pairs" if sub else ""))
-    print("\n| method | D' | top-1 i→t | / full D | top-1 t→i | quads kept | Spearman ρ | fit time | s / epoch |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    ho = "holdout" in payload
+    print(f"\nquads kept: fraction of {args.metrics_size} seeded evaluation quads (seed {args.seed}) whose order "
+          f"is kept; best epoch: the epoch whose parameters the neural model keeps (0 = its PCA start)")
+    if ho:
+        h = payload["holdout"]
+        print(f"held out: {h['pairs']} pairs (seed {h['seed']}), full-D top-1 there {h['full']['top1_image_to_text']:.4f}; "
+              f"the other figures are on the {h['fit_pairs']} fitted pairs")
+    print("\n| method | D' | top-1 i→t | / full D | top-1 t→i | quads kept | Spearman ρ | fit time | s / epoch | best epoch |"
+          + (" held-out top-1 i→t |" if ho else ""))
+    print("|---|---|---|---|---|---|---|---|---|---|" + ("---|" if ho else ""))
     for method in methods:
         for k in dims:
             e = payload["results"][method].get(str(k))
@@ -96,8 +107,10 @@ def main(argv=None) -> int:
                 per_epoch = f"{np.median([h['seconds'] for h in e['history'][1:]]):.2f} s"
             print(f"| {method}{' (' + str(e['pairs']) + ' pairs)' if 'pairs' in e else ''} | {k} | "
                   f"{e['top1_image_to_text']:.4f} | {e['top1_image_to_text'] / ref:.2f} | "
-                  f"{e['top1_text_to_image']:.4f} | {e['quad_fraction']:.3f} | {e['spearman']:.3f} | "
-                  f"{e['fit_seconds']:.1f} s | {per_epoch} |")
+                  f"{e['top1_text_to_image']:.4f} | {e['quad_fraction']:.4f} | {e['spearman']:.3f} | "
+                  f"{e['fit_seconds']:.1f} s | {per_epoch} | {e.get('best_epoch', '-')} |"
+                  + (f" {e['holdout']['top1_image_to_text']:.4f} |" if ho and e.get("holdout") else
+                     (" - |" if ho else "")))
     if sub:
         print("\nfit time, neural MDS (all pairs) / scikit-learn MDS (subsample):")
         for k in dims:

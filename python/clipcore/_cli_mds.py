@@ -7,6 +7,10 @@ Spearman ρ on one seeded sample of pairs and quads
 (:func:`clipcore.models.mds_metrics`).  Neural MDS, PCA and random projection
 are fitted on all pairs; scikit-learn's MDS (no out-of-sample transform) is
 fitted on images and captions together, on at most ``--sklearn-max`` pairs.
+With ``--holdout F`` a seeded fraction F of the pairs is set aside: every
+method is fitted on the rest, scored there (in-sample) and on the held-out
+pairs through its map (scikit-learn's MDS has no map and gets no held-out
+figure).
 """
 
 from __future__ import annotations
@@ -64,12 +68,12 @@ def _l2n(a: np.ndarray) -> np.ndarray:
     return a / np.linalg.norm(a, axis=1, keepdims=True)
 
 
-def _score(u, v, lu, lv, *, ks, metric, seed, cross, matched) -> dict:
+def _score(u, v, lu, lv, *, ks, metric, seed, cross, matched, size) -> dict:
     from .models import mds_metrics
     from .retrieval import retrieval
 
     r = retrieval(lu, lv, ks, metric=metric, progress=False)
-    m = mds_metrics(u, v, lu, lv, seed=seed, cross_modal_fraction=cross, matched_fraction=matched)
+    m = mds_metrics(u, v, lu, lv, seed=seed, cross_modal_fraction=cross, matched_fraction=matched, size=size)
     return {"retrieval": r.summary(), "top1_image_to_text": r.image_to_text_top1,
             "top1_text_to_image": r.text_to_image_top1, "stress1": m.stress1,
             "quad_fraction": m.quad_fraction, "spearman": m.spearman}
@@ -86,6 +90,8 @@ def run_mds(
     sklearn_max: int = 1000,
     sklearn_max_iter: int = 300,
     seed: int = 0,
+    holdout: float = 0.0,
+    metrics_size: int = 65536,
     save_dir: str | None = None,
     progress: bool | None = None,
     log=None,
@@ -102,18 +108,26 @@ def run_mds(
         nearest neighbour by distance, what MDS preserves; ``"cosine"``).
       sklearn_max: scikit-learn MDS runs on a seeded subsample of at most
         this many pairs (2 · sklearn_max points); 0 skips it.
-      seed: seeds neural MDS, the random projection, the subsample and the
-        evaluation sample.
+      seed: seeds neural MDS, the random projection, the subsample, the
+        held-out split and the evaluation sample.
+      holdout: fraction of the pairs (0 ≤ F < 1) set aside by a seeded
+        permutation; every method is fitted on the others and also scored
+        on these through its map (``results[m][D']["holdout"]``).
+      metrics_size: pairs and quads in the seeded sample behind Stress-1,
+        the satisfied-quad fraction and Spearman ρ.
       save_dir: write each neural model as ``<method>_<D'>.safetensors`` here.
       progress: tqdm bars (``False``: silent).
       log: callable taking one line of text per finished fit (or None).
       mds_options: further :class:`clipcore.models.NeuralMDS` options.
 
     Returns:
-      A JSON-ready dict: ``full`` (the D-dimensional cosine retrieval) and
-      ``results[method][str(D')]`` with recall, top-1 both ways, Stress-1,
-      satisfied-quad fraction, Spearman ρ, seconds (and per-epoch history
-      for neural MDS).
+      A JSON-ready dict: ``full`` (the D-dimensional cosine retrieval of the
+      pairs the methods are fitted on) and ``results[method][str(D')]`` with
+      recall, top-1 both ways, Stress-1, satisfied-quad fraction, Spearman ρ,
+      seconds (and per-epoch history for neural MDS), all in-sample.  With
+      ``holdout`` > 0 also ``holdout`` (fraction, seed, pair counts, the
+      full-D retrieval of the held-out pairs) and, per result, ``holdout``:
+      the same scores on the held-out pairs (``None`` for scikit-learn MDS).
     """
     from .models import NeuralMDS
     from .models.mds import pca_map
@@ -124,13 +138,28 @@ def run_mds(
     if u.shape != v.shape:
         raise ValueError(f"texts: shape {v.shape} but images has {u.shape}; pairs need equal n and D")
     n, d = u.shape
+    holdout = float(holdout)
+    if not (0.0 <= holdout < 1.0):
+        raise ValueError(f"holdout: expected a fraction in [0, 1), got {holdout}")
+    n_test = int(round(holdout * n))
+    if holdout > 0 and (n_test < 2 or n - n_test < 2):
+        raise ValueError(f"holdout: {holdout} of {n} pairs leaves {n_test} held out and {n - n_test} to fit; "
+                         f"both need at least 2")
     for k in dims:
         if k >= d:
             raise ValueError(f"dims: D'={k} must be smaller than the input dimension D={d} (images {u.shape})")
     cross = mds_options.get("cross_modal_fraction", 0.5)
     matched = mds_options.get("matched_fraction", 0.25)
-    score_kw = dict(ks=tuple(ks), metric=metric, seed=seed, cross=cross, matched=matched)
+    score_kw = dict(ks=tuple(ks), metric=metric, seed=seed, cross=cross, matched=matched, size=metrics_size)
     say = log or (lambda line: None)
+
+    hu = hv = None
+    if n_test > 0:
+        perm = np.random.default_rng(seed).permutation(n)
+        test_idx, train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+        hu, hv = u[test_idx], v[test_idx]
+        u, v = u[train_idx], v[train_idx]
+        n = u.shape[0]
 
     t0 = time.perf_counter()
     full = retrieval(u, v, ks, metric="cosine", progress=progress)
@@ -139,7 +168,18 @@ def run_mds(
                               "top1_text_to_image": full.text_to_image_top1,
                               "seconds": time.perf_counter() - t0},
                      "results": {}}
-    say(f"full D={d}: top-1 image->text {full.image_to_text_top1:.4f}, text->image {full.text_to_image_top1:.4f}")
+    say(f"full D={d}: top-1 image->text {full.image_to_text_top1:.4f}, text->image {full.text_to_image_top1:.4f}"
+        + (f" ({n} fitted pairs)" if hu is not None else ""))
+    if hu is not None:
+        hfull = retrieval(hu, hv, ks, metric="cosine", progress=False)
+        payload["holdout"] = {"fraction": holdout, "seed": seed, "pairs": int(hu.shape[0]), "fit_pairs": n,
+                              "indices": test_idx.tolist(),
+                              "full": {"retrieval": hfull.summary(), "top1_image_to_text": hfull.image_to_text_top1,
+                                       "top1_text_to_image": hfull.text_to_image_top1}}
+        say(f"full D={d} on {hu.shape[0]} held-out pairs: top-1 image->text {hfull.image_to_text_top1:.4f}, "
+            f"text->image {hfull.text_to_image_top1:.4f}")
+        zh = _l2n(np.concatenate([hu, hv]).astype(np.float64))
+        zhu, zhv = zh[:hu.shape[0]], zh[hu.shape[0]:]
     z = _l2n(np.concatenate([u, v]).astype(np.float64))
     zu, zv = z[:n], z[n:]
 
@@ -165,6 +205,10 @@ def run_mds(
             if method in ("isometric", "isotonic"):
                 model = NeuralMDS(k, method=method, seed=seed, **mds_options).fit(u, v, progress=progress)
                 lu, lv = np.asarray(model.transform(u)), np.asarray(model.transform(v))
+                if hu is not None:
+                    hlu, hlv = np.asarray(model.transform(hu)), np.asarray(model.transform(hv))
+                entry["best_epoch"] = model.best_epoch
+                entry["initial_metrics"] = model.initial_metrics._asdict()
                 entry["history"] = [h._asdict() for h in model.history]
                 entry["seconds_per_epoch"] = float(np.median([h.seconds for h in model.history]))
                 if save_dir:
@@ -176,10 +220,14 @@ def run_mds(
             elif method == "pca":
                 w, b = pca_map(z, k)
                 lu, lv = zu @ w + b, zv @ w + b
+                if hu is not None:
+                    hlu, hlv = zhu @ w + b, zhv @ w + b
                 su, sv = u, v
             elif method == "random":
                 r = np.random.default_rng(seed).standard_normal((d, k)) / np.sqrt(k)
                 lu, lv = zu @ r, zv @ r
+                if hu is not None:
+                    hlu, hlv = zhu @ r, zhv @ r
                 su, sv = u, v
             else:
                 from sklearn.manifold import MDS
@@ -194,12 +242,18 @@ def run_mds(
                 entry["pairs"] = int(m)
                 entry["sklearn_stress"] = float(mds.stress_)
                 entry["sklearn_iterations"] = int(getattr(mds, "n_iter_", -1))
+                hlu = hlv = None
             entry["fit_seconds"] = time.perf_counter() - t
             entry.update(_score(su, sv, lu, lv, **score_kw))
+            if hu is not None:
+                entry["holdout"] = None if hlu is None else _score(hu, hv, hlu, hlv, **score_kw)
             res[str(k)] = entry
+            ho = entry.get("holdout")
             say(f"{method:>17} D'={k:<4} top-1 i->t {entry['top1_image_to_text']:.4f}  t->i "
                 f"{entry['top1_text_to_image']:.4f}  stress1 {entry['stress1']:.3f}  quads "
-                f"{entry['quad_fraction']:.3f}  rho {entry['spearman']:.3f}  ({entry['fit_seconds']:.1f} s)")
+                f"{entry['quad_fraction']:.4f}  rho {entry['spearman']:.3f}  ({entry['fit_seconds']:.1f} s)"
+                + (f"  held-out top-1 i->t {ho['top1_image_to_text']:.4f} t->i {ho['top1_text_to_image']:.4f}"
+                   if ho else ""))
     return payload
 
 
@@ -256,9 +310,10 @@ def cmd_mds(args: argparse.Namespace) -> int:
                 init=args.init)
     log = None if args.quiet else print
     payload = run_mds(images, texts, dims, methods, ks=ks, metric=args.metric, sklearn_max=args.sklearn_max,
-                      sklearn_max_iter=args.sklearn_max_iter, seed=args.seed, save_dir=args.save_dir,
+                      sklearn_max_iter=args.sklearn_max_iter, seed=args.seed, holdout=args.holdout,
+                      save_dir=args.save_dir,
                       progress=False if args.quiet else None, log=log, **opts)
-    payload.update(command="mds", options={**opts, "hidden": list(hidden)}, seed=args.seed,
+    payload.update(command="mds", options={**opts, "hidden": list(hidden), "holdout": args.holdout}, seed=args.seed,
                    inputs=_inputs_provenance(args), environment=_environment())
     if not args.quiet:
         rows = [("full D", payload["d"], payload["full"]["top1_image_to_text"],
@@ -273,6 +328,18 @@ def cmd_mds(args: argparse.Namespace) -> int:
         print()
         print(_table(rows, ("method", "D'", "top-1 i→t", "top-1 t→i", "stress-1", "quads kept", "spearman",
                             "seconds")))
+        if "holdout" in payload:
+            h = payload["holdout"]
+            hrows = [("full D", payload["d"], h["full"]["top1_image_to_text"], h["full"]["top1_text_to_image"])]
+            for method, res in payload["results"].items():
+                for k in dims:
+                    e = res.get(str(k))
+                    if e is not None and e.get("holdout"):
+                        hrows.append((method, k, e["holdout"]["top1_image_to_text"],
+                                      e["holdout"]["top1_text_to_image"]))
+            print(f"\nheld out: {h['pairs']} of {h['pairs'] + h['fit_pairs']} pairs (seed {h['seed']}); the "
+                  f"figures above are on the {h['fit_pairs']} fitted pairs")
+            print(_table(hrows, ("method", "D'", "held-out top-1 i→t", "held-out top-1 t→i")))
         if "sklearn_subsample" in payload:
             s = payload["sklearn_subsample"]
             print(f"\nsklearn MDS ran on {s['pairs']} of {payload['n']} pairs (full-D top-1 there: "
@@ -325,6 +392,9 @@ def add_commands(sub) -> None:
     s.add_argument("--sklearn-max", type=int, default=1000,
                    help="run it on a seeded subsample of at most this many pairs (default 1000; 0: skip)")
     s.add_argument("--sklearn-max-iter", type=int, default=300)
+    p.add_argument("--holdout", type=float, default=0.0, metavar="FRACTION",
+                   help="set aside this fraction of the pairs (seeded split): fit on the rest, report top-1 on "
+                        "both (default 0: in-sample only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default="clipcore_mds.json", metavar="OUT.json", help="(default clipcore_mds.json)")
     p.add_argument("--plot", default=None, metavar="OUT.png", help="(default: the JSON path with .png)")

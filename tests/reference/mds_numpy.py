@@ -7,7 +7,11 @@ Written from SPEC_MODELS.md only (it does not import clipcore or jax):
 * MDS losses: raw stress Σ w (δ − d)², Kruskal Stress-1
   sqrt(Σ (δ − d)² / Σ d²), the SOE squared hinge Σ w max(0, d_near + m − d_far)²
   with d = sqrt(‖a − b‖² + ε);
-* PCA (classical MDS) through the SVD of the centred data.
+* PCA (classical MDS) through the SVD of the centred data;
+* the satisfied-quad fraction on quads drawn by NumPy's own generator: a
+  fraction of anchored cross-modal triplets (x; y, y') — x of one modality,
+  y and y' of the other, y the partner of x with a given probability — and
+  the rest two uniform pairs of the pooled set [images; texts].
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 import scipy.stats
 
 __all__ = ["ranks", "recall", "embedded_distance", "raw_stress", "kruskal_stress1", "quad_loss",
-           "pca_coordinates", "spearman"]
+           "pca_coordinates", "spearman", "sample_quads", "quad_fraction"]
 
 
 def _l2n(a: np.ndarray) -> np.ndarray:
@@ -72,3 +76,30 @@ def pca_coordinates(z: np.ndarray, dim: int) -> np.ndarray:
 
 def spearman(a, b) -> float:
     return float(scipy.stats.spearmanr(a, b).statistic)
+
+
+def sample_quads(rng: np.random.Generator, n: int, size: int, anchored: float, matched: float) -> np.ndarray:
+    """``[size, 4]`` indices (a, b, c, e) into [images (0..n−1); texts (n..2n−1)]: compare (a, b) with (c, e)."""
+    q = rng.integers(0, 2 * n, size=(size, 4))
+    m = rng.random(size) < anchored
+    x = rng.integers(0, n, size=size)
+    image_anchor = rng.random(size) < 0.5
+    y = np.where(rng.random(size) < matched, x, rng.integers(0, n, size=size))
+    y2 = rng.integers(0, n, size=size)
+    a = np.where(image_anchor, x, n + x)
+    b = np.where(image_anchor, n + y, y)
+    e = np.where(image_anchor, n + y2, y2)
+    q[m] = np.stack([a, b, a, e], axis=1)[m]
+    return q
+
+
+def quad_fraction(z: np.ndarray, y: np.ndarray, quads: np.ndarray) -> float:
+    """Fraction of quads whose distance order in z (rows L2-normalised first) is kept strictly in y; ties in z dropped."""
+    z = _l2n(np.asarray(z, np.float64))
+    y = np.asarray(y, np.float64)
+    a, b, c, e = quads.T
+    d1, d2 = np.linalg.norm(z[a] - z[b], axis=1), np.linalg.norm(z[c] - z[e], axis=1)
+    g1, g2 = np.linalg.norm(y[a] - y[b], axis=1), np.linalg.norm(y[c] - y[e], axis=1)
+    keep = d1 != d2
+    kept = np.where(d1 < d2, g1 < g2, g2 < g1)
+    return float(np.mean(kept[keep]))

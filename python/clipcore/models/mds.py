@@ -62,10 +62,15 @@ METHODS = ("isometric", "isotonic")
 ARCHITECTURES = ("mlp", "linear")
 INITS = ("pca", "random")
 
-#: Adam step size when none is given.  Measured (bench/RESULTS.md): at 1e-3 the
-#: isotonic hinge moves the PCA start faster than it orders quads and ends below
-#: PCA's satisfied-quad fraction at n = 5000, d = 512; at 1e-4 it ends above it.
-DEFAULT_LEARNING_RATE = {"isometric": 1e-3, "isotonic": 1e-4}
+SCHEDULES = ("cosine", "constant")
+
+#: Adam step size when none is given.  Measured (bench/RESULTS.md, n = 5000,
+#: d = 512): near its PCA start the SOE squared hinge is a weak surrogate for the
+#: satisfied-quad fraction (the loss falls while the fraction stays flat), and
+#: Adam's per-parameter steps of 1e-3 or 1e-4 on noisy minibatch gradients
+#: perturb PCA's directions faster than the hinge orders quads: the fraction ends
+#: below PCA's.  At 1e-5 (cosine decay) it rises or stays level.
+DEFAULT_LEARNING_RATE = {"isometric": 1e-3, "isotonic": 1e-5}
 
 
 # ------------------------------------------------------------------ losses
@@ -217,14 +222,19 @@ class MDSConfig:
     init: str = "pca"
     normalize: bool = True
     eps: float = 1e-12
-    eval_size: int = 4096
+    eval_size: int = 16384
     seed: int = 0
+    schedule: str = "cosine"
+    keep_best: bool = True
 
     def validated(self) -> "MDSConfig":
         check_positive_int(self.dim, "dim")
         check_choice(self.method, "method", METHODS)
         check_choice(self.architecture, "architecture", ARCHITECTURES)
         check_choice(self.init, "init", INITS)
+        check_choice(self.schedule, "schedule", SCHEDULES)
+        if not isinstance(self.keep_best, (bool, np.bool_)):
+            raise ValueError(f"keep_best: expected True or False, got {self.keep_best!r}")
         hidden = tuple(self.hidden)
         if self.architecture == "mlp" and not hidden:
             raise ValueError("hidden: an MLP needs at least one hidden width (or architecture='linear')")
@@ -423,7 +433,7 @@ class NeuralMDS:
       hidden: widths of the MLP's hidden layers (default ``(512,)``).
       epochs, steps_per_epoch: training length; one epoch is one jitted scan.
       batch_size: pairs (isometric) or quads (isotonic) per Adam step.
-      learning_rate: Adam step size (optax; default 1e-3 isometric, 1e-4 isotonic).
+      learning_rate: Adam step size (optax; default 1e-3 isometric, 1e-5 isotonic).
       margin: SOE margin (isotonic).
       cross_modal_fraction, matched_fraction: oversampling of image–caption
         pairs and of matched pairs among them (module docstring).
@@ -431,12 +441,21 @@ class NeuralMDS:
         ``"random"`` (Flax's default initialisation).
       normalize: L2-normalise input rows (CLIP embeddings are compared by cosine).
       eps: ε in sqrt(‖·‖² + ε).
-      eval_size: evaluation pairs / quads for the per-epoch metrics.
+      eval_size: evaluation (validation) pairs / quads for the per-epoch metrics,
+        drawn once with seed ``seed + 1`` from the training distribution.
       seed: seeds the initialisation, the sampling and the evaluation sample.
+      schedule: ``"cosine"`` (Adam step decays to 0 over all steps, default) or
+        ``"constant"``.
+      keep_best: end with the parameters (the starting map included) that
+        scored best on the evaluation sample by the method's own measure:
+        the satisfied-quad fraction (isotonic) or Stress-1 (isometric).
+        ``False``: the last epoch's.
 
     Attributes:
       config: the :class:`MDSConfig`.
       history: one :class:`EpochMetrics` per epoch of the last ``fit``.
+      initial_metrics: :class:`MDSMetrics` of the starting map (epoch 0).
+      best_epoch: the epoch whose parameters the model holds (0: the start).
       d_in: D (set by ``fit`` or ``load``).
     """
 
@@ -444,11 +463,14 @@ class NeuralMDS:
                  hidden: tuple[int, ...] = (512,), epochs: int = 20, steps_per_epoch: int = 100,
                  batch_size: int = 1024, learning_rate: float | None = None, margin: float = 0.01,
                  cross_modal_fraction: float = 0.5, matched_fraction: float = 0.25, init: str = "pca",
-                 normalize: bool = True, eps: float = 1e-12, eval_size: int = 4096, seed: int = 0):
+                 normalize: bool = True, eps: float = 1e-12, eval_size: int = 16384, seed: int = 0,
+                 schedule: str = "cosine", keep_best: bool = True):
         self.config = MDSConfig(dim, method, architecture, tuple(hidden), epochs, steps_per_epoch, batch_size,
                                 learning_rate, margin, cross_modal_fraction, matched_fraction, init, normalize,
-                                eps, eval_size, seed).validated()
+                                eps, eval_size, seed, schedule, keep_best).validated()
         self.history: list[EpochMetrics] = []
+        self.initial_metrics: MDSMetrics | None = None
+        self.best_epoch: int | None = None
         self.d_in: int | None = None
         self._net: MDSNet | None = None
 
@@ -497,13 +519,20 @@ class NeuralMDS:
             net.skip.bias.set_value(jnp.asarray(b, jnp.float32))
         graphdef, params, rest = nnx.split(net, nnx.Param, ...)
         # the epoch program does not depend on these options: one compilation serves them all
-        tx, run_epoch = _epoch_fn(graphdef, dataclasses.replace(c, epochs=1, init="pca", eval_size=1, seed=0), n)
+        total = c.epochs * c.steps_per_epoch if c.schedule == "cosine" else 0
+        tx, run_epoch = _epoch_fn(graphdef, dataclasses.replace(c, epochs=1, init="pca", eval_size=1, seed=0,
+                                                                keep_best=True), n, total)
         opt_state = tx.init(params)
 
         evals = _eval_sample(z, n, c.eval_size, c.seed + 1, c.cross_modal_fraction, c.matched_fraction)
         key = jax.random.key(c.seed)
         self.history = []
         self.d_in = d
+        m0 = _metrics_on(np.asarray(_apply(graphdef, params, rest, z)), evals)
+        self.initial_metrics = m0
+        # higher is better: the method's own measure on the evaluation sample
+        score = (lambda m: m.quad_fraction) if c.method == "isotonic" else (lambda m: -m.stress1)
+        best = (score(m0), 0, params)
 
         from tqdm.auto import tqdm
 
@@ -521,8 +550,14 @@ class NeuralMDS:
                 if not np.isfinite(loss):
                     raise FloatingPointError(f"neural MDS: the loss became {loss} in epoch {epoch}")
                 self.history.append(EpochMetrics(epoch, loss, m.stress1, m.quad_fraction, m.spearman, seconds))
+                if score(m) > best[0]:
+                    best = (score(m), epoch, params)
                 bar.set_postfix(loss=f"{loss:.4g}", stress1=f"{m.stress1:.3f}", quads=f"{m.quad_fraction:.3f}",
                                 rho=f"{m.spearman:.3f}")
+        if c.keep_best:
+            self.best_epoch, params = best[1], best[2]
+        else:
+            self.best_epoch = c.epochs
         self._net = nnx.merge(graphdef, params, rest)
         return self
 
@@ -577,6 +612,8 @@ class NeuralMDS:
             "config": json.dumps(dataclasses.asdict(self.config)),
             "d_in": str(self.d_in),
             "history": json.dumps([h._asdict() for h in self.history]),
+            "initial_metrics": json.dumps(None if self.initial_metrics is None else self.initial_metrics._asdict()),
+            "best_epoch": json.dumps(self.best_epoch),
         }
         path = os.fspath(path)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -603,6 +640,9 @@ class NeuralMDS:
         model = cls.from_config(MDSConfig(**cfg))
         model.d_in = int(meta["d_in"])
         model.history = [EpochMetrics(**h) for h in json.loads(meta.get("history", "[]"))]
+        init_m = json.loads(meta.get("initial_metrics", "null"))
+        model.initial_metrics = None if init_m is None else MDSMetrics(**init_m)
+        model.best_epoch = json.loads(meta.get("best_epoch", "null"))
         net = model._build(model.d_in)
         state = nnx.state(net, nnx.Param)
         flat = nnx.to_flat_state(state)
@@ -641,9 +681,15 @@ def _loss(params, rest, graphdef, z: jax.Array, key: jax.Array, c: MDSConfig, n:
 
 
 @functools.lru_cache(maxsize=32)
-def _epoch_fn(graphdef, c: MDSConfig, n: int):
-    """One jitted epoch: ``steps_per_epoch`` Adam steps in a ``lax.scan``."""
-    tx = optax.adam(c.learning_rate)
+def _epoch_fn(graphdef, c: MDSConfig, n: int, total_steps: int):
+    """One jitted epoch: ``steps_per_epoch`` Adam steps in a ``lax.scan``.
+
+    ``total_steps`` > 0: the step size follows a cosine decay from
+    ``learning_rate`` to 0 over that many steps (Adam's step count carries
+    across epochs); 0: constant.
+    """
+    lr = optax.cosine_decay_schedule(c.learning_rate, total_steps) if total_steps > 0 else c.learning_rate
+    tx = optax.adam(lr)
     grad = jax.value_and_grad(_loss)
 
     def step(carry, key):
