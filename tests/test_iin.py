@@ -450,7 +450,8 @@ def test_synthetic_512d_edit_success_with_a_small_residual():
     """The issue's goal on the 512-d synthetic set: every attribute's edit succeeds ≥ 90 % with ≤ 10 %
     collateral flips. Each attribute is spread densely over the 512 coordinates, so equal chunks leave
     ≈ a quarter of it in the residual, which the pair loss hardly purges (edit success 0.40–0.71,
-    bench/RESULTS.md); with an 8-d residual the attribute factors take it all.
+    bench/RESULTS.md); with a 2-d residual the attribute factors take it all (an 8-d one still kept
+    one attribute in one of four seeded runs).
 
     The edit success is recomputed here from scikit-learn probes on the original embeddings and the
     ground-truth labels, independently of ``evaluate_iin``."""
@@ -462,9 +463,9 @@ def test_synthetic_512d_edit_success_with_a_small_residual():
     ntr = 1500
     x, a = ds.embeddings.astype(np.float64), ds.attributes
     m = IIN(IINConfig(num_blocks=4, hidden=128, hidden_layers=3, steps=500, learning_rate=1e-3,
-                      batch_size=128, residual_size=8))
+                      batch_size=128, residual_size=2))
     m.fit(ds.embeddings[:ntr], a[:ntr], progress=False)
-    assert m.factor_sizes == (168, 168, 168, 8)
+    assert m.factor_sizes == (170, 170, 170, 2)
 
     # independent judge: probes on the original z, edits through the public edit(value=class)
     probes = [make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x[:ntr], a[:ntr, k])
@@ -489,5 +490,5 @@ def test_synthetic_512d_edit_success_with_a_small_residual():
     assert ev.reconstruction_error <= 1e-5
     acc = ev.probe_accuracy
     assert np.all(np.diag(acc) >= 0.95), acc
-    # the residual no longer predicts the attributes (an untrained T: 0.93–0.98 on the 4000-row set)
+    # the residual no longer predicts the attributes (near chance; 0.93–0.98 for an 8-d one after 1 step)
     assert np.all(acc[3] <= 0.7), acc
