@@ -1,10 +1,12 @@
 #include "gram/parallel.h"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -31,6 +33,72 @@ void StdThreadExecutor::submit(std::function<void()> task) {
   } catch (const std::system_error&) {
     task();  // could not start a thread: run it here
   }
+}
+
+struct PooledExecutor::Impl {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> queue;
+  std::vector<std::thread> threads;
+  bool stop = false;
+};
+
+PooledExecutor::PooledExecutor(int workers) : impl_(new Impl), workers_(0) {
+  Impl* im = impl_;
+  for (int i = 0; i < std::max(0, workers); ++i) {
+    try {
+      im->threads.emplace_back([im] {
+        for (;;) {
+          std::function<void()> task;
+          {
+            std::unique_lock<std::mutex> lock(im->mu);
+            im->cv.wait(lock, [im] { return im->stop || !im->queue.empty(); });
+            if (im->queue.empty()) return;  // stop requested and nothing left
+            task = std::move(im->queue.front());
+            im->queue.pop_front();
+          }
+          task();
+        }
+      });
+      ++workers_;
+    } catch (const std::system_error&) {
+      break;  // fewer workers: the caller does more of the work
+    }
+  }
+}
+
+PooledExecutor::~PooledExecutor() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->cv.notify_all();
+  for (auto& t : impl_->threads) t.join();
+  delete impl_;
+}
+
+void PooledExecutor::submit(std::function<void()> task) {
+  if (workers_ == 0) {
+    task();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->queue.push_back(std::move(task));
+  }
+  impl_->cv.notify_one();
+}
+
+Executor* host_executor(int workers) {
+  static std::mutex mu;
+  static PooledExecutor* pool = nullptr;  // leaked on purpose: its threads may outlive static destruction
+  static pid_t owner = 0;
+  std::lock_guard<std::mutex> lock(mu);
+  if (pool == nullptr || owner != getpid()) {  // a forked child has none of the parent's threads
+    pool = new PooledExecutor(workers);
+    owner = getpid();
+  }
+  return pool;
 }
 
 int available_cpus() {

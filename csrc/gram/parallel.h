@@ -35,6 +35,30 @@ class StdThreadExecutor final : public Executor {
   int max_helpers_;
 };
 
+// A fixed set of worker threads that live for the whole process, for entry
+// points called once per block from Python (the host twins of the FFI
+// targets). Spawning threads per call gave every call fresh glibc malloc
+// arenas whose freed buffers stayed resident: a streamed Nyström pass grew
+// RSS by ~48 MB per call. Tasks queue; the fork-join above tolerates helpers
+// that start late.
+class PooledExecutor final : public Executor {
+ public:
+  explicit PooledExecutor(int workers);
+  ~PooledExecutor() override;  // never run for host_executor()'s pool (leaked on purpose)
+  int helpers_available() const override { return workers_; }
+  void submit(std::function<void()> task) override;
+
+ private:
+  struct Impl;
+  Impl* impl_;
+  int workers_;
+};
+
+// The process-wide pool of the host entries, started on first use with
+// `workers` threads (later calls reuse it whatever they ask; a forked child
+// starts its own).
+Executor* host_executor(int workers);
+
 // Number of CPUs this process may run on (sched affinity), at least 1.
 int available_cpus();
 

@@ -134,15 +134,15 @@ PYBIND11_MODULE(_ext, m) {
           py::gil_scoped_release release;
           clipcore::gram::Options opt;
           opt.num_threads = num_threads;
-          const int threads = num_threads > 0 ? static_cast<int>(num_threads)
-                                              : clipcore::gram::default_num_threads();
-          clipcore::StdThreadExecutor ex(threads - 1);
+          // the process's pool: the same threads (and malloc arenas) every call
+          clipcore::Executor* ex =
+              clipcore::host_executor(clipcore::gram::default_num_threads() - 1);
           err = f32 ? clipcore::gram::gram_accumulate_packed<float, double>(
                           static_cast<const float*>(ap), da, static_cast<const float*>(bp), db,
-                          rows, normalize, gp, gp, opt, &ex)
+                          rows, normalize, gp, gp, opt, ex)
                     : clipcore::gram::gram_accumulate_packed<double, double>(
                           static_cast<const double*>(ap), da, static_cast<const double*>(bp), db,
-                          rows, normalize, gp, gp, opt, &ex);
+                          rows, normalize, gp, gp, opt, ex);
         }
         if (!err.empty()) throw std::runtime_error("joint_gram_host: " + err);
       },
@@ -194,16 +194,16 @@ PYBIND11_MODULE(_ext, m) {
           py::gil_scoped_release release;
           clipcore::nystrom::AccumulateOptions opt;
           opt.num_threads = num_threads;
-          const int threads = num_threads > 0 ? static_cast<int>(num_threads)
-                                              : clipcore::gram::default_num_threads();
-          clipcore::StdThreadExecutor ex(threads - 1);
+          // the process's pool: the same threads (and malloc arenas) every call
+          clipcore::Executor* ex =
+              clipcore::host_executor(clipcore::gram::default_num_threads() - 1);
           const int nb = paired ? 2 : 1;
           err = f32 ? clipcore::nystrom::nystrom_accumulate<float, double>(
                           reinterpret_cast<const float* const*>(blocks), nb, rows, d,
-                          static_cast<const float*>(lp), m, nullptr, 0, sigma, gp, gp, opt, &ex)
+                          static_cast<const float*>(lp), m, nullptr, 0, sigma, gp, gp, opt, ex)
                     : clipcore::nystrom::nystrom_accumulate<double, double>(
                           reinterpret_cast<const double* const*>(blocks), nb, rows, d,
-                          static_cast<const double*>(lp), m, nullptr, 0, sigma, gp, gp, opt, &ex);
+                          static_cast<const double*>(lp), m, nullptr, 0, sigma, gp, gp, opt, ex);
         }
         if (!err.empty()) throw std::invalid_argument("nystrom_host: " + err);
       },

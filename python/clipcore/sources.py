@@ -398,8 +398,7 @@ def _prefetched(gen: Iterator[Block], depth: int = 2) -> Iterator[Block]:
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             q.put(exc)
 
-    th = threading.Thread(target=worker, name="clipcore-prefetch", daemon=True)
-    th.start()
+    done = _start_reader(worker)
     try:
         while True:
             item = q.get()
@@ -410,7 +409,53 @@ def _prefetched(gen: Iterator[Block], depth: int = 2) -> Iterator[Block]:
             yield item
     finally:
         stop.set()
-        th.join(timeout=5)
+        done.wait(timeout=5)
+
+
+#: Reader threads kept for the process (a fresh thread per pass took a fresh
+#: glibc malloc arena each time, and RSS grew ~15 MB per streamed call).
+_READERS_MAX = 4
+_readers_lock = threading.Lock()
+_readers_idle: list = []
+_readers_count = 0
+
+
+def _reader_loop(inbox: "queue.Queue") -> None:
+    while True:
+        task, done = inbox.get()
+        try:
+            task()
+        finally:
+            done.set()
+            with _readers_lock:
+                _readers_idle.append(inbox)
+
+
+def _start_reader(task) -> threading.Event:
+    """Run ``task`` on an idle kept reader thread (or a new one, up to _READERS_MAX kept; beyond, a
+    one-off thread); returns an Event set when it has finished."""
+    global _readers_count
+    done = threading.Event()
+    with _readers_lock:
+        inbox = _readers_idle.pop() if _readers_idle else None
+        keep = inbox is None and _readers_count < _READERS_MAX
+        if keep:
+            _readers_count += 1
+    if inbox is None and keep:
+        inbox = queue.Queue()
+        threading.Thread(target=_reader_loop, args=(inbox,), name="clipcore-prefetch", daemon=True).start()
+    if inbox is not None:
+        inbox.put((task, done))
+        return done
+
+    def once():
+        try:
+            task()
+        finally:
+            done.set()
+
+    threading.Thread(target=once, name="clipcore-prefetch", daemon=True).start()
+    return done
 
 
 def paired_source(images: Any, texts: Any = None) -> PairedSource:
