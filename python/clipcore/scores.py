@@ -592,7 +592,10 @@ def _residual_tail(rows, nmap, n, captured, s_res, seed):
     """The "residual" estimate's tail from a seeded subsample of the image rows (seed + 1)."""
     avail = rows.available()
     sample = rows.take("images", _LN.pool_rows(avail, min(s_res, avail), seed + 1))
-    return _LN.residual_tail(sample, nmap, n, max(1.0 - captured, 0.0))
+    tail = _LN.residual_tail(sample, nmap, n, max(1.0 - captured, 0.0))
+    del sample
+    _release_heap()  # the last large temporaries of the call: leave the heap as the call found it
+    return tail
 
 
 def _nystrom_sce(src, images, texts, setup, prec, backend, block_size, landmarks, landmark_method, estimate,
