@@ -460,9 +460,9 @@ def _nystrom_pass(rows: _Rows, nmap, *, paired: bool, prec: Precision, backend: 
     return _reduce(src, N.nystrom_finalize(G, nmap, paired=paired, backend=backend), n)
 
 
-def _nystrom_block(block_size: int | None, m: int) -> int:
-    """Rows per streamed Nyström block: ≈ 2²⁵ kernel values (the block's [b, m] tile work), 1024…65536."""
-    return int(block_size or max(1024, min(1 << 16, (1 << 25) // max(m, 1))))
+def _nystrom_block(block_size: int | None, m: int, budget: int = 1 << 25) -> int:
+    """Rows per streamed Nyström block: ≈ ``budget`` kernel values (the block's [b, m] tile work), 1024…65536."""
+    return int(block_size or max(1024, min(1 << 16, budget // max(m, 1))))
 
 
 def _release_heap() -> None:
@@ -502,7 +502,7 @@ def _nystrom_pass_host(rows: _Rows, nmap, *, paired: bool, dtype: np.dtype, back
     M = np.zeros((R, R), np.float64)
     L = np.ascontiguousarray(np.asarray(nmap.landmarks), dtype)
     # ≈ 2²⁴ kernel values per block (8 388 rows at m = 2000): the reader keeps up to three blocks in flight
-    block = int(block_size or max(1024, min(1 << 16, (1 << 24) // max(nmap.num_landmarks, 1))))
+    block = _nystrom_block(block_size, nmap.num_landmarks, budget=1 << 24)
 
     def add(x, t):
         x = rows._prep(x)
