@@ -266,7 +266,9 @@ def select_landmarks(
     rng = np.random.default_rng(key)
     if method == "uniform":
         idx = np.sort(rng.choice(n, size=min(m, n), replace=False)).astype(np.int64)
-        return Landmarks(idx, jnp.asarray(x)[idx], method, None, None, n)
+        # host rows are gathered on the host: only the m chosen rows go to the device
+        pts = x[idx] if isinstance(x, jax.Array) else jnp.asarray(x[idx])
+        return Landmarks(idx, pts, method, None, None, n)
 
     sig = _check_sigma(sigma) if sigma is not None else None
     if sig is None:
