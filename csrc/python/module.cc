@@ -35,6 +35,28 @@ py::capsule make_capsule(Fn* fn) {
   return py::capsule(reinterpret_cast<void*>(fn));
 }
 
+std::string shape_of(const py::array& x) {
+  std::string s = "[";
+  for (py::ssize_t i = 0; i < x.ndim(); ++i) s += (i ? ", " : "") + std::to_string(x.shape(i));
+  return s + "]";
+}
+
+// The [R, R] float64 accumulator a host entry updates in place: checked, not
+// converted (a converted copy would lose the update silently).
+double* inplace_gram(py::array& g, int64_t R, const char* op) {
+  if (g.ndim() != 2 || g.shape(0) != R || g.shape(1) != R || !g.dtype().is(py::dtype::of<double>()) ||
+      !(g.flags() & py::array::c_style) || !g.writeable())
+    throw std::invalid_argument(std::string(op) + ": G must be a writeable C-contiguous [" + std::to_string(R) +
+                                ", " + std::to_string(R) + "] float64 array, got " + shape_of(g));
+  return static_cast<double*>(g.mutable_data());
+}
+
+// The host entries' threads: the process's pool, the same threads (and malloc
+// arenas) every call. Call with the GIL released.
+clipcore::Executor* host_pool() {
+  return clipcore::host_executor(clipcore::gram::default_num_threads() - 1);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_ext, m) {
@@ -120,12 +142,7 @@ PYBIND11_MODULE(_ext, m) {
         if (!(a.flags() & py::array::c_style) || !(b.flags() & py::array::c_style))
           throw std::invalid_argument("joint_gram_host: A and B must be C-contiguous");
         const int64_t rows = a.shape(0), da = a.shape(1), db = b.shape(1), d = da + db;
-        // G is updated in place: a converted copy would lose the update silently
-        if (g.ndim() != 2 || g.shape(0) != d || g.shape(1) != d || !g.dtype().is(py::dtype::of<double>()) ||
-            !(g.flags() & py::array::c_style) || !g.writeable())
-          throw std::invalid_argument("joint_gram_host: G must be a writeable C-contiguous [" +
-                                      std::to_string(d) + ", " + std::to_string(d) + "] float64 array");
-        double* gp = static_cast<double*>(g.mutable_data());
+        double* gp = inplace_gram(g, d, "joint_gram_host");
         const bool f32 = a.dtype().is(py::dtype::of<float>());
         const void* ap = a.data();
         const void* bp = b.data();
@@ -134,9 +151,7 @@ PYBIND11_MODULE(_ext, m) {
           py::gil_scoped_release release;
           clipcore::gram::Options opt;
           opt.num_threads = num_threads;
-          // the process's pool: the same threads (and malloc arenas) every call
-          clipcore::Executor* ex =
-              clipcore::host_executor(clipcore::gram::default_num_threads() - 1);
+          clipcore::Executor* ex = host_pool();
           err = f32 ? clipcore::gram::gram_accumulate_packed<float, double>(
                           static_cast<const float*>(ap), da, static_cast<const float*>(bp), db,
                           rows, normalize, gp, gp, opt, ex)
@@ -159,19 +174,14 @@ PYBIND11_MODULE(_ext, m) {
          int64_t num_threads) {
         const bool paired = !b_obj.is_none();
         py::array b = paired ? py::array(b_obj) : py::array();
-        auto shape = [](const py::array& x) {
-          std::string s = "[";
-          for (py::ssize_t i = 0; i < x.ndim(); ++i) s += (i ? ", " : "") + std::to_string(x.shape(i));
-          return s + "]";
-        };
         if (a.ndim() != 2)
-          throw std::invalid_argument("nystrom_host: rows must be [b, d], got " + shape(a));
+          throw std::invalid_argument("nystrom_host: rows must be [b, d], got " + shape_of(a));
         if (landmarks.ndim() != 2 || landmarks.shape(1) != a.shape(1))
           throw std::invalid_argument("nystrom_host: landmarks must be [m, " + std::to_string(a.shape(1)) +
-                                      "], got " + shape(landmarks) + " for rows " + shape(a));
+                                      "], got " + shape_of(landmarks) + " for rows " + shape_of(a));
         if (paired && (b.ndim() != 2 || b.shape(0) != a.shape(0) || b.shape(1) != a.shape(1)))
-          throw std::invalid_argument("nystrom_host: the second block must match the first " + shape(a) +
-                                      ", got " + shape(b));
+          throw std::invalid_argument("nystrom_host: the second block must match the first " + shape_of(a) +
+                                      ", got " + shape_of(b));
         const bool f32 = a.dtype().is(py::dtype::of<float>());
         if (!(f32 || a.dtype().is(py::dtype::of<double>())) || !landmarks.dtype().is(a.dtype()) ||
             (paired && !b.dtype().is(a.dtype())))
@@ -181,12 +191,7 @@ PYBIND11_MODULE(_ext, m) {
           throw std::invalid_argument("nystrom_host: rows and landmarks must be C-contiguous");
         const int64_t rows = a.shape(0), d = a.shape(1), m = landmarks.shape(0);
         const int64_t R = (paired ? 2 : 1) * m;
-        // G is updated in place: a converted copy would lose the update silently
-        if (g.ndim() != 2 || g.shape(0) != R || g.shape(1) != R || !g.dtype().is(py::dtype::of<double>()) ||
-            !(g.flags() & py::array::c_style) || !g.writeable())
-          throw std::invalid_argument("nystrom_host: G must be a writeable C-contiguous [" + std::to_string(R) +
-                                      ", " + std::to_string(R) + "] float64 array, got " + shape(g));
-        double* gp = static_cast<double*>(g.mutable_data());
+        double* gp = inplace_gram(g, R, "nystrom_host");
         const void* blocks[2] = {a.data(), paired ? b.data() : nullptr};
         const void* lp = landmarks.data();
         std::string err;
@@ -194,9 +199,7 @@ PYBIND11_MODULE(_ext, m) {
           py::gil_scoped_release release;
           clipcore::nystrom::AccumulateOptions opt;
           opt.num_threads = num_threads;
-          // the process's pool: the same threads (and malloc arenas) every call
-          clipcore::Executor* ex =
-              clipcore::host_executor(clipcore::gram::default_num_threads() - 1);
+          clipcore::Executor* ex = host_pool();
           const int nb = paired ? 2 : 1;
           err = f32 ? clipcore::nystrom::nystrom_accumulate<float, double>(
                           reinterpret_cast<const float* const*>(blocks), nb, rows, d,

@@ -512,20 +512,18 @@ def _nystrom_pass_host(rows: _Rows, nmap, *, paired: bool, dtype: np.dtype, back
             N.nystrom_update_host(M, x, nmap, dtype=dtype, landmarks=L)
         return x.shape[0]
 
-    n = 0
     src = rows.src
+    if src is None:  # slices of the in-memory arrays
+        pairs = ((rows.images[i:i + block], rows.texts[i:i + block] if paired else None)
+                 for i in range(0, rows.n, block))
+    else:  # one block queued: the core takes ~40x longer per block than reading it from the page cache
+        pairs = ((blk.images, blk.texts) for blk in src.blocks(block, nonzero=nonzero, depth=1))
+    n = 0
     with _progress_bar(rows.n if src is None else src.n, desc, progress) as bar:
-        if src is None:
-            for i in range(0, rows.n, block):
-                k = add(rows.images[i:i + block], rows.texts[i:i + block] if paired else None)
-                n += k
-                bar.update(k)
-        else:
-            # one block queued: the core takes ~40x longer per block than reading it from the page cache
-            for blk in src.blocks(block, nonzero=nonzero, depth=1):
-                k = add(blk.images, blk.texts)
-                n += k
-                bar.update(k)
+        for x, t in pairs:
+            k = add(x, t)
+            n += k
+            bar.update(k)
     from . import _ffi
 
     _ffi._ext.release_buffers()  # the core's cached per-thread [R, R] accumulators: not needed after the pass
