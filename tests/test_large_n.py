@@ -177,6 +177,38 @@ def test_nystrom_summary_is_json_ready(pairs):
     json.dumps(clipcore.vendi(x, kernel="gaussian", landmarks=30).summary())
 
 
+def test_low_capture_warns_when_one_modality_takes_every_landmark():
+    rng = np.random.default_rng(7)
+    centres = rng.standard_normal((4, 16))
+    x = centres[rng.integers(0, 4, 400)] + 0.05 * rng.standard_normal((400, 16))  # images: 4 tight clusters
+    t = 10.0 * rng.standard_normal((400, 16))  # texts: isolated points (≈ 56 apart at sigma = 1)
+    # pivoted Cholesky on the joint pool [texts; images]: every text keeps residual 1, so all 40 landmarks are
+    # texts and the images' features capture almost nothing of their kernel trace
+    with pytest.warns(clipcore.LowCaptureWarning) as rec:
+        r = clipcore.sce(x, t, kernel="gaussian", sigma=1.0, landmarks=40)
+    # both warn: 40 landmarks hold 40 of the 400 isolated texts (0.1), and none of the images
+    assert sorted(str(w.message).split("' kernel")[0].split()[-1] for w in rec) == ["images", "texts"]
+    assert r.nystrom["captured_trace_texts"] == pytest.approx(0.1, abs=1e-6)
+    cap = r.nystrom["captured_trace"]
+    # independently: the images' trace captured by 40 text landmarks, tr(K_xL K_LL^+ K_Lx) / n
+    L = t[:40]
+    want = np.trace(nref.gaussian(x, L, 1.0) @ np.linalg.pinv(nref.gaussian(L, L, 1.0)) @ nref.gaussian(L, x, 1.0))
+    assert cap < S.LOW_CAPTURE and cap == pytest.approx(want / x.shape[0], abs=1e-9)
+    # the images alone are well captured by 40 landmarks: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", clipcore.LowCaptureWarning)
+        v = clipcore.vendi(x, kernel="gaussian", sigma=1.0, landmarks=40)
+    assert v.nystrom["captured_trace"] > 0.9
+
+
+def test_no_low_capture_warning_on_ordinary_data(pairs):
+    x, t = pairs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", clipcore.LowCaptureWarning)
+        r = clipcore.sce(x, t, kernel="gaussian", landmarks=30)
+    assert r.nystrom["captured_trace"] >= S.LOW_CAPTURE
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -307,7 +307,7 @@ def test_pool_subsample_is_seeded():
     assert not np.array_equal(a.indices, c.indices) and a.pool_size == 500
     np.testing.assert_array_equal(np.asarray(a.points), x[a.indices])
     assert ny.default_pool(10_000, 100) == 10_000
-    assert ny.default_pool(10**7, 2000) == (1 << 25) // 2000
+    assert ny.default_pool(10**7, 2000) == (1 << 24) // 2000 == 8388
 
 
 @pytest.mark.parametrize(

@@ -532,3 +532,28 @@ def test_near_duplicates_at_tiny_sigma_are_not_merged(dtype):
     # pivoted Cholesky sees 8 distinct points among the 10 rows (the 2 exact duplicates add nothing)
     lm = N.select_landmarks(x, 10, sigma=sigma, method="pivoted-cholesky", key=0, backend="ffi")
     assert lm.points.shape[0] == 8
+
+
+@pytest.mark.parametrize("paired", [False, True])
+@pytest.mark.parametrize("m,r", [(7, 7), (7, 4), (300, 290)])  # 300: several symmetrising row blocks
+def test_finalize_host_in_place_equals_dense(paired, m, r):
+    """finalize_host writes Wᵀ M W (block-diagonal W when paired) into M's own storage; with dropped directions
+    (r < m) the [2r, 2r] corner is moved to the front of M's buffer. Against dense float64 NumPy."""
+    from clipcore import nystrom as N
+
+    rng = np.random.default_rng(8)
+    R = (2 if paired else 1) * m
+    A = rng.standard_normal((3 * R, R))
+    M = A.T @ A
+    W = rng.standard_normal((m, r))
+    nmap = N.NystromMap(np.zeros((m, 3)), np.float64(1.0), W, np.ones(r), 1e-7, m - r)
+    Wb = np.kron(np.eye(2), W) if paired else W
+    want = Wb.T @ M @ Wb
+    want = 0.5 * (want + want.T)
+    buf = M.copy()
+    got = N.finalize_host(buf, nmap, paired=paired)
+    assert got.shape == want.shape and got.flags.c_contiguous and np.shares_memory(got, buf)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    assert np.array_equal(got, got.T)
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        N.finalize_host(np.asfortranarray(M[:, ::-1]), nmap, paired=paired)

@@ -15,7 +15,7 @@ from .editing import Editor, fit_editor
 from .entropy import matrix_entropy, matrix_entropy_score, renyi_entropy, renyi_score
 from .kernels import FeatureMap, cosine_features, features, gaussian_kernel, median_sigma, rff_features
 from .schur import SchurSpectra, regression_coefficient, schur_dual, schur_matrices, schur_primal
-from .scores import DegenerateWarning, SCEResult, VendiResult, rke, sce, vendi
+from .scores import DegenerateWarning, LowCaptureWarning, SCEResult, VendiResult, rke, sce, vendi
 from .datasets import LabelledImages, PairedEmbeddings, digits, fashion_mnist, synthetic_pairs
 from .sources import paired_source, row_source, write_shards
 from .embed import EmbedResult, embed, load_clip
@@ -35,6 +35,7 @@ __all__ = [
     "SCEResult",
     "VendiResult",
     "DegenerateWarning",
+    "LowCaptureWarning",
     # editing
     "fit_editor",
     "Editor",

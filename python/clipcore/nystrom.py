@@ -155,13 +155,16 @@ class Landmarks(NamedTuple):
     pool_size: int
 
 
-def default_pool(n: int, m: int, *, budget: int = 1 << 25) -> int:
+def default_pool(n: int, m: int, *, budget: int = 1 << 24) -> int:
     """Rows a k-means++ / pivoted-Cholesky selection looks at by default.
 
     Both hold an ``[pool, m]`` float64 factor or read the pool once per
-    landmark, so the pool is capped at ``budget`` numbers (2²⁵: 256 MB of
+    landmark, so the pool is capped at ``budget`` numbers (2²⁴: 128 MiB of
     factor): all n rows when n·m ≤ budget, else a seeded uniform subsample
-    of max(m, budget // m) rows (16 777 rows for m = 2000).
+    of max(m, budget // m) rows (8388 rows for m = 2000). The cap was 2²⁵
+    until the streamed default call had to fit in 0.5 GB; at n = 10⁴,
+    m = 2000 (``bench/accuracy.py``) pools of 16 776, 8388 and 4194 rows
+    gave the same entropy errors to 0.1 % (bench/RESULTS.md).
     """
     if n * max(m, 1) <= budget:
         return int(n)
@@ -569,25 +572,66 @@ def nystrom_update_host(G: np.ndarray, x: Any, nmap: NystromMap, *, images: Any 
 
 def finalize_host(M: np.ndarray, nmap: NystromMap, *, paired: bool = False) -> np.ndarray:
     """:func:`nystrom_finalize` (kernel form) in float64 NumPy, for the host accumulator of
-    :func:`nystrom_update_host`: Wᵀ M W (per block when paired), symmetrised. Overwrites M's blocks as
-    scratch; holds two [m, r] / [r, r] temporaries beyond M at a time."""
+    :func:`nystrom_update_host`: Wᵀ M W (per block when paired), symmetrised.
+
+    Consumes M: the result ``[r, r]`` (``[2r, 2r]`` paired) is written into
+    M's own storage (a C-contiguous view of its first elements), so beyond M
+    only one ``[m, r]`` and one ``[r, r]`` temporary exist at a time.
+    """
     W = np.asarray(nmap.whitening, np.float64)
     m, r = W.shape
+    if not (M.flags.c_contiguous and M.dtype == np.float64):
+        raise ValueError(f"finalize_host: M must be a C-contiguous float64 array, got {M.dtype} {M.shape}")
 
     def wmw(A):
-        return W.T @ (A @ W)
+        AW = A @ W
+        return W.T @ AW
 
     if not paired:
-        out = wmw(M)
+        t = wmw(M)
+        out = M.reshape(-1)[: r * r].reshape(r, r)
+        out[...] = t
+        del t
     else:
-        out = np.empty((2 * r, 2 * r))
-        out[:r, :r] = wmw(M[:m, :m])
-        out[:r, r:] = wmw(M[:m, m:])
-        out[r:, :r] = out[:r, r:].T
-        out[r:, r:] = wmw(M[m:, m:])
-    out += out.T
-    out *= 0.5
+        # Output blocks go to the top-left [2r, 2r] corner of M as soon as they are computed: with r ≤ m a
+        # block's target never overlaps the input blocks still to be read (texts-texts M[:m, :m] → rows
+        # and columns < r; texts-images M[:m, m:] → rows < r, columns r..2r and its transpose; images-images
+        # M[m:, m:] last).
+        t = wmw(M[:m, :m])
+        M[:r, :r] = t
+        t = wmw(M[:m, m:])
+        M[:r, r:2 * r] = t
+        M[r:2 * r, :r] = t.T
+        t = wmw(M[m:, m:])
+        M[r:2 * r, r:2 * r] = t
+        del t
+        out = _compact_corner(M, 2 * r)
+    _symmetrise(out)
     return out
+
+
+def _compact_corner(M: np.ndarray, k: int) -> np.ndarray:
+    """M[:k, :k] moved to the front of M's buffer as a C-contiguous [k, k] view (rows copied forward)."""
+    flat = M.reshape(-1)
+    n = M.shape[1]
+    if k != n:
+        for i in range(k):  # row i moves from offset i·n to i·k ≤ i·n: earlier rows are never overwritten
+            flat[i * k:(i + 1) * k] = M[i, :k].copy() if i * k + k > i * n else M[i, :k]
+    return flat[: k * k].reshape(k, k)
+
+
+def _symmetrise(a: np.ndarray, block: int = 256) -> None:
+    """a ← (a + aᵀ)/2 in place, by row blocks (temporaries of block × n, not n × n)."""
+    n = a.shape[0]
+    for i0 in range(0, n, block):
+        i1 = min(n, i0 + block)
+        d = a[i0:i1, i0:i1]
+        d[...] = 0.5 * (d + d.T)
+        up, lo = a[i0:i1, i1:], a[i1:, i0:i1]
+        s = up + lo.T
+        s *= 0.5
+        up[...] = s
+        lo[...] = s.T
 
 
 def nystrom_finalize(

@@ -58,6 +58,10 @@ class DegenerateWarning(UserWarning):
     """The text part explains every sample direction: S ≈ 0, SCE ≈ 1."""
 
 
+class LowCaptureWarning(UserWarning):
+    """Nyström landmarks capture little of a modality's kernel trace: the score is mostly the tail estimate."""
+
+
 class SCEResult(NamedTuple):
     """Schur Complement Entropy of paired image/text embeddings.
 
@@ -527,6 +531,7 @@ def _nystrom_pass_host(rows: _Rows, nmap, *, paired: bool, dtype: np.dtype, back
     from . import _ffi
 
     _ffi._ext.release_buffers()  # the core's cached per-thread [R, R] accumulators: not needed after the pass
+    _release_heap()  # ... and hand their pages back before the finalisation's temporaries are allocated
     g = N.finalize_host(M, nmap, paired=paired)  # consumes M
     del M
     _release_heap()
@@ -586,6 +591,42 @@ def _nystrom_setup(src, images, texts, setup, backend, landmarks, landmark_metho
     return m, s_res, seed, rows, lm, nmap
 
 
+#: Below this fraction of a modality's kernel trace captured by the Nyström
+#: features, the score rests mostly on the tail model and a warning is issued.
+LOW_CAPTURE = 0.2
+
+
+def _warn_low_capture(captured: float, what: str, m: int, method: str) -> None:
+    if captured < LOW_CAPTURE:
+        warnings.warn(
+            f"nyström: the {m} {method} landmarks capture only {captured:.3g} of the {what}' kernel trace, so the "
+            f"score rests mostly on the estimate of the missing part: use more landmarks, a larger sigma, or "
+            f"landmark_method='uniform' (pivoted Cholesky picks the worst-explained rows first; when one modality's "
+            f"rows are isolated from each other it can take every landmark from that modality)",
+            LowCaptureWarning, stacklevel=4)
+
+
+def _host_eigvalsh_desc(g, n: int) -> np.ndarray:
+    """Eigenvalues of g / n (symmetric [r, r]), descending and clipped at 0, in float64 on the host.
+
+    A host g (the compiled pass's result) is scaled and decomposed in place
+    (LAPACK syevd without vectors, one BLAS thread: see
+    :func:`clipcore.nystrom.nystrom_map`); no copy of it is made.
+    """
+    from scipy.linalg import eigh
+
+    from .nystrom import _one_blas_thread
+
+    if isinstance(g, np.ndarray) and g.dtype == np.float64 and g.flags.c_contiguous and g.flags.writeable:
+        c = g
+    else:
+        c = np.array(g, np.float64)
+    c /= max(n, 1)
+    with _one_blas_thread():
+        lam = eigh(c, eigvals_only=True, overwrite_a=True, check_finite=False, driver="evd")
+    return np.maximum(lam[::-1], 0.0)
+
+
 def _residual_tail(rows, nmap, n, captured, s_res, seed):
     """The "residual" estimate's tail from a seeded subsample of the image rows (seed + 1)."""
     avail = rows.available()
@@ -609,6 +650,8 @@ def _nystrom_sce(src, images, texts, setup, prec, backend, block_size, landmarks
     r = nmap.rank
     rtol_v = V.check_number(rtol, "rtol", positive=False, default=r * EPS32)
     image, text, comp, rank, cap, cap_t = _LN.schur_from_gram(g, n, r, rtol_v, ridge)
+    _warn_low_capture(cap, "images", lm.points.shape[0], lm.method)
+    _warn_low_capture(cap_t, "texts", lm.points.shape[0], lm.method)
     tail = _residual_tail(rows, nmap, n, cap, s_res, seed)
     estimates = {}
     for kind in _LN.ESTIMATES:
@@ -644,12 +687,11 @@ def _nystrom_vendi(src, x, setup, prec, backend, block_size, landmarks, landmark
         kernel, rff_features, omega, method, paired=False)
     g, n = _nystrom_pass(rows, nmap, paired=False, prec=prec, backend=backend, block_size=block_size,
                          nonzero=nonzero, progress=progress, desc="vendi (nyström)", mesh=mesh)
-    c = np.asarray(g, np.float64) / max(n, 1)  # symmetric already (both finalisations symmetrise)
-    with jax.enable_x64(True):
-        image = np.maximum(np.asarray(eigvalsh(jnp.asarray(c)), np.float64)[::-1], 0.0)
-    del c
+    image = _host_eigvalsh_desc(g, n)
+    del g
     _release_heap()
     cap = float(image.sum())
+    _warn_low_capture(cap, "rows", lm.points.shape[0], lm.method)
     tail = _residual_tail(rows, nmap, n, cap, s_res, seed)
     estimates = {}
     for kind in _LN.ESTIMATES:
