@@ -557,3 +557,37 @@ def test_finalize_host_in_place_equals_dense(paired, m, r):
     assert np.array_equal(got, got.T)
     with pytest.raises(ValueError, match="C-contiguous float64"):
         N.finalize_host(np.asfortranarray(M[:, ::-1]), nmap, paired=paired)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_nystrom_update_host_in_place_keeps_g_in(paired, symmetric):
+    """The host entry adds the caller thread's sums straight into a symmetric G (one [R, R] accumulator fewer);
+    a non-symmetric G takes the buffered path. Either way G_out = G_in + ZᵀZ exactly as float64 NumPy, over
+    several threads and chunks; and a NaN row in a late chunk raises and leaves G untouched."""
+    from clipcore import nystrom as N
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((3000, 24))
+    t = rng.standard_normal((3000, 24))
+    L = x[:40]
+    sigma = 4.0
+    nm = N.nystrom_map(L, sigma)
+    R = 80 if paired else 40
+    A = rng.standard_normal((R, R))
+    G0 = A @ A.T if symmetric else A
+    Z = np.concatenate([ref.gaussian(t, L, sigma), ref.gaussian(x, L, sigma)], 1) if paired else \
+        ref.gaussian(x, L, sigma)
+    want = G0 + Z.T @ Z
+    for threads in (1, 2, 3):
+        G = G0.copy()
+        N.nystrom_update_host(G, t if paired else x, nm, images=x if paired else None, num_threads=threads)
+        np.testing.assert_allclose(G, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+        if symmetric:
+            assert np.array_equal(G, G.T)
+    bad = x.copy()
+    bad[2900, 3] = np.nan
+    G = G0.copy()
+    with pytest.raises(ValueError, match="non-finite"):
+        N.nystrom_update_host(G, t if paired else bad, nm, images=bad if paired else None, num_threads=2)
+    assert np.array_equal(G, G0)

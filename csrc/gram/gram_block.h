@@ -112,4 +112,41 @@ void finalize_symmetric(int64_t d, const TG* g_in, TG* out,
   }
 }
 
+// In place, for a symmetric g whose upper triangle already holds one
+// accumulator's sum (g_in + acc_0, see nystrom_accumulate's direct mode):
+//   g[i, j] += s_ij for i <= j, then g[j, i] = g[i, j],
+// with s the sum of the other accumulators (n_acc may be 0). Covers tile rows
+// [t0, t1) like finalize_symmetric.
+inline void finalize_symmetric_direct(int64_t d, double* g, const double* const* accs, int n_acc,
+                                      int64_t t0, int64_t t1) {
+  constexpr int64_t kTile = kFinalizeTile;
+  for (int64_t ib = t0 * kTile; ib < std::min(d, t1 * kTile); ib += kTile) {
+    const int64_t ie = std::min(ib + kTile, d);
+    for (int64_t jb = ib; jb < d; jb += kTile) {
+      const int64_t je = std::min(jb + kTile, d);
+      for (int64_t i = ib; i < ie; ++i) {
+        for (int64_t j = std::max(i, jb); j < je; ++j) {
+          const int64_t u = i * d + j;
+          double s = 0.0;
+          for (int p = 0; p < n_acc; ++p) s += accs[p][u];
+          g[u] += s;
+          if (j != i) g[j * d + i] = g[u];
+        }
+      }
+    }
+  }
+}
+
+// True when the row-major [d, d] matrix g equals its transpose exactly
+// (tiled, so the column-strided reads stay in cache).
+inline bool is_symmetric(int64_t d, const double* g) {
+  constexpr int64_t kTile = kFinalizeTile;
+  for (int64_t ib = 0; ib < d; ib += kTile)
+    for (int64_t jb = ib; jb < d; jb += kTile)
+      for (int64_t i = ib; i < std::min(ib + kTile, d); ++i)
+        for (int64_t j = std::max(i + 1, jb); j < std::min(jb + kTile, d); ++j)
+          if (!(g[i * d + j] == g[j * d + i])) return false;
+  return true;
+}
+
 }  // namespace clipcore::gram

@@ -85,11 +85,29 @@ std::string run(const T* const* blocks, int n_blocks, int64_t b, int64_t d,
     bool fresh = true;
   };
   std::vector<Slot> slots(plan.participants);
+  // Direct mode (the host entry: G updated in place, float64, symmetric on
+  // entry): the caller's slot adds its syrk results straight into G's upper
+  // triangle, so one [R, R] float64 buffer fewer is held (128 MB for a paired
+  // pass at m = 2000). The finalisation then mirrors the upper triangle.
+  bool direct = false;
+  if constexpr (std::is_same_v<TG, double>) direct = g_in == g_out && gram::is_symmetric(R, g_out);
+  double* const direct_acc = direct ? reinterpret_cast<double*>(g_out) : nullptr;
+  if (direct) {
+    slots[0].fresh = false;
+    // G is written while rows are still being read: check every row first, so
+    // that a bad row (NaN, Inf, overflowing norm) leaves G as it was.
+    std::vector<double> scratch_norms(static_cast<size_t>(std::min<int64_t>(std::max<int64_t>(b, 1), 4096)));
+    const int64_t step = static_cast<int64_t>(scratch_norms.size());
+    for (int blk = 0; blk < n_blocks; ++blk)
+      for (int64_t i0 = 0; i0 < b; i0 += step)
+        row_sq_norms(blocks[blk] + i0 * d, std::min(step, b - i0), d, d, scratch_norms.data(),
+                     block_name(n_blocks, blk), i0);
+  }
 
   parallel_chunks(plan.n_chunks, plan.participants, executor, [&](int s, int64_t c) {
     Slot& slot = slots[s];
-    if (!slot.acc) {
-      slot.acc = BufferPool::acquire(sizeof(double) * RR);
+    if (!slot.feat) {
+      if (!(direct && s == 0)) slot.acc = BufferPool::acquire(sizeof(double) * RR);
       if constexpr (kF32Features) slot.scratch = BufferPool::acquire(sizeof(float) * RR);
       slot.feat = BufferPool::acquire(sizeof(FT) * plan.chunk * R);
       slot.dots = BufferPool::acquire(sizeof(T) * plan.tile * m);
@@ -119,8 +137,8 @@ std::string run(const T* const* blocks, int n_blocks, int64_t b, int64_t d,
           gauss_tile(dots, m, norms, lnorm.data(), tr, m, gamma, floor, out, R, &rows);
       }
     }
-    gram::accumulate_rows<FT>(feat, 0, r1 - r0, R, r1 - r0, as<double>(slot.acc),
-                              as<FT>(slot.scratch), &slot.fresh);
+    double* acc = direct && s == 0 ? direct_acc : as<double>(slot.acc);
+    gram::accumulate_rows<FT>(feat, 0, r1 - r0, R, r1 - r0, acc, as<FT>(slot.scratch), &slot.fresh);
   });
 
   std::vector<const double*> accs;
@@ -131,9 +149,12 @@ std::string run(const T* const* blocks, int n_blocks, int64_t b, int64_t d,
     if (s.acc) accs.push_back(as<double>(s.acc));
   }
   const int64_t tiles = gram::finalize_tile_rows(R);
+  const int n_acc = static_cast<int>(accs.size());
   parallel_chunks(tiles, R >= 512 ? plan.participants : 1, executor, [&](int, int64_t t) {
-    gram::finalize_symmetric<TG>(R, g_in, g_out, accs.data(), static_cast<int>(accs.size()), t,
-                                 t + 1);
+    if (direct)
+      gram::finalize_symmetric_direct(R, direct_acc, accs.data(), n_acc, t, t + 1);
+    else
+      gram::finalize_symmetric<TG>(R, g_in, g_out, accs.data(), n_acc, t, t + 1);
   });
   return "";
 }

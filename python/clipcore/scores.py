@@ -598,11 +598,13 @@ LOW_CAPTURE = 0.2
 
 def _warn_low_capture(captured: float, what: str, m: int, method: str) -> None:
     if captured < LOW_CAPTURE:
+        hint = "use more landmarks or a larger sigma"
+        if method == "pivoted-cholesky":
+            hint += (", or landmark_method='uniform' (pivoted Cholesky takes the worst-explained rows first: when "
+                     "one modality's rows are isolated from each other it can take every landmark from it)")
         warnings.warn(
             f"nyström: the {m} {method} landmarks capture only {captured:.3g} of the {what}' kernel trace, so the "
-            f"score rests mostly on the estimate of the missing part: use more landmarks, a larger sigma, or "
-            f"landmark_method='uniform' (pivoted Cholesky picks the worst-explained rows first; when one modality's "
-            f"rows are isolated from each other it can take every landmark from that modality)",
+            f"score rests mostly on the estimate of the missing part: {hint}",
             LowCaptureWarning, stacklevel=4)
 
 
