@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -282,3 +283,38 @@ def test_cli_score_with_landmarks(tmp_path, pairs):
     assert set(got["result"]["nystrom"]["estimates"]) == {"residual", "missing-mass", "renormalised"}
     v = clipcore.vendi(x, kernel="gaussian", sigma=0.9, order=2, landmarks=50, estimate="missing-mass", key=2)
     assert got["scores"]["vendi"]["2.0"] == pytest.approx(v.score, rel=1e-12)
+
+
+@pytest.mark.parametrize("ridge", [None, 1e-3])
+def test_schur_from_gram_host_equals_jitted(ridge):
+    """The host Schur solve of the Nyström SCE (g consumed in place) against the jitted schur_primal path and
+    against a float64 NumPy evaluation of SPEC.md's R = C_TXᵀ C_TT⁺ C_TX, S = C_XX − R, with a rank-deficient
+    C_TT so the pseudo-inverse cut matters."""
+    rng = np.random.default_rng(21)
+    r, n = 60, 500
+    T = rng.standard_normal((n, 40)) @ rng.standard_normal((40, r))  # C_TT of rank 40 < r
+    X = 0.5 * T + rng.standard_normal((n, r))
+    Z = np.concatenate([T, X], 1)
+    g = Z.T @ Z
+    rtol = 1e-9
+    want = LN.schur_from_gram(jnp.asarray(g), n, r, rtol, ridge)  # the jitted path (a device array)
+    got = LN.schur_from_gram(g.copy(), n, r, rtol, ridge)  # the host path
+    for a, b in zip(got[:3], want[:3]):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12 * b.max())
+    assert got[3] == want[3] == (r if ridge is not None else 40)
+    assert got[4] == pytest.approx(want[4], rel=1e-13) and got[5] == pytest.approx(want[5], rel=1e-13)
+    # independent NumPy: eigenvalues of R and S
+    c = g / n
+    ctt, ctx, cxx = c[:r, :r], c[:r, r:], c[r:, r:]
+    w, v = np.linalg.eigh(ctt)
+    if ridge is None:
+        keep = np.abs(w + 1e-12) > rtol * np.max(np.abs(w + 1e-12))
+        inv = np.where(keep, 1 / (w + 1e-12), 0)
+    else:
+        inv = 1 / (np.maximum(w, 0) + ridge)
+    Rm = ctx.T @ v @ np.diag(inv) @ v.T @ ctx
+    text = np.maximum(np.linalg.eigvalsh(Rm)[::-1], 0)
+    comp = np.maximum(np.linalg.eigvalsh(cxx - Rm)[::-1], 0)
+    np.testing.assert_allclose(got[1], text, rtol=1e-8, atol=1e-10 * text.max())
+    np.testing.assert_allclose(got[2], comp, rtol=1e-8, atol=1e-10 * comp.max())
+    np.testing.assert_allclose(got[0], np.linalg.eigvalsh(cxx)[::-1], rtol=1e-10)

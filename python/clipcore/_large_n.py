@@ -152,13 +152,70 @@ class NystromSpectra(NamedTuple):
 
 
 def schur_from_gram(g: Any, n: int, r: int, rtol: float, ridge: float | None):
-    """Schur spectra (host float64) from the joint Nyström Gram Σ Zᵀ Z ([2r, 2r])."""
+    """Schur spectra (host float64) from the joint Nyström Gram Σ Zᵀ Z ([2r, 2r]).
+
+    Returns ``(image, text, complement, rank, tr C_XX, tr C_TT)``. A host
+    float64 g (the compiled pass's result) is solved by :func:`schur_from_gram_host`
+    in its own storage; anything else by the jitted :func:`clipcore.schur.schur_primal`.
+    """
+    if isinstance(g, np.ndarray) and g.dtype == np.float64 and g.flags.c_contiguous and g.flags.writeable:
+        return schur_from_gram_host(g, n, r, rtol, ridge)
     c = jnp.asarray(g) / max(n, 1)
     tt, tx, xx = c[:r, :r], c[:r, r:], c[r:, r:]
     mode = "ridge" if ridge is not None else "pinv"
     sp = schur_primal(tt, tx, xx, rtol, EPSILON, ridge if ridge is not None else 0.0, mode=mode)
     h = lambda a: np.asarray(a, np.float64)  # noqa: E731
     return h(sp.image), h(sp.text), h(sp.complement), int(sp.rank), float(jnp.trace(xx)), float(jnp.trace(tt))
+
+
+def schur_from_gram_host(g: np.ndarray, n: int, r: int, rtol: float, ridge: float | None):
+    """:func:`schur_from_gram` in float64 NumPy/LAPACK, consuming g (scaled in place).
+
+    The same arithmetic as :func:`clipcore.schur.schur_matrices` and
+    :func:`clipcore.schur.schur_primal` (SPEC.md: R = C_TXᵀ (C_TT + εI)⁺ C_TX,
+    S = C_XX − R, spectra of R, S and C_XX), with three ``[r, r]`` temporaries
+    beside g instead of the jitted version's device copies (about 0.3 GB less
+    at r = 2000); m×m LAPACK calls on one BLAS thread, as in
+    :func:`clipcore.nystrom.nystrom_map`.
+    """
+    eigh = scipy.linalg.eigh
+    g /= max(n, 1)
+    tt, tx, xx = g[:r, :r], g[:r, r:], g[r:, r:]
+    cap_x, cap_t = float(np.trace(xx)), float(np.trace(tt))
+
+    def desc(a):  # eigenvalues of the symmetric a (overwritten), descending, clipped at 0
+        return np.maximum(eigh(a, eigvals_only=True, overwrite_a=True, check_finite=False, driver="evd")[::-1], 0.0)
+
+    with N._one_blas_thread():
+        a = np.array(tt)
+        N._symmetrise(a)
+        w, v = eigh(a, overwrite_a=True, check_finite=False, driver="evd")
+        del a
+        if ridge is not None:
+            inv = 1.0 / (np.maximum(w, 0.0) + ridge)
+            rank = int(w.shape[0])
+        else:
+            shifted = w + EPSILON
+            keep = np.abs(shifted) > rtol * np.max(np.abs(shifted), initial=0.0)
+            inv = np.where(keep, 1.0 / np.where(keep, shifted, 1.0), 0.0)
+            rank = int(keep.sum())
+        b = v.T @ tx
+        del v
+        gb = inv[:, None] * b
+        R = b.T @ gb  # the text-explained part
+        del gb
+        N._symmetrise(R)
+        S = b  # [r, r]: its storage holds S = sym(C_XX) − R (b is not needed any more)
+        del b
+        np.copyto(S, xx)
+        N._symmetrise(S)
+        S -= R
+        text = desc(R)
+        comp = desc(S)
+        np.copyto(R, xx)  # R's storage for C_XX
+        N._symmetrise(R)
+        image = desc(R)
+    return image, text, comp, rank, cap_x, cap_t
 
 
 def estimate_spectra(
