@@ -6,30 +6,34 @@
 // chunks of at most `block_rows` rows, summed into a float64 accumulator;
 // the kernel form widens the tile to float64 before the SYRK.
 //
+// The kernel tiles follow the CPU's (kernels.cuh): exponent in double,
+// rounding floor rounding_floor(eps(T), d), near-coincident pairs
+// recomputed from the rows (csrc/nystrom/gauss_pair.h), exp flushed to 0 as
+// on the CPU. (The CPU also rejects non-finite rows and norms too large for
+// T with an error; these handlers do not check the rows.)
+//
 // cuBLAS is column-major: a row-major [rows, D] array is the column-major
 // D x rows matrix A, so Phi^T Phi = A A^T is SYRK(N) with n = D, k = rows.
 //
-// Status: compiled with nvcc (CUDA 13), never yet run on a GPU (no device
-// in the sessions so far); tests/test_cuda.py runs it where one exists.
+// Status: compiled with nvcc (CUDA 13, zero warnings) but never run on a GPU
+// (no device in the sessions that wrote it); tests/test_cuda.py runs it
+// where one exists.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <type_traits>
 
 #include "cuda/cuda_common.h"
 #include "cuda/kernels.cuh"
+#include "nystrom/elementwise.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace clipcore::cuda {
 namespace {
 
 constexpr int64_t kDefaultBlockRows = 4096;
-
-dim3 grid2(int64_t x, int64_t y, dim3 block) {
-  return dim3(static_cast<unsigned>((x + block.x - 1) / block.x),
-              static_cast<unsigned>((y + block.y - 1) / block.y));
-}
 
 bool is_float(ffi::DataType t) { return t == ffi::DataType::F32 || t == ffi::DataType::F64; }
 
@@ -65,22 +69,6 @@ cublasStatus_t syrk(cublasHandle_t h, int64_t n, int64_t k, const double* a, int
                      static_cast<int>(k), &one, a, static_cast<int>(lda), &beta, c,
                      static_cast<int>(n));
 }
-cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m,
-                    int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                    int64_t ldb, float* c, int64_t ldc) {
-  const float one = 1.0f, zero = 0.0f;
-  return cublasSgemm(h, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
-                     &one, a, static_cast<int>(lda), b, static_cast<int>(ldb), &zero, c,
-                     static_cast<int>(ldc));
-}
-cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m,
-                    int64_t n, int64_t k, const double* a, int64_t lda, const double* b,
-                    int64_t ldb, double* c, int64_t ldc) {
-  const double one = 1.0, zero = 0.0;
-  return cublasDgemm(h, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
-                     &one, a, static_cast<int>(lda), b, static_cast<int>(ldb), &zero, c,
-                     static_cast<int>(ldc));
-}
 
 // acc (float64 upper, d x d) += Z Z^T for a column-major Z [d, k] of T.
 template <typename T>
@@ -95,6 +83,7 @@ ffi::Error accumulate(cublasHandle_t h, cudaStream_t stream, const T* z, int64_t
     if (s != CUBLAS_STATUS_SUCCESS) return cublas_error(op, s);
     const dim3 blk(16, 16);
     add_upper<float, double><<<grid2(d, d, blk), blk, 0, stream>>>(d, scratch, acc);
+    return launch_status(op);
   }
   return ffi::Error::Success();
 }
@@ -121,7 +110,9 @@ ffi::Error gram_typed(cudaStream_t stream, const ffi::AnyBuffer& g_in, const ffi
   Scratch scratch(std::is_same_v<T, float> ? sizeof(float) * d * d : 0, stream);
   if (acc.status() != cudaSuccess) return cuda_error(op, acc.status());
   if (scratch.status() != cudaSuccess) return cuda_error(op, scratch.status());
-  cudaMemsetAsync(acc.as<double>(), 0, sizeof(double) * d * d, stream);
+  if (cudaError_t e = cudaMemsetAsync(acc.as<double>(), 0, sizeof(double) * d * d, stream);
+      e != cudaSuccess)
+    return cuda_error(op, e);
   const T* p = static_cast<const T*>(phi.untyped_data());
   for (int64_t r = 0; r < b; r += block_rows) {
     const int64_t k = std::min(block_rows, b - r);
@@ -153,21 +144,26 @@ ffi::Error GramCuda(cudaStream_t stream, ffi::AnyBuffer g_in, ffi::AnyBuffer phi
 
 // ---------------------------------------------------------------- Nyström
 // One chunk of rows B [k, d] (row-major) -> column-major tile [m, k] of kernel
-// values in `tile`, using precomputed |l_j|^2 (`ln`) and scratch for |b_i|^2.
+// values in `tile`, using precomputed |l_j|^2 (`ln`, double) and scratch for
+// |b_i|^2 (`bn`, double). As on the CPU: exponent in double, the rounding
+// floor rounding_floor(eps(T), d), near pairs recomputed from the rows.
 template <typename T>
 ffi::Error kernel_tile(cublasHandle_t h, cudaStream_t stream, const T* B, int64_t k, int64_t d,
-                       const T* L, int64_t m, const T* ln, T* bn, T gamma, T* tile,
-                       const char* op) {
-  row_sq_norms<T><<<static_cast<unsigned>((k + 255) / 256), 256, 0, stream>>>(k, d, B, bn);
-  // tile = L^T(col-major d x m)^T * B(col-major d x k) -> [m, k]
-  if (auto s = gemm(h, CUBLAS_OP_T, CUBLAS_OP_N, m, k, d, L, d, B, d, tile, m);
-      s != CUBLAS_STATUS_SUCCESS)
+                       const T* L, int64_t m, const double* ln, double* bn, double gamma,
+                       T* tile, const char* op) {
+  row_sq_norms<T><<<blocks_for(k * 32, 256), 256, 0, stream>>>(k, d, B, 0.0, bn, nullptr);
+  if (d == 0) {  // every dot is 0 (cuBLAS rejects a leading dimension of 0)
+    if (cudaError_t e = cudaMemsetAsync(tile, 0, sizeof(T) * m * k, stream); e != cudaSuccess)
+      return cuda_error(op, e);
+  } else if (auto s = gemm(h, CUBLAS_OP_T, CUBLAS_OP_N, m, k, d, L, d, B, d, tile, m);
+             s != CUBLAS_STATUS_SUCCESS) {  // tile = L B^T, column-major [m, k]
     return cublas_error(op, s);
+  }
   const dim3 blk(32, 8);
-  const T floor_rel = std::is_same_v<T, float> ? T(4 * 1.1920929e-7) : T(4 * 2.220446049250313e-16);
-  gaussian_from_dots<T><<<grid2(m, k, blk), blk, 0, stream>>>(m, k, bn, ln, gamma, floor_rel, tile);
-  cudaError_t e = cudaGetLastError();
-  return e == cudaSuccess ? ffi::Error::Success() : cuda_error(op, e);
+  const double floor = nystrom::rounding_floor(std::numeric_limits<T>::epsilon(), d);
+  gaussian_from_dots<T><<<grid2_rows(m, k, blk), blk, 0, stream>>>(m, k, bn, ln, B, L, d, gamma, floor,
+                                                              tile);
+  return launch_status(op);
 }
 
 template <typename T>
@@ -182,20 +178,23 @@ ffi::Error nystrom_typed(cudaStream_t stream, const ffi::AnyBuffer& g_in, const 
   const int64_t chunk = std::max<int64_t>(1, std::min(block_rows, b));
   const bool widen = !W && std::is_same_v<T, float>;  // kernel form: float64 SYRK
   Scratch acc(sizeof(double) * R * R, stream);
-  Scratch ln(sizeof(T) * m, stream), bn(sizeof(T) * chunk, stream);
+  Scratch ln(sizeof(double) * m, stream), bn(sizeof(double) * chunk, stream);
   Scratch tile(sizeof(T) * m * chunk, stream);
   Scratch z((W ? sizeof(T) : sizeof(double)) * R * chunk, stream);
   Scratch sq(std::is_same_v<T, float> && W ? sizeof(float) * R * R : 0, stream);
   for (const Scratch* s : {&acc, &ln, &bn, &tile, &z, &sq})
     if (s->status() != cudaSuccess) return cuda_error(op, s->status());
-  cudaMemsetAsync(acc.as<double>(), 0, sizeof(double) * R * R, stream);
-  row_sq_norms<T><<<static_cast<unsigned>((m + 255) / 256), 256, 0, stream>>>(m, d, L, ln.as<T>());
-  const T gamma = static_cast<T>(1.0 / (2.0 * sigma * sigma));
+  if (cudaError_t e = cudaMemsetAsync(acc.as<double>(), 0, sizeof(double) * R * R, stream);
+      e != cudaSuccess)
+    return cuda_error(op, e);
+  row_sq_norms<T><<<blocks_for(m * 32, 256), 256, 0, stream>>>(m, d, L, 0.0, ln.as<double>(), nullptr);
+  if (auto e = launch_status(op); e.failure()) return e;
+  const double gamma = 1.0 / (2.0 * sigma * sigma);  // may be inf (tiny sigma): see gauss_pair.h
   for (int64_t r0 = 0; r0 < b; r0 += chunk) {
     const int64_t k = std::min(chunk, b - r0);
     for (int q = 0; q < nb; ++q) {
-      if (auto e = kernel_tile<T>(h, stream, blocks[q] + r0 * d, k, d, L, m, ln.as<T>(), bn.as<T>(),
-                                  gamma, tile.as<T>(), op);
+      if (auto e = kernel_tile<T>(h, stream, blocks[q] + r0 * d, k, d, L, m, ln.as<double>(),
+                                  bn.as<double>(), gamma, tile.as<T>(), op);
           e.failure())
         return e;
       if (W) {  // Phi_q (col-major [r, k], rows q*r.. of Z with ld R) = W^T tile
@@ -203,16 +202,16 @@ ffi::Error nystrom_typed(cudaStream_t stream, const ffi::AnyBuffer& g_in, const 
                           z.as<T>() + q * r, R);
             s != CUBLAS_STATUS_SUCCESS)
           return cublas_error(op, s);
-      } else if (widen) {  // float32 tile -> float64 rows q*m.. of Z
-        // column-major [m, k] into Z [R, k] with ld R: one column at a time is
-        // k kernel launches; convert the whole tile into a packed block
-        // instead when nb == 1 (ld == m).
-        for (int64_t i = 0; i < k; ++i)
-          convert<T, double><<<static_cast<unsigned>((m + 255) / 256), 256, 0, stream>>>(
-              m, tile.as<T>() + i * m, z.as<double>() + q * m + i * R);
-      } else {
-        cudaMemcpy2DAsync(z.as<T>() + q * m, sizeof(T) * R, tile.as<T>(), sizeof(T) * m,
-                          sizeof(T) * m, k, cudaMemcpyDeviceToDevice, stream);
+      } else if (widen) {  // float32 tile [m, k] -> float64 rows q*m.. of Z (ld R)
+        const dim3 blk(32, 8);
+        convert_block<T, double><<<grid2_rows(m, k, blk), blk, 0, stream>>>(
+            m, k, tile.as<T>(), m, z.as<double>() + q * m, R);
+        if (auto e = launch_status(op); e.failure()) return e;
+      } else if (cudaError_t e = cudaMemcpy2DAsync(z.as<T>() + q * m, sizeof(T) * R, tile.as<T>(),
+                                                   sizeof(T) * m, sizeof(T) * m, k,
+                                                   cudaMemcpyDeviceToDevice, stream);
+                 e != cudaSuccess) {
+        return cuda_error(op, e);
       }
     }
     ffi::Error e = ffi::Error::Success();

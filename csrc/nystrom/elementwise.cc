@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include "nystrom/gauss_pair.h"
+
 namespace clipcore::nystrom {
 
 #define CLIPCORE_EW_DECLARE(NS)                                                \
@@ -73,15 +75,9 @@ std::vector<Fix> near_pairs(const TD* dot, int64_t ldd, const double* an, const 
     const TD* drow = dot + i * ldd;
     for (int64_t j = 0; j < cols; ++j) {
       const double ab = an[i] + bn[j];
-      if (ab - 2.0 * static_cast<double>(drow[j]) > floor * ab) continue;
-      const TD* x = rf->a + i * rf->lda;
-      const TD* y = rf->b + j * rf->ldb;
-      double sq = 0;
-      for (int64_t k = 0; k < rf->d; ++k) {
-        const double t = static_cast<double>(x[k]) - static_cast<double>(y[k]);
-        sq += t * t;
-      }
-      const double e = std::max(-gamma * sq, lo);
+      if (!below_rounding_floor(ab - 2.0 * static_cast<double>(drow[j]), ab, floor)) continue;
+      const double sq = exact_sq_dist(rf->a + i * rf->lda, rf->b + j * rf->ldb, rf->d);
+      const double e = std::max(pair_exponent(sq, gamma), lo);
       if (e != 0.0) fix.push_back({i, j, e});
     }
   }

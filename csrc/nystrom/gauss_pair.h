@@ -1,0 +1,49 @@
+// Per-pair pieces of the Gaussian kernel tiles, shared by the CPU passes
+// (csrc/nystrom/elementwise.cc) and the CUDA kernels (csrc/cuda/kernels.cuh),
+// so both decide and recompute near-coincident pairs by the same formula.
+//
+// A tile gets its squared distances in the GEMM form
+// sq = |a|^2 + |b|^2 - 2 a.b, whose rounding error is about
+// floor * (|a|^2 + |b|^2) (floor = rounding_floor(eps, d), elementwise.h).
+// A pair at or below that floor is "near": its distance is recomputed from
+// the rows, sum_k (a_k - b_k)^2 in double, so exact duplicates give exactly
+// k = 1 and distinct near-duplicates their true value at any bandwidth.
+//
+// Header-only; the functions are __host__ __device__ under nvcc.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define CLIPCORE_HD __host__ __device__
+#else
+#define CLIPCORE_HD
+#endif
+
+namespace clipcore::nystrom {
+
+// True when the GEMM-form squared distance `sq` of a pair with
+// ab = |a|^2 + |b|^2 is below the form's rounding floor (NaN counts as near).
+CLIPCORE_HD inline bool below_rounding_floor(double sq, double ab, double floor) {
+  return !(sq > floor * ab);
+}
+
+// sum_k (a_k - b_k)^2 in double: the exact squared distance of two rows.
+template <typename T>
+CLIPCORE_HD inline double exact_sq_dist(const T* a, const T* b, int64_t d) {
+  double sq = 0.0;
+  for (int64_t k = 0; k < d; ++k) {
+    const double t = static_cast<double>(a[k]) - static_cast<double>(b[k]);
+    sq += t * t;
+  }
+  return sq;
+}
+
+// The exponent -gamma * sq of a recomputed pair: exactly 0 for sq = 0 (exact
+// duplicates give k = 1 also when gamma = 1 / (2 sigma^2) overflowed to inf,
+// where -gamma * 0 would be NaN).
+CLIPCORE_HD inline double pair_exponent(double sq, double gamma) {
+  return sq > 0.0 ? -gamma * sq : 0.0;
+}
+
+}  // namespace clipcore::nystrom
