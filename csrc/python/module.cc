@@ -24,6 +24,8 @@ extern "C" XLA_FFI_Error* ClipcoreNystromAccumulateCuda(XLA_FFI_CallFrame*);
 extern "C" XLA_FFI_Error* ClipcoreNystromAccumulatePairedCuda(XLA_FFI_CallFrame*);
 extern "C" XLA_FFI_Error* ClipcoreKernelAccumulateCuda(XLA_FFI_CallFrame*);
 extern "C" XLA_FFI_Error* ClipcoreKernelAccumulatePairedCuda(XLA_FFI_CallFrame*);
+// csrc/cuda/frobenius_cuda.cu.
+extern "C" XLA_FFI_Error* ClipcoreGaussianSqFrobeniusCuda(XLA_FFI_CallFrame*);
 #endif
 
 namespace {
@@ -74,6 +76,7 @@ PYBIND11_MODULE(_ext, m) {
         d[clipcore::kKernelAccumulateTarget] = make_capsule(ClipcoreKernelAccumulateCuda);
         d[clipcore::kKernelAccumulatePairedTarget] =
             make_capsule(ClipcoreKernelAccumulatePairedCuda);
+        d[clipcore::kGaussianSqFrobeniusTarget] = make_capsule(ClipcoreGaussianSqFrobeniusCuda);
         return d;
       },
       "FFI handler capsules for platform CUDA (built with CLIPCORE_ENABLE_CUDA)");

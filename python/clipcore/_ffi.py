@@ -640,7 +640,10 @@ def gaussian_sq_frobenius(
     The compiled core visits the tile pairs I ≤ J once (one GEMM + one exp
     pass each, off-diagonal tiles doubled), sums in float64 and is threaded
     over row tiles; the diagonal k(x_i, x_i) = 1 is exact. RKE = n² / ‖K‖_F².
-    Off CPU the twin :func:`gaussian_sq_frobenius_jax` runs.
+    On CUDA the same target runs when the extension was built with
+    ``CLIPCORE_ENABLE_CUDA`` (csrc/cuda/frobenius_cuda.cu: one cuBLAS GEMM and
+    one fused k² + float64 sum kernel per tile pair); elsewhere off CPU the
+    twin :func:`gaussian_sq_frobenius_jax` runs.
 
     Args:
       x: ``[n, d]`` float32|float64. sigma: bandwidth (float or 0-d array).
@@ -664,7 +667,8 @@ def gaussian_sq_frobenius(
     def default(a, s):
         return gaussian_sq_frobenius_jax(a, s, tile_rows=tile_rows)
 
-    return jax.lax.platform_dependent(x, sig, cpu=on_cpu, default=default)
+    return jax.lax.platform_dependent(x, sig, cpu=on_cpu, cuda=on_cpu if _cuda_registered else default,
+                                      default=default)
 
 
 def gaussian_sq_frobenius_jax(x: jax.Array, sigma, *, tile_rows: int | None = None) -> jax.Array:
