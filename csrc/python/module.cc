@@ -24,8 +24,9 @@ extern "C" XLA_FFI_Error* ClipcoreNystromAccumulateCuda(XLA_FFI_CallFrame*);
 extern "C" XLA_FFI_Error* ClipcoreNystromAccumulatePairedCuda(XLA_FFI_CallFrame*);
 extern "C" XLA_FFI_Error* ClipcoreKernelAccumulateCuda(XLA_FFI_CallFrame*);
 extern "C" XLA_FFI_Error* ClipcoreKernelAccumulatePairedCuda(XLA_FFI_CallFrame*);
-// csrc/cuda/frobenius_cuda.cu.
+// csrc/cuda/frobenius_cuda.cu, csrc/cuda/pivoted_cholesky_cuda.cu.
 extern "C" XLA_FFI_Error* ClipcoreGaussianSqFrobeniusCuda(XLA_FFI_CallFrame*);
+extern "C" XLA_FFI_Error* ClipcorePivotedCholeskyCuda(XLA_FFI_CallFrame*);
 #endif
 
 namespace {
@@ -77,6 +78,7 @@ PYBIND11_MODULE(_ext, m) {
         d[clipcore::kKernelAccumulatePairedTarget] =
             make_capsule(ClipcoreKernelAccumulatePairedCuda);
         d[clipcore::kGaussianSqFrobeniusTarget] = make_capsule(ClipcoreGaussianSqFrobeniusCuda);
+        d[clipcore::kPivotedCholeskyTarget] = make_capsule(ClipcorePivotedCholeskyCuda);
         return d;
       },
       "FFI handler capsules for platform CUDA (built with CLIPCORE_ENABLE_CUDA)");

@@ -773,7 +773,10 @@ def pivoted_cholesky(
     the same pivots with BLAS-3 panels (candidate rows of largest residual,
     then one GEMM + exp + GEMM + triangular solve over all rows per panel,
     threaded): O(n·m·d + n·m²) flops, O(n·m) memory (see
-    csrc/nystrom/pivoted_cholesky.h), float64 arithmetic. Off CPU the twin
+    csrc/nystrom/pivoted_cholesky.h), float64 arithmetic. On CUDA the same
+    target runs when the extension was built with ``CLIPCORE_ENABLE_CUDA``
+    (csrc/cuda/pivoted_cholesky_cuda.cu: the sequential definition, one step
+    after another on the device, the same pivots); elsewhere off CPU the twin
     :func:`pivoted_cholesky_jax` runs.
 
     Args:
@@ -807,7 +810,8 @@ def pivoted_cholesky(
             a, s, int(m), trace_tol=trace_tol, min_pivot=min_pivot, return_factor=return_factor
         )
 
-    return jax.lax.platform_dependent(x, sig, cpu=on_cpu, default=default)
+    return jax.lax.platform_dependent(x, sig, cpu=on_cpu, cuda=on_cpu if _cuda_registered else default,
+                                      default=default)
 
 
 def pivoted_cholesky_jax(
