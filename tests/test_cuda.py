@@ -1,10 +1,12 @@
-"""CUDA handlers (csrc/cuda) against float64 NumPy, where a GPU and a CUDA build exist.
+"""CUDA handlers (csrc/cuda) against float64 NumPy and the CPU handlers, where a GPU and a CUDA build exist.
 
 Skipped on CPU-only machines (CI): build with
 ``pip install . -Ccmake.define.CLIPCORE_ENABLE_CUDA=ON`` and a CUDA jaxlib.
 """
 
 from __future__ import annotations
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -63,3 +65,205 @@ def test_nystrom_accumulate_on_gpu(whiten, paired):
     Z = np.concatenate([f(x), f(x2)], axis=1) if paired else f(x)
     want = Z.T @ Z
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9, atol=1e-9 * np.max(np.abs(want)))
+
+
+# --------------------------------------------------------------------------- Gaussian tiles, |K|_F^2, pivoted Cholesky
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def _cpu():
+    return jax.devices("cpu")[0]
+
+
+def _on_cpu(fn, *args, **kw):
+    """The CPU handler on the same inputs (the reference implementation of the compiled core)."""
+    with jax.default_device(_cpu()):
+        return fn(*[jax.device_put(np.asarray(a), _cpu()) for a in args], **kw)
+
+
+def _on_gpu(fn, *args, **kw):
+    return fn(*[jax.device_put(np.asarray(a), _gpu()) for a in args], **kw)
+
+
+def _gauss(a, b, sigma):
+    return nref.gaussian(np.asarray(a, np.float64), np.asarray(b, np.float64), sigma)
+
+
+def _near_rows(dtype):
+    """6 rows, 2 of them repeated 1e-3 apart (under float32's GEMM rounding floor) and 2 exactly."""
+    base = np.random.default_rng(5).standard_normal((6, 3)) * 3.0
+    return np.concatenate([base, base[:2] + 1e-3, base[:2]]).astype(dtype)
+
+
+@needs_cuda
+@pytest.mark.parametrize("target", [_ffi.SQ_FROBENIUS_TARGET, _ffi.PIVOTED_CHOLESKY_TARGET])
+def test_new_targets_lower_to_the_cuda_handler(target):
+    x = jax.device_put(np.ones((10, 3)), _gpu())
+    fn = {_ffi.SQ_FROBENIUS_TARGET: lambda a: _ffi.gaussian_sq_frobenius(a, 1.0),
+          _ffi.PIVOTED_CHOLESKY_TARGET: lambda a: _ffi.pivoted_cholesky(a, 1.0, 4)}[target]
+    assert target in jax.jit(fn).lower(x).as_text()  # not the pure-JAX twin
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("tile_rows", [None, 1, 100, 1499])
+def test_sq_frobenius_on_gpu(dtype, tile_rows):
+    x = nref.clustered(1500 if tile_rows != 1 else 150, 20, seed=6, dtype=dtype)
+    want = nref.sq_frobenius(x, 3.0)
+    got = float(_on_gpu(_ffi.gaussian_sq_frobenius, x, 3.0, tile_rows=tile_rows))
+    cpu = float(_on_cpu(_ffi.gaussian_sq_frobenius, x, 3.0, tile_rows=tile_rows))
+    tol = 1e-6 if dtype == F32 else 1e-11
+    assert abs(got / want - 1) < tol
+    assert abs(got / cpu - 1) < tol
+    # deterministic: fixed-order partial sums, no floating-point atomics
+    assert float(_on_gpu(_ffi.gaussian_sq_frobenius, x, 3.0, tile_rows=tile_rows)) == got
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("sigma", [1e-5, 1e-30, 1e-200])
+def test_sq_frobenius_tiny_sigma_near_duplicates_on_gpu(dtype, sigma):
+    """Only the exact duplicates count at tiny σ (n + 4); 1e-200: γ = 1/(2σ²) overflows to inf."""
+    x = _near_rows(dtype)
+    want = nref.sq_frobenius(x, max(sigma, 1e-30))  # NumPy: σ² = 0 would give NaN
+    assert want == pytest.approx(len(x) + 4.0)
+    got = float(_on_gpu(_ffi.gaussian_sq_frobenius, x, sigma, tile_rows=3))
+    assert got == pytest.approx(want, rel=1e-12)
+    assert got == float(_on_cpu(_ffi.gaussian_sq_frobenius, x, sigma, tile_rows=3))
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("sigma", [1e-5, 1e-30, 1e-200])
+@pytest.mark.parametrize("paired", [False, True])
+def test_nystrom_tile_tiny_sigma_near_duplicates_on_gpu(dtype, sigma, paired):
+    """The Nyström tile kernel: near-duplicates keep their true k (≈ 0 here), exact duplicates k = 1,
+    no NaN from γ = inf (before: a float32 γ, floor 4·eps, near pairs snapped to 1)."""
+    x = _near_rows(dtype)
+    L = x[:8]
+    x2 = x[::-1].copy()
+    K = _gauss(x, L, max(sigma, 1e-30))  # NumPy: σ² = 0 would give NaN
+    Z = np.concatenate([K, _gauss(x2, L, max(sigma, 1e-30))], axis=1) if paired else K
+    R = Z.shape[1]
+    got = _on_gpu(lambda g, b, l, b2: _ffi.nystrom_accumulate(g, b, l, None, sigma, B2=b2 if paired else None),
+                  np.zeros((R, R)), x, L, x2)
+    np.testing.assert_allclose(np.asarray(got), Z.T @ Z, rtol=0, atol=1e-12)
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_nystrom_tile_near_pairs_at_moderate_sigma_on_gpu(dtype):
+    """σ where the near pairs' true k is neither 0 nor 1: k(x, x + 1e-3·u) = exp(-|1e-3 u|²/(2σ²))."""
+    x = _near_rows(dtype)
+    sigma = 1e-3
+    K = _gauss(x, x[:8], sigma)
+    assert 0.01 < K[6, 0] < 0.99  # a near pair with a value of its own
+    got = _on_gpu(lambda g, b, l: _ffi.nystrom_accumulate(g, b, l, None, sigma), np.zeros((8, 8)), x, x[:8])
+    # float32: the pair is under the rounding floor, recomputed from the rows (before: snapped to k = 1);
+    # float64: above it, the GEMM form's cancellation (≈ eps·|x|²/|Δ|² ≈ 1e-9 relative) remains
+    np.testing.assert_allclose(np.asarray(got), K.T @ K, rtol=1e-6, atol=1e-12)
+
+
+def _pc_check(res, x, sigma, m, trace_tol=0.0, min_pivot=_ffi.MIN_PIVOT, atol=1e-9):
+    piv, L, traces = nref.pivoted_cholesky(_gauss(x, x, sigma), m, trace_tol=trace_tol, min_pivot=min_pivot)
+    c = int(res.count)
+    assert c == len(piv)
+    np.testing.assert_array_equal(np.asarray(res.pivots)[:c], piv)
+    np.testing.assert_allclose(np.asarray(res.residual_trace)[:c], traces, rtol=1e-9, atol=atol)
+    np.testing.assert_allclose(np.asarray(res.pivot_factor)[:c, :c], L[piv], atol=atol)
+    assert np.all(np.asarray(res.pivot_factor)[c:] == 0) and np.all(np.asarray(res.pivot_factor)[:, c:] == 0)
+    assert np.all(np.asarray(res.pivots)[c:] == -1) and np.all(np.isnan(np.asarray(res.residual_trace)[c:]))
+    if res.factor.shape[0]:
+        np.testing.assert_allclose(np.asarray(res.factor)[:, :c], L, atol=atol)
+        assert np.all(np.asarray(res.factor)[:, c:] == 0)
+    return c
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("return_factor", [True, False])
+def test_pivoted_cholesky_on_gpu(dtype, return_factor):
+    x = nref.clustered(700, 8, clusters=5, noise=0.6, seed=7, dtype=dtype)
+    got = _on_gpu(lambda a: _ffi.pivoted_cholesky(a, 2.0, 150, return_factor=return_factor), x)
+    cpu = _on_cpu(lambda a: _ffi.pivoted_cholesky(a, 2.0, 150, return_factor=return_factor), x)
+    assert _pc_check(got, x, 2.0, 150) == 150
+    np.testing.assert_array_equal(np.asarray(got.pivots), np.asarray(cpu.pivots))
+    np.testing.assert_allclose(np.asarray(got.residual_trace)[:150], np.asarray(cpu.residual_trace)[:150], rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(got.pivot_factor), np.asarray(cpu.pivot_factor), atol=1e-10)
+    assert got.pivots.dtype == cpu.pivots.dtype and got.count.dtype == cpu.count.dtype
+    assert got.factor.shape == cpu.factor.shape and got.factor.dtype == cpu.factor.dtype
+
+
+@needs_cuda
+@pytest.mark.parametrize("m", [10, 150, 400])
+def test_pivoted_cholesky_trace_tol_stop_on_gpu(m):
+    """trace_tol stops after a few dozen steps (past the host's polling interval of 32 for m ≥ 150)."""
+    x = nref.clustered(500, 6, clusters=4, noise=0.4, seed=11, dtype=np.float64)
+    tol = 0.02 * 500
+    got = _on_gpu(lambda a: _ffi.pivoted_cholesky(a, 1.5, m, trace_tol=tol, return_factor=True), x)
+    cpu = _on_cpu(lambda a: _ffi.pivoted_cholesky(a, 1.5, m, trace_tol=tol), x)
+    c = _pc_check(got, x, 1.5, m, trace_tol=tol)
+    assert c == int(cpu.count) and (c == m or float(np.asarray(got.residual_trace)[c - 1]) <= tol)
+    np.testing.assert_array_equal(np.asarray(got.pivots), np.asarray(cpu.pivots))
+    np.testing.assert_allclose(np.asarray(got.residual_trace)[:c], np.asarray(cpu.residual_trace)[:c], rtol=1e-10)
+
+
+@needs_cuda
+@pytest.mark.parametrize("sigma", [1e-30, 1e-200, 0.3, 1.5])
+def test_pivoted_cholesky_min_pivot_stop_and_duplicates_on_gpu(sigma):
+    """40 distinct rows and 30 exact duplicates, m > n: the residuals run out (min_pivot) at ≤ 40 pivots;
+    σ → 0 (also 1e-200, where γ = 1/(2σ²) = inf): K = I on the distinct rows, pivots 0..39 in order."""
+    base = np.random.default_rng(8).standard_normal((40, 5))
+    x = np.concatenate([base, base[:10], base[5:15]])
+    got = _on_gpu(lambda a: _ffi.pivoted_cholesky(a, sigma, 90, return_factor=True), x)
+    cpu = _on_cpu(lambda a: _ffi.pivoted_cholesky(a, sigma, 90), x)
+    piv, L, traces = nref.pivoted_cholesky(_gauss(x, x, max(sigma, 1e-30)), 90)  # NumPy: σ² = 0 gives NaN
+    c = int(got.count)
+    assert c == int(cpu.count) == len(piv) <= 40
+    # exact duplicates tie exactly in exact arithmetic: compare the chosen points
+    np.testing.assert_array_equal(x[np.asarray(got.pivots)[:c]], x[piv])
+    np.testing.assert_array_equal(x[np.asarray(got.pivots)[:c]], x[np.asarray(cpu.pivots)[:c]])
+    np.testing.assert_allclose(np.asarray(got.factor)[:, :c], L, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(got.residual_trace)[:c], traces, rtol=1e-9, atol=1e-9)
+    assert np.all(np.asarray(got.pivots)[c:] == -1) and np.all(np.isnan(np.asarray(got.residual_trace)[c:]))
+    if sigma < 1e-10:
+        np.testing.assert_array_equal(np.asarray(got.pivots)[:c], np.arange(40))
+
+
+@needs_cuda
+def test_pivoted_cholesky_near_duplicates_on_gpu():
+    """Near-duplicates at tiny σ are distinct points (8 pivots among the 10 rows), exact duplicates are not."""
+    for dtype in (F32, F64):
+        x = _near_rows(dtype)
+        got = _on_gpu(lambda a: _ffi.pivoted_cholesky(a, 1e-5, 10), x)
+        assert int(got.count) == 8
+        np.testing.assert_array_equal(np.asarray(got.pivots)[:8], np.arange(8))
+
+
+@needs_cuda
+@pytest.mark.parametrize(
+    "target,operands,outs,match",
+    [
+        (_ffi.SQ_FROBENIUS_TARGET, [np.array([[1.0, np.nan], [0.0, 0.0]]), np.float64(1)], jax.ShapeDtypeStruct((), F64),
+         "gaussian_sq_frobenius: x has a non-finite value (NaN or Inf) in row 0 (x float64 [2, 2])"),
+        (_ffi.SQ_FROBENIUS_TARGET, [np.zeros((5, 4)), np.float32(-1)], jax.ShapeDtypeStruct((), F64),
+         "gaussian_sq_frobenius: sigma must be a positive finite number, got -1"),
+        (_ffi.SQ_FROBENIUS_TARGET, [np.zeros((3, 4), F32), np.float32(1)], jax.ShapeDtypeStruct((1,), F64),
+         "gaussian_sq_frobenius: output must be a float32 or float64 scalar [], got float64 [1]"),
+        (_ffi.PIVOTED_CHOLESKY_TARGET, [np.concatenate([np.zeros((2, 4)), np.full((3, 4), 1e20)]).astype(F32), np.float64(1)],
+         (jax.ShapeDtypeStruct((3,), np.int64), jax.ShapeDtypeStruct((), np.int64), jax.ShapeDtypeStruct((3,), F64),
+          jax.ShapeDtypeStruct((3, 3), F64), jax.ShapeDtypeStruct((0, 3), F64)),
+         "pivoted_cholesky: x row 2 has squared norm 4e+40, too large for float32 kernel tiles (limit 1e+36) (x float32 [5, 4], m = 3)"),
+        (_ffi.PIVOTED_CHOLESKY_TARGET, [np.zeros((5, 4)), np.float64(1)],
+         (jax.ShapeDtypeStruct((3,), np.int64), jax.ShapeDtypeStruct((), np.int64), jax.ShapeDtypeStruct((3,), F64),
+          jax.ShapeDtypeStruct((3, 3), F64), jax.ShapeDtypeStruct((4, 3), F64)),
+         "pivoted_cholesky: factor output must be float32|float64 [n, m] or [0, m] with n = 5, m = 3, got float64 [4, 3]"),
+    ],
+)
+def test_gpu_targets_report_errors_with_shapes(target, operands, outs, match):
+    dev = _gpu()
+    call = jax.ffi.ffi_call(target, outs)
+    with pytest.raises(Exception, match=re.escape(match)) as info:
+        jax.block_until_ready(jax.jit(call)(*[jax.device_put(o, dev) for o in operands]))
+    assert "INVALID_ARGUMENT" in str(info.value)
