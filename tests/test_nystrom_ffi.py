@@ -591,3 +591,50 @@ def test_nystrom_update_host_in_place_keeps_g_in(paired, symmetric):
     with pytest.raises(ValueError, match="non-finite"):
         N.nystrom_update_host(G, t if paired else bad, nm, images=bad if paired else None, num_threads=2)
     assert np.array_equal(G, G0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tol", [0.0, 0.3])
+def test_pivoted_cholesky_host_entry_equals_reference(dtype, tol):
+    """The host entry (landmark selection on NumPy rows: no device copy, no pivot factor) takes the sequential
+    definition's pivots and residual traces (float64 NumPy on the dense kernel) and the XLA target's."""
+    x = ref.clustered(700, 12, seed=3).astype(dtype)
+    sigma, m = 2.0, 60
+    K = ref.gaussian(x.astype(np.float64), x.astype(np.float64), sigma)
+    piv_ref, L_ref, tr_ref = ref.pivoted_cholesky(K, m, trace_tol=tol * len(x))
+    piv, count, trace = _ffi._ext.pivoted_cholesky_host(x, sigma, m, tol * len(x), _ffi.MIN_PIVOT, 0)
+    assert count == len(piv_ref) and (tol == 0.0) == (count == m), (count, tol)
+    np.testing.assert_array_equal(piv[:count], piv_ref)
+    np.testing.assert_allclose(trace[:count], tr_ref, atol=1e-8 * len(x))
+    assert np.all(piv[count:] == -1) and np.all(np.isnan(trace[count:]))
+    with jax.enable_x64(True):
+        xla = _ffi.pivoted_cholesky(jnp.asarray(x), sigma, m, trace_tol=tol * len(x))
+    np.testing.assert_array_equal(piv, np.asarray(xla.pivots))
+    np.testing.assert_array_equal(trace[:count], np.asarray(xla.residual_trace)[:count])
+
+
+def test_pivoted_cholesky_host_entry_errors():
+    x = np.ones((5, 3), np.float32)
+    with pytest.raises(ValueError, match=r"x must be \[n, d\], got \[5\]"):
+        _ffi._ext.pivoted_cholesky_host(np.ones(5, np.float32), 1.0, 2)
+    with pytest.raises(ValueError, match="C-contiguous float32 or float64"):
+        _ffi._ext.pivoted_cholesky_host(x.astype(np.int32), 1.0, 2)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _ffi._ext.pivoted_cholesky_host(np.asfortranarray(np.ones((5, 3))), 1.0, 2)
+    with pytest.raises(ValueError, match=r"sigma.*\(x \[5, 3\], m = 2\)"):
+        _ffi._ext.pivoted_cholesky_host(x, -1.0, 2)
+    bad = x.copy()
+    bad[3, 1] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        _ffi._ext.pivoted_cholesky_host(bad, 1.0, 2)
+
+
+def test_select_landmarks_host_rows_equal_device_rows():
+    from clipcore import nystrom as N
+
+    x = ref.clustered(3000, 16, seed=5).astype(np.float32)
+    a = N.select_landmarks(x, 40, sigma=2.5, method="pivoted-cholesky", pool=1200, key=4, tol=0.01)
+    b = N.select_landmarks(jnp.asarray(x), 40, sigma=2.5, method="pivoted-cholesky", pool=1200, key=4, tol=0.01)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_allclose(a.residual_trace, b.residual_trace, rtol=1e-10)
+    np.testing.assert_array_equal(np.asarray(a.points), x[a.indices])

@@ -207,7 +207,7 @@ std::string run(const T* x, int64_t n, int64_t d, double gamma, int64_t m,
     for (int64_t i = 0; i < n; ++i) trace += r[i];
   }
   *count = k;
-  for (int64_t j = 0; j < k; ++j) {
+  for (int64_t j = 0; pivot_factor && j < k; ++j) {
     const double* row = L + pivots[j] * ld;
     std::copy(row, row + k, pivot_factor + j * m);
   }
@@ -225,7 +225,7 @@ std::string pivoted_cholesky(const T* x, int64_t n, int64_t d, double sigma, int
   if (n < 0 || d < 0 || m < 0) return "negative dimension";
   std::fill(pivots, pivots + m, int64_t{-1});
   std::fill(residual_trace, residual_trace + m, std::numeric_limits<double>::quiet_NaN());
-  std::fill(pivot_factor, pivot_factor + m * m, 0.0);
+  if (pivot_factor) std::fill(pivot_factor, pivot_factor + m * m, 0.0);
   if (factor) std::fill(factor, factor + n * m, 0.0);
   double gamma = 0;
   if (auto e = gamma_from_sigma(sigma, &gamma); !e.empty()) return e;

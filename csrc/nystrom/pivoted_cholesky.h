@@ -45,8 +45,8 @@ struct PivotedCholeskyOptions {
 // x: row-major [n, d]; m: most pivots. Outputs (all written in full):
 //   pivots [m]: pivot rows in order, -1 after *count;
 //   residual_trace [m]: residual trace after each step, NaN after *count;
-//   pivot_factor [m, m] row-major: L[pivots, :] (lower triangular), zero
-//     outside the first *count rows and columns;
+//   pivot_factor [m, m] row-major or nullptr: L[pivots, :] (lower
+//     triangular), zero outside the first *count rows and columns;
 //   factor [n, m] row-major or nullptr: L, zero after column *count (when
 //     null, L is held internally: n * min(m, n) doubles).
 // Returns "" or an error message.

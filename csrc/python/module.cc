@@ -14,6 +14,7 @@
 #include "gram/parallel.h"
 #include "nystrom/elementwise.h"
 #include "nystrom/nystrom_accumulate.h"
+#include "nystrom/pivoted_cholesky.h"
 
 namespace py = pybind11;
 
@@ -220,6 +221,52 @@ PYBIND11_MODULE(_ext, m) {
       "G += Z^T Z in place, Z = [k(A, L) | k(B, L)] (or k(A, L) when b is None), Gaussian kernel "
       "exp(-|x - l|^2 / (2 sigma^2)), float64 products and sums: the kernel form of "
       "clipcore_nystrom_accumulate on host arrays, own threads.");
+
+  // Greedy pivoted Cholesky on host rows (landmark selection): the compiled
+  // core with the GIL released, the process's threads, no device copy of the
+  // pool and no [m, m] pivot factor.
+  m.def(
+      "pivoted_cholesky_host",
+      [](py::array x, double sigma, int64_t m, double trace_tol, double min_pivot, int64_t num_threads) {
+        if (x.ndim() != 2)
+          throw std::invalid_argument("pivoted_cholesky_host: x must be [n, d], got " + shape_of(x));
+        const bool f32 = x.dtype().is(py::dtype::of<float>());
+        if (!(f32 || x.dtype().is(py::dtype::of<double>())) || !(x.flags() & py::array::c_style))
+          throw std::invalid_argument("pivoted_cholesky_host: x must be a C-contiguous float32 or float64 array");
+        if (m < 0) throw std::invalid_argument("pivoted_cholesky_host: m must be >= 0, got " + std::to_string(m));
+        const int64_t n = x.shape(0), d = x.shape(1);
+        if (double(n) * double(std::min(n, m)) * 8.0 > 64e9)
+          throw std::invalid_argument("pivoted_cholesky_host: the factor n x m = " + std::to_string(n) + " x " +
+                                      std::to_string(m) + " float64 values is too large; select from a pool of "
+                                      "fewer rows");
+        py::array_t<int64_t> piv(m);
+        py::array_t<double> trace(m);
+        clipcore::nystrom::PivotedCholeskyOptions opt;
+        opt.trace_tol = trace_tol;
+        opt.min_pivot = min_pivot;
+        opt.num_threads = num_threads;
+        int64_t count = 0;
+        std::string err;
+        {
+          py::gil_scoped_release release;
+          clipcore::Executor* ex = host_pool();
+          err = f32 ? clipcore::nystrom::pivoted_cholesky<float>(static_cast<const float*>(x.data()), n, d, sigma,
+                                                                 m, opt, piv.mutable_data(), trace.mutable_data(),
+                                                                 nullptr, nullptr, &count, ex)
+                    : clipcore::nystrom::pivoted_cholesky<double>(static_cast<const double*>(x.data()), n, d,
+                                                                  sigma, m, opt, piv.mutable_data(),
+                                                                  trace.mutable_data(), nullptr, nullptr, &count,
+                                                                  ex);
+        }
+        if (!err.empty())
+          throw std::invalid_argument("pivoted_cholesky_host: " + err + " (x " + shape_of(x) +
+                                      ", m = " + std::to_string(m) + ")");
+        return py::make_tuple(piv, count, trace);
+      },
+      py::arg("x"), py::arg("sigma"), py::arg("m"), py::arg("trace_tol") = 0.0, py::arg("min_pivot") = 1e-10,
+      py::arg("num_threads") = 0,
+      "(pivots [m] int64, count, residual_trace [m] float64): greedy pivoted Cholesky of the Gaussian "
+      "kernel k(x, x) on host rows (see clipcore_pivoted_cholesky), the pivot factor not formed.");
 
   m.def("available_cpus", &clipcore::available_cpus,
         "int: CPUs this process may run on (sched affinity).");

@@ -212,6 +212,15 @@ def _kmeanspp(x, gamma, key, *, m):
     return chosen, count
 
 
+def _check_tol(tol):
+    if tol is None:
+        return None
+    tol = float(tol)
+    if not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol: expected a finite number >= 0, got {tol}")
+    return tol
+
+
 def select_landmarks(
     x: Any,
     m: int,
@@ -281,8 +290,20 @@ def select_landmarks(
     elif isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1:
         raise ValueError(f"pool: expected an integer >= 1, got {pool!r}")
     pidx = _pool_indices(n, int(pool), rng)
-    xp = jnp.asarray(x)[pidx] if len(pidx) < n else jnp.asarray(x)
     psize = len(pidx)
+    be = _backend(backend)
+    if method == "pivoted-cholesky" and be == "ffi" and not isinstance(x, jax.Array) and _ffi.available():
+        # host rows: the compiled core on the host pool directly (no device copy, no XLA call, no [m, m] factor)
+        tol_v = _check_tol(tol)
+        xh = x[pidx] if psize < n else x
+        xh = np.ascontiguousarray(xh, xh.dtype if xh.dtype in (np.float32, np.float64) else np.float64)
+        piv, count, rtr = _ffi._ext.pivoted_cholesky_host(xh, sig, min(m, psize), (tol_v or 0.0) * psize,
+                                                          _ffi.MIN_PIVOT, 0)
+        del xh
+        idx = pidx[np.asarray(piv)[:count]]
+        rtrace = np.asarray(rtr, np.float64)[:count]
+        return Landmarks(idx, jnp.asarray(x[idx]), method, rtrace, 1.0 - rtrace / psize, psize)
+    xp = jnp.asarray(x)[pidx] if len(pidx) < n else jnp.asarray(x)
 
     if method == "kmeans++":
         with _x64():
@@ -293,12 +314,8 @@ def select_landmarks(
         idx = pidx[sel]
         return Landmarks(idx, jnp.asarray(x)[idx], method, None, None, psize)
 
-    if tol is not None:
-        tol = float(tol)
-        if not (np.isfinite(tol) and tol >= 0):
-            raise ValueError(f"tol: expected a finite number >= 0, got {tol}")
+    tol = _check_tol(tol)
     trace_tol = (tol or 0.0) * psize
-    be = _backend(backend)
     with _x64():
         fn = _ffi.pivoted_cholesky if be == "ffi" else _ffi.pivoted_cholesky_jax
         res = fn(xp, sig, min(m, psize), trace_tol=trace_tol)
