@@ -638,3 +638,24 @@ def test_select_landmarks_host_rows_equal_device_rows():
     np.testing.assert_array_equal(a.indices, b.indices)
     np.testing.assert_allclose(a.residual_trace, b.residual_trace, rtol=1e-10)
     np.testing.assert_array_equal(np.asarray(a.points), x[a.indices])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigma_so_small_that_gamma_overflows(dtype):
+    """σ = 1e-160: γ = 1/(2σ²) is inf in float64. Exact duplicates still give k = 1 and every other pair 0 (the
+    near-pair pass once computed inf · 0 = NaN for them): ‖K‖_F², the kernel accumulation, pivoted Cholesky."""
+    from clipcore import nystrom as N
+
+    rng = np.random.default_rng(6)
+    base = rng.standard_normal((6, 3))
+    x = np.concatenate([base, base[:2]]).astype(dtype)  # rows 6, 7 duplicate rows 0, 1
+    sigma = 1e-160
+    got = float(N.kernel_sq_frobenius(jnp.asarray(x), sigma=sigma, backend="ffi"))
+    assert got == len(x) + 4.0
+    L = x[:6]
+    K = (np.abs(x[:, None, :] - L[None, :, :]).sum(-1) == 0).astype(np.float64)  # 1 for identical rows only
+    nm = N.NystromMap(L.astype(np.float64), np.float64(sigma), np.eye(6), np.ones(6), 1e-7, 0)
+    M = N.nystrom_update_host(np.zeros((6, 6)), x, nm, dtype=dtype)
+    np.testing.assert_array_equal(M, K.T @ K)
+    piv, count, trace = _ffi._ext.pivoted_cholesky_host(np.ascontiguousarray(x), sigma, 8)
+    assert count == 6 and not np.any(np.isnan(trace[:count])) and trace[count - 1] == 0.0
