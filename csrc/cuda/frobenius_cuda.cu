@@ -3,7 +3,8 @@
 // operands, attributes, result and validation messages as the CPU handler
 // (csrc/ffi/nystrom_handler.cc, csrc/nystrom/kernel_frobenius.h).
 //
-// Tile pairs I <= J of `tile_rows` rows (default 512, as on the CPU): one
+// Tile pairs I <= J of `tile_rows` rows (default 4096; the CPU's 512 would mean
+// ~2e6 tile pairs, each a GEMM and a launch, at n = 1e6): one
 // cuBLAS GEMM gives the tile's dots, one fused kernel forms
 // k^2 = exp(-2 gamma sq) per entry (exponent in double, near pairs
 // recomputed from the rows, exactly 1 on the diagonal of a diagonal tile)
@@ -31,7 +32,7 @@
 namespace clipcore::cuda {
 namespace {
 
-constexpr int64_t kDefaultTileRows = 512;  // as the CPU (FrobeniusOptions)
+constexpr int64_t kDefaultTileRows = 4096;  // a 4096^2 GEMM per launch pair (CPU: 512)
 constexpr int64_t kMaxTileBlocks = 1024;   // partial sums per tile pair
 
 // One tile pair: dots is column-major [tj, ti] (entry (b, a) = x_{j0+b} .

@@ -647,7 +647,7 @@ def gaussian_sq_frobenius(
 
     Args:
       x: ``[n, d]`` float32|float64. sigma: bandwidth (float or 0-d array).
-      tile_rows: tile edge (default 512). num_threads: threads for this call.
+      tile_rows: tile edge (default 512 on CPU, 4096 on CUDA). num_threads: threads for this call.
 
     Returns:
       0-d float64 (float32 when x64 is off).
