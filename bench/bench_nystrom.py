@@ -4,7 +4,7 @@ Issue 3, "Speed": clipcore's streamed Nyström covariance + eigenvalues
 against scikit-learn's ``Nystroem(...).fit_transform`` followed by the
 covariance ΦᵀΦ/n and ``scipy.linalg.eigvalsh`` (the peer a user would
 write), on the same float32 data and the same m uniformly chosen landmarks.
-Each method runs in its own process so its peak RSS (``ru_maxrss``) is its
+Each method runs in its own process so its peak RSS (``VmHWM``) is its
 own; the data (a seeded clustered float32 set written once to a .npy file
 and memory-mapped, 0.2 GB) is counted in every process alike.
 
@@ -22,6 +22,10 @@ Methods:
                on the array in memory
   api-file     the same call on the .npy path: streamed from disk in blocks (the bounded-memory path;
                its peak RSS is what the call itself needs, the data are never whole in memory)
+  api-file-pc  the same streamed call with the default landmarks (greedy pivoted Cholesky on a seeded pool)
+  sce-file     clipcore.sce(images.npy, texts.npy, kernel="gaussian", landmarks=m, uniform, float32),
+               streamed: the paired pass ([2m, 2m] Gram) with the Schur solve; texts are a second seeded
+               file (each image's cluster centre plus its own noise) written beside the data
 
 The float64-exact FLOP floor: the kernel tile 2·n·m·d at the float32 GEMM rate plus the float64 syrk
 n·m² at the float64 rate (accumulating k(B,L)ᵀk(B,L) in float32 is wrong, see
@@ -48,21 +52,49 @@ import time
 import numpy as np
 
 
+def texts_path(path: str) -> str:
+    return path[:-4] + ".texts.npy" if path.endswith(".npy") else path + ".texts.npy"
+
+
 def make_data(path: str, n: int, d: int, seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((20, d)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     x = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
+    t = np.lib.format.open_memmap(texts_path(path), mode="w+", dtype=np.float32, shape=(n, d))
+    rng_t = np.random.default_rng(seed + 1)  # texts: their own stream, so the images are as before
     for i in range(0, n, 10_000):
         b = min(10_000, n - i)
-        blk = centres[rng.integers(0, 20, b)] + 0.6 * rng.standard_normal((b, d), dtype=np.float32) / np.sqrt(d)
-        blk /= np.linalg.norm(blk, axis=1, keepdims=True)
-        x[i : i + b] = blk
+        c = centres[rng.integers(0, 20, b)]
+        for out, noise, g in ((x, 0.6, rng), (t, 0.3, rng_t)):  # a text: its image's centre plus its own noise
+            blk = c + noise * g.standard_normal((b, d), dtype=np.float32) / np.sqrt(d)
+            blk /= np.linalg.norm(blk, axis=1, keepdims=True)
+            out[i : i + b] = blk
     x.flush()
+    t.flush()
     sample = np.asarray(x[:2000], np.float64)
     sq = (sample * sample).sum(1)
     dist = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * sample @ sample.T, 0))
     return float(np.median(dist[np.triu_indices(2000, 1)]))
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident set (``VmHWM``), in GiB.
+
+    Not ``ru_maxrss``: Linux carries the parent's resident set at fork into
+    the child's ``ru_maxrss`` across exec, so a child started by a parent
+    holding 0.5 GB (this script after its GEMM-rate probe) reported at least
+    that much whatever it used itself. ``VmHWM`` belongs to the exec'd
+    process's own memory map.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20  # kB → GiB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB (not Linux)
 
 
 def gemm_rate(dtype) -> float:
@@ -81,7 +113,8 @@ def run_one(method: str, path: str, m: int, sigma: float, repeats: int) -> dict:
     idx = np.sort(np.random.default_rng(1).choice(n, m, replace=False))
     # the api methods choose their own landmarks: reading these rows from the memmap would put file pages
     # (the kernel's fault-around reads ahead) into that process's RSS
-    L = None if method in ("api", "api-file") else np.asarray(x[idx])
+    api = method in ("api", "api-file", "api-file-pc", "sce-file")
+    L = None if api else np.asarray(x[idx])
     gamma = 1.0 / (2 * sigma * sigma)
     times = []
     if method == "sklearn":
@@ -112,17 +145,23 @@ def run_one(method: str, path: str, m: int, sigma: float, repeats: int) -> dict:
 
         if method == "api":
             X_host = np.asarray(x)
-        elif method != "api-file":
+        elif not api:
             X = jnp.asarray(np.asarray(x))
-        if method in ("api", "api-file"):
-            del x  # the call reads the data itself (api-file: by blocks from disk)
+        if api:
+            del x  # the call reads the data itself (the -file methods: by blocks from disk)
         else:
             nmap = N.nystrom_map(L, sigma)
         for rep in range(repeats + 1):
             t0 = time.perf_counter()
-            if method in ("api", "api-file"):
-                res = clipcore.vendi(path if method == "api-file" else X_host, kernel="gaussian", sigma=sigma,
-                                     landmarks=m, landmark_method="uniform", dtype="float32", progress=False)
+            if method == "sce-file":
+                res = clipcore.sce(path, texts_path(path), kernel="gaussian", sigma=sigma, landmarks=m,
+                                   landmark_method="uniform", dtype="float32", progress=False)
+                trace = res.nystrom["captured_trace"]
+                r = res.nystrom["rank"]
+            elif api:
+                res = clipcore.vendi(X_host if method == "api" else path, kernel="gaussian", sigma=sigma,
+                                     landmarks=m, landmark_method="pivoted-cholesky" if method == "api-file-pc"
+                                     else "uniform", dtype="float32", progress=False)
                 trace = res.nystrom["captured_trace"]
                 r = res.nystrom["rank"]
             else:
@@ -134,11 +173,13 @@ def run_one(method: str, path: str, m: int, sigma: float, repeats: int) -> dict:
                 trace = float(eigs.sum())
             if rep > 0:  # first call compiles
                 times.append(time.perf_counter() - t0)
-        if method in ("ffi-kernel", "api", "api-file"):
+        if method == "sce-file":
+            flops = 2 * (2 * n * m * d) + n * (2 * m) ** 2
+        elif method in ("ffi-kernel", "api", "api-file", "api-file-pc"):
             flops = 2 * n * m * d + n * m * m
         else:
             flops = 2 * n * m * d + 2 * n * m * r + n * r * r
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
+    rss = peak_rss_gib()
     return {"method": method, "seconds": min(times), "median": float(np.median(times)), "rss_gib": rss,
             "trace": trace, "flops": flops, "rank": int(r)}
 
@@ -149,7 +190,7 @@ def main() -> None:
     ap.add_argument("--d", type=int, default=512)
     ap.add_argument("--m", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--methods", default="sklearn,ffi-kernel,ffi-whiten,jax,api,api-file")
+    ap.add_argument("--methods", default="sklearn,ffi-kernel,ffi-whiten,jax,api,api-file,api-file-pc,sce-file")
     ap.add_argument("--data", default="/tmp/clipcore_bench_nystrom.npy")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--sigma", type=float, default=None, help=argparse.SUPPRESS)
@@ -181,7 +222,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         rate = r["flops"] / r["seconds"]
-        ref = r64 if r["method"] in ("sklearn", "ffi-kernel", "api", "api-file") else r32
+        ref = r64 if r["method"] in ("sklearn", "ffi-kernel", "api", "api-file", "api-file-pc", "sce-file") else r32
         speed = f"{base['seconds'] / r['seconds']:.2f}×" if base else "-"
         print(f"| {r['method']} | {r['seconds']:.2f} | {r['median']:.2f} | {speed} | {r['rss_gib']:.2f} | "
               f"{rate / 1e9:.1f} | {100 * rate / ref:.0f}% | {r['rank']} | {r['trace']:.6f} |")
