@@ -659,3 +659,45 @@ def test_sigma_so_small_that_gamma_overflows(dtype):
     np.testing.assert_array_equal(M, K.T @ K)
     piv, count, trace = _ffi._ext.pivoted_cholesky_host(np.ascontiguousarray(x), sigma, 8)
     assert count == 6 and not np.any(np.isnan(trace[:count])) and trace[count - 1] == 0.0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(0, 70),
+    d=st.integers(0, 6),
+    m=st.integers(0, 90),
+    dtype=st.sampled_from(_DTYPES),
+    sigma=st.sampled_from(_SIGMAS),
+    dup=st.booleans(),
+    nan=st.booleans(),
+    tol=st.sampled_from([0.0, 0.1, 0.5]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_fuzz_pivoted_cholesky_host_entry(n, d, m, dtype, sigma, dup, nan, tol, seed):
+    """The host entry on odd shapes, dtypes, zero rows, NaN, huge and tiny σ: a clear ValueError exactly where the
+    XLA target refuses the input, else the XLA target's pivots, count and residual traces."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    if dup and n > 3:
+        x[n // 2 :] = x[: n - n // 2]
+    x = x.astype(dtype)
+    if nan and x.size > 0 and dtype != I32:
+        x.flat[rng.integers(x.size)] = np.nan
+    outs = (jax.ShapeDtypeStruct((m,), np.int64), jax.ShapeDtypeStruct((), np.int64),
+            jax.ShapeDtypeStruct((m,), F64), jax.ShapeDtypeStruct((m, m), F64), jax.ShapeDtypeStruct((0, m), F64))
+    try:
+        want = jax.block_until_ready(_raw(_ffi.PIVOTED_CHOLESKY_TARGET, [x, np.float64(sigma)], outs,
+                                          trace_tol=np.float64(tol * n)))
+    except Exception:  # noqa: BLE001 - the target refused: so must the host entry
+        want = None
+    try:
+        piv, count, trace = _ffi._ext.pivoted_cholesky_host(x, float(sigma), m, tol * n, _ffi.MIN_PIVOT, 0)
+    except ValueError as exc:
+        assert want is None, str(exc)
+        assert str(exc).startswith("pivoted_cholesky_host: "), str(exc)
+        return
+    assert want is not None
+    assert count == int(want[1])
+    np.testing.assert_array_equal(piv, np.asarray(want[0]))
+    np.testing.assert_array_equal(np.isnan(trace), np.isnan(np.asarray(want[2])))
+    np.testing.assert_array_equal(trace[:count], np.asarray(want[2])[:count])
