@@ -86,16 +86,19 @@ __device__ inline double flushed_exp(double e) {
 }
 
 // k(a, b) = exp(-gamma |a - b|^2) from the GEMM dot a.b and the norms
-// na = |a|^2, nb = |b|^2 (double); a pair under the rounding floor is
-// recomputed from the rows a, b (length d) by the shared formula.
+// na = |a|^2, nb = |b|^2 (double); a pair under the rounding floor, or (where
+// the bandwidth makes the GEMM form's rounding matter) any pair whose value
+// may not be flushed, is recomputed from the rows a, b (length d) by the
+// shared formula (nystrom/gauss_pair.h; the CPU gates per tile, this per pair).
 template <typename T>
 __device__ inline double gauss_pair_value(double dot, double na, double nb, const T* a,
                                           const T* b, int64_t d, double gamma, double floor) {
+  constexpr double lo = std::is_same_v<T, float> ? -100.0 : -750.0;
   const double ab = na + nb;
   const double sq = ab - 2.0 * dot;
-  const double e = nystrom::below_rounding_floor(sq, ab, floor)
-                       ? nystrom::pair_exponent(nystrom::exact_sq_dist(a, b, d), gamma)
-                       : -gamma * sq;
+  const bool exact = nystrom::below_rounding_floor(sq, ab, floor) ||
+                     (nystrom::rounding_matters(ab, floor, gamma) && nystrom::may_exceed(sq, ab, floor, gamma, lo));
+  const double e = exact ? nystrom::pair_exponent(nystrom::exact_sq_dist(a, b, d), gamma) : -gamma * sq;
   return flushed_exp<T>(e);
 }
 

@@ -383,57 +383,22 @@ ffi::Error PivotedCholeskyCuda(cudaStream_t stream, ffi::AnyBuffer x, ffi::AnyBu
                                ffi::Result<ffi::AnyBuffer> pfactor_out,
                                ffi::Result<ffi::AnyBuffer> factor_out, ffi::Dictionary attrs) {
   constexpr const char* op = "pivoted_cholesky";
-  if (auto e = check_attr_names(op, attrs, {"trace_tol", "min_pivot", "panel", "candidates",
-                                            "block_rows", "num_threads"});
+  ffi_util::PivotedCholeskyArgs args;  // the CPU's checks; the int tuning attributes are unused here
+  if (auto e = ffi_util::pivoted_cholesky_args(op, attrs, x, *pivots_out, *count_out, *trace_out, *pfactor_out,
+                                               *factor_out, &args);
       e.failure())
     return e;
-  nystrom::PivotedCholeskyOptions opt;  // the CPU defaults; the int tuning attributes are unused here
-  if (auto e = float_attr(op, attrs, "trace_tol", &opt.trace_tol); e.failure()) return e;
-  if (auto e = float_attr(op, attrs, "min_pivot", &opt.min_pivot); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "panel", &opt.panel); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "candidates", &opt.candidates); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "block_rows", &opt.block_rows); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "num_threads", &opt.num_threads); e.failure()) return e;
-  if (opt.min_pivot < 0 || !std::isfinite(opt.min_pivot))
-    return invalid(op, "attribute 'min_pivot' must be finite and >= 0");
-
+  const nystrom::PivotedCholeskyOptions& opt = args.opt;
   const auto t = x.element_type();
-  if (!is_float(t))
-    return invalid(op, std::string("x dtype must be float32 or float64, got ") + ffi_util::dtype_name(t));
-  const auto xd = x.dimensions();
-  if (xd.size() != 2) return invalid(op, "x must be rank 2 [n, d], got " + desc(x));
-  const int64_t n = xd[0], d = xd[1];
-  const auto pd = pivots_out->dimensions();
-  const auto pt = pivots_out->element_type();
-  if (pd.size() != 1 || (pt != ffi::DataType::S32 && pt != ffi::DataType::S64))
-    return invalid(op, "pivots output must be int32|int64 [m], got " + desc(*pivots_out));
-  const int64_t m = pd[0];
-  const auto ct = count_out->element_type();
-  if (count_out->dimensions().size() != 0 || (ct != ffi::DataType::S32 && ct != ffi::DataType::S64))
-    return invalid(op, "count output must be an int32|int64 scalar [], got " + desc(*count_out));
-  const auto tr = trace_out->dimensions();
-  if (tr.size() != 1 || tr[0] != m || !is_float(trace_out->element_type()))
-    return invalid(op, "residual_trace output must be float32|float64 [m] with m = " + std::to_string(m) +
-                           ", got " + desc(*trace_out));
-  const auto pf = pfactor_out->dimensions();
-  if (pf.size() != 2 || pf[0] != m || pf[1] != m || !is_float(pfactor_out->element_type()))
-    return invalid(op, "pivot_factor output must be float32|float64 [m, m] with m = " + std::to_string(m) +
-                           ", got " + desc(*pfactor_out));
-  const auto fd = factor_out->dimensions();
-  if (fd.size() != 2 || (fd[0] != n && fd[0] != 0) || fd[1] != m || !is_float(factor_out->element_type()))
-    return invalid(op, "factor output must be float32|float64 [n, m] or [0, m] with n = " + std::to_string(n) +
-                           ", m = " + std::to_string(m) + ", got " + desc(*factor_out));
+  const int64_t n = args.n, d = args.d, m = args.m;
   double sigma = 0;
   if (auto e = read_sigma(stream, op, sigma_buf, &sigma); e.failure()) return e;
-  if (double(n) * double(std::min(n, m)) * 8.0 > 64e9)  // as the CPU: refuse before allocating > 64 GB
-    return invalid(op, "the factor n x m = " + std::to_string(n) + " x " + std::to_string(m) +
-                           " float64 values is too large; select from a pool of fewer rows");
   const std::string context = " (x " + desc(x) + ", m = " + std::to_string(m) + ")";
   for (int64_t v : {n, d, m})
     if (v > INT_MAX)
       return invalid(op, "dimension " + std::to_string(v) + " exceeds the BLAS integer range" + context);
 
-  Outputs out{*pivots_out, *count_out, *trace_out, *pfactor_out, *factor_out, fd[0] == n && n > 0};
+  Outputs out{*pivots_out, *count_out, *trace_out, *pfactor_out, *factor_out, args.want_factor};
   return t == ffi::DataType::F32
              ? run<float>(stream, op, static_cast<const float*>(x.untyped_data()), n, d, sigma, m,
                           opt.trace_tol, opt.min_pivot, out, context)

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ffi/ffi_args.h"
 #include "ffi/ffi_common.h"
 #include "ffi/targets.h"
 #include "ffi/xla_executor.h"
@@ -26,77 +27,22 @@ namespace ffi = xla::ffi;
 namespace clipcore {
 namespace {
 
+using ffi_util::check_attr_names;
+using ffi_util::desc;
 using ffi_util::dtype_name;
+using ffi_util::float_attr;
+using ffi_util::int_attr;
+using ffi_util::invalid;
+using ffi_util::is_float;
 using ffi_util::shape_str;
 
-bool is_float(ffi::DataType t) { return t == ffi::DataType::F32 || t == ffi::DataType::F64; }
-
-std::string desc(const ffi::AnyBuffer& b) {
-  return std::string(dtype_name(b.element_type())) + " " + shape_str(b.dimensions());
-}
-
-ffi::Error invalid(const char* op, const std::string& msg) {
-  return ffi::Error::InvalidArgument(std::string(op) + ": " + msg);
-}
-
-// Attributes: only the listed names; integers >= 0; floats finite.
-ffi::Error check_attr_names(const char* op, const ffi::Dictionary& attrs,
-                            std::initializer_list<std::string_view> known) {
-  for (std::string_view name : attrs) {
-    bool ok = false;
-    for (auto k : known) ok = ok || k == name;
-    if (!ok) {
-      std::string list;
-      for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-      return invalid(op, "unknown attribute '" + std::string(name) + "' (known: " + list + ")");
-    }
-  }
-  return ffi::Error::Success();
-}
-
-ffi::Error int_attr(const char* op, const ffi::Dictionary& attrs, std::string_view name,
-                    int64_t* value) {
-  if (!attrs.contains(name)) return ffi::Error::Success();
-  if (attrs.contains<int64_t>(name)) {
-    *value = *attrs.get<int64_t>(name);
-  } else if (attrs.contains<int32_t>(name)) {
-    *value = *attrs.get<int32_t>(name);
-  } else {
-    return invalid(op, "attribute '" + std::string(name) + "' must be an integer");
-  }
-  if (*value < 0)
-    return invalid(op, "attribute '" + std::string(name) + "' must be >= 0, got " +
-                           std::to_string(*value));
-  return ffi::Error::Success();
-}
-
-ffi::Error float_attr(const char* op, const ffi::Dictionary& attrs, std::string_view name,
-                      double* value) {
-  if (!attrs.contains(name)) return ffi::Error::Success();
-  if (attrs.contains<double>(name)) {
-    *value = *attrs.get<double>(name);
-  } else if (attrs.contains<float>(name)) {
-    *value = *attrs.get<float>(name);
-  } else {
-    return invalid(op, "attribute '" + std::string(name) + "' must be a float");
-  }
-  if (std::isnan(*value)) return invalid(op, "attribute '" + std::string(name) + "' is NaN");
-  return ffi::Error::Success();
-}
-
-// sigma: one float32/float64 value (shape [] or [1]).
+// sigma: one float32/float64 value (shape [] or [1]), positive and finite.
 ffi::Error read_sigma(const char* op, const ffi::AnyBuffer& sigma, double* value) {
-  const auto t = sigma.element_type();
-  if (!is_float(t) || sigma.element_count() != 1)
-    return invalid(op, "sigma must be one float32 or float64 value (shape []), got " + desc(sigma));
-  *value = t == ffi::DataType::F32 ? static_cast<double>(*static_cast<const float*>(sigma.untyped_data()))
-                                   : *static_cast<const double*>(sigma.untyped_data());
-  if (!(std::isfinite(*value) && *value > 0.0)) {
-    std::ostringstream os;
-    os << "sigma must be a positive finite number, got " << *value;
-    return invalid(op, os.str());
-  }
-  return ffi::Error::Success();
+  if (auto e = ffi_util::check_sigma_operand(op, sigma); e.failure()) return e;
+  *value = sigma.element_type() == ffi::DataType::F32
+               ? static_cast<double>(*static_cast<const float*>(sigma.untyped_data()))
+               : *static_cast<const double*>(sigma.untyped_data());
+  return ffi_util::check_sigma_value(op, *value);
 }
 
 int threads_for(int64_t num_threads) {
@@ -267,52 +213,20 @@ ffi::Error PivotedCholeskyImpl(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyB
                                ffi::Result<ffi::AnyBuffer> pfactor_out,
                                ffi::Result<ffi::AnyBuffer> factor_out, ffi::Dictionary attrs) {
   constexpr const char* op = "pivoted_cholesky";
-  if (auto e = check_attr_names(op, attrs, {"trace_tol", "min_pivot", "panel", "candidates",
-                                            "block_rows", "num_threads"});
+  ffi_util::PivotedCholeskyArgs args;
+  if (auto e = ffi_util::pivoted_cholesky_args(op, attrs, x, *pivots_out, *count_out, *trace_out, *pfactor_out,
+                                               *factor_out, &args);
       e.failure())
     return e;
-  nystrom::PivotedCholeskyOptions opt;
-  if (auto e = float_attr(op, attrs, "trace_tol", &opt.trace_tol); e.failure()) return e;
-  if (auto e = float_attr(op, attrs, "min_pivot", &opt.min_pivot); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "panel", &opt.panel); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "candidates", &opt.candidates); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "block_rows", &opt.block_rows); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "num_threads", &opt.num_threads); e.failure()) return e;
-  if (opt.min_pivot < 0 || !std::isfinite(opt.min_pivot))
-    return invalid(op, "attribute 'min_pivot' must be finite and >= 0");
-
+  const nystrom::PivotedCholeskyOptions& opt = args.opt;
   const auto t = x.element_type();
-  if (!is_float(t)) return invalid(op, std::string("x dtype must be float32 or float64, got ") + dtype_name(t));
-  const auto xd = x.dimensions();
-  if (xd.size() != 2) return invalid(op, "x must be rank 2 [n, d], got " + desc(x));
-  const int64_t n = xd[0], d = xd[1];
-  const auto pd = pivots_out->dimensions();
+  const int64_t n = args.n, d = args.d, m = args.m;
   const auto pt = pivots_out->element_type();
-  if (pd.size() != 1 || (pt != ffi::DataType::S32 && pt != ffi::DataType::S64))
-    return invalid(op, "pivots output must be int32|int64 [m], got " + desc(*pivots_out));
-  const int64_t m = pd[0];
   const auto ct = count_out->element_type();
-  if (count_out->dimensions().size() != 0 || (ct != ffi::DataType::S32 && ct != ffi::DataType::S64))
-    return invalid(op, "count output must be an int32|int64 scalar [], got " + desc(*count_out));
-  const auto tr = trace_out->dimensions();
-  if (tr.size() != 1 || tr[0] != m || !is_float(trace_out->element_type()))
-    return invalid(op, "residual_trace output must be float32|float64 [m] with m = " + std::to_string(m) +
-                           ", got " + desc(*trace_out));
-  const auto pf = pfactor_out->dimensions();
-  if (pf.size() != 2 || pf[0] != m || pf[1] != m || !is_float(pfactor_out->element_type()))
-    return invalid(op, "pivot_factor output must be float32|float64 [m, m] with m = " + std::to_string(m) +
-                           ", got " + desc(*pfactor_out));
-  const auto fd = factor_out->dimensions();
-  if (fd.size() != 2 || (fd[0] != n && fd[0] != 0) || fd[1] != m || !is_float(factor_out->element_type()))
-    return invalid(op, "factor output must be float32|float64 [n, m] or [0, m] with n = " + std::to_string(n) +
-                           ", m = " + std::to_string(m) + ", got " + desc(*factor_out));
   double sigma = 0;
   if (auto e = read_sigma(op, sigma_buf, &sigma); e.failure()) return e;
-  if (double(n) * double(std::min(n, m)) * 8.0 > 64e9)  // refuse before allocating > 64 GB
-    return invalid(op, "the factor n x m = " + std::to_string(n) + " x " + std::to_string(m) +
-                           " float64 values is too large; select from a pool of fewer rows");
 
-  const bool want_factor = fd[0] == n && n > 0;
+  const bool want_factor = args.want_factor;
   const bool factor64 = factor_out->element_type() == ffi::DataType::F64;
   std::vector<int64_t> piv(static_cast<size_t>(m));
   std::vector<double> trace(static_cast<size_t>(m)), pfac(static_cast<size_t>(m) * m);

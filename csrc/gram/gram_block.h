@@ -81,35 +81,41 @@ inline int64_t finalize_tile_rows(int64_t d) {
   return (d + kFinalizeTile - 1) / kFinalizeTile;
 }
 
-// out = g_in + sym(sum_p accs[p]) where accs hold upper triangles: for i <= j,
-//   out[i, j] = g_in[i, j] + s_ij and out[j, i] = g_in[j, i] + s_ij,
-// summed in float64 and rounded once to TG. `out` may alias `g_in`.
-// Tiled so the mirrored (column-strided) writes stay in cache. Covers tile
-// rows [t0, t1) (of finalize_tile_rows(d)); distinct tile rows touch
-// distinct elements, so they may run on different threads.
-template <typename TG>
-void finalize_symmetric(int64_t d, const TG* g_in, TG* out,
-                        const double* const* accs, int n_acc, int64_t t0,
-                        int64_t t1) {
+// Calls fn(i, j) for every i <= j of the tile rows [t0, t1) of a [d, d]
+// matrix, tile by tile (kFinalizeTile), so that the mirrored (column-strided)
+// element (j, i) of each visit stays in cache.
+template <typename Fn>
+inline void for_upper_tiles(int64_t d, int64_t t0, int64_t t1, Fn&& fn) {
   constexpr int64_t kTile = kFinalizeTile;
   for (int64_t ib = t0 * kTile; ib < std::min(d, t1 * kTile); ib += kTile) {
     const int64_t ie = std::min(ib + kTile, d);
     for (int64_t jb = ib; jb < d; jb += kTile) {
       const int64_t je = std::min(jb + kTile, d);
-      for (int64_t i = ib; i < ie; ++i) {
-        for (int64_t j = std::max(i, jb); j < je; ++j) {
-          const int64_t u = i * d + j;
-          double s = 0.0;
-          for (int p = 0; p < n_acc; ++p) s += accs[p][u];
-          out[u] = static_cast<TG>(static_cast<double>(g_in[u]) + s);
-          if (j != i) {
-            const int64_t l = j * d + i;
-            out[l] = static_cast<TG>(static_cast<double>(g_in[l]) + s);
-          }
-        }
-      }
+      for (int64_t i = ib; i < ie; ++i)
+        for (int64_t j = std::max(i, jb); j < je; ++j) fn(i, j);
     }
   }
+}
+
+// out = g_in + sym(sum_p accs[p]) where accs hold upper triangles: for i <= j,
+//   out[i, j] = g_in[i, j] + s_ij and out[j, i] = g_in[j, i] + s_ij,
+// summed in float64 and rounded once to TG. `out` may alias `g_in`.
+// Covers tile rows [t0, t1) (of finalize_tile_rows(d)); distinct tile rows
+// touch distinct elements, so they may run on different threads.
+template <typename TG>
+void finalize_symmetric(int64_t d, const TG* g_in, TG* out,
+                        const double* const* accs, int n_acc, int64_t t0,
+                        int64_t t1) {
+  for_upper_tiles(d, t0, t1, [&](int64_t i, int64_t j) {
+    const int64_t u = i * d + j;
+    double s = 0.0;
+    for (int p = 0; p < n_acc; ++p) s += accs[p][u];
+    out[u] = static_cast<TG>(static_cast<double>(g_in[u]) + s);
+    if (j != i) {
+      const int64_t l = j * d + i;
+      out[l] = static_cast<TG>(static_cast<double>(g_in[l]) + s);
+    }
+  });
 }
 
 // In place, for a symmetric g whose upper triangle already holds one
@@ -119,34 +125,23 @@ void finalize_symmetric(int64_t d, const TG* g_in, TG* out,
 // [t0, t1) like finalize_symmetric.
 inline void finalize_symmetric_direct(int64_t d, double* g, const double* const* accs, int n_acc,
                                       int64_t t0, int64_t t1) {
-  constexpr int64_t kTile = kFinalizeTile;
-  for (int64_t ib = t0 * kTile; ib < std::min(d, t1 * kTile); ib += kTile) {
-    const int64_t ie = std::min(ib + kTile, d);
-    for (int64_t jb = ib; jb < d; jb += kTile) {
-      const int64_t je = std::min(jb + kTile, d);
-      for (int64_t i = ib; i < ie; ++i) {
-        for (int64_t j = std::max(i, jb); j < je; ++j) {
-          const int64_t u = i * d + j;
-          double s = 0.0;
-          for (int p = 0; p < n_acc; ++p) s += accs[p][u];
-          g[u] += s;
-          if (j != i) g[j * d + i] = g[u];
-        }
-      }
-    }
-  }
+  for_upper_tiles(d, t0, t1, [&](int64_t i, int64_t j) {
+    const int64_t u = i * d + j;
+    double s = 0.0;
+    for (int p = 0; p < n_acc; ++p) s += accs[p][u];
+    g[u] += s;
+    if (j != i) g[j * d + i] = g[u];
+  });
 }
 
 // True when the row-major [d, d] matrix g equals its transpose exactly
 // (tiled, so the column-strided reads stay in cache).
 inline bool is_symmetric(int64_t d, const double* g) {
-  constexpr int64_t kTile = kFinalizeTile;
-  for (int64_t ib = 0; ib < d; ib += kTile)
-    for (int64_t jb = ib; jb < d; jb += kTile)
-      for (int64_t i = ib; i < std::min(ib + kTile, d); ++i)
-        for (int64_t j = std::max(i + 1, jb); j < std::min(jb + kTile, d); ++j)
-          if (!(g[i * d + j] == g[j * d + i])) return false;
-  return true;
+  bool sym = true;
+  for_upper_tiles(d, 0, finalize_tile_rows(d), [&](int64_t i, int64_t j) {
+    sym = sym && g[i * d + j] == g[j * d + i];
+  });
+  return sym;
 }
 
 }  // namespace clipcore::gram

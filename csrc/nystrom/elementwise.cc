@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "nystrom/gauss_pair.h"
@@ -58,8 +59,15 @@ namespace {
 // Empty unless the bandwidth makes the floor matter.
 struct Fix {
   int64_t i, j;
-  double e;
+  double e;    // the exponent from the rows
+  double was;  // the value the vectorised pass gives the pair
 };
+
+// exp(e) as the vectorised passes give it: flushed to 0 below their range.
+inline double exp_as_tile(double e, bool f32) {
+  if (f32) return e < -87.0 ? 0.0 : static_cast<double>(std::exp(static_cast<float>(e)));
+  return e < -708.0 ? 0.0 : std::exp(e);
+}
 
 template <typename TD>
 std::vector<Fix> near_pairs(const TD* dot, int64_t ldd, const double* an, const double* bn,
@@ -70,24 +78,21 @@ std::vector<Fix> near_pairs(const TD* dot, int64_t ldd, const double* an, const 
   double amax = 0, bmax = 0;
   for (int64_t i = 0; i < rows; ++i) amax = std::max(amax, an[i]);
   for (int64_t j = 0; j < cols; ++j) bmax = std::max(bmax, bn[j]);
-  if (!(gamma * floor * (amax + bmax) > 1e-3)) return fix;  // the snap is below the tile's rounding
+  if (!rounding_matters(amax + bmax, floor, gamma)) return fix;  // the GEMM form is accurate enough here
+  const bool f32 = std::is_same_v<TD, float>;
   for (int64_t i = 0; i < rows; ++i) {
     const TD* drow = dot + i * ldd;
     for (int64_t j = 0; j < cols; ++j) {
       const double ab = an[i] + bn[j];
-      if (!below_rounding_floor(ab - 2.0 * static_cast<double>(drow[j]), ab, floor)) continue;
+      const double sq_gemm = ab - 2.0 * static_cast<double>(drow[j]);
+      if (!may_exceed(sq_gemm, ab, floor, gamma, lo)) continue;  // flushed to 0 whatever the rounding
       const double sq = exact_sq_dist(rf->a + i * rf->lda, rf->b + j * rf->ldb, rf->d);
       const double e = std::max(pair_exponent(sq, gamma), lo);
-      if (e != 0.0) fix.push_back({i, j, e});
+      const double was = below_rounding_floor(sq_gemm, ab, floor) ? 1.0 : exp_as_tile(-gamma * sq_gemm, f32);
+      if (exp_as_tile(e, f32) != was) fix.push_back({i, j, e, was});
     }
   }
   return fix;
-}
-
-// exp(e) as the vectorised passes give it: flushed to 0 below their range.
-inline double exp_as_tile(double e, bool f32) {
-  if (f32) return e < -87.0 ? 0.0 : static_cast<double>(std::exp(static_cast<float>(e)));
-  return e < -708.0 ? 0.0 : std::exp(e);
 }
 
 template <typename TO>
@@ -122,9 +127,9 @@ double gauss_tile_sum(const float* dot, int64_t ldd, const double* an,
                       const double* bn, int64_t rows, int64_t cols,
                       double gamma, double floor, int64_t diag, const TileRows<float>* refine) {
   double total = CLIPCORE_EW_CALL(gauss_sum_f, dot, ldd, an, bn, rows, cols, gamma, floor, diag);
-  // each refined pair was counted as exp(0) = 1 (the diagonal stays exactly 1)
+  // each refined pair was counted as f.was (the diagonal stays exactly 1)
   for (const Fix& f : near_pairs(dot, ldd, an, bn, rows, cols, gamma, floor, -100.0, refine))
-    if (!(diag >= 0 && f.j == f.i + diag)) total += exp_as_tile(f.e, true) - 1.0;
+    if (!(diag >= 0 && f.j == f.i + diag)) total += exp_as_tile(f.e, true) - f.was;
   return total;
 }
 double gauss_tile_sum(const double* dot, int64_t ldd, const double* an,
@@ -132,7 +137,7 @@ double gauss_tile_sum(const double* dot, int64_t ldd, const double* an,
                       double gamma, double floor, int64_t diag, const TileRows<double>* refine) {
   double total = CLIPCORE_EW_CALL(gauss_sum_d, dot, ldd, an, bn, rows, cols, gamma, floor, diag);
   for (const Fix& f : near_pairs(dot, ldd, an, bn, rows, cols, gamma, floor, -750.0, refine))
-    if (!(diag >= 0 && f.j == f.i + diag)) total += exp_as_tile(f.e, false) - 1.0;
+    if (!(diag >= 0 && f.j == f.i + diag)) total += exp_as_tile(f.e, false) - f.was;
   return total;
 }
 

@@ -28,6 +28,26 @@ CLIPCORE_HD inline bool below_rounding_floor(double sq, double ab, double floor)
   return !(sq > floor * ab);
 }
 
+// The exponent's error from the GEMM form, gamma * floor * ab, above which
+// pairs are recomputed from the rows (the "bandwidth makes rounding matter"
+// gate of the tiles).
+constexpr double kRefineGate = 1e-3;
+
+CLIPCORE_HD inline bool rounding_matters(double ab, double floor, double gamma) {
+  return gamma * floor * ab > kRefineGate;
+}
+
+// Whether the kernel value of a pair can still be above exp(lo) (lo < 0, the
+// flush threshold of the tile's exp) given the GEMM form's rounding: the true
+// squared distance may be as small as sq - floor * ab. Pairs at or below the
+// floor always may. With rounding_matters, every such pair is recomputed: its
+// GEMM-form exponent can be off by more than kRefineGate (at sigma = 1e-3 in
+// float32 a pair 2.6e-3 apart had k^2 = exp(-7) from the rows, and the GEMM
+// form moved its exponent by ~1.5: found by the hypothesis fuzz test).
+CLIPCORE_HD inline bool may_exceed(double sq, double ab, double floor, double gamma, double lo) {
+  return !(gamma * (sq - floor * ab) > -lo);
+}
+
 // sum_k (a_k - b_k)^2 in double: the exact squared distance of two rows.
 template <typename T>
 CLIPCORE_HD inline double exact_sq_dist(const T* a, const T* b, int64_t d) {
