@@ -692,3 +692,24 @@ def test_pairs_just_above_the_rounding_floor_at_small_sigma(seed):
     nm = N.nystrom_map(L.astype(np.float64), sigma)
     M = N.nystrom_update_host(np.zeros((8, 8)), x, nm, dtype=F32)
     np.testing.assert_allclose(M, K.T @ K, rtol=1e-5, atol=1e-7)
+
+
+def test_jax_twins_recompute_tiles_where_rounding_matters():
+    """The pure-JAX twins (backend="jax", and the GPU fallback without the CUDA build) on the same float32 case:
+    a tile whose bandwidth makes the GEMM form's rounding matter is formed in float64, so ‖K‖_F² and k(x, L)ᵀk(x, L)
+    agree with float64 NumPy; at an ordinary σ nothing changes (the float32 tile, against NumPy at float32 accuracy)."""
+    from clipcore import nystrom as N
+
+    rng = np.random.default_rng(53113)
+    x = rng.standard_normal((32, 2))
+    x[5] = x[3] + [2.6e-3, 0.0]
+    x = x.astype(F32)
+    for sigma, tol in ((1e-3, 1e-9), (1.5, 2e-6)):
+        want = ref.sq_frobenius(x, sigma)
+        got = float(N.kernel_sq_frobenius(jnp.asarray(x), sigma=sigma, backend="jax"))
+        assert abs(got - want) <= tol * want, (sigma, got, want)
+        L = x[:8]
+        K = ref.gaussian(x, L, sigma)
+        G = _ffi.nystrom_accumulate_jax(jnp.zeros((8, 8)), jnp.asarray(x), jnp.asarray(L), None, jnp.float64(sigma))
+        # the twin's tiles are in the rows' dtype: each kernel value carries float32 rounding (the exponent is right)
+        np.testing.assert_allclose(np.asarray(G), K.T @ K, rtol=2e-6, atol=2e-7)

@@ -494,16 +494,30 @@ def gaussian_tile_jax(a: jax.Array, b: jax.Array, gamma) -> jax.Array:
     the rounding floor of that form, eps(dtype)·(4 + 2√d)·(‖a_i‖² + ‖b_j‖²),
     counts as exactly 0 (the points coincide to working precision), so
     duplicates give exactly 1 at any σ, and γ = ∞ (σ → 0) or γ = 0 (σ → ∞)
-    give 0/1 kernels instead of NaN.
+    give 0/1 kernels instead of NaN. For float32 rows with x64 enabled, a
+    tile whose bandwidth makes that form's rounding matter (γ·floor·(‖a‖² +
+    ‖b‖²) > 1e-3, as the compiled core's gate) is formed in float64 instead
+    (``lax.cond``: ordinary bandwidths pay nothing), so near-coincident
+    pairs keep their true value down to float64's floor.
     """
-    hi = jax.lax.Precision.HIGHEST
-    an = jnp.sum(a * a, axis=1)
-    bn = jnp.sum(b * b, axis=1)
-    nsum = an[:, None] + bn[None, :]
-    sq = nsum - 2.0 * jnp.dot(a, b.T, precision=hi)
-    floor = float(np.finfo(a.dtype).eps) * (4.0 + 2.0 * np.sqrt(a.shape[1]))
-    gamma = jnp.asarray(gamma, a.dtype)
-    return jnp.exp(jnp.where(sq > floor * nsum, -gamma * sq, jnp.zeros((), a.dtype)))
+    d = a.shape[1]
+
+    def tile(x, y, g):
+        hi = jax.lax.Precision.HIGHEST
+        nsum = jnp.sum(x * x, axis=1)[:, None] + jnp.sum(y * y, axis=1)[None, :]
+        sq = nsum - 2.0 * jnp.dot(x, y.T, precision=hi)
+        floor = float(np.finfo(x.dtype).eps) * (4.0 + 2.0 * np.sqrt(d))
+        return jnp.exp(jnp.where(sq > floor * nsum, -g * sq, jnp.zeros((), x.dtype)))
+
+    if a.dtype == jnp.float32 and jax.config.read("jax_enable_x64") and a.shape[0] and b.shape[0]:
+        g64 = jnp.asarray(gamma, jnp.float64)
+        floor32 = float(np.finfo(np.float32).eps) * (4.0 + 2.0 * np.sqrt(d))
+        top = jnp.max(jnp.sum(a * a, axis=1)).astype(jnp.float64) + jnp.max(jnp.sum(b * b, axis=1)).astype(jnp.float64)
+        gate = g64 * floor32 * top > 1e-3
+        return jax.lax.cond(gate,
+                            lambda: tile(a.astype(jnp.float64), b.astype(jnp.float64), g64).astype(a.dtype),
+                            lambda: tile(a, b, jnp.asarray(gamma, a.dtype)))
+    return tile(a, b, jnp.asarray(gamma, a.dtype))
 
 
 def _gamma(sigma, dtype):
