@@ -595,6 +595,12 @@ def test_nystrom_update_host_in_place_keeps_g_in(paired, symmetric):
         np.testing.assert_allclose(G, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
         if symmetric:
             assert np.array_equal(G, G.T)
+    # any chunking (block_rows of the core) gives the same sums
+    G = G0.copy()
+    _ffi._ext.nystrom_host(G, t if paired else x, x if paired else None, L, sigma, 2, 37)
+    np.testing.assert_allclose(G, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    with pytest.raises(ValueError, match="block_rows must be >= 0, got -1"):
+        _ffi._ext.nystrom_host(G0.copy(), x, None, L, sigma, 0, -1)
     bad = x.copy()
     bad[2900, 3] = np.nan
     G = G0.copy()

@@ -177,8 +177,10 @@ PYBIND11_MODULE(_ext, m) {
   m.def(
       "nystrom_host",
       [](py::array g, py::array a, py::object b_obj, py::array landmarks, double sigma,
-         int64_t num_threads) {
+         int64_t num_threads, int64_t block_rows) {
         const bool paired = !b_obj.is_none();
+        if (block_rows < 0)
+          throw std::invalid_argument("nystrom_host: block_rows must be >= 0, got " + std::to_string(block_rows));
         py::array b = paired ? py::array(b_obj) : py::array();
         if (a.ndim() != 2)
           throw std::invalid_argument("nystrom_host: rows must be [b, d], got " + shape_of(a));
@@ -205,6 +207,7 @@ PYBIND11_MODULE(_ext, m) {
           py::gil_scoped_release release;
           clipcore::nystrom::AccumulateOptions opt;
           opt.num_threads = num_threads;
+          opt.block_rows = block_rows;
           clipcore::Executor* ex = host_pool();
           const int nb = paired ? 2 : 1;
           err = f32 ? clipcore::nystrom::nystrom_accumulate<float, double>(
@@ -217,7 +220,7 @@ PYBIND11_MODULE(_ext, m) {
         if (!err.empty()) throw std::invalid_argument("nystrom_host: " + err);
       },
       py::arg("g"), py::arg("a"), py::arg("b"), py::arg("landmarks"), py::arg("sigma"),
-      py::arg("num_threads") = 0,
+      py::arg("num_threads") = 0, py::arg("block_rows") = 0,
       "G += Z^T Z in place, Z = [k(A, L) | k(B, L)] (or k(A, L) when b is None), Gaussian kernel "
       "exp(-|x - l|^2 / (2 sigma^2)), float64 products and sums: the kernel form of "
       "clipcore_nystrom_accumulate on host arrays, own threads.");
