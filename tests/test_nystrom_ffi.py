@@ -643,6 +643,8 @@ def test_pivoted_cholesky_host_entry_errors():
     bad[3, 1] = np.inf
     with pytest.raises(ValueError, match="non-finite"):
         _ffi._ext.pivoted_cholesky_host(bad, 1.0, 2)
+    with pytest.raises(ValueError, match=r"the factor n x m = 100000 x 100000 float64 values is too large"):
+        _ffi._ext.pivoted_cholesky_host(np.zeros((100_000, 1), np.float32), 1.0, 100_000)
 
 
 def test_select_landmarks_host_rows_equal_device_rows():

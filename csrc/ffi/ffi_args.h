@@ -143,9 +143,7 @@ inline ffi::Error pivoted_cholesky_args(const char* op, const ffi::Dictionary& a
   if (fd.size() != 2 || (fd[0] != n && fd[0] != 0) || fd[1] != m || !is_float(factor.element_type()))
     return invalid(op, "factor output must be float32|float64 [n, m] or [0, m] with n = " + std::to_string(n) +
                            ", m = " + std::to_string(m) + ", got " + desc(factor));
-  if (double(n) * double(std::min(n, m)) * 8.0 > 64e9)  // refuse before allocating > 64 GB
-    return invalid(op, "the factor n x m = " + std::to_string(n) + " x " + std::to_string(m) +
-                           " float64 values is too large; select from a pool of fewer rows");
+  if (const std::string e = nystrom::factor_size_error(n, m); !e.empty()) return invalid(op, e);
   a->n = n;
   a->d = xd[1];
   a->m = m;

@@ -42,6 +42,14 @@ struct PivotedCholeskyOptions {
   double min_pivot = 1e-10; // stop once the largest residual <= min_pivot
 };
 
+// "" or the refusal of a factor too large to allocate (n x min(n, m)
+// float64 values over 64 GB), checked by the entry points before they start.
+inline std::string factor_size_error(int64_t n, int64_t m) {
+  if (double(n) * double(n < m ? n : m) * 8.0 <= 64e9) return "";
+  return "the factor n x m = " + std::to_string(n) + " x " + std::to_string(m) +
+         " float64 values is too large; select from a pool of fewer rows";
+}
+
 // x: row-major [n, d]; m: most pivots. Outputs (all written in full):
 //   pivots [m]: pivot rows in order, -1 after *count;
 //   residual_trace [m]: residual trace after each step, NaN after *count;

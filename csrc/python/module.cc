@@ -238,10 +238,8 @@ PYBIND11_MODULE(_ext, m) {
           throw std::invalid_argument("pivoted_cholesky_host: x must be a C-contiguous float32 or float64 array");
         if (m < 0) throw std::invalid_argument("pivoted_cholesky_host: m must be >= 0, got " + std::to_string(m));
         const int64_t n = x.shape(0), d = x.shape(1);
-        if (double(n) * double(std::min(n, m)) * 8.0 > 64e9)
-          throw std::invalid_argument("pivoted_cholesky_host: the factor n x m = " + std::to_string(n) + " x " +
-                                      std::to_string(m) + " float64 values is too large; select from a pool of "
-                                      "fewer rows");
+        if (const std::string e = clipcore::nystrom::factor_size_error(n, m); !e.empty())
+          throw std::invalid_argument("pivoted_cholesky_host: " + e);
         py::array_t<int64_t> piv(m);
         py::array_t<double> trace(m);
         clipcore::nystrom::PivotedCholeskyOptions opt;

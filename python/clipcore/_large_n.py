@@ -151,6 +151,30 @@ class NystromSpectra(NamedTuple):
     nmap: N.NystromMap
 
 
+def _owned_host(g: Any) -> bool:
+    """g is a host float64 array the caller may overwrite (the compiled pass's result)."""
+    return isinstance(g, np.ndarray) and g.dtype == np.float64 and g.flags.c_contiguous and g.flags.writeable
+
+
+def _eigvalsh_desc_inplace(a: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the symmetric float64 a (overwritten), descending, clipped at 0 (syevd, no vectors)."""
+    lam = scipy.linalg.eigh(a, eigvals_only=True, overwrite_a=True, check_finite=False, driver="evd")
+    return np.maximum(lam[::-1], 0.0)
+
+
+def gram_eigvalsh(g: Any, n: int) -> np.ndarray:
+    """Eigenvalues of g / n (the Nyström Gram, symmetric ``[r, r]``), descending, clipped at 0, float64.
+
+    A host g from the compiled pass is scaled and decomposed in its own
+    storage, on one BLAS thread (see :func:`clipcore.nystrom.nystrom_map`);
+    anything else is copied to the host first.
+    """
+    c = g if _owned_host(g) else np.array(g, np.float64)
+    c /= max(n, 1)
+    with N._one_blas_thread():
+        return _eigvalsh_desc_inplace(c)
+
+
 def schur_from_gram(g: Any, n: int, r: int, rtol: float, ridge: float | None):
     """Schur spectra (host float64) from the joint Nyström Gram Σ Zᵀ Z ([2r, 2r]).
 
@@ -158,7 +182,7 @@ def schur_from_gram(g: Any, n: int, r: int, rtol: float, ridge: float | None):
     float64 g (the compiled pass's result) is solved by :func:`schur_from_gram_host`
     in its own storage; anything else by the jitted :func:`clipcore.schur.schur_primal`.
     """
-    if isinstance(g, np.ndarray) and g.dtype == np.float64 and g.flags.c_contiguous and g.flags.writeable:
+    if _owned_host(g):
         return schur_from_gram_host(g, n, r, rtol, ridge)
     c = jnp.asarray(g) / max(n, 1)
     tt, tx, xx = c[:r, :r], c[:r, r:], c[r:, r:]
@@ -178,18 +202,14 @@ def schur_from_gram_host(g: np.ndarray, n: int, r: int, rtol: float, ridge: floa
     at r = 2000); m×m LAPACK calls on one BLAS thread, as in
     :func:`clipcore.nystrom.nystrom_map`.
     """
-    eigh = scipy.linalg.eigh
     g /= max(n, 1)
     tt, tx, xx = g[:r, :r], g[:r, r:], g[r:, r:]
     cap_x, cap_t = float(np.trace(xx)), float(np.trace(tt))
 
-    def desc(a):  # eigenvalues of the symmetric a (overwritten), descending, clipped at 0
-        return np.maximum(eigh(a, eigvals_only=True, overwrite_a=True, check_finite=False, driver="evd")[::-1], 0.0)
-
     with N._one_blas_thread():
         a = np.array(tt)
         N._symmetrise(a)
-        w, v = eigh(a, overwrite_a=True, check_finite=False, driver="evd")
+        w, v = scipy.linalg.eigh(a, overwrite_a=True, check_finite=False, driver="evd")
         del a
         if ridge is not None:
             inv = 1.0 / (np.maximum(w, 0.0) + ridge)
@@ -210,11 +230,11 @@ def schur_from_gram_host(g: np.ndarray, n: int, r: int, rtol: float, ridge: floa
         np.copyto(S, xx)
         N._symmetrise(S)
         S -= R
-        text = desc(R)
-        comp = desc(S)
+        text = _eigvalsh_desc_inplace(R)
+        comp = _eigvalsh_desc_inplace(S)
         np.copyto(R, xx)  # R's storage for C_XX
         N._symmetrise(R)
-        image = desc(R)
+        image = _eigvalsh_desc_inplace(R)
     return image, text, comp, rank, cap_x, cap_t
 
 

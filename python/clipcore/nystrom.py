@@ -632,8 +632,8 @@ def _compact_corner(M: np.ndarray, k: int) -> np.ndarray:
     flat = M.reshape(-1)
     n = M.shape[1]
     if k != n:
-        for i in range(k):  # row i moves from offset i·n to i·k ≤ i·n: earlier rows are never overwritten
-            flat[i * k:(i + 1) * k] = M[i, :k].copy() if i * k + k > i * n else M[i, :k]
+        for i in range(k):  # row i moves from offset i·n to i·k ≤ i·n: rows not yet moved are never overwritten
+            flat[i * k:(i + 1) * k] = M[i, :k]  # (NumPy buffers an assignment whose source and target overlap)
     return flat[: k * k].reshape(k, k)
 
 

@@ -608,27 +608,6 @@ def _warn_low_capture(captured: float, what: str, m: int, method: str) -> None:
             LowCaptureWarning, stacklevel=4)
 
 
-def _host_eigvalsh_desc(g, n: int) -> np.ndarray:
-    """Eigenvalues of g / n (symmetric [r, r]), descending and clipped at 0, in float64 on the host.
-
-    A host g (the compiled pass's result) is scaled and decomposed in place
-    (LAPACK syevd without vectors, one BLAS thread: see
-    :func:`clipcore.nystrom.nystrom_map`); no copy of it is made.
-    """
-    from scipy.linalg import eigh
-
-    from .nystrom import _one_blas_thread
-
-    if isinstance(g, np.ndarray) and g.dtype == np.float64 and g.flags.c_contiguous and g.flags.writeable:
-        c = g
-    else:
-        c = np.array(g, np.float64)
-    c /= max(n, 1)
-    with _one_blas_thread():
-        lam = eigh(c, eigvals_only=True, overwrite_a=True, check_finite=False, driver="evd")
-    return np.maximum(lam[::-1], 0.0)
-
-
 def _residual_tail(rows, nmap, n, captured, s_res, seed):
     """The "residual" estimate's tail from a seeded subsample of the image rows (seed + 1)."""
     avail = rows.available()
@@ -689,7 +668,7 @@ def _nystrom_vendi(src, x, setup, prec, backend, block_size, landmarks, landmark
         kernel, rff_features, omega, method, paired=False)
     g, n = _nystrom_pass(rows, nmap, paired=False, prec=prec, backend=backend, block_size=block_size,
                          nonzero=nonzero, progress=progress, desc="vendi (nyström)", mesh=mesh)
-    image = _host_eigvalsh_desc(g, n)
+    image = _LN.gram_eigvalsh(g, n)
     del g
     _release_heap()
     cap = float(image.sum())
