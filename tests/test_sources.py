@@ -128,6 +128,77 @@ def test_nan_in_a_shard_names_file_and_row(stream_all, tmp_path, pairs):
         clipcore.sce(str(tmp_path / "z"), progress=False)
 
 
+@pytest.mark.parametrize("kw", [dict(), dict(kernel="gaussian", rff_features=50, key=0, sigma=0.9),
+                                dict(kernel="gaussian", sigma=1.1, landmarks="points", estimate="missing-mass")])
+def test_vendi_and_rke_take_an_iterator_of_blocks(pairs, kw):
+    """vendi / rke read one set from an iterator of [b, d] blocks (uneven, re-cut into block_size rows) and
+    give the numbers of the same rows in memory (σ given: the heuristic would see the first block only)."""
+    images, _ = pairs
+    if kw.get("landmarks") == "points":  # the same landmark points both ways
+        kw = dict(kw, landmarks=images[::37])
+    for order in (1.0, 2.0):
+        blocks = (images[a:b] for a, b in [(0, 700), (700, 703), (703, 1500)])
+        got = clipcore.vendi(blocks, order=order, block_size=256, progress=False, **kw)
+        want = clipcore.vendi(images, order=order, method="primal", **kw)
+        assert got.n == 1500 and got.score == pytest.approx(want.score, rel=1e-10)
+    got = clipcore.rke(iter([images[:800], images[800:]]), progress=False)
+    assert got.score == pytest.approx(clipcore.rke(images).score, rel=1e-10)
+
+
+def test_single_set_iterators_refuse_bad_blocks(pairs):
+    images, texts = pairs
+    with pytest.raises(ValueError, match=r"x: block 0 is a pair of arrays; this score takes one set"):
+        clipcore.vendi(iter([(images[:10], texts[:10])]), progress=False)
+    with pytest.raises(ValueError, match=r"x: block 1 has dimension 10 but the first block had 24"):
+        clipcore.vendi(iter([images[:10], images[10:20, :10]]), progress=False)
+    bad = images[100:200].copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"x: contains NaN at row 103 \(block 1, row 3\)"):
+        clipcore.rke(iter([images[:100], bad]), progress=False)
+    with pytest.raises(ValueError, match=r"x: block 0 has dtype int64"):
+        clipcore.vendi(iter([np.ones((4, 3), np.int64)]), progress=False)
+    with pytest.raises(ValueError, match="x: the block iterator yielded no rows"):
+        clipcore.vendi(iter([]), progress=False)
+
+
+def test_npz_shard_directories(tmp_path, pairs):
+    """A plain directory of .npz shards (or .npy and .npz mixed, in name order) is read like .npy shards."""
+    images, texts = pairs
+    (tmp_path / "img").mkdir()
+    (tmp_path / "txt").mkdir()
+    np.savez(tmp_path / "img" / "a.npz", images[:600])
+    np.save(tmp_path / "img" / "b.npy", images[600:1000])
+    np.savez(tmp_path / "img" / "c.npz", embeddings=images[1000:])
+    np.savez(tmp_path / "txt" / "a.npz", texts)
+    got = clipcore.sce(str(tmp_path / "img"), str(tmp_path / "txt"), progress=False)
+    _agree(got, clipcore.sce(images, texts))
+    v = clipcore.vendi(str(tmp_path / "img"), progress=False)
+    assert v.n == 1500 and v.score == pytest.approx(clipcore.vendi(images).score, rel=1e-12)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(ValueError, match="x: directory .* has no .npy or .npz files"):
+        clipcore.vendi(str(tmp_path / "none"))
+
+
+def test_small_sources_read_whole_still_name_shard_and_row(tmp_path, pairs):
+    """Below IN_MEMORY_ROWS files are read whole (the in-memory path); a bad row still names its shard."""
+    images, texts = pairs
+    bad = images.copy()
+    bad[1234, 5] = np.inf
+    write_shards(tmp_path / "s", bad, texts, shard_rows=500)
+    with pytest.raises(ValueError, match=r"images: contains Inf at row 1234 \(images-00002.npy, row 234\)"):
+        clipcore.sce(str(tmp_path / "s"), progress=False)
+    with pytest.raises(ValueError, match=r"x: contains Inf at row 1234 \(images-00002.npy, row 234\)"):
+        clipcore.vendi(str(tmp_path / "s"), progress=False)  # a shard directory: its images column
+    zero = texts.copy()
+    zero[7] = 0
+    write_shards(tmp_path / "z", images, zero, shard_rows=500)
+    with pytest.raises(ValueError, match=r"texts: row 7 \(texts-00000.npy, row 7\) has zero norm"):
+        clipcore.sce(str(tmp_path / "z"), progress=False)
+    # a clipcore shard directory scored by vendi is its images
+    assert clipcore.vendi(str(tmp_path / "z"), progress=False).score == pytest.approx(
+        clipcore.vendi(images).score, rel=1e-12)
+
+
 def test_nan_in_an_iterator_block(pairs):
     images, texts = pairs
     bad = texts[300:600].copy()

@@ -48,7 +48,7 @@ from .covariance import (
 from .entropy import DEFAULT_CLAMP, matrix_entropy, renyi_entropy
 from .kernels import FeatureMap, features, gaussian_kernel
 from .schur import EPSILON, SchurSpectra, _pad, schur_dual, schur_primal
-from .sources import PairedSource, paired_source
+from .sources import PairedSource, check_block, paired_source
 from . import sharding as _SH
 
 __all__ = ["SCEResult", "VendiResult", "sce", "vendi", "rke", "DegenerateWarning"]
@@ -255,9 +255,10 @@ def _is_streamed(x: Any) -> bool:
     return x is not None and not array_like and isinstance(x, Iterable)
 
 
-def _as_source(images: Any, texts: Any) -> tuple[PairedSource | None, Any, Any]:
+def _as_source(images: Any, texts: Any, *, nonzero: bool) -> tuple[PairedSource | None, Any, Any]:
     """``(None, images, texts)`` for in-memory data (small files are read whole
-    here); ``(source, None, None)`` for what must be streamed."""
+    here, and checked with the shard and row named); ``(source, None, None)``
+    for what must be streamed."""
     if not (_is_streamed(images) or _is_streamed(texts)):
         if texts is None:
             raise ValueError("texts: missing; pass the prompts' embeddings [n, d]")
@@ -265,8 +266,16 @@ def _as_source(images: Any, texts: Any) -> tuple[PairedSource | None, Any, Any]:
             return None, images, texts
     src = paired_source(images, texts)
     if src.iterator is None and src.texts is not None and src.n <= IN_MEMORY_ROWS and not _reduces(src):
-        return None, src.images.read(0, src.n), src.texts.read(0, src.n)
+        return None, _read_whole(src.images, nonzero), _read_whole(src.texts, nonzero)
     return src, None, None
+
+
+def _read_whole(rows, nonzero: bool) -> np.ndarray:
+    """A small row source read into memory, NaN / Inf / zero rows named by shard and row."""
+    a = rows.read(0, rows.n)
+    if not rows.in_memory:
+        check_block(a, rows.name, 0, rows.locate, nonzero=nonzero)
+    return a
 
 
 def _large_host_pair(*arrays: Any) -> bool:
@@ -278,15 +287,17 @@ def _large_host_pair(*arrays: Any) -> bool:
     return ok and len({a.shape[0] for a in arrays}) == 1 and arrays[0].shape[0] > IN_MEMORY_ROWS
 
 
-def _as_single_source(x: Any) -> tuple[PairedSource | None, Any]:
+def _as_single_source(x: Any, *, nonzero: bool) -> tuple[PairedSource | None, Any]:
+    """As :func:`_as_source` for one set (vendi, rke): files, large host arrays
+    and iterators of ``[b, d]`` blocks stream."""
     if isinstance(x, PairedSource):
         src = x
-    elif _is_files(x) or _large_host_pair(x):
-        src = paired_source(x, None)
+    elif _is_streamed(x) or _large_host_pair(x):
+        src = paired_source(x, None, single=True, name="x")
     else:
         return None, x
-    if src.n <= IN_MEMORY_ROWS and not _reduces(src):
-        return None, src.images.read(0, src.n)
+    if src.iterator is None and src.n <= IN_MEMORY_ROWS and not _reduces(src):
+        return None, _read_whole(src.images, nonzero)
     return src, None
 
 
@@ -355,7 +366,7 @@ def _streamed_covariances(src, setup, prec, convention, backend, block_size, *, 
 
 
 def _streamed_covariance(src, setup, prec, backend, block_size, *, nonzero, progress, mesh=None):
-    block = block_size or default_block_size(src.n, setup.fmap.dim(src.d_images))
+    block = block_size or default_block_size(src.n or (1 << 30), setup.fmap.dim(src.d_images))
     with _progress_bar(src.n, "vendi", progress) as bar:
         blocks = src.blocks(block, nonzero=nonzero)
         g, n = stream_sums(blocks, setup.fmap, setup.omega, paired=False, feature_dtype=prec.feature,
@@ -843,7 +854,7 @@ def sce(
     backend_name = resolve_backend(backend)
     mode = "ridge" if ridge is not None else "pinv"
     ridge_v = ridge if ridge is not None else 0.0
-    src, images, texts = _as_source(images, texts)
+    src, images, texts = _as_source(images, texts, nonzero=nonzero)
     mesh = _mesh_for(mesh, src, kernel, rff_features, omega, landmarks, method)
     if src is None:
         images = V.as_embeddings(images, "images", nonzero_rows=nonzero)
@@ -962,7 +973,9 @@ def vendi(
 
     Args:
       x: ``[n, d]`` embeddings: an array, a ``.npy`` path, a directory, glob
-        or list of ``.npy`` shards (streamed in bounded memory, primal path).
+        or list of ``.npy`` / ``.npz`` shards, or an iterator of ``[b, d]``
+        blocks (streamed in bounded memory, primal path; for an iterator the
+        σ heuristic and Nyström's landmarks see its first block only).
       kernel, sigma, rff_features, omega, key, normalize, dtype, block_size,
         backend, progress: as in :func:`sce`.
       order: α > 0 or ``float("inf")``.
@@ -986,13 +999,15 @@ def vendi(
     clamp = V.check_number(clamp, "clamp", positive=True)
     block_size = V.check_positive_int(block_size, "block_size")
     backend_name = resolve_backend(backend)
-    src, x = _as_single_source(x)
+    src, x = _as_single_source(x, nonzero=nonzero)
     mesh = _mesh_for(mesh, src, kernel, rff_features, omega, landmarks, method)
     if src is None:
         x = V.as_embeddings(x, "x", nonzero_rows=nonzero)
         n, dim, sample = x.shape[0], x.shape[1], x
     else:
         n, dim, sample = src.n, src.d_images, _sigma_sample(src)
+        if dim is None:  # an iterator: its first block tells the dimension
+            dim = src.peek()[0].shape[1]
     with prec.context():
         setup = resolve_kernel(
             kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,

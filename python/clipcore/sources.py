@@ -17,7 +17,9 @@ Accepted by :func:`clipcore.sce`, :func:`clipcore.vendi`, :func:`clipcore.rke`:
 * a directory: its ``manifest.json`` (written by :func:`write_shards`), or
   else its ``*.npy`` files in sorted name order;
 * a glob pattern (``"emb/images-*.npy"``) or a list of paths, in that order;
-* for pairs: an iterable of ``(images_block, texts_block)`` tuples.
+* for pairs: an iterable of ``(images_block, texts_block)`` tuples; for one
+  set (:func:`clipcore.vendi`, :func:`clipcore.rke`): an iterable of
+  ``[b, d]`` blocks.
 """
 
 from __future__ import annotations
@@ -226,9 +228,9 @@ def row_source(obj: Any, name: str, *, key: str | None = None) -> RowSource:
                 except KeyError:
                     raise ValueError(f"{name}: the manifest in {path} has no {col!r} shards") from None
                 return RowSource(_npy_parts(files, name), name)
-            files = sorted(glob.glob(os.path.join(path, "*.npy")))
+            files = sorted(glob.glob(os.path.join(path, "*.npy")) + glob.glob(os.path.join(path, "*.npz")))
             if not files:
-                raise ValueError(f"{name}: directory {path} has no .npy files and no {MANIFEST}")
+                raise ValueError(f"{name}: directory {path} has no .npy or .npz files and no {MANIFEST}")
             return RowSource(_npy_parts(files, name), name)
         if any(ch in path for ch in "*?["):
             files = sorted(glob.glob(path))
@@ -276,8 +278,11 @@ class PairedSource:
       d_images, d_texts: dimensions (known after the first block for iterators).
     """
 
-    def __init__(self, images: RowSource | None, texts: RowSource | None, iterator: Iterable | None = None):
+    def __init__(self, images: RowSource | None, texts: RowSource | None, iterator: Iterable | None = None,
+                 *, single: bool = False, name: str = "images"):
         self.images, self.texts, self.iterator = images, texts, iterator
+        # single: the iterator yields [b, d] blocks of one set (vendi, rke), named `name` in errors
+        self.single, self.name = single, name
         if images is not None:
             self.n = images.n
             self.d_images = images.d
@@ -296,18 +301,32 @@ class PairedSource:
         return self.iterator is None and self.images.in_memory and (self.texts is None or self.texts.in_memory)
 
     # -- iterator support
+    def _item(self, item: Any, k: int) -> tuple[Any, Any]:
+        """One iterator item as ``(images, texts)`` (``texts`` None for a single set)."""
+        pair = isinstance(item, (tuple, list)) and len(item) == 2
+        if self.single:
+            if pair and all(hasattr(a, "shape") for a in item):
+                raise ValueError(
+                    f"{self.name}: block {k} is a pair of arrays; this score takes one set, so the block iterator "
+                    "must yield [b, d] arrays (pass the images' blocks)"
+                )
+            return item, None
+        if not pair:
+            raise ValueError(
+                f"images: the block iterator must yield (images_block, texts_block) pairs, got {type(item).__name__}"
+            )
+        return item[0], item[1]
+
     def _iter_pairs(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        k = len(self._peeked)
         yield from self._peeked
         self._peeked = []
         for item in self.iterator:
-            if not (isinstance(item, (tuple, list)) and len(item) == 2):
-                raise ValueError(
-                    f"images: the block iterator must yield (images_block, texts_block) pairs, got {type(item).__name__}"
-                )
-            yield item
+            yield self._item(item, k)
+            k += 1
 
-    def peek(self) -> tuple[np.ndarray, np.ndarray]:
-        """The first ``(images, texts)`` block of an iterator, kept for the walk."""
+    def peek(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The first ``(images, texts)`` block of an iterator (texts None for a single set), kept for the walk."""
         if self.iterator is None:
             raise ValueError("peek: only for iterator sources")
         if not self._peeked:
@@ -316,12 +335,11 @@ class PairedSource:
             try:
                 first = next(it)
             except StopIteration:
-                raise ValueError("images: the block iterator yielded no rows") from None
-            if not (isinstance(first, (tuple, list)) and len(first) == 2):
-                raise ValueError(
-                    f"images: the block iterator must yield (images_block, texts_block) pairs, got {type(first).__name__}"
-                )
-            self._peeked = [(_as_block(first[0], "images", 0), _as_block(first[1], "texts", 0))]
+                raise ValueError(f"{self.name}: the block iterator yielded no rows") from None
+            x, t = self._item(first, 0)
+            self._peeked = [(_as_block(x, self.name, 0), None if self.single else _as_block(t, "texts", 0))]
+            self.d_images = self._peeked[0][0].shape[1]
+            self.d_texts = None if self.single else self._peeked[0][1].shape[1]
         return self._peeked[0]
 
     def blocks(self, block_rows: int, *, nonzero: bool, prefetch: bool = True, depth: int = 2) -> Iterator[Block]:
@@ -335,7 +353,7 @@ class PairedSource:
             for start in range(0, self.n, block_rows):
                 stop = min(self.n, start + block_rows)
                 x = self.images.read(start, stop)
-                check_block(x, "images", start, self.images.locate, nonzero=nonzero)
+                check_block(x, self.name, start, self.images.locate, nonzero=nonzero)
                 t = None
                 if self.texts is not None:
                     t = self.texts.read(start, stop)
@@ -343,26 +361,36 @@ class PairedSource:
                 yield Block(x, t, start)
             return
         start = 0
+        name = self.name
         for k, (x, t) in enumerate(self._iter_pairs()):
-            x, t = _as_block(x, "images", k), _as_block(t, "texts", k)
-            if x.shape[0] != t.shape[0]:
-                raise ValueError(f"texts: block {k} has {t.shape[0]} rows but its images block has {x.shape[0]}")
-            if self.d_images is None:
-                self.d_images, self.d_texts = x.shape[1], t.shape[1]
-            elif (x.shape[1], t.shape[1]) != (self.d_images, self.d_texts):
-                raise ValueError(
-                    f"images: block {k} has dimensions ({x.shape[1]}, {t.shape[1]}) but the first block had "
-                    f"({self.d_images}, {self.d_texts})"
-                )
+            if self.single:
+                x = _as_block(x, name, k)
+                if self.d_images is None:
+                    self.d_images = x.shape[1]
+                elif x.shape[1] != self.d_images:
+                    raise ValueError(f"{name}: block {k} has dimension {x.shape[1]} but the first block had "
+                                     f"{self.d_images}")
+            else:
+                x, t = _as_block(x, "images", k), _as_block(t, "texts", k)
+                if x.shape[0] != t.shape[0]:
+                    raise ValueError(f"texts: block {k} has {t.shape[0]} rows but its images block has {x.shape[0]}")
+                if self.d_images is None:
+                    self.d_images, self.d_texts = x.shape[1], t.shape[1]
+                elif (x.shape[1], t.shape[1]) != (self.d_images, self.d_texts):
+                    raise ValueError(
+                        f"images: block {k} has dimensions ({x.shape[1]}, {t.shape[1]}) but the first block had "
+                        f"({self.d_images}, {self.d_texts})"
+                    )
             locate = (lambda r, k=k, s=start: f"block {k}, row {r - s}")
-            check_block(x, "images", start, locate, nonzero=nonzero)
-            check_block(t, "texts", start, locate, nonzero=nonzero)
+            check_block(x, name, start, locate, nonzero=nonzero)
+            if t is not None:
+                check_block(t, "texts", start, locate, nonzero=nonzero)
             # re-cut into block_rows pieces so compiled shapes repeat
             for a in range(0, x.shape[0], block_rows):
-                yield Block(x[a : a + block_rows], t[a : a + block_rows], start + a)
+                yield Block(x[a : a + block_rows], None if t is None else t[a : a + block_rows], start + a)
             start += x.shape[0]
         if start == 0:
-            raise ValueError("images: the block iterator yielded no rows")
+            raise ValueError(f"{name}: the block iterator yielded no rows")
         self.n = start
 
 
@@ -458,18 +486,21 @@ def _start_reader(task) -> threading.Event:
     return done
 
 
-def paired_source(images: Any, texts: Any = None) -> PairedSource:
+def paired_source(images: Any, texts: Any = None, *, single: bool = False, name: str = "images") -> PairedSource:
     """Images and texts (or one set, or an iterator of pairs) as a :class:`PairedSource`.
 
     ``texts=None`` with a clipcore shard directory reads both columns from its
     manifest; with an iterable that is not an array or a path, the iterable
-    yields ``(images_block, texts_block)`` pairs.
+    yields ``(images_block, texts_block)`` pairs, or ``[b, d]`` blocks of one
+    set when ``single`` (then ``name`` names it in errors, e.g. ``"x"``).
     """
     if isinstance(images, PairedSource):
         return images
     is_pathlike = isinstance(images, (str, os.PathLike, list, tuple)) or hasattr(images, "shape")
     if texts is None and not is_pathlike and isinstance(images, Iterable):
-        return PairedSource(None, None, iterator=images)
+        return PairedSource(None, None, iterator=images, single=single, name=name if single else "images")
+    if single:  # a clipcore shard directory gives its images column
+        return PairedSource(row_source(images, name, key="images"), None, name=name)
     if texts is None and isinstance(images, (str, os.PathLike)) and os.path.isdir(images) \
             and os.path.exists(os.path.join(images, MANIFEST)):
         return PairedSource(row_source(images, "images", key="images"), row_source(images, "texts", key="texts"))
