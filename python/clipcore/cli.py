@@ -118,7 +118,7 @@ def _add_kernel_options(p: argparse.ArgumentParser) -> None:
 def _add_pair_inputs(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("inputs")
     g.add_argument("--images", required=True, metavar="X.npy",
-                   help="image embeddings [n, d]: .npy, .npz, a directory or glob of .npy shards, or a clipcore "
+                   help="image embeddings [n, d]: .npy, .npz, a directory or glob of .npy / .npz shards, or a clipcore "
                         "shard directory (then --texts may be omitted); large inputs are streamed")
     g.add_argument("--texts", default=None, metavar="T.npy", help="text embeddings [n, d], row i ↔ image i")
     g.add_argument("--images-key", default=None, help="array name inside an .npz of images")
