@@ -179,6 +179,29 @@ def test_npz_shard_directories(tmp_path, pairs):
         clipcore.vendi(str(tmp_path / "none"))
 
 
+def test_uncompressed_npz_is_read_by_rows(stream_all, tmp_path, pairs):
+    """np.savez stores its array uncompressed: its rows are read by offset like a .npy (bounded memory);
+    a compressed member is loaded whole; an archive of several arrays is not one shard."""
+    from clipcore.sources import _ArrayPart, _NpyPart
+
+    images, texts = pairs
+    np.savez(tmp_path / "x.npz", emb=images)
+    np.savez_compressed(tmp_path / "t.npz", texts)
+    x, t = row_source(str(tmp_path / "x.npz"), "images"), row_source(str(tmp_path / "t.npz"), "texts")
+    assert isinstance(x.parts[0], _NpyPart) and isinstance(t.parts[0], _ArrayPart)
+    np.testing.assert_array_equal(x.read(17, 1499), images[17:1499])
+    got = clipcore.sce(str(tmp_path / "x.npz"), str(tmp_path / "t.npz"), block_size=200, progress=False)
+    _agree(got, clipcore.sce(images, texts))
+    bad = images.copy()
+    bad[900, 1] = np.nan
+    np.savez(tmp_path / "bad.npz", bad)
+    with pytest.raises(ValueError, match=r"x: contains NaN at row 900 \(bad.npz, row 900\)"):
+        clipcore.vendi(str(tmp_path / "bad.npz"), progress=False)
+    np.savez(tmp_path / "two.npz", images, texts)
+    with pytest.raises(ValueError, match=r"two.npz holds 2 arrays \['arr_0', 'arr_1'\]; a shard holds one"):
+        row_source(str(tmp_path / "two.npz"), "images")
+
+
 def test_small_sources_read_whole_still_name_shard_and_row(tmp_path, pairs):
     """Below IN_MEMORY_ROWS files are read whole (the in-memory path); a bad row still names its shard."""
     images, texts = pairs

@@ -12,8 +12,9 @@ the next block is read while the current one is on the device.
 Accepted by :func:`clipcore.sce`, :func:`clipcore.vendi`, :func:`clipcore.rke`:
 
 * a NumPy / JAX array, or a ``numpy.memmap``;
-* a ``.npy`` path (read by blocks), an ``.npz`` path (loaded: zip members
-  cannot be read by offset);
+* a ``.npy`` path (read by blocks), an ``.npz`` path holding one array
+  (read by blocks when stored uncompressed, as ``np.savez`` does; a
+  compressed member is loaded whole);
 * a directory: its ``manifest.json`` (written by :func:`write_shards`), or
   else its ``*.npy`` files in sorted name order;
 * a glob pattern (``"emb/images-*.npy"``) or a list of paths, in that order;
@@ -71,13 +72,18 @@ class _ArrayPart:
 
 
 class _NpyPart:
-    """Rows of a C-ordered 2-D ``.npy`` file, read with ``os.pread``."""
+    """Rows of a C-ordered 2-D ``.npy`` file, read with ``os.pread``.
 
-    def __init__(self, path: str, name: str):
+    ``base`` is where the ``.npy`` bytes start in the file: 0, or the data of
+    an uncompressed ``.npz`` member (``np.savez`` stores its arrays that way).
+    """
+
+    def __init__(self, path: str, name: str, base: int = 0, label: str | None = None):
         self.path = path
-        self.label = os.path.basename(path)
+        self.label = label or os.path.basename(path)
         try:
             with open(path, "rb") as f:
+                f.seek(base)
                 version = np.lib.format.read_magic(f)
                 read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                else np.lib.format.read_array_header_2_0)
@@ -179,12 +185,44 @@ def _npy_parts(paths: Sequence[str], name: str) -> list:
         if ext == ".npy":
             parts.append(_NpyPart(p, name))
         elif ext == ".npz":
-            from .io import load_embeddings
+            base = _stored_npz_member(p, name)
+            if base is not None:  # np.savez: the member's .npy bytes lie uncompressed in the file
+                parts.append(_NpyPart(p, name, base=base))
+            else:  # np.savez_compressed: no offsets to read rows from, so the member is loaded
+                from .io import load_embeddings
 
-            parts.append(_ArrayPart(np.asarray(load_embeddings(p, name=name)), os.path.basename(p)))
+                parts.append(_ArrayPart(np.asarray(load_embeddings(p, name=name)), os.path.basename(p)))
         else:
             raise ValueError(f"{name}: {p}: expected .npy or .npz shards, got {ext or 'no extension'}")
     return parts
+
+
+def _stored_npz_member(path: str, name: str) -> int | None:
+    """Byte offset of the ``.npy`` data of an ``.npz`` archive's only array when
+    it is stored uncompressed (``np.savez``), else ``None``."""
+    import struct
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [i for i in zf.infolist() if i.filename.endswith(".npy")]
+            if len(members) != 1:
+                names = [i.filename[:-4] for i in members]
+                raise ValueError(f"{name}: {path} holds {len(members)} arrays {names}; a shard holds one")
+            info = members[0]
+            if info.compress_type != zipfile.ZIP_STORED:
+                return None
+        with open(path, "rb") as f:  # the local file header: 30 bytes, then the name and the extra field
+            f.seek(info.header_offset)
+            head = f.read(30)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{name}: file not found: {path}") from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{name}: cannot read {path} ({exc})") from exc
+    if len(head) != 30 or head[:4] != b"PK\x03\x04":
+        raise ValueError(f"{name}: cannot read {path} (bad local header for {info.filename})")
+    name_len, extra_len = struct.unpack("<HH", head[26:30])
+    return info.header_offset + 30 + name_len + extra_len
 
 
 def _read_manifest(directory: str, name: str) -> dict:
