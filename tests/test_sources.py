@@ -285,6 +285,15 @@ def test_manifest_and_reader_details(tmp_path, pairs):
     src = paired_source(str(tmp_path / "s"))
     np.testing.assert_array_equal(src.images.read(550, 1250), images[550:1250])  # across two shards
     np.testing.assert_array_equal(src.texts.take(np.array([0, 599, 600, 1499])), texts[[0, 599, 600, 1499]])
+    rows = np.array([1499, 3, 600, 599, 3, 1200])  # any order, repeats, across shards
+    np.testing.assert_array_equal(src.images.take(rows), images[rows])
+    assert src.images.take(np.array([], int)).shape == (0, images.shape[1])
+    with pytest.raises(IndexError, match=r"images: rows out of range \[0, 1500\)"):
+        src.images.take(np.array([1500]))
+    np.save(tmp_path / "f64.npy", images[:10].astype(np.float64))  # a float64 shard beside float32 ones
+    mixed = row_source([str(tmp_path / "s" / "images-00000.npy"), str(tmp_path / "f64.npy")], "images")
+    assert mixed.dtype == np.float64
+    np.testing.assert_array_equal(mixed.take(np.array([605, 2])), images[[5, 2]].astype(np.float64))
     assert src.images.locate(1499) == "images-00002.npy, row 299"
 
 

@@ -70,6 +70,9 @@ class _ArrayPart:
     def read(self, start: int, stop: int) -> np.ndarray:
         return np.asarray(self.array[start:stop])
 
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.array[rows])
+
 
 class _NpyPart:
     """Rows of a C-ordered 2-D ``.npy`` file, read with ``os.pread``.
@@ -106,19 +109,32 @@ class _NpyPart:
         if size < need:
             raise ValueError(f"{name}: {path} is truncated ({size} bytes, the header promises {need})")
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        rows = stop - start
-        out = _aligned_empty((rows, self.d), self.dtype)
+    def _pread(self, fd: int, out: np.ndarray, start: int) -> None:
         view = memoryview(out).cast("B")
         pos = self.offset + start * self.d * self.dtype.itemsize
+        got = 0
+        while got < view.nbytes:
+            k = os.preadv(fd, [view[got:]], pos + got)
+            if k <= 0:
+                raise ValueError(f"{self.path}: unexpected end of file at byte {pos + got}")
+            got += k
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        out = _aligned_empty((stop - start, self.d), self.dtype)
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            got = 0
-            while got < view.nbytes:
-                k = os.preadv(fd, [view[got:]], pos + got)
-                if k <= 0:
-                    raise ValueError(f"{self.path}: unexpected end of file at byte {pos + got}")
-                got += k
+            self._pread(fd, out, start)
+        finally:
+            os.close(fd)
+        return out
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows at the given local indices (any order), one pread per row."""
+        out = np.empty((len(rows), self.d), self.dtype)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for i, r in enumerate(rows):
+                self._pread(fd, out[i], int(r))
         finally:
             os.close(fd)
         return out
@@ -174,8 +190,18 @@ class RowSource:
         return block.astype(self.dtype, copy=False)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """Scattered rows (sorted ascending), e.g. a sample for σ."""
-        return np.concatenate([self.read(int(r), int(r) + 1) for r in rows]) if len(rows) else np.empty((0, self.d))
+        """Scattered rows (any order, in that order), e.g. a sample for σ; one open file per shard."""
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        out = np.empty((rows.size, self.d), self.dtype)
+        if rows.size == 0:
+            return out
+        if rows.min() < 0 or rows.max() >= self.n:
+            raise IndexError(f"{self.name}: rows out of range [0, {self.n})")
+        which = np.searchsorted(self.starts, rows, side="right") - 1
+        for k in np.unique(which):
+            sel = np.flatnonzero(which == k)
+            out[sel] = self.parts[k].take(rows[sel] - int(self.starts[k]))
+        return out
 
 
 def _npy_parts(paths: Sequence[str], name: str) -> list:
