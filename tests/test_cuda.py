@@ -267,3 +267,99 @@ def test_gpu_targets_report_errors_with_shapes(target, operands, outs, match):
     with pytest.raises(Exception, match=re.escape(match)) as info:
         jax.block_until_ready(jax.jit(call)(*[jax.device_put(o, dev) for o in operands]))
     assert "INVALID_ARGUMENT" in str(info.value)
+
+
+# --------------------------------------------------------------------------- review fixes (csrc/cuda)
+
+
+def _call_on(dev, target, outs, *operands, **attrs):
+    """jit(ffi_call) on `dev` (no input/output aliasing): ("ok", outputs) or ("error", message)."""
+    call = jax.ffi.ffi_call(target, outs)
+    try:
+        res = jax.jit(lambda *ops: call(*ops, **attrs))(*[jax.device_put(np.asarray(o), dev) for o in operands])
+        return "ok", jax.block_until_ready(res)
+    except Exception as e:  # noqa: BLE001 - the XLA error type depends on the jaxlib
+        return "error", str(e)
+
+
+def _bad_row_cases():
+    rng = np.random.default_rng(12)
+    L = rng.standard_normal((4, 3))
+    B = rng.standard_normal((6, 3))
+    B[3, 1] = np.nan
+    B2 = rng.standard_normal((6, 3))
+    B2[2, 0] = np.inf
+    W = rng.standard_normal((4, 3))
+    W[1, 2] = np.nan
+    big = L.astype(F32)
+    big[2] = 1e20
+    return [
+        (_ffi.KERNEL_ACC_TARGET, jax.ShapeDtypeStruct((4, 4), F64), [np.zeros((4, 4)), B, L, np.float64(1)],
+         "kernel_accumulate: B has a non-finite value (NaN or Inf) in row 3 (B float64 [6, 3], landmarks float64 [4, 3], G float64 [4, 4])"),
+        (_ffi.KERNEL_ACC_PAIRED_TARGET, jax.ShapeDtypeStruct((8, 8), F64),
+         [np.zeros((8, 8)), rng.standard_normal((6, 3)), B2, L, np.float64(1)],
+         "kernel_accumulate_paired: B2 (second block) has a non-finite value (NaN or Inf) in row 2"),
+        (_ffi.NYSTROM_TARGET, jax.ShapeDtypeStruct((3, 3), F64), [np.zeros((3, 3)), rng.standard_normal((6, 3)), L, W, np.float64(1)],
+         "nystrom_accumulate: whitening has a non-finite value (NaN or Inf) at [1, 2]"),
+        (_ffi.KERNEL_ACC_TARGET, jax.ShapeDtypeStruct((4, 4), F32),
+         [np.zeros((4, 4), F32), rng.standard_normal((6, 3)).astype(F32), big, np.float32(1)],
+         "kernel_accumulate: landmarks row 2 has squared norm 3e+40, too large for float32 kernel tiles (limit 1e+36)"),
+        (_ffi.GRAM_TARGET, jax.ShapeDtypeStruct((3, 3), F32), [np.zeros((3, 3)), np.ones((5, 3))],
+         "gram_accumulate: output must have G's dtype and shape (float64 [3, 3]), got float32 [3, 3]"),
+    ]
+
+
+@needs_cuda
+@pytest.mark.parametrize("case", range(5))
+def test_nystrom_targets_refuse_bad_rows_like_the_cpu_on_gpu(case):
+    """Before: the CUDA Nyström handlers did not check rows (a NaN row became k = 1: exact_sq_dist NaN,
+    pair_exponent(NaN) = 0), nor G_out's dtype (a float32 output of a float64 G was written as float64)."""
+    target, outs, operands, match = _bad_row_cases()[case]
+    gpu = _call_on(_gpu(), target, outs, *operands)
+    cpu = _call_on(_cpu(), target, outs, *operands)
+    assert gpu[0] == cpu[0] == "error"
+    assert match in gpu[1] and match in cpu[1]
+    tail = lambda s: s[s.index(match.split(":")[0] + ":"):].splitlines()[0]  # noqa: E731
+    assert tail(gpu[1]) == tail(cpu[1])
+
+
+@needs_cuda
+@pytest.mark.parametrize("target", [_ffi.NYSTROM_TARGET, _ffi.GRAM_TARGET])
+def test_unchanged_g_is_copied_without_aliasing_on_gpu(target):
+    """m = 0 landmarks with W [0, 2] (and gram with b = 0): G_out = G_in also when XLA does not alias them
+    (before: the Nyström handler returned without writing G_out)."""
+    G = np.random.default_rng(13).standard_normal((2, 2))
+    if target == _ffi.NYSTROM_TARGET:
+        operands = [G, np.ones((6, 3)), np.zeros((0, 3)), np.zeros((0, 2)), np.float64(1)]
+    else:
+        operands = [G, np.zeros((0, 2))]
+    status, got = _call_on(_gpu(), target, jax.ShapeDtypeStruct((2, 2), F64), *operands)
+    assert status == "ok"
+    np.testing.assert_array_equal(np.asarray(got), G)
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_pivoted_cholesky_m0_float64_factor_on_gpu(dtype):
+    """m = 0 with a float64 factor [n, 0]: before, the handler zeroed n float64 values of the empty output
+    (L taken in place with ldl = 1): an out-of-bounds write."""
+    x = np.random.default_rng(14).standard_normal((50, 3)).astype(dtype)
+    got = _on_gpu(lambda a: _ffi.pivoted_cholesky(a, 1.0, 0, return_factor=True), x)
+    assert got.factor.shape == (50, 0) and got.factor.dtype == F64
+    assert int(got.count) == 0 and got.pivots.shape == (0,)
+    # the device is still usable and the next call correct
+    res = _on_gpu(lambda a: _ffi.pivoted_cholesky(a, 1.0, 5, return_factor=True), x)
+    _pc_check(res, x, 1.0, 5)
+
+
+@needs_cuda
+def test_large_row_count_rows_checked_across_chunks_on_gpu():
+    """A bad row in a later row chunk (block_rows = 64) is reported with its global index."""
+    rng = np.random.default_rng(15)
+    B = rng.standard_normal((1000, 4)).astype(F32)
+    B[777, 3] = np.nan
+    L = B[:8].copy()
+    for dev in (_gpu(), _cpu()):
+        got = _call_on(dev, _ffi.KERNEL_ACC_TARGET, jax.ShapeDtypeStruct((8, 8), F32), np.zeros((8, 8), F32), B, L,
+                       np.float32(1), block_rows=np.int64(64))
+        assert got[0] == "error" and "B has a non-finite value (NaN or Inf) in row 777" in got[1]

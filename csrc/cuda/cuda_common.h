@@ -30,12 +30,23 @@ inline ffi::Error cublas_error(const char* op, cublasStatus_t s) {
                         std::to_string(static_cast<int>(s)));
 }
 
-// One handle per host thread, bound to the stream of the current call.
+// One handle per (host thread, current device), bound to the stream of the
+// current call. A cuBLAS handle belongs to the device that was current when
+// it was created: one handle per thread would run a second GPU's calls (an
+// XLA thread serving several devices) with the first device's handle.
 inline cublasStatus_t handle_for(cudaStream_t stream, cublasHandle_t* out) {
-  thread_local cublasHandle_t handle = nullptr;
+  constexpr int kMaxDevices = 64;
+  thread_local cublasHandle_t handles[kMaxDevices] = {};
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices)
+    return CUBLAS_STATUS_NOT_INITIALIZED;
+  cublasHandle_t& handle = handles[device];
   if (handle == nullptr) {
     cublasStatus_t s = cublasCreate(&handle);
-    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    if (s != CUBLAS_STATUS_SUCCESS) {
+      handle = nullptr;
+      return s;
+    }
   }
   *out = handle;
   return cublasSetStream(handle, stream);

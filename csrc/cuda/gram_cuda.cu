@@ -9,8 +9,10 @@
 // The kernel tiles follow the CPU's (kernels.cuh): exponent in double,
 // rounding floor rounding_floor(eps(T), d), near-coincident pairs
 // recomputed from the rows (csrc/nystrom/gauss_pair.h), exp flushed to 0 as
-// on the CPU. (The CPU also rejects non-finite rows and norms too large for
-// T with an error; these handlers do not check the rows.)
+// on the CPU. Arguments and rows are checked as on the CPU, with its
+// messages: non-finite landmarks / whitening / rows and norms too large for T
+// are refused (the rows of B are checked as they are used; the error is
+// returned before G_out is written).
 //
 // cuBLAS is column-major: a row-major [rows, D] array is the column-major
 // D x rows matrix A, so Phi^T Phi = A A^T is SYRK(N) with n = D, k = rows.
@@ -19,29 +21,39 @@
 // (no device in the sessions that wrote it); tests/test_cuda.py runs it
 // where one exists.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <type_traits>
 
 #include "cuda/cuda_common.h"
+#include "cuda/handler_args.cuh"
 #include "cuda/kernels.cuh"
+#include "nystrom/common.h"
 #include "nystrom/elementwise.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace clipcore::cuda {
 namespace {
 
+using ffi_util::dtype_name;
+using ffi_util::shape_str;
+
 constexpr int64_t kDefaultBlockRows = 4096;
+constexpr int64_t kMaxBlasDim = INT_MAX;  // cuBLAS takes int dimensions
 
-bool is_float(ffi::DataType t) { return t == ffi::DataType::F32 || t == ffi::DataType::F64; }
-
-int64_t int_attr(const ffi::Dictionary& attrs, const char* name) {
-  if (!attrs.contains(name)) return 0;
-  if (attrs.contains<int64_t>(name)) return *attrs.get<int64_t>(name);
-  if (attrs.contains<int32_t>(name)) return *attrs.get<int32_t>(name);
-  return 0;
+// out = in for a [d, d] G that the call leaves unchanged (XLA aliases them
+// for the Python wrappers; a direct ffi_call need not).
+ffi::Error copy_unchanged(cudaStream_t stream, const ffi::AnyBuffer& g_in, ffi::AnyBuffer g_out,
+                          const char* op) {
+  if (g_out.untyped_data() == g_in.untyped_data() || g_in.size_bytes() == 0)
+    return ffi::Error::Success();
+  const cudaError_t e = cudaMemcpyAsync(g_out.untyped_data(), g_in.untyped_data(), g_in.size_bytes(),
+                                        cudaMemcpyDeviceToDevice, stream);
+  return e == cudaSuccess ? ffi::Error::Success() : cuda_error(op, e);
 }
 
 // out[k] = g_in[k] + acc[min(r, c) + max(r, c) * d] (acc: upper, column-major).
@@ -103,7 +115,7 @@ ffi::Error finish(cudaStream_t stream, int64_t d, const ffi::AnyBuffer& g_in, ff
 template <typename T>
 ffi::Error gram_typed(cudaStream_t stream, const ffi::AnyBuffer& g_in, const ffi::AnyBuffer& phi,
                       ffi::AnyBuffer g_out, int64_t b, int64_t d, int64_t block_rows) {
-  const char* op = "gram_accumulate (cuda)";
+  const char* op = "gram_accumulate";
   cublasHandle_t h;
   if (auto s = handle_for(stream, &h); s != CUBLAS_STATUS_SUCCESS) return cublas_error(op, s);
   Scratch acc(sizeof(double) * d * d, stream);
@@ -125,33 +137,61 @@ ffi::Error gram_typed(cudaStream_t stream, const ffi::AnyBuffer& g_in, const ffi
              : finish<double>(stream, d, g_in, g_out, acc.as<double>(), op);
 }
 
+// The CPU handler's checks and messages (csrc/ffi/gram_handler.cc,
+// gram_dispatch.cc, gram/gram_accumulate.cc).
 ffi::Error GramCuda(cudaStream_t stream, ffi::AnyBuffer g_in, ffi::AnyBuffer phi,
                     ffi::Result<ffi::AnyBuffer> g_out, ffi::Dictionary attrs) {
+  constexpr const char* op = "gram_accumulate";
+  if (auto e = check_attr_names(op, attrs, {"block_rows", "num_threads", "strategy"}); e.failure())
+    return e;
+  int64_t block_rows = 0, num_threads = 0, strategy = 0;  // num_threads, strategy: unused here
+  if (auto e = int_attr(op, attrs, "block_rows", &block_rows); e.failure()) return e;
+  if (auto e = int_attr(op, attrs, "num_threads", &num_threads); e.failure()) return e;
+  if (auto e = int_attr(op, attrs, "strategy", &strategy); e.failure()) return e;
+  if (strategy > 1)
+    return invalid(op, "attribute 'strategy' must be 0 (rows over threads) or 1 (OpenBLAS threads), got " +
+                           std::to_string(strategy));
   const auto pd = phi.dimensions();
   const auto gd = g_in.dimensions();
-  if (!is_float(phi.element_type()) || !is_float(g_in.element_type()) || pd.size() != 2 ||
-      gd.size() != 2 || gd[0] != pd[1] || gd[1] != pd[1])
-    return ffi::Error::InvalidArgument(
-        "gram_accumulate (cuda): phi [b, D] and G [D, D] float32|float64, got phi rank " +
-        std::to_string(pd.size()) + ", G rank " + std::to_string(gd.size()));
-  const int64_t block_rows = int_attr(attrs, "block_rows") > 0 ? int_attr(attrs, "block_rows")
-                                                               : kDefaultBlockRows;
-  if (pd[1] == 0) return ffi::Error::Success();
+  const auto od = g_out->dimensions();
+  if (!is_float(phi.element_type()))
+    return invalid(op, std::string("phi dtype must be float32 or float64, got ") + dtype_name(phi.element_type()));
+  if (!is_float(g_in.element_type()))
+    return invalid(op, std::string("G dtype must be float32 or float64, got ") + dtype_name(g_in.element_type()));
+  if (pd.size() != 2)
+    return invalid(op, "phi must be rank 2 [b, D], got shape " + shape_str(pd) + " (rank " +
+                           std::to_string(pd.size()) + ")");
+  const int64_t b = pd[0], d = pd[1];
+  if (gd.size() != 2 || gd[0] != d || gd[1] != d)
+    return invalid(op, "G must be [D, D] with D = phi.shape[1] = " + std::to_string(d) + ", got " + shape_str(gd));
+  if (g_out->element_type() != g_in.element_type() || od.size() != 2 || od[0] != d || od[1] != d)
+    return invalid(op, "output must have G's dtype and shape (" + desc(g_in) + "), got " + desc(*g_out));
+  if (d > kMaxBlasDim)
+    return invalid(op, "D = " + std::to_string(d) + " exceeds the BLAS integer range (phi " + desc(phi) +
+                           ", G " + desc(g_in) + ")");
+  if (d == 0) return ffi::Error::Success();
+  if (b == 0) return copy_unchanged(stream, g_in, *g_out, op);
+  // rows per SYRK: an int for cuBLAS
+  block_rows = std::min<int64_t>(block_rows > 0 ? block_rows : kDefaultBlockRows, kMaxBlasDim);
   return phi.element_type() == ffi::DataType::F32
-             ? gram_typed<float>(stream, g_in, phi, *g_out, pd[0], pd[1], block_rows)
-             : gram_typed<double>(stream, g_in, phi, *g_out, pd[0], pd[1], block_rows);
+             ? gram_typed<float>(stream, g_in, phi, *g_out, b, d, block_rows)
+             : gram_typed<double>(stream, g_in, phi, *g_out, b, d, block_rows);
 }
 
 // ---------------------------------------------------------------- Nyström
-// One chunk of rows B [k, d] (row-major) -> column-major tile [m, k] of kernel
-// values in `tile`, using precomputed |l_j|^2 (`ln`, double) and scratch for
-// |b_i|^2 (`bn`, double). As on the CPU: exponent in double, the rounding
-// floor rounding_floor(eps(T), d), near pairs recomputed from the rows.
+// One chunk of rows B [k, d] (row-major, global rows row0..) -> column-major
+// tile [m, k] of kernel values in `tile`, using precomputed |l_j|^2 (`ln`,
+// double) and scratch for |b_i|^2 (`bn`, double). As on the CPU: exponent in
+// double, the rounding floor rounding_floor(eps(T), d), near pairs
+// recomputed from the rows. The lowest global row whose norm is non-finite
+// or too large for T is min-ed into *first_bad (checked after the last chunk).
 template <typename T>
-ffi::Error kernel_tile(cublasHandle_t h, cudaStream_t stream, const T* B, int64_t k, int64_t d,
-                       const T* L, int64_t m, const double* ln, double* bn, double gamma,
-                       T* tile, const char* op) {
-  row_sq_norms<T><<<blocks_for(k * 32, 256), 256, 0, stream>>>(k, d, B, 0.0, bn, nullptr);
+ffi::Error kernel_tile(cublasHandle_t h, cudaStream_t stream, const T* B, int64_t k, int64_t row0,
+                       int64_t d, const T* L, int64_t m, const double* ln, double* bn, double gamma,
+                       T* tile, unsigned long long* first_bad, const char* op) {
+  row_sq_norms<T><<<blocks_for(k * 32, 256), 256, 0, stream>>>(k, d, B, nystrom::max_sq_norm<T>(), bn,
+                                                               first_bad, row0);
+  if (auto e = launch_status(op); e.failure()) return e;
   if (d == 0) {  // every dot is 0 (cuBLAS rejects a leading dimension of 0)
     if (cudaError_t e = cudaMemsetAsync(tile, 0, sizeof(T) * m * k, stream); e != cudaSuccess)
       return cuda_error(op, e);
@@ -166,11 +206,19 @@ ffi::Error kernel_tile(cublasHandle_t h, cudaStream_t stream, const T* B, int64_
   return launch_status(op);
 }
 
+const char* block_name(int nb, int q) {
+  if (nb == 1) return "B";
+  return q == 0 ? "B (first block)" : "B2 (second block)";
+}
+
+// Rows are checked as on the CPU (nystrom_accumulate.cc), with its messages:
+// the landmarks and the whitening first (one stream synchronisation), the
+// rows of B (and B2) while they are used, reported before G_out is written.
 template <typename T>
 ffi::Error nystrom_typed(cudaStream_t stream, const ffi::AnyBuffer& g_in, const T* const* blocks,
                          int nb, int64_t b, int64_t d, const T* L, int64_t m, const T* W,
                          int64_t r, double sigma, ffi::AnyBuffer g_out, int64_t block_rows,
-                         const char* op) {
+                         const char* op, const std::string& context) {
   cublasHandle_t h;
   if (auto s = handle_for(stream, &h); s != CUBLAS_STATUS_SUCCESS) return cublas_error(op, s);
   const int64_t per = W ? r : m;
@@ -182,19 +230,34 @@ ffi::Error nystrom_typed(cudaStream_t stream, const ffi::AnyBuffer& g_in, const 
   Scratch tile(sizeof(T) * m * chunk, stream);
   Scratch z((W ? sizeof(T) : sizeof(double)) * R * chunk, stream);
   Scratch sq(std::is_same_v<T, float> && W ? sizeof(float) * R * R : 0, stream);
-  for (const Scratch* s : {&acc, &ln, &bn, &tile, &z, &sq})
+  Scratch flags(sizeof(unsigned long long) * 3, stream);  // whitening, B, B2
+  for (const Scratch* s : {&acc, &ln, &bn, &tile, &z, &sq, &flags})
     if (s->status() != cudaSuccess) return cuda_error(op, s->status());
+  unsigned long long* const flag = flags.as<unsigned long long>();
+  if (cudaError_t e = cudaMemsetAsync(flag, 0xff, sizeof(unsigned long long) * 3, stream); e != cudaSuccess)
+    return cuda_error(op, e);
+  if (auto e = checked_row_norms<T>(stream, op, L, m, d, ln.as<double>(), "landmarks", context); e.failure())
+    return e;
+  if (W && m * r > 0) {
+    first_nonfinite<T><<<blocks_for(m * r, 256), 256, 0, stream>>>(m * r, W, flag);
+    if (auto e = launch_status(op); e.failure()) return e;
+    unsigned long long bad = ~0ull;
+    cudaError_t e = cudaMemcpyAsync(&bad, flag, sizeof bad, cudaMemcpyDeviceToHost, stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
+    if (e != cudaSuccess) return cuda_error(op, e);
+    if (bad != ~0ull)
+      return invalid(op, "whitening has a non-finite value (NaN or Inf) at [" + std::to_string(bad / r) + ", " +
+                             std::to_string(bad % r) + "]" + context);
+  }
   if (cudaError_t e = cudaMemsetAsync(acc.as<double>(), 0, sizeof(double) * R * R, stream);
       e != cudaSuccess)
     return cuda_error(op, e);
-  row_sq_norms<T><<<blocks_for(m * 32, 256), 256, 0, stream>>>(m, d, L, 0.0, ln.as<double>(), nullptr);
-  if (auto e = launch_status(op); e.failure()) return e;
   const double gamma = 1.0 / (2.0 * sigma * sigma);  // may be inf (tiny sigma): see gauss_pair.h
   for (int64_t r0 = 0; r0 < b; r0 += chunk) {
     const int64_t k = std::min(chunk, b - r0);
     for (int q = 0; q < nb; ++q) {
-      if (auto e = kernel_tile<T>(h, stream, blocks[q] + r0 * d, k, d, L, m, ln.as<double>(),
-                                  bn.as<double>(), gamma, tile.as<T>(), op);
+      if (auto e = kernel_tile<T>(h, stream, blocks[q] + r0 * d, k, r0, d, L, m, ln.as<double>(),
+                                  bn.as<double>(), gamma, tile.as<T>(), flag + 1 + q, op);
           e.failure())
         return e;
       if (W) {  // Phi_q (col-major [r, k], rows q*r.. of Z with ld R) = W^T tile
@@ -221,98 +284,119 @@ ffi::Error nystrom_typed(cudaStream_t stream, const ffi::AnyBuffer& g_in, const 
       e = accumulate<double>(h, stream, z.as<double>(), R, k, R, acc.as<double>(), nullptr, op);
     if (e.failure()) return e;
   }
+  // A bad row of B / B2 (the lowest; B first on a tie): an error, G_out untouched.
+  unsigned long long bad[2] = {~0ull, ~0ull};
+  cudaError_t ce = cudaMemcpyAsync(bad, flag + 1, sizeof(unsigned long long) * nb, cudaMemcpyDeviceToHost, stream);
+  if (ce == cudaSuccess) ce = cudaStreamSynchronize(stream);
+  if (ce != cudaSuccess) return cuda_error(op, ce);
+  if (bad[0] != ~0ull || bad[1] != ~0ull) {
+    const int q = bad[1] < bad[0] ? 1 : 0;
+    return bad_row_error<T>(stream, op, blocks[q], static_cast<int64_t>(bad[q]), d, block_name(nb, q), context);
+  }
   return g_in.element_type() == ffi::DataType::F32
              ? finish<float>(stream, R, g_in, g_out, acc.as<double>(), op)
              : finish<double>(stream, R, g_in, g_out, acc.as<double>(), op);
 }
 
-ffi::Error read_sigma(cudaStream_t stream, const ffi::AnyBuffer& s, double* out, const char* op) {
-  if (!is_float(s.element_type()) || s.element_count() != 1)
-    return ffi::Error::InvalidArgument(std::string(op) + ": sigma must be one float32|float64 value");
-  cudaError_t e;
-  if (s.element_type() == ffi::DataType::F32) {
-    float v;
-    e = cudaMemcpyAsync(&v, s.untyped_data(), sizeof(float), cudaMemcpyDeviceToHost, stream);
-    if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
-    *out = v;
-  } else {
-    e = cudaMemcpyAsync(out, s.untyped_data(), sizeof(double), cudaMemcpyDeviceToHost, stream);
-    if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
-  }
-  if (e != cudaSuccess) return cuda_error(op, e);
-  if (!(*out > 0) || !std::isfinite(*out))
-    return ffi::Error::InvalidArgument(std::string(op) + ": sigma must be a positive finite number, got " +
-                                       std::to_string(*out));
-  return ffi::Error::Success();
-}
-
+// The CPU handler's checks and messages (csrc/ffi/nystrom_handler.cc,
+// csrc/nystrom/nystrom_accumulate.cc).
 ffi::Error nystrom_entry(cudaStream_t stream, ffi::AnyBuffer g_in, const ffi::AnyBuffer* B,
-                         int nb, ffi::AnyBuffer L, const ffi::AnyBuffer* W, ffi::AnyBuffer sigma,
+                         int nb, ffi::AnyBuffer L, const ffi::AnyBuffer* W, ffi::AnyBuffer sigma_buf,
                          ffi::AnyBuffer g_out, const ffi::Dictionary& attrs, const char* op) {
-  const auto bd = B[0].dimensions();
-  const auto ld = L.dimensions();
+  if (auto e = check_attr_names(op, attrs, {"block_rows", "tile_rows", "num_threads"}); e.failure())
+    return e;
+  int64_t block_rows = 0, tile_rows = 0, num_threads = 0;  // tile_rows, num_threads: unused here
+  if (auto e = int_attr(op, attrs, "block_rows", &block_rows); e.failure()) return e;
+  if (auto e = int_attr(op, attrs, "tile_rows", &tile_rows); e.failure()) return e;
+  if (auto e = int_attr(op, attrs, "num_threads", &num_threads); e.failure()) return e;
+
+  const bool paired = nb == 2;
+  const char* bname = paired ? "B and B2" : "B";
   const auto t = B[0].element_type();
-  if (!is_float(t) || L.element_type() != t || (W && W->element_type() != t) || bd.size() != 2 ||
-      ld.size() != 2 || ld[1] != bd[1])
-    return ffi::Error::InvalidArgument(std::string(op) +
-                                       ": B [b, d], L [m, d] (and W [m, r]) of one float dtype");
-  for (int q = 1; q < nb; ++q)
-    if (B[q].element_type() != t || B[q].dimensions().size() != 2 || B[q].dimensions()[0] != bd[0] ||
-        B[q].dimensions()[1] != bd[1])
-      return ffi::Error::InvalidArgument(std::string(op) + ": B2 must match B's shape and dtype");
-  const int64_t m = ld[0];
+  if (!is_float(t)) return invalid(op, std::string("B dtype must be float32 or float64, got ") + dtype_name(t));
+  const auto bd = B[0].dimensions();
+  if (bd.size() != 2) return invalid(op, "B must be rank 2 [b, d], got " + desc(B[0]));
+  const int64_t b = bd[0], d = bd[1];
+  if (paired) {
+    const auto b2 = B[1].dimensions();
+    if (B[1].element_type() != t || b2.size() != 2 || b2[0] != b || b2[1] != d)
+      return invalid(op, "B2 must have B's dtype and shape (" + desc(B[0]) + "), got " + desc(B[1]));
+  }
+  const auto ldims = L.dimensions();
+  if (L.element_type() != t || ldims.size() != 2 || ldims[1] != d)
+    return invalid(op, std::string("landmarks must be ") + dtype_name(t) + " [m, d] with d = " +
+                           "B.shape[1] = " + std::to_string(d) + ", got " + desc(L));
+  const int64_t m = ldims[0];
   int64_t r = 0;
   if (W) {
     const auto wd = W->dimensions();
-    if (wd.size() != 2 || wd[0] != m)
-      return ffi::Error::InvalidArgument(std::string(op) + ": W must be [m, r]");
+    if (W->element_type() != t || wd.size() != 2 || wd[0] != m)
+      return invalid(op, std::string("whitening must be ") + dtype_name(t) + " [m, r] with m = " +
+                             "landmarks.shape[0] = " + std::to_string(m) + ", got " + desc(*W));
     r = wd[1];
   }
   const int64_t R = nb * (W ? r : m);
   const auto gd = g_in.dimensions();
-  if (!is_float(g_in.element_type()) || gd.size() != 2 || gd[0] != R || gd[1] != R)
-    return ffi::Error::InvalidArgument(std::string(op) + ": G must be [" + std::to_string(R) + ", " +
-                                       std::to_string(R) + "]");
-  double sig;
-  if (auto e = read_sigma(stream, sigma, &sig, op); e.failure()) return e;
-  if (R == 0 || m == 0) return ffi::Error::Success();
-  const int64_t block_rows = int_attr(attrs, "block_rows") > 0 ? int_attr(attrs, "block_rows") : 2048;
+  if (!is_float(g_in.element_type()))
+    return invalid(op, std::string("G dtype must be float32 or float64, got ") + dtype_name(g_in.element_type()));
+  if (gd.size() != 2 || gd[0] != R || gd[1] != R) {
+    std::ostringstream os;
+    os << "G must be [R, R] with R = " << (paired ? "2 * " : "") << (W ? "r" : "m") << " = " << R << " ("
+       << bname << " " << desc(B[0]) << ", landmarks " << desc(L);
+    if (W) os << ", whitening " << desc(*W);
+    os << "), got " << shape_str(gd);
+    return invalid(op, os.str());
+  }
+  const auto od = g_out.dimensions();
+  if (g_out.element_type() != g_in.element_type() || od.size() != 2 || od[0] != R || od[1] != R)
+    return invalid(op, "output must have G's dtype and shape (" + desc(g_in) + "), got " + desc(g_out));
+  double sigma = 0;
+  if (auto e = read_sigma(stream, op, sigma_buf, &sigma); e.failure()) return e;
+
+  std::string context = std::string(" (") + bname + " " + desc(B[0]) + ", landmarks " + desc(L);
+  if (W) context += ", whitening " + desc(*W);
+  context += ", G " + desc(g_in) + ")";
+  for (int64_t v : {b, d, m, r, R})
+    if (v > kMaxBlasDim)
+      return invalid(op, "dimension " + std::to_string(v) + " exceeds the BLAS integer range" + context);
+  if (R == 0) return ffi::Error::Success();
+  if (b == 0 || m == 0) return copy_unchanged(stream, g_in, g_out, op);  // Z = 0
+  // rows per SYRK: an int for cuBLAS
+  block_rows = std::min<int64_t>(block_rows > 0 ? block_rows : 2048, kMaxBlasDim);
   if (t == ffi::DataType::F32) {
     const float* bl[2] = {static_cast<const float*>(B[0].untyped_data()),
-                          nb > 1 ? static_cast<const float*>(B[1].untyped_data()) : nullptr};
-    return nystrom_typed<float>(stream, g_in, bl, nb, bd[0], bd[1],
-                                static_cast<const float*>(L.untyped_data()), m,
-                                W ? static_cast<const float*>(W->untyped_data()) : nullptr, r, sig,
-                                g_out, block_rows, op);
+                          paired ? static_cast<const float*>(B[1].untyped_data()) : nullptr};
+    return nystrom_typed<float>(stream, g_in, bl, nb, b, d, static_cast<const float*>(L.untyped_data()), m,
+                                W ? static_cast<const float*>(W->untyped_data()) : nullptr, r, sigma, g_out,
+                                block_rows, op, context);
   }
   const double* bl[2] = {static_cast<const double*>(B[0].untyped_data()),
-                         nb > 1 ? static_cast<const double*>(B[1].untyped_data()) : nullptr};
-  return nystrom_typed<double>(stream, g_in, bl, nb, bd[0], bd[1],
-                               static_cast<const double*>(L.untyped_data()), m,
-                               W ? static_cast<const double*>(W->untyped_data()) : nullptr, r, sig,
-                               g_out, block_rows, op);
+                         paired ? static_cast<const double*>(B[1].untyped_data()) : nullptr};
+  return nystrom_typed<double>(stream, g_in, bl, nb, b, d, static_cast<const double*>(L.untyped_data()), m,
+                               W ? static_cast<const double*>(W->untyped_data()) : nullptr, r, sigma, g_out,
+                               block_rows, op, context);
 }
 
 ffi::Error NystromCuda(cudaStream_t s, ffi::AnyBuffer g, ffi::AnyBuffer b, ffi::AnyBuffer l,
                        ffi::AnyBuffer w, ffi::AnyBuffer sigma, ffi::Result<ffi::AnyBuffer> out,
                        ffi::Dictionary attrs) {
-  return nystrom_entry(s, g, &b, 1, l, &w, sigma, *out, attrs, "nystrom_accumulate (cuda)");
+  return nystrom_entry(s, g, &b, 1, l, &w, sigma, *out, attrs, "nystrom_accumulate");
 }
 ffi::Error NystromPairedCuda(cudaStream_t s, ffi::AnyBuffer g, ffi::AnyBuffer b, ffi::AnyBuffer b2,
                              ffi::AnyBuffer l, ffi::AnyBuffer w, ffi::AnyBuffer sigma,
                              ffi::Result<ffi::AnyBuffer> out, ffi::Dictionary attrs) {
   const ffi::AnyBuffer bs[2] = {b, b2};
-  return nystrom_entry(s, g, bs, 2, l, &w, sigma, *out, attrs, "nystrom_accumulate_paired (cuda)");
+  return nystrom_entry(s, g, bs, 2, l, &w, sigma, *out, attrs, "nystrom_accumulate_paired");
 }
 ffi::Error KernelCuda(cudaStream_t s, ffi::AnyBuffer g, ffi::AnyBuffer b, ffi::AnyBuffer l,
                       ffi::AnyBuffer sigma, ffi::Result<ffi::AnyBuffer> out, ffi::Dictionary attrs) {
-  return nystrom_entry(s, g, &b, 1, l, nullptr, sigma, *out, attrs, "kernel_accumulate (cuda)");
+  return nystrom_entry(s, g, &b, 1, l, nullptr, sigma, *out, attrs, "kernel_accumulate");
 }
 ffi::Error KernelPairedCuda(cudaStream_t s, ffi::AnyBuffer g, ffi::AnyBuffer b, ffi::AnyBuffer b2,
                             ffi::AnyBuffer l, ffi::AnyBuffer sigma, ffi::Result<ffi::AnyBuffer> out,
                             ffi::Dictionary attrs) {
   const ffi::AnyBuffer bs[2] = {b, b2};
-  return nystrom_entry(s, g, bs, 2, l, nullptr, sigma, *out, attrs, "kernel_accumulate_paired (cuda)");
+  return nystrom_entry(s, g, bs, 2, l, nullptr, sigma, *out, attrs, "kernel_accumulate_paired");
 }
 
 }  // namespace

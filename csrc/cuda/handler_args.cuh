@@ -50,6 +50,30 @@ inline ffi::Error read_sigma(cudaStream_t stream, const char* op, const ffi::Any
   return ffi_util::check_sigma_value(op, *value);
 }
 
+// The CPU's message (nystrom::row_sq_norms) for row `row` of the row-major
+// x [*, d] on the device, whose squared norm is not <= max_sq_norm<T>: the
+// row's norm is recomputed on the device (one stream synchronisation).
+template <typename T>
+ffi::Error bad_row_error(cudaStream_t stream, const char* op, const T* x, int64_t row, int64_t d,
+                         const char* what, const std::string& context) {
+  Scratch norm(sizeof(double), stream);
+  if (norm.status() != cudaSuccess) return cuda_error(op, norm.status());
+  row_sq_norms<T><<<1, 32, 0, stream>>>(1, d, x + row * d, 0.0, norm.as<double>(), nullptr, 0);
+  if (auto err = launch_status(op); err.failure()) return err;
+  double s = 0.0;
+  cudaError_t e = cudaMemcpyAsync(&s, norm.as<double>(), sizeof s, cudaMemcpyDeviceToHost, stream);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
+  if (e != cudaSuccess) return cuda_error(op, e);
+  std::ostringstream os;
+  if (std::isnan(s))
+    os << what << " has a non-finite value (NaN or Inf) in row " << row;
+  else
+    os << what << " row " << row << " has squared norm " << s << ", too large for "
+       << (std::is_same_v<T, float> ? "float32" : "float64") << " kernel tiles (limit "
+       << nystrom::max_sq_norm<T>() << ")";
+  return invalid(op, os.str() + context);
+}
+
 // norms[i] = |x_i|^2 in double for the row-major x [rows, d] on the device;
 // an error naming `what` and the first row with a non-finite value or a
 // norm too large for T (the CPU's nystrom::row_sq_norms messages), suffixed
@@ -65,25 +89,14 @@ ffi::Error checked_row_norms(cudaStream_t stream, const char* op, const T* x, in
   if (e != cudaSuccess) return cuda_error(op, e);
   constexpr int threads = 256;  // 8 rows (warps) per block
   row_sq_norms<T><<<blocks_for(rows * 32, threads), threads, 0, stream>>>(
-      rows, d, x, nystrom::max_sq_norm<T>(), norms, flag.as<unsigned long long>());
+      rows, d, x, nystrom::max_sq_norm<T>(), norms, flag.as<unsigned long long>(), 0);
   if (auto err = launch_status(op); err.failure()) return err;
   unsigned long long bad = 0;
   e = cudaMemcpyAsync(&bad, flag.as<unsigned long long>(), sizeof bad, cudaMemcpyDeviceToHost, stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
   if (e != cudaSuccess) return cuda_error(op, e);
   if (bad == ~0ull) return ffi::Error::Success();
-  double s = 0.0;
-  e = cudaMemcpyAsync(&s, norms + bad, sizeof s, cudaMemcpyDeviceToHost, stream);
-  if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
-  if (e != cudaSuccess) return cuda_error(op, e);
-  std::ostringstream os;
-  if (std::isnan(s))
-    os << what << " has a non-finite value (NaN or Inf) in row " << bad;
-  else
-    os << what << " row " << bad << " has squared norm " << s << ", too large for "
-       << (std::is_same_v<T, float> ? "float32" : "float64") << " kernel tiles (limit "
-       << nystrom::max_sq_norm<T>() << ")";
-  return invalid(op, os.str() + context);
+  return bad_row_error<T>(stream, op, x, static_cast<int64_t>(bad), d, what, context);
 }
 
 }  // namespace clipcore::cuda

@@ -48,10 +48,11 @@ __global__ void mirror_upper(int64_t d, T* __restrict__ g) {
 // row (launch with a multiple of 32 threads per block; any grid size). A row
 // holding a non-finite value gets NaN. When first_bad is given, the lowest
 // row whose norm is not <= limit (non-finite, or too large for the GEMM form
-// in T) is atomically min-ed into it (initialise it to ~0ull).
+// in T) is atomically min-ed into it as row0 + row (initialise it to ~0ull).
 template <typename T>
 __global__ void row_sq_norms(int64_t rows, int64_t d, const T* __restrict__ x, double limit,
-                             double* __restrict__ out, unsigned long long* first_bad) {
+                             double* __restrict__ out, unsigned long long* first_bad,
+                             int64_t row0) {
   const int lane = threadIdx.x & 31;
   const int64_t warps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
   for (int64_t r = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) >> 5; r < rows;
@@ -69,9 +70,18 @@ __global__ void row_sq_norms(int64_t rows, int64_t d, const T* __restrict__ x, d
       const double v = finite ? s : __longlong_as_double(0x7ff8000000000000ll);  // NaN
       out[r] = v;
       if (first_bad != nullptr && !(v <= limit))
-        atomicMin(first_bad, static_cast<unsigned long long>(r));
+        atomicMin(first_bad, static_cast<unsigned long long>(row0 + r));
     }
   }
+}
+
+// The lowest index e < count with a non-finite x[e], atomically min-ed into
+// *first (initialise it to ~0ull). Any grid size.
+template <typename T>
+__global__ void first_nonfinite(int64_t count, const T* __restrict__ x, unsigned long long* first) {
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < count;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    if (!isfinite(static_cast<double>(x[e]))) atomicMin(first, static_cast<unsigned long long>(e));
 }
 
 // exp(e) for e <= 0 as the CPU passes give it (exp_as_tile in

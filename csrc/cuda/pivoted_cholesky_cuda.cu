@@ -258,7 +258,9 @@ ffi::Error run(cudaStream_t stream, const char* op, const T* x, int64_t n, int64
                const std::string& context) {
   const int64_t me = std::min(m, n);
   const bool factor64 = out.factor.element_type() == ffi::DataType::F64;
-  const bool in_place = out.want_factor && factor64;  // L is the factor output itself
+  // L is the factor output itself (not for m = 0: the [n, 0] output has no
+  // room for the one-column L that ldl >= 1 gives)
+  const bool in_place = out.want_factor && factor64 && m > 0;
   const int64_t ldl = std::max<int64_t>(in_place ? m : me, 1);
   constexpr bool wide = std::is_same_v<T, double>;
 
