@@ -306,6 +306,39 @@ def test_progress_bar(stream_all, tmp_path, pairs, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_opaque_steps_show_elapsed_time(pairs, capsys):
+    """In-memory steps with no progress of their own (the exact ‖K‖_F², an n×n or D×D decomposition, the
+    Nyström eigenvalues) show an elapsed-time line: at once with progress=True, after 2 s by default (so a
+    short call prints nothing), never with progress=False; the line is cleared and its thread ends."""
+    import threading
+    import time
+
+    from clipcore.scores import _busy
+
+    images, texts = pairs
+    x = np.concatenate([images] * 4)  # 6000 rows: rke takes the exact ‖K‖_F² path (> FROBENIUS_ROWS)
+    want = clipcore.rke(x, kernel="gaussian", sigma=2.0, progress=False)
+    assert want.method == "frobenius/exact" and capsys.readouterr().err == ""
+    got = clipcore.rke(x, kernel="gaussian", sigma=2.0, progress=True)
+    err = capsys.readouterr().err
+    assert "rke (exact ‖K‖_F²): 00:0" in err and "elapsed" in err and got.score == want.score
+    clipcore.sce(images, texts, progress=True)
+    assert "sce: 00:0" in capsys.readouterr().err
+    clipcore.vendi(images, kernel="gaussian", sigma=1.0, landmarks=30, progress=True)
+    err = capsys.readouterr().err
+    assert "vendi (nyström): landmarks" in err and "vendi (nyström): eigenvalues" in err
+    clipcore.sce(images, texts)  # default: short, silent
+    assert capsys.readouterr().err == ""
+    with _busy("slow step", None, delay=0.2):
+        time.sleep(0.8)
+    err = capsys.readouterr().err
+    assert "slow step: 00:00 elapsed" in err and err.endswith("\r")  # cleared at the end
+    with pytest.raises(KeyError):
+        with _busy("failing step", True):
+            raise KeyError("boom")
+    assert not [t for t in threading.enumerate() if t.name == "clipcore-busy"]
+
+
 def test_reader_error_in_prefetch_thread_reaches_the_caller(stream_all, tmp_path, pairs):
     images, texts = pairs
     write_shards(tmp_path / "s", images, texts, shard_rows=500)

@@ -15,8 +15,10 @@ carry their provenance (SPEC.md, "Results carry their provenance").
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import threading
 import warnings
 from typing import Any, Iterable, NamedTuple
 
@@ -343,6 +345,42 @@ def _progress_bar(total: int | None, desc: str, progress: bool | None):
                 delay=0 if progress else 2.0, leave=False)
 
 
+@contextlib.contextmanager
+def _busy(desc: str, progress: bool | None, delay: float = 2.0):
+    """An elapsed-time line for one step that reports no progress of its own (an
+    n×n eigendecomposition, the exact ‖K‖_F² over n² pairs): shown once the step
+    has lasted ``delay`` s (at once with ``progress=True``, never with ``False``),
+    refreshed twice a second by a daemon thread, cleared when the step ends."""
+    if progress is False:
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    def make():
+        return tqdm(total=None, desc=desc, bar_format="{desc}: {elapsed} elapsed", leave=False)
+
+    done = threading.Event()
+    first = make() if progress else None  # progress=True: shown at once, whatever the step's length
+
+    def beat():
+        bar = first
+        if bar is None:
+            if done.wait(delay):
+                return
+            bar = make()
+        while not done.wait(0.5):
+            bar.refresh()
+        bar.close()
+
+    thread = threading.Thread(target=beat, name="clipcore-busy", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def _streamed_covariances(src, setup, prec, convention, backend, block_size, *, nonzero, progress, desc, mesh=None):
     width = setup.fmap.dim(src.d_images or 1) + setup.fmap.dim(src.d_texts or src.d_images or 1)
     block = block_size or default_block_size(src.n or (1 << 30), width)
@@ -634,17 +672,19 @@ def _nystrom_sce(src, images, texts, setup, prec, backend, block_size, landmarks
                  omega, method, convention, mesh=None) -> SCEResult:
     if convention != "paper":
         raise ValueError("convention: 'clip-dissection' is the cosine kernel's; Nyström uses convention='paper'")
-    m, s_res, seed, rows, lm, nmap = _nystrom_setup(
-        src, images, texts, setup, backend, landmarks, landmark_method, estimate, residual_sample, key, normalize,
-        kernel, rff_features, omega, method, paired=True)
+    with _busy("sce (nyström): landmarks", progress):
+        m, s_res, seed, rows, lm, nmap = _nystrom_setup(
+            src, images, texts, setup, backend, landmarks, landmark_method, estimate, residual_sample, key,
+            normalize, kernel, rff_features, omega, method, paired=True)
     g, n = _nystrom_pass(rows, nmap, paired=True, prec=prec, backend=backend, block_size=block_size,
                          nonzero=nonzero, progress=progress, desc="sce (nyström)", mesh=mesh)
     r = nmap.rank
     rtol_v = V.check_number(rtol, "rtol", positive=False, default=r * EPS32)
-    image, text, comp, rank, cap, cap_t = _LN.schur_from_gram(g, n, r, rtol_v, ridge)
-    _warn_low_capture(cap, "images", lm.points.shape[0], lm.method)
-    _warn_low_capture(cap_t, "texts", lm.points.shape[0], lm.method)
-    tail = _residual_tail(rows, nmap, n, cap, s_res, seed)
+    with _busy("sce (nyström): eigenvalues", progress):
+        image, text, comp, rank, cap, cap_t = _LN.schur_from_gram(g, n, r, rtol_v, ridge)
+        _warn_low_capture(cap, "images", lm.points.shape[0], lm.method)
+        _warn_low_capture(cap_t, "texts", lm.points.shape[0], lm.method)
+        tail = _residual_tail(rows, nmap, n, cap, s_res, seed)
     estimates = {}
     for kind in _LN.ESTIMATES:
         si, sc, stx = _LN.estimate_spectra(kind, image, comp, text, cap, tail, n)
@@ -674,17 +714,19 @@ def _nystrom_sce(src, images, texts, setup, prec, backend, block_size, landmarks
 def _nystrom_vendi(src, x, setup, prec, backend, block_size, landmarks, landmark_method, estimate,
                    residual_sample, key, order, clamp, progress, normalize, nonzero, kernel, rff_features, omega,
                    method, mesh=None) -> VendiResult:
-    m, s_res, seed, rows, lm, nmap = _nystrom_setup(
-        src, x, None, setup, backend, landmarks, landmark_method, estimate, residual_sample, key, normalize,
-        kernel, rff_features, omega, method, paired=False)
+    with _busy("vendi (nyström): landmarks", progress):
+        m, s_res, seed, rows, lm, nmap = _nystrom_setup(
+            src, x, None, setup, backend, landmarks, landmark_method, estimate, residual_sample, key, normalize,
+            kernel, rff_features, omega, method, paired=False)
     g, n = _nystrom_pass(rows, nmap, paired=False, prec=prec, backend=backend, block_size=block_size,
                          nonzero=nonzero, progress=progress, desc="vendi (nyström)", mesh=mesh)
-    image = _LN.gram_eigvalsh(g, n)
-    del g
-    _release_heap()
-    cap = float(image.sum())
-    _warn_low_capture(cap, "rows", lm.points.shape[0], lm.method)
-    tail = _residual_tail(rows, nmap, n, cap, s_res, seed)
+    with _busy("vendi (nyström): eigenvalues", progress):
+        image = _LN.gram_eigvalsh(g, n)
+        del g
+        _release_heap()
+        cap = float(image.sum())
+        _warn_low_capture(cap, "rows", lm.points.shape[0], lm.method)
+        tail = _residual_tail(rows, nmap, n, cap, s_res, seed)
     estimates = {}
     for kind in _LN.ESTIMATES:
         si, _, _ = _LN.estimate_spectra(kind, image, None, None, cap, tail, n)
@@ -900,26 +942,28 @@ def sce(
             d_t, d_x = setup.fmap.dim(d_txt), setup.fmap.dim(d_img)
         rtol_v = V.check_number(rtol, "rtol", positive=False, default=d_t * EPS32)
 
-        if how == "dual":
-            spectra = _dual_spectra(
-                texts, images, setup.omega, setup.sigma, rtol_v, ridge_v,
-                **_dual_static(setup, prec, convention, backend_name),
-                mode=mode, pad_to=None if setup.exact else d_x,
-            )
-        else:
-            if src is None:
-                cov = _primal_covariances(setup, prec, convention, backend_name, block_size, texts, images, mesh)
+        # in memory: one opaque step (n×n or D×D decomposition) behind an elapsed-time line
+        with _busy("sce", progress) if src is None else contextlib.nullcontext():
+            if how == "dual":
+                spectra = _dual_spectra(
+                    texts, images, setup.omega, setup.sigma, rtol_v, ridge_v,
+                    **_dual_static(setup, prec, convention, backend_name),
+                    mode=mode, pad_to=None if setup.exact else d_x,
+                )
             else:
-                cov, n = _streamed_covariances(src, setup, prec, convention, backend_name, block_size,
-                                               nonzero=nonzero, progress=progress, desc="sce", mesh=mesh)
-            spectra: SchurSpectra = schur_primal(cov.tt, cov.tx, cov.xx, rtol_v, EPSILON, ridge_v, mode=mode)
+                if src is None:
+                    cov = _primal_covariances(setup, prec, convention, backend_name, block_size, texts, images, mesh)
+                else:
+                    cov, n = _streamed_covariances(src, setup, prec, convention, backend_name, block_size,
+                                                   nonzero=nonzero, progress=progress, desc="sce", mesh=mesh)
+                spectra: SchurSpectra = schur_primal(cov.tt, cov.tx, cov.xx, rtol_v, EPSILON, ridge_v, mode=mode)
 
-        log_s = matrix_entropy(spectra.complement, clamp)
-        log_t = matrix_entropy(spectra.text, clamp)
-        log_i = renyi_entropy(spectra.image, 1.0, clamp)
-        comp, text, image = _host(spectra.complement), _host(spectra.text), _host(spectra.image)
-        rank = int(spectra.rank)
-        log_s, log_t, log_i = float(log_s), float(log_t), float(log_i)
+            log_s = matrix_entropy(spectra.complement, clamp)
+            log_t = matrix_entropy(spectra.text, clamp)
+            log_i = renyi_entropy(spectra.image, 1.0, clamp)
+            comp, text, image = _host(spectra.complement), _host(spectra.text), _host(spectra.image)
+            rank = int(spectra.rank)
+            log_s, log_t, log_i = float(log_s), float(log_t), float(log_i)
 
     if rank >= n:
         warnings.warn(
@@ -1022,32 +1066,35 @@ def vendi(
                                   nonzero, kernel, rff_features, omega, method, mesh=mesh)
         if method == "frobenius" or (setup.exact and order == 2.0 and method == "auto" and src is None
                                      and n > FROBENIUS_ROWS and mesh is None):
-            return _frobenius_rke(x, setup, prec, backend_name, order, clamp, bool(normalize))
+            with _busy("rke (exact ‖K‖_F²)", progress):
+                return _frobenius_rke(x, setup, prec, backend_name, order, clamp, bool(normalize))
         if src is None:
             d = _feature_dim(setup, dim, n)
             how = _choose_method(method, setup, (d,), n) if mesh is None else _sharded_method(setup)
         else:
             how, d = _streamed_method(method, setup), setup.fmap.dim(dim)
-        if src is not None:
-            c, n = _streamed_covariance(src, setup, prec, backend_name, block_size, nonzero=nonzero,
-                                        progress=progress, mesh=mesh)
-            eigs = _pad(jnp.maximum(eigvalsh(0.5 * (c + c.T))[::-1], 0.0), d)
-        elif how == "primal":
-            c = (feature_covariance if mesh is None else functools.partial(_SH.feature_covariance, mesh=mesh))(
-                x, setup.fmap, setup.omega, block_size=block_size,
-                feature_dtype=prec.feature, acc_dtype=prec.acc, backend=backend_name,
-            )
-            eigs = eigvalsh(0.5 * (c + c.T))
-            eigs = _pad(jnp.maximum(eigs[::-1], 0.0), d)
-        else:
-            # the dual's n eigenvalues are cut or zero-padded to the primal
-            # dimension d, so the 1e-10 clamp counts the same entries.
-            eigs = _dual_image_eigs(
-                x, setup.omega, setup.sigma, pad_to=None if setup.exact else d,
-                **_dual_static(setup, prec, "paper", backend_name),
-            )
-        log_score = float(renyi_entropy(eigs, order, clamp))
-        host = _host(eigs)
+        # in memory: one opaque step (n×n or D×D decomposition) behind an elapsed-time line
+        with _busy("vendi", progress) if src is None else contextlib.nullcontext():
+            if src is not None:
+                c, n = _streamed_covariance(src, setup, prec, backend_name, block_size, nonzero=nonzero,
+                                            progress=progress, mesh=mesh)
+                eigs = _pad(jnp.maximum(eigvalsh(0.5 * (c + c.T))[::-1], 0.0), d)
+            elif how == "primal":
+                c = (feature_covariance if mesh is None else functools.partial(_SH.feature_covariance, mesh=mesh))(
+                    x, setup.fmap, setup.omega, block_size=block_size,
+                    feature_dtype=prec.feature, acc_dtype=prec.acc, backend=backend_name,
+                )
+                eigs = eigvalsh(0.5 * (c + c.T))
+                eigs = _pad(jnp.maximum(eigs[::-1], 0.0), d)
+            else:
+                # the dual's n eigenvalues are cut or zero-padded to the primal
+                # dimension d, so the 1e-10 clamp counts the same entries.
+                eigs = _dual_image_eigs(
+                    x, setup.omega, setup.sigma, pad_to=None if setup.exact else d,
+                    **_dual_static(setup, prec, "paper", backend_name),
+                )
+            log_score = float(renyi_entropy(eigs, order, clamp))
+            host = _host(eigs)
     return VendiResult(
         score=float(np.exp(log_score)), log_score=log_score, order=order, eigenvalues=host,
         kernel=setup.kernel, sigma=setup.sigma, method=f"{how}/{setup.method_name}", n=n,
