@@ -860,8 +860,11 @@ def sce(
       block_size: rows per accumulation block (primal).
       backend: ``"auto"``, ``"jax"`` or ``"ffi"`` (compiled core) for the
         primal accumulation.
-      progress: progress bar for streamed inputs: ``None`` shows it once a
-        run has lasted 2 s, ``True`` always, ``False`` never.
+      progress: progress bar for streamed inputs (and an elapsed-time line
+        for in-memory steps that report no progress of their own: an n×n
+        decomposition, the exact ‖K‖_F², Nyström's landmarks and
+        eigenvalues): ``None`` shows it once a step has lasted 2 s, ``True``
+        always, ``False`` never.
       landmarks: m: the Gaussian kernel through m Nyström landmarks (SPEC.md,
         "Large n"): one streamed pass, m×m memory, any n; texts and images
         share the landmarks' kernel map (landmarks are drawn from both).
