@@ -267,11 +267,18 @@ ffi::Error run(cudaStream_t stream, const char* op, const T* x, int64_t n, int64
   Scratch own_l(in_place ? 0 : sizeof(double) * n * ldl, stream);
   Scratch x64(wide ? 0 : sizeof(double) * n * d, stream);
   if (own_l.status() != cudaSuccess || x64.status() != cudaSuccess) {
-    if (own_l.status() == cudaErrorMemoryAllocation || x64.status() == cudaErrorMemoryAllocation)
+    if (own_l.status() == cudaErrorMemoryAllocation || x64.status() == cudaErrorMemoryAllocation) {
+      // name what did not fit: the float64 factor, or the float64 copy of float32 rows
+      const std::string what =
+          own_l.status() == cudaErrorMemoryAllocation
+              ? "the factor needs n x min(m, n) = " + std::to_string(n) + " x " + std::to_string(me) +
+                    " float64 values"
+              : "the float64 copy of the float32 rows needs n x d = " + std::to_string(n) + " x " +
+                    std::to_string(d) + " values";
       return ffi::Error(ffi::ErrorCode::kResourceExhausted,
-                        std::string(op) + ": out of GPU memory: the factor needs n x min(m, n) = " +
-                            std::to_string(n) + " x " + std::to_string(me) +
-                            " float64 values (select from a pool of fewer rows)" + context);
+                        std::string(op) + ": out of GPU memory: " + what + " (select from a pool of fewer rows)" +
+                            context);
+    }
     return cuda_error(op, own_l.status() != cudaSuccess ? own_l.status() : x64.status());
   }
   const size_t nn = static_cast<size_t>(std::max<int64_t>(n, 1));
