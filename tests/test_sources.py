@@ -306,6 +306,31 @@ def test_progress_bar(stream_all, tmp_path, pairs, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_half_precision_embeddings_are_widened(stream_all, tmp_path, pairs):
+    """float16 (how CLIP outputs are often saved) and bfloat16 embeddings are read as float32, which holds
+    them exactly: arrays, .npy files and iterator blocks give the scores of the same values in float64,
+    on every path (including the Nyström core, which takes float32 / float64 only)."""
+    import jax.numpy as jnp
+
+    images, texts = pairs
+    x16, t16 = images.astype(np.float16), texts.astype(np.float16)
+    x64, t64 = x16.astype(np.float64), t16.astype(np.float64)
+    np.save(tmp_path / "x16.npy", x16)
+    np.save(tmp_path / "t16.npy", t16)
+    want = clipcore.sce(x64, t64)
+    for got in (clipcore.sce(x16, t16), clipcore.sce(str(tmp_path / "x16.npy"), str(tmp_path / "t16.npy"),
+                                                    progress=False),
+                clipcore.sce(iter([(x16[:700], t16[:700]), (x16[700:], t16[700:])]), progress=False)):
+        assert got.sce == pytest.approx(want.sce, rel=1e-12)
+    assert row_source(str(tmp_path / "x16.npy"), "images").read(0, 5).dtype == np.float32
+    kw = dict(kernel="gaussian", sigma=4.0, landmarks=images[::50].astype(np.float16), estimate="missing-mass")
+    v = clipcore.vendi(str(tmp_path / "x16.npy"), progress=False, **kw)
+    assert v.score == pytest.approx(clipcore.vendi(x64, **dict(kw, landmarks=x64[::50])).score, rel=1e-9)
+    xb = jnp.asarray(images, dtype=jnp.bfloat16)
+    want_b = clipcore.vendi(np.asarray(xb.astype(jnp.float32)).astype(np.float64))
+    assert clipcore.vendi(xb).score == pytest.approx(want_b.score, rel=1e-12)
+
+
 def test_opaque_steps_show_elapsed_time(pairs, capsys):
     """In-memory steps with no progress of their own (the exact ‖K‖_F², an n×n or D×D decomposition, the
     Nyström eigenvalues) show an elapsed-time line: at once with progress=True, after 2 s by default (so a

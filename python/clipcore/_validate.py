@@ -16,11 +16,24 @@ import numpy as np
 
 __all__ = [
     "as_embeddings",
+    "is_floating",
+    "widen_half",
     "check_pair",
     "check_sigma",
     "check_positive_int",
     "check_finite_rows",
 ]
+
+
+def is_floating(dtype: Any) -> bool:
+    """float16, bfloat16, float32 or float64 (NumPy's own test misses bfloat16)."""
+    return bool(jnp.issubdtype(dtype, jnp.floating))
+
+
+def widen_half(x: Any) -> Any:
+    """Half-precision embeddings (float16, bfloat16: how CLIP outputs are often
+    saved) as float32, which holds every such value exactly; others unchanged."""
+    return x.astype(np.float32) if is_floating(x.dtype) and np.dtype(x.dtype).itemsize < 4 else x
 
 
 def _first_bad_row(mask_rows: Any) -> int:
@@ -59,10 +72,11 @@ def as_embeddings(x: Any, name: str, *, nonzero_rows: bool = False) -> jax.Array
         except Exception as exc:  # pragma: no cover - exotic inputs
             raise ValueError(f"{name}: cannot be converted to an array ({exc})") from exc
     dtype = np.dtype(x.dtype)
-    if not np.issubdtype(dtype, np.floating):
+    if not is_floating(dtype):
         raise ValueError(
             f"{name}: expected a floating-point array (float32 or float64), got dtype {dtype}"
         )
+    x = widen_half(x)
     if x.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array [n, d], got shape {tuple(x.shape)}")
     n, d = x.shape

@@ -454,6 +454,10 @@ def _landmarks_for(rows: _Rows, landmarks: Any, sigma: float, method: str, seed:
 
     if not (isinstance(landmarks, (int, np.integer)) and not isinstance(landmarks, bool)):
         pts = np.asarray(landmarks)
+        if pts.ndim != 2 or not V.is_floating(pts.dtype):
+            raise ValueError(f"landmarks: expected an int m or [m, d] floating-point points, got shape {pts.shape} "
+                             f"and dtype {pts.dtype}")
+        pts = V.widen_half(pts)
         d = rows.take("images", np.arange(1)).shape[1]
         if pts.shape[1] != d:
             raise ValueError(f"landmarks: points of dimension {pts.shape[1]} but the embeddings have d = {d}")

@@ -34,6 +34,8 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
+from ._validate import is_floating, widen_half
+
 __all__ = [
     "RowSource",
     "PairedSource",
@@ -98,7 +100,7 @@ class _NpyPart:
             raise ValueError(f"{name}: {path} is not a readable .npy file ({exc})") from exc
         if len(shape) != 2:
             raise ValueError(f"{name}: {path} holds an array of shape {shape}; expected [n, d]")
-        if not np.issubdtype(dtype, np.floating):
+        if not is_floating(dtype):
             raise ValueError(f"{name}: {path} holds dtype {dtype}; expected float32 or float64")
         if fortran and shape[0] > 1 and shape[1] > 1:
             raise ValueError(f"{name}: {path} is Fortran-ordered; rows cannot be streamed (re-save it C-ordered)")
@@ -161,7 +163,8 @@ class RowSource:
                     f"{name}: shard {p.label} has dimension {p.d} but {self.parts[0].label} has {d0}"
                 )
         self.d = d0
-        self.dtype = np.result_type(*[p.dtype for p in self.parts])
+        # half-precision shards are read as float32 (exact); mixed shards promote
+        self.dtype = np.dtype(np.float64 if any(np.dtype(p.dtype).itemsize >= 8 for p in self.parts) else np.float32)
         self.starts = np.cumsum([0] + [p.n for p in self.parts])
         self.n = int(self.starts[-1])
         if self.n == 0:
@@ -276,7 +279,7 @@ def row_source(obj: Any, name: str, *, key: str | None = None) -> RowSource:
     if hasattr(obj, "shape") and hasattr(obj, "dtype"):
         if len(obj.shape) != 2:
             raise ValueError(f"{name}: expected a 2-D array [n, d], got shape {tuple(obj.shape)}")
-        if not np.issubdtype(np.dtype(obj.dtype), np.floating):
+        if not is_floating(obj.dtype):
             raise ValueError(f"{name}: expected a floating-point array (float32 or float64), got dtype {obj.dtype}")
         return RowSource([_ArrayPart(obj, "array")], name)
     if isinstance(obj, (list, tuple)):
@@ -462,9 +465,9 @@ def _as_block(a: Any, name: str, k: int) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim != 2:
         raise ValueError(f"{name}: block {k} has shape {a.shape}; expected [b, d]")
-    if not np.issubdtype(a.dtype, np.floating):
+    if not is_floating(a.dtype):
         raise ValueError(f"{name}: block {k} has dtype {a.dtype}; expected float32 or float64")
-    return a
+    return widen_half(a)
 
 
 _DONE = object()
