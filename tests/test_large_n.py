@@ -263,6 +263,39 @@ def test_frobenius_errors(pairs, tmp_path):
         clipcore.vendi(x, kernel="gaussian", order=1, method="frobenius")
 
 
+@pytest.mark.parametrize("backend", [pytest.param("ffi", marks=needs_ext), "jax"])
+def test_exact_rke_from_files_by_panels(pairs, tmp_path, monkeypatch, capsys, backend):
+    """rke(files, method="frobenius"): the exact ‖K‖_F² streamed panel against panel (two panels in
+    memory) from shards, equal to the dense kernel's; a progress bar counts pairs; a bad row names its
+    shard; an iterator (read once) is refused. Rows in memory go through the same panels."""
+    x, _ = pairs
+    monkeypatch.setattr(S, "IN_MEMORY_ROWS", 0)  # stream these small files
+    monkeypatch.setattr(S, "FROBENIUS_PANEL_VALUES", 130 * x.shape[1])  # 512-row panels: several
+    paths = []
+    for k, (a, b) in enumerate([(0, 300), (300, 301), (301, x.shape[0])]):
+        paths.append(str(tmp_path / f"x-{k}.npy"))
+        np.save(paths[-1], x[a:b])
+    sigma = 0.7
+    want = x.shape[0] ** 2 / nref.sq_frobenius(x, sigma)
+    r = clipcore.rke(paths, kernel="gaussian", sigma=sigma, method="frobenius", backend=backend, progress=True)
+    assert r.score == pytest.approx(want, rel=1e-11) and r.method == "frobenius/exact" and r.n == x.shape[0]
+    assert "pairs" in capsys.readouterr().err
+    n = clipcore.rke(paths, kernel="gaussian", sigma=sigma, normalize=True, method="frobenius", backend=backend,
+                     progress=False)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert n.score == pytest.approx(x.shape[0] ** 2 / nref.sq_frobenius(xn, sigma), rel=1e-11)
+    mem = clipcore.rke(np.concatenate([x] * 3), kernel="gaussian", sigma=sigma, method="frobenius",
+                       backend=backend, progress=False)  # rows in memory: panels of 2048 rows
+    assert mem.score == pytest.approx(9 * x.shape[0] ** 2 / (9 * nref.sq_frobenius(x, sigma)), rel=1e-11)
+    bad = x[301:].copy()
+    bad[4, 2] = np.inf
+    np.save(paths[2], bad)
+    with pytest.raises(ValueError, match=r"x: contains Inf at row 305 \(x-2.npy, row 4\)"):
+        clipcore.rke(paths, kernel="gaussian", sigma=sigma, method="frobenius", progress=False)
+    with pytest.raises(ValueError, match="an iterator or a distributed source is read once"):
+        clipcore.rke(iter([x[:100], x[100:]]), kernel="gaussian", sigma=sigma, method="frobenius")
+
+
 def test_cli_score_with_landmarks(tmp_path, pairs):
     import json
 

@@ -368,6 +368,43 @@ def test_rke_streamed_matches_dense(backend, dtype):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_cross_sq_frobenius_matches_dense(backend, dtype):
+    """Σ_ij k(x_i, y_j)² (the cross term the panel loop of the exact RKE adds) against the dense float64
+    kernel, for the Gaussian (compiled core on host rows, or the JAX twin; tiles that do not divide the
+    sets; rows shared by both sets) and the cosine kernel ⟨X̂ᵀX̂, ŶᵀŶ⟩_F."""
+    x = ref.clustered(530, 16, clusters=5, noise=0.5, seed=21, dtype=dtype)
+    y = np.concatenate([ref.clustered(200, 16, clusters=3, noise=0.5, seed=22, dtype=dtype), x[:17]])
+    tol = 1e-12 if dtype == np.float64 else 1e-6
+    for tile in (64, 333, None):
+        f = ny.kernel_sq_frobenius(x, y=y, sigma=4.0, backend=backend, tile_rows=tile)
+        assert abs(f / ref.sq_frobenius(x, 4.0, y) - 1) < tol, tile
+    assert ny.kernel_sq_frobenius(x, y=y[:0], sigma=4.0, backend=backend) == 0.0
+    xn = x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    yn = y / np.linalg.norm(y.astype(np.float64), axis=1, keepdims=True)
+    c = ny.kernel_sq_frobenius(x, y=y, kernel="cosine", backend=backend)
+    assert abs(c / np.sum((xn @ yn.T) ** 2) - 1) < 1e-12
+    with pytest.raises(ValueError, match=r"y: expected \[p, 16\] rows like x"):
+        ny.kernel_sq_frobenius(x, y=y[:, :5], sigma=4.0, backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sq_frobenius_panels_equal_the_whole(backend):
+    """Σ_P ‖K_PP‖² + 2 Σ_{P<Q} ‖K_PQ‖² over panels of any size (one row, uneven, one panel) is ‖K‖_F²,
+    and the pairs it reports cover i ≤ j once."""
+    x = ref.clustered(610, 8, clusters=4, noise=0.4, seed=23, dtype=np.float64)
+    want = ref.sq_frobenius(x, 3.0)
+    for panel in ((1, 97, 610, 5000) if backend == "ffi" else (97, 610)):
+        pairs = []
+        got = ny.sq_frobenius_panels(lambda a, b: x[a:b], 610, 3.0, panel_rows=panel, backend=backend,
+                                     on_pairs=pairs.append)
+        assert abs(got / want - 1) < 1e-12, panel
+        assert sum(pairs) == 610 * 611 // 2
+    with pytest.raises(ValueError, match="panel_rows"):
+        ny.sq_frobenius_panels(lambda a, b: x[a:b], 610, 3.0, panel_rows=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_rke_streamed_matches_clipcore_rke(backend):
     x = ref.clustered(400, 12, seed=13, dtype=np.float64)
     exact = clipcore.rke(x, kernel="gaussian", sigma=2.0)

@@ -429,10 +429,18 @@ def test_fuzz_sq_frobenius(n, d, dtype, sigma, dup, nan, tile_rows, seed):
     except Exception as exc:  # noqa: BLE001
         assert "INVALID_ARGUMENT: gaussian_sq_frobenius: " in str(exc), str(exc)
         assert not valid, str(exc)
+        with pytest.raises(ValueError, match="gaussian_sq_frobenius_host: "):  # the host entry refuses it too
+            _ffi._ext.gaussian_sq_frobenius_host(x, x, float(sigma), 0, tile_rows or 0)
         return
     assert valid
     want = ref.sq_frobenius(x, sigma)
     assert abs(out - want) <= (1e-5 if dtype == F32 else 1e-10) * max(want, 1.0)
+    # the host entry's cross term over a split of the rows gives the same sum (panels of the exact RKE)
+    k = int(rng.integers(0, n + 1))
+    a, b = np.ascontiguousarray(x[:k]), np.ascontiguousarray(x[k:])
+    host = lambda u, v=None: _ffi._ext.gaussian_sq_frobenius_host(u, v, float(sigma), 0, tile_rows or 0)  # noqa: E731
+    split = host(a) + host(b) + 2.0 * host(a, b)
+    assert abs(split - want) <= (1e-5 if dtype == F32 else 1e-10) * max(want, 1.0)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -30,6 +30,27 @@ std::string gaussian_sq_frobenius(const T* x, int64_t n, int64_t d, double sigma
                                   const FrobeniusOptions& opt, double* out,
                                   Executor* executor);
 
+// Cross term: x row-major [n, d], y row-major [p, d]. *out = sum_{i, j}
+// k(x_i, y_j)^2 over all n * p pairs (no symmetry used; a row met in both
+// sets is not special-cased: its k^2 = 1 comes from the recomputed distance
+// 0). Work units are single tile pairs (I, J), their sums added in order, so
+// the result does not depend on the thread count. With it, ||K||_F^2 of rows
+// that do not fit in memory at once is sum_P ||K_PP||^2 + 2 sum_{P<Q}
+// ||K_PQ||^2 over row panels (clipcore's streamed exact RKE).
+template <typename T>
+std::string gaussian_sq_frobenius_cross(const T* x, int64_t n, const T* y, int64_t p, int64_t d,
+                                        double sigma, const FrobeniusOptions& opt, double* out,
+                                        Executor* executor);
+
+extern template std::string gaussian_sq_frobenius_cross<float>(const float*, int64_t, const float*,
+                                                               int64_t, int64_t, double,
+                                                               const FrobeniusOptions&, double*,
+                                                               Executor*);
+extern template std::string gaussian_sq_frobenius_cross<double>(const double*, int64_t, const double*,
+                                                                int64_t, int64_t, double,
+                                                                const FrobeniusOptions&, double*,
+                                                                Executor*);
+
 extern template std::string gaussian_sq_frobenius<float>(const float*, int64_t, int64_t, double,
                                                          const FrobeniusOptions&, double*,
                                                          Executor*);

@@ -13,6 +13,7 @@
 #include "gram/gram_packed.h"
 #include "gram/parallel.h"
 #include "nystrom/elementwise.h"
+#include "nystrom/kernel_frobenius.h"
 #include "nystrom/nystrom_accumulate.h"
 #include "nystrom/pivoted_cholesky.h"
 
@@ -224,6 +225,58 @@ PYBIND11_MODULE(_ext, m) {
       "G += Z^T Z in place, Z = [k(A, L) | k(B, L)] (or k(A, L) when b is None), Gaussian kernel "
       "exp(-|x - l|^2 / (2 sigma^2)), float64 products and sums: the kernel form of "
       "clipcore_nystrom_accumulate on host arrays, own threads.");
+
+  // Streamed squared Frobenius norm of the Gaussian kernel on host rows: the
+  // symmetric sum over x (y None) or the cross sum over (x_i, y_j); the
+  // compiled core with the GIL released and the process's threads. The panel
+  // loop of clipcore's exact RKE (files, progress) is built from these.
+  m.def(
+      "gaussian_sq_frobenius_host",
+      [](py::array x, py::object y_obj, double sigma, int64_t num_threads, int64_t tile_rows) {
+        const bool cross = !y_obj.is_none();
+        py::array y = cross ? py::array(y_obj) : py::array();
+        if (x.ndim() != 2)
+          throw std::invalid_argument("gaussian_sq_frobenius_host: x must be [n, d], got " + shape_of(x));
+        if (cross && (y.ndim() != 2 || y.shape(1) != x.shape(1)))
+          throw std::invalid_argument("gaussian_sq_frobenius_host: y must be [p, " + std::to_string(x.shape(1)) +
+                                      "], got " + shape_of(y) + " for x " + shape_of(x));
+        const bool f32 = x.dtype().is(py::dtype::of<float>());
+        if (!(f32 || x.dtype().is(py::dtype::of<double>())) || (cross && !y.dtype().is(x.dtype())))
+          throw std::invalid_argument("gaussian_sq_frobenius_host: x and y must share float32 or float64");
+        if (!(x.flags() & py::array::c_style) || (cross && !(y.flags() & py::array::c_style)))
+          throw std::invalid_argument("gaussian_sq_frobenius_host: x and y must be C-contiguous");
+        if (num_threads < 0 || tile_rows < 0)
+          throw std::invalid_argument("gaussian_sq_frobenius_host: num_threads and tile_rows must be >= 0");
+        const int64_t n = x.shape(0), d = x.shape(1), p = cross ? y.shape(0) : 0;
+        double out = 0.0;
+        std::string err;
+        {
+          py::gil_scoped_release release;
+          clipcore::nystrom::FrobeniusOptions opt;
+          opt.num_threads = num_threads;
+          opt.tile_rows = tile_rows;
+          clipcore::Executor* ex = host_pool();
+          namespace N = clipcore::nystrom;
+          if (f32) {
+            const auto* xp = static_cast<const float*>(x.data());
+            err = cross ? N::gaussian_sq_frobenius_cross<float>(xp, n, static_cast<const float*>(y.data()), p, d,
+                                                                sigma, opt, &out, ex)
+                        : N::gaussian_sq_frobenius<float>(xp, n, d, sigma, opt, &out, ex);
+          } else {
+            const auto* xp = static_cast<const double*>(x.data());
+            err = cross ? N::gaussian_sq_frobenius_cross<double>(xp, n, static_cast<const double*>(y.data()), p,
+                                                                 d, sigma, opt, &out, ex)
+                        : N::gaussian_sq_frobenius<double>(xp, n, d, sigma, opt, &out, ex);
+          }
+        }
+        if (!err.empty())
+          throw std::invalid_argument("gaussian_sq_frobenius_host: " + err + " (x " + shape_of(x) +
+                                      (cross ? ", y " + shape_of(y) : std::string()) + ")");
+        return out;
+      },
+      py::arg("x"), py::arg("y"), py::arg("sigma"), py::arg("num_threads") = 0, py::arg("tile_rows") = 0,
+      "sum_ij k(x_i, x_j)^2 (y None) or sum_ij k(x_i, y_j)^2 of the Gaussian kernel "
+      "exp(-|a - b|^2 / (2 sigma^2)) on host rows, float64 sums, no n x n matrix.");
 
   // Greedy pivoted Cholesky on host rows (landmark selection): the compiled
   // core with the GIL released, the process's threads, no device copy of the

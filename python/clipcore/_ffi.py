@@ -685,41 +685,70 @@ def gaussian_sq_frobenius(
                                       default=default)
 
 
-def gaussian_sq_frobenius_jax(x: jax.Array, sigma, *, tile_rows: int | None = None) -> jax.Array:
-    """Pure-JAX twin of :func:`gaussian_sq_frobenius`: a ``lax.fori_loop`` over tile pairs I ≤ J.
+def gaussian_sq_frobenius_jax(x: jax.Array, sigma, *, y: jax.Array | None = None,
+                              tile_rows: int | None = None) -> jax.Array:
+    """Pure-JAX twin of :func:`gaussian_sq_frobenius`: a ``lax.fori_loop`` over tile pairs I ≤ J
+    (or, with ``y [p, d]``, over all pairs of x's and y's tiles: Σ_ij k(x_i, y_j)², the cross term of
+    :func:`gaussian_sq_frobenius_host`).
 
-    x is padded to a whole number of tiles (the padding rows are masked out);
-    each pair's k² tile comes from one dot and one exp in x's dtype and is
-    summed in float64 (float32 when x64 is off).
+    x (and y) are padded to a whole number of tiles (the padding rows are
+    masked out); each pair's k² tile comes from one dot and one exp in x's
+    dtype and is summed in float64 (float32 when x64 is off).
     """
     x = jnp.asarray(x)
     _check_x("gaussian_sq_frobenius", x)
+    cross = y is not None
+    if cross:
+        y = jnp.asarray(y)
+        _check_x("gaussian_sq_frobenius", y)
+        if y.shape[1] != x.shape[1] or y.dtype != x.dtype:
+            raise ValueError(f"gaussian_sq_frobenius: y must be [p, {x.shape[1]}] {x.dtype}, got "
+                             f"{list(y.shape)} {y.dtype}")
     n, d = x.shape
+    p = y.shape[0] if cross else n
     wide = _wide()
-    if n == 0:
+    if n == 0 or p == 0:
         return jnp.zeros((), wide)
-    t = int(max(1, min(tile_rows or 512, n)))
-    nb = -(-n // t)
-    xp = jnp.pad(x, ((0, nb * t - n), (0, 0)))
-    w = (jnp.arange(nb * t) < n).astype(wide)
-    ii, jj = np.triu_indices(nb)
+    t = int(max(1, min(tile_rows or 512, max(n, p))))
+    nbx, nby = -(-n // t), -(-p // t)
+    xp = jnp.pad(x, ((0, nbx * t - n), (0, 0)))
+    yp = jnp.pad(y, ((0, nby * t - p), (0, 0))) if cross else xp
+    wx = (jnp.arange(nbx * t) < n).astype(wide)
+    wy = (jnp.arange(nby * t) < p).astype(wide) if cross else wx
+    ii, jj = (np.divmod(np.arange(nbx * nby), nby) if cross else np.triu_indices(nbx))
     n_pairs = len(ii)
     ii, jj = jnp.asarray(ii, jnp.int32), jnp.asarray(jj, jnp.int32)
     gamma2 = 2.0 * _gamma(sigma, x.dtype)
     eye = jnp.eye(t, dtype=bool)
 
-    def body(p, acc):
-        i, j = ii[p], jj[p]
+    def body(q, acc):
+        i, j = ii[q], jj[q]
         xi = jax.lax.dynamic_slice_in_dim(xp, i * t, t, axis=0)
-        xj = jax.lax.dynamic_slice_in_dim(xp, j * t, t, axis=0)
-        k2 = gaussian_tile_jax(xi, xj, gamma2)
-        k2 = jnp.where(eye & (i == j), jnp.ones((), k2.dtype), k2).astype(wide)
-        wi = jax.lax.dynamic_slice_in_dim(w, i * t, t)
-        wj = jax.lax.dynamic_slice_in_dim(w, j * t, t)
-        s = wi @ k2 @ wj
-        return acc + jnp.where(i == j, s, 2.0 * s)
+        yj = jax.lax.dynamic_slice_in_dim(yp, j * t, t, axis=0)
+        k2 = gaussian_tile_jax(xi, yj, gamma2)
+        if not cross:  # a point with itself: exactly 1
+            k2 = jnp.where(eye & (i == j), jnp.ones((), k2.dtype), k2)
+        wi = jax.lax.dynamic_slice_in_dim(wx, i * t, t)
+        wj = jax.lax.dynamic_slice_in_dim(wy, j * t, t)
+        s = wi @ k2.astype(wide) @ wj
+        return acc + (s if cross else jnp.where(i == j, s, 2.0 * s))
 
     return jax.lax.fori_loop(0, n_pairs, body, jnp.zeros((), wide))
+
+
+def gaussian_sq_frobenius_host(x: np.ndarray, sigma: float, *, y: np.ndarray | None = None,
+                               tile_rows: int | None = None, num_threads: int | None = None) -> float:
+    """The compiled ‖K‖_F² on host rows, outside XLA: Σ_ij k(x_i, x_j)², or with ``y [p, d]`` the cross
+    term Σ_ij k(x_i, y_j)² (float64 sums, GIL released, the process's threads). ``x`` and ``y`` are made
+    C-contiguous float32|float64 of one dtype (y takes x's)."""
+    if not _registered:
+        raise RuntimeError(f"gaussian_sq_frobenius: {unavailable_reason()}")
+    x = np.ascontiguousarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"gaussian_sq_frobenius: x dtype must be float32 or float64, got {x.dtype}")
+    if y is not None:
+        y = np.ascontiguousarray(y, dtype=x.dtype)
+    return float(_ext.gaussian_sq_frobenius_host(x, y, float(sigma), int(num_threads or 0), int(tile_rows or 0)))
 
 
 class PivotedCholesky(NamedTuple):

@@ -338,10 +338,10 @@ def _streamed_method(method: str, setup: KernelSetup) -> str:
     return "primal"
 
 
-def _progress_bar(total: int | None, desc: str, progress: bool | None):
+def _progress_bar(total: int | None, desc: str, progress: bool | None, unit: str = "rows"):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, disable=progress is False,
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, disable=progress is False,
                 delay=0 if progress else 2.0, leave=False)
 
 
@@ -759,21 +759,65 @@ FROBENIUS_ROWS = 4096
 
 
 
-def _frobenius_rke(x, setup, prec, backend, order, clamp, normalize) -> VendiResult:
-    from .nystrom import kernel_sq_frobenius
+#: Rows per panel of the exact ‖K‖_F² from files: two panels of 2²⁵ values
+#: (128 MiB each in float32) are in memory at a time.
+FROBENIUS_PANEL_VALUES = 1 << 25
+
+
+def _panel_rows(n: int, d: int, *, streamed: bool) -> int:
+    """Rows per panel, a multiple of the core's 512-row tile: bounded by memory for
+    streamed rows; for rows in memory about 16 panels (the progress bar's steps)."""
+    rows = FROBENIUS_PANEL_VALUES // max(d, 1) if streamed else max(2048, -(-n // 16))
+    return int(max(512, -(-rows // 512) * 512))
+
+
+def _frobenius_rke(x, src, setup, prec, backend, order, clamp, normalize, progress) -> VendiResult:
+    """Exact RKE n² / ‖K‖_F² of the Gaussian kernel: by row panels with a progress bar (rows in host
+    memory with the compiled core, or streamed from files: two panels in memory), else one call."""
+    from .nystrom import kernel_sq_frobenius, sq_frobenius_panels
 
     if not (setup.exact and order == 2.0):
         raise ValueError(
             "method: 'frobenius' is the exact Gaussian kernel's order-2 score (rke, or vendi(order=2) "
             "without rff_features)"
         )
-    if x is None:
-        raise ValueError("method: 'frobenius' needs the rows in memory (pass an array, or use landmarks= for files)")
-    x = jnp.asarray(x)
-    if normalize:
-        x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
-    n = int(x.shape[0])
-    f = kernel_sq_frobenius(x.astype(prec.feature), kernel="gaussian", sigma=setup.sigma, backend=backend)
+    if src is not None and (src.iterator is not None or _reduces(src)):
+        raise ValueError("method: 'frobenius' reads the rows several times (panel against panel); an iterator "
+                         "or a distributed source is read once: pass files, shards or an array")
+    dt = np.dtype(prec.feature)
+
+    def prep(a):
+        a = np.asarray(a, dtype=np.float64 if normalize else dt)
+        if normalize:
+            a = a / np.linalg.norm(a, axis=1, keepdims=True)
+        return np.ascontiguousarray(a, dtype=dt)
+
+    on_host = src is not None or isinstance(x, np.ndarray) or all(d.platform == "cpu" for d in x.devices())
+    if src is not None or (on_host and backend == "ffi"):
+        if src is not None:
+            n, d = src.n, src.d_images
+
+            def read(a, b):
+                rows = src.images.read(a, b)
+                check_block(rows, src.name, a, src.images.locate, nonzero=normalize)
+                return prep(rows)
+        else:
+            host = prep(x)
+            n, d = host.shape
+
+            def read(a, b):
+                return host[a:b]
+
+        with _progress_bar(n * (n + 1) // 2, "rke (exact ‖K‖_F²)", progress, unit="pairs") as bar:
+            f = sq_frobenius_panels(read, n, setup.sigma, panel_rows=_panel_rows(n, d, streamed=src is not None),
+                                    backend=backend, on_pairs=bar.update)
+    else:  # rows on an accelerator: one call of the target (CUDA) or its JAX twin
+        x = jnp.asarray(x)
+        if normalize:
+            x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
+        n = int(x.shape[0])
+        with _busy("rke (exact ‖K‖_F²)", progress):
+            f = kernel_sq_frobenius(x.astype(prec.feature), kernel="gaussian", sigma=setup.sigma, backend=backend)
     log_score = float(np.log(n) * 2 - np.log(f))
     return VendiResult(
         score=float(np.exp(log_score)), log_score=log_score, order=2.0, eigenvalues=np.zeros(0),
@@ -1073,8 +1117,7 @@ def vendi(
                                   nonzero, kernel, rff_features, omega, method, mesh=mesh)
         if method == "frobenius" or (setup.exact and order == 2.0 and method == "auto" and src is None
                                      and n > FROBENIUS_ROWS and mesh is None):
-            with _busy("rke (exact ‖K‖_F²)", progress):
-                return _frobenius_rke(x, setup, prec, backend_name, order, clamp, bool(normalize))
+            return _frobenius_rke(x, src, setup, prec, backend_name, order, clamp, bool(normalize), progress)
         if src is None:
             d = _feature_dim(setup, dim, n)
             how = _choose_method(method, setup, (d,), n) if mesh is None else _sharded_method(setup)

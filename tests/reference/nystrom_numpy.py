@@ -56,8 +56,9 @@ def joint_gram(t, x, landmarks, sigma: float, rtol: float) -> np.ndarray:
     return Z.T @ Z
 
 
-def sq_frobenius(x, sigma: float) -> np.ndarray:
-    K = gaussian(x, x, sigma)
+def sq_frobenius(x, sigma: float, y=None) -> np.ndarray:
+    """Σ_ij k(x_i, x_j)², or with y the cross term Σ_ij k(x_i, y_j)², from the dense float64 kernel."""
+    K = gaussian(x, x if y is None else y, sigma)
     return float(np.sum(K * K))
 
 
