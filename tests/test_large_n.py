@@ -253,6 +253,12 @@ def test_rke_auto_switches_to_frobenius_above_threshold(pairs, monkeypatch):
     assert r.method == "frobenius/exact"
     monkeypatch.setattr(S, "FROBENIUS_ROWS", 10_000)
     assert clipcore.rke(x, kernel="gaussian", sigma=0.7).method == "dual/exact"
+    # a host array above IN_MEMORY_ROWS (> FROBENIUS_ROWS) is read by blocks (memory) but is in memory:
+    # order 2 stays exact, not Nyström
+    monkeypatch.setattr(S, "FROBENIUS_ROWS", 100)
+    monkeypatch.setattr(S, "IN_MEMORY_ROWS", 200)
+    big = clipcore.rke(np.asarray(x), kernel="gaussian", sigma=0.7, progress=False)
+    assert big.method == "frobenius/exact" and big.score == pytest.approx(r.score, rel=1e-12)
 
 
 def test_frobenius_errors(pairs, tmp_path):

@@ -809,7 +809,8 @@ def _frobenius_rke(x, src, setup, prec, backend, order, clamp, normalize, progre
                 return host[a:b]
 
         with _progress_bar(n * (n + 1) // 2, "rke (exact ‖K‖_F²)", progress, unit="pairs") as bar:
-            f = sq_frobenius_panels(read, n, setup.sigma, panel_rows=_panel_rows(n, d, streamed=src is not None),
+            streamed = src is not None and not src.in_memory
+            f = sq_frobenius_panels(read, n, setup.sigma, panel_rows=_panel_rows(n, d, streamed=streamed),
                                     backend=backend, on_pairs=bar.update)
     else:  # rows on an accelerator: one call of the target (CUDA) or its JAX twin
         x = jnp.asarray(x)
@@ -1108,14 +1109,16 @@ def vendi(
             kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
             normalize=bool(normalize), convention="paper", sample=sample, dims=(dim,),
         )
+        # a large host array is streamed by blocks too (memory), but it is in memory: order 2 stays exact
+        in_memory = src is None or src.in_memory
         if landmarks is None and setup.exact and method == "auto" and (
-                src is not None or (n > EXACT_ROWS and order != 2.0)):
+                not in_memory or (n > EXACT_ROWS and order != 2.0)):
             landmarks = DEFAULT_LANDMARKS  # order 2 in memory stays exact (frobenius)
         if landmarks is not None:
             return _nystrom_vendi(src, x, setup, prec, backend_name, block_size, landmarks, landmark_method,
                                   estimate, residual_sample, key, order, clamp, progress, bool(normalize),
                                   nonzero, kernel, rff_features, omega, method, mesh=mesh)
-        if method == "frobenius" or (setup.exact and order == 2.0 and method == "auto" and src is None
+        if method == "frobenius" or (setup.exact and order == 2.0 and method == "auto" and in_memory
                                      and n > FROBENIUS_ROWS and mesh is None):
             return _frobenius_rke(x, src, setup, prec, backend_name, order, clamp, bool(normalize), progress)
         if src is None:
