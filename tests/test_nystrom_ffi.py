@@ -488,9 +488,13 @@ def test_fuzz_pivoted_cholesky(n, d, m, dtype, sigma, dup, nan, tol, panel, cand
         assert host is None
         return
     assert valid and host is not None
-    # ... and otherwise takes the same pivots (whatever the panel tuning) and residual traces
-    np.testing.assert_array_equal(host[0], np.asarray(piv))
+    # ... and otherwise takes the same pivots (whatever the panel tuning) and residual traces. Exact
+    # duplicate rows are interchangeable: the tuning changes which GEMM micro-tile updates a row, so two
+    # copies' residuals may differ in the last bit and either copy may be taken (hypothesis: n = 39,
+    # d = 1, rows 18 and 37 equal, candidates = 1). So the pivots are compared as points.
     assert host[1] == int(count)
+    xs_ = np.asarray(x, np.float64)
+    np.testing.assert_array_equal(xs_[np.asarray(host[0])[: host[1]]], xs_[np.asarray(piv)[: host[1]]])
     np.testing.assert_allclose(host[2][: host[1]], np.asarray(trace)[: host[1]], rtol=1e-12, atol=1e-12 * max(n, 1))
     if poisoned:
         assert n == 0 or m == 0 or int(count) == 0

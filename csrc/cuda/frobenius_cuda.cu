@@ -125,10 +125,9 @@ ffi::Error sq_frobenius(cudaStream_t stream, const char* op, const T* x, int64_t
 ffi::Error SqFrobeniusCuda(cudaStream_t stream, ffi::AnyBuffer x, ffi::AnyBuffer sigma_buf,
                            ffi::Result<ffi::AnyBuffer> out, ffi::Dictionary attrs) {
   constexpr const char* op = "gaussian_sq_frobenius";
-  if (auto e = check_attr_names(op, attrs, {"tile_rows", "num_threads"}); e.failure()) return e;
   int64_t tile_rows = 0, num_threads = 0;  // num_threads: accepted, unused on a GPU
-  if (auto e = int_attr(op, attrs, "tile_rows", &tile_rows); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "num_threads", &num_threads); e.failure()) return e;
+  if (auto e = int_attrs(op, attrs, {{"tile_rows", &tile_rows}, {"num_threads", &num_threads}}); e.failure())
+    return e;
   const auto t = x.element_type();
   if (!is_float(t))
     return invalid(op, std::string("x dtype must be float32 or float64, got ") + ffi_util::dtype_name(t));

@@ -142,12 +142,11 @@ ffi::Error gram_typed(cudaStream_t stream, const ffi::AnyBuffer& g_in, const ffi
 ffi::Error GramCuda(cudaStream_t stream, ffi::AnyBuffer g_in, ffi::AnyBuffer phi,
                     ffi::Result<ffi::AnyBuffer> g_out, ffi::Dictionary attrs) {
   constexpr const char* op = "gram_accumulate";
-  if (auto e = check_attr_names(op, attrs, {"block_rows", "num_threads", "strategy"}); e.failure())
-    return e;
   int64_t block_rows = 0, num_threads = 0, strategy = 0;  // num_threads, strategy: unused here
-  if (auto e = int_attr(op, attrs, "block_rows", &block_rows); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "num_threads", &num_threads); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "strategy", &strategy); e.failure()) return e;
+  if (auto e = int_attrs(op, attrs, {{"block_rows", &block_rows}, {"num_threads", &num_threads},
+                                     {"strategy", &strategy}});
+      e.failure())
+    return e;
   if (strategy > 1)
     return invalid(op, "attribute 'strategy' must be 0 (rows over threads) or 1 (OpenBLAS threads), got " +
                            std::to_string(strategy));
@@ -303,12 +302,11 @@ ffi::Error nystrom_typed(cudaStream_t stream, const ffi::AnyBuffer& g_in, const 
 ffi::Error nystrom_entry(cudaStream_t stream, ffi::AnyBuffer g_in, const ffi::AnyBuffer* B,
                          int nb, ffi::AnyBuffer L, const ffi::AnyBuffer* W, ffi::AnyBuffer sigma_buf,
                          ffi::AnyBuffer g_out, const ffi::Dictionary& attrs, const char* op) {
-  if (auto e = check_attr_names(op, attrs, {"block_rows", "tile_rows", "num_threads"}); e.failure())
-    return e;
   int64_t block_rows = 0, tile_rows = 0, num_threads = 0;  // tile_rows, num_threads: unused here
-  if (auto e = int_attr(op, attrs, "block_rows", &block_rows); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "tile_rows", &tile_rows); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "num_threads", &num_threads); e.failure()) return e;
+  if (auto e = int_attrs(op, attrs, {{"block_rows", &block_rows}, {"tile_rows", &tile_rows},
+                                     {"num_threads", &num_threads}});
+      e.failure())
+    return e;
 
   const bool paired = nb == 2;
   const char* bname = paired ? "B and B2" : "B";

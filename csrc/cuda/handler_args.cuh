@@ -26,10 +26,8 @@
 
 namespace clipcore::cuda {
 
-using ffi_util::check_attr_names;
 using ffi_util::desc;
-using ffi_util::float_attr;
-using ffi_util::int_attr;
+using ffi_util::int_attrs;
 using ffi_util::invalid;
 using ffi_util::is_float;
 

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "ffi/ffi_common.h"
 #include "nystrom/pivoted_cholesky.h"
@@ -57,6 +58,25 @@ inline ffi::Error int_attr(const char* op, const ffi::Dictionary& attrs, std::st
   }
   if (*value < 0)
     return invalid(op, "attribute '" + std::string(name) + "' must be >= 0, got " + std::to_string(*value));
+  return ffi::Error::Success();
+}
+
+// A handler's attributes when all are optional integers >= 0: the names
+// checked (an unknown one refused, listing these), then each read (left
+// unchanged when absent).
+inline ffi::Error int_attrs(const char* op, const ffi::Dictionary& attrs,
+                            std::initializer_list<std::pair<std::string_view, int64_t*>> fields) {
+  for (std::string_view name : attrs) {
+    bool ok = false;
+    for (const auto& f : fields) ok = ok || f.first == name;
+    if (!ok) {
+      std::string list;
+      for (const auto& f : fields) list += (list.empty() ? "" : ", ") + std::string(f.first);
+      return invalid(op, "unknown attribute '" + std::string(name) + "' (known: " + list + ")");
+    }
+  }
+  for (const auto& f : fields)
+    if (auto e = int_attr(op, attrs, f.first, f.second); e.failure()) return e;
   return ffi::Error::Success();
 }
 

@@ -27,11 +27,9 @@ namespace ffi = xla::ffi;
 namespace clipcore {
 namespace {
 
-using ffi_util::check_attr_names;
 using ffi_util::desc;
 using ffi_util::dtype_name;
-using ffi_util::float_attr;
-using ffi_util::int_attr;
+using ffi_util::int_attrs;
 using ffi_util::invalid;
 using ffi_util::is_float;
 using ffi_util::shape_str;
@@ -69,12 +67,11 @@ ffi::Error accumulate(const char* op, ffi::ThreadPool& pool, ffi::AnyBuffer g_in
                       std::vector<ffi::AnyBuffer> blocks, ffi::AnyBuffer L,
                       const ffi::AnyBuffer* W, ffi::AnyBuffer sigma_buf,
                       ffi::Result<ffi::AnyBuffer> g_out, const ffi::Dictionary& attrs) {
-  if (auto e = check_attr_names(op, attrs, {"block_rows", "tile_rows", "num_threads"}); e.failure())
-    return e;
   nystrom::AccumulateOptions opt;
-  if (auto e = int_attr(op, attrs, "block_rows", &opt.block_rows); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "tile_rows", &opt.tile_rows); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "num_threads", &opt.num_threads); e.failure()) return e;
+  if (auto e = int_attrs(op, attrs, {{"block_rows", &opt.block_rows}, {"tile_rows", &opt.tile_rows},
+                                     {"num_threads", &opt.num_threads}});
+      e.failure())
+    return e;
 
   const bool paired = blocks.size() == 2;
   const char* bname = paired ? "B and B2" : "B";
@@ -172,10 +169,10 @@ ffi::Error KernelAccumulatePairedImpl(ffi::ThreadPool pool, ffi::AnyBuffer g, ff
 ffi::Error SqFrobeniusImpl(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer sigma_buf,
                            ffi::Result<ffi::AnyBuffer> out, ffi::Dictionary attrs) {
   constexpr const char* op = "gaussian_sq_frobenius";
-  if (auto e = check_attr_names(op, attrs, {"tile_rows", "num_threads"}); e.failure()) return e;
   nystrom::FrobeniusOptions opt;
-  if (auto e = int_attr(op, attrs, "tile_rows", &opt.tile_rows); e.failure()) return e;
-  if (auto e = int_attr(op, attrs, "num_threads", &opt.num_threads); e.failure()) return e;
+  if (auto e = int_attrs(op, attrs, {{"tile_rows", &opt.tile_rows}, {"num_threads", &opt.num_threads}});
+      e.failure())
+    return e;
   const auto t = x.element_type();
   if (!is_float(t)) return invalid(op, std::string("x dtype must be float32 or float64, got ") + dtype_name(t));
   const auto xd = x.dimensions();
