@@ -30,7 +30,10 @@ std::string sq_frobenius(const T* x, int64_t n, const T* y, int64_t p, int64_t d
   if (auto e = gamma_from_sigma(sigma, &gamma); !e.empty()) return e;
   if (n > blas::max_dim() || p > blas::max_dim() || d > blas::max_dim())
     return "dimension exceeds the BLAS integer range";
-  if (!cross) p = n, y = x;
+  if (!cross) {  // the symmetric sum: y is x
+    p = n;
+    y = x;
+  }
   if (n == 0 || p == 0) return "";
   const double gamma2 = 2.0 * gamma;
   const double floor = rounding_floor(std::numeric_limits<T>::epsilon(), d);  // k^2 = exp(-2 gamma sq)

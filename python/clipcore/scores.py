@@ -792,8 +792,9 @@ def _frobenius_rke(x, src, setup, prec, backend, order, clamp, normalize, progre
             a = a / np.linalg.norm(a, axis=1, keepdims=True)
         return np.ascontiguousarray(a, dtype=dt)
 
-    on_host = src is not None or isinstance(x, np.ndarray) or all(d.platform == "cpu" for d in x.devices())
-    if src is not None or (on_host and backend == "ffi"):
+    # panels: streamed rows, or host rows for the compiled core (one call per panel pair, a bar of pairs)
+    if src is not None or (backend == "ffi" and (isinstance(x, np.ndarray)
+                                                 or all(dev.platform == "cpu" for dev in x.devices()))):
         if src is not None:
             n, d = src.n, src.d_images
 

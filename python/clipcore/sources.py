@@ -29,7 +29,9 @@ import glob
 import json
 import os
 import queue
+import struct
 import threading
+import zipfile
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
@@ -83,9 +85,9 @@ class _NpyPart:
     an uncompressed ``.npz`` member (``np.savez`` stores its arrays that way).
     """
 
-    def __init__(self, path: str, name: str, base: int = 0, label: str | None = None):
+    def __init__(self, path: str, name: str, base: int = 0):
         self.path = path
-        self.label = label or os.path.basename(path)
+        self.label = os.path.basename(path)
         try:
             with open(path, "rb") as f:
                 f.seek(base)
@@ -229,9 +231,6 @@ def _npy_parts(paths: Sequence[str], name: str) -> list:
 def _stored_npz_member(path: str, name: str) -> int | None:
     """Byte offset of the ``.npy`` data of an ``.npz`` archive's only array when
     it is stored uncompressed (``np.savez``), else ``None``."""
-    import struct
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as zf:
             members = [i for i in zf.infolist() if i.filename.endswith(".npy")]
