@@ -30,19 +30,27 @@ inline ffi::Error invalid(const char* op, const std::string& msg) {
   return ffi::Error::InvalidArgument(std::string(op) + ": " + msg);
 }
 
-// Only the listed attribute names.
-inline ffi::Error check_attr_names(const char* op, const ffi::Dictionary& attrs,
-                                   std::initializer_list<std::string_view> known) {
+// An unknown attribute refused, listing the known names (name_of(k) of each
+// element k of `known`).
+template <typename Known, typename NameOf>
+ffi::Error only_known_attrs(const char* op, const ffi::Dictionary& attrs, const Known& known,
+                            NameOf name_of) {
   for (std::string_view name : attrs) {
     bool ok = false;
-    for (auto k : known) ok = ok || k == name;
+    for (const auto& k : known) ok = ok || name_of(k) == name;
     if (!ok) {
       std::string list;
-      for (auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + std::string(name_of(k));
       return invalid(op, "unknown attribute '" + std::string(name) + "' (known: " + list + ")");
     }
   }
   return ffi::Error::Success();
+}
+
+// Only the listed attribute names.
+inline ffi::Error check_attr_names(const char* op, const ffi::Dictionary& attrs,
+                                   std::initializer_list<std::string_view> known) {
+  return only_known_attrs(op, attrs, known, [](std::string_view k) { return k; });
 }
 
 // An optional integer attribute >= 0 (int64 or int32); unchanged when absent.
@@ -66,15 +74,9 @@ inline ffi::Error int_attr(const char* op, const ffi::Dictionary& attrs, std::st
 // unchanged when absent).
 inline ffi::Error int_attrs(const char* op, const ffi::Dictionary& attrs,
                             std::initializer_list<std::pair<std::string_view, int64_t*>> fields) {
-  for (std::string_view name : attrs) {
-    bool ok = false;
-    for (const auto& f : fields) ok = ok || f.first == name;
-    if (!ok) {
-      std::string list;
-      for (const auto& f : fields) list += (list.empty() ? "" : ", ") + std::string(f.first);
-      return invalid(op, "unknown attribute '" + std::string(name) + "' (known: " + list + ")");
-    }
-  }
+  using Field = std::pair<std::string_view, int64_t*>;
+  if (auto e = only_known_attrs(op, attrs, fields, [](const Field& f) { return f.first; }); e.failure())
+    return e;
   for (const auto& f : fields)
     if (auto e = int_attr(op, attrs, f.first, f.second); e.failure()) return e;
   return ffi::Error::Success();
