@@ -27,6 +27,24 @@ sys.path.insert(0, os.path.dirname(__file__))
 from bench_nystrom import make_data  # noqa: E402
 
 
+def landmark_problem(X: np.ndarray, m: int, sigma: float):
+    """(L, K, tile): m landmarks drawn from the rows of X (seed 1), K = k(L, L) in float64 and
+    tile(B) = k(B, L) as the compiled core forms it in float32 (float32 GEMM for the dots, exponent in
+    float64, rounded to float32). Shared with bench/floor/whiten_f32.py."""
+    L = X[np.sort(np.random.default_rng(1).choice(len(X), m, replace=False))]
+    ln = (L.astype(np.float64) ** 2).sum(1)
+    gamma = 1.0 / (2 * sigma * sigma)
+
+    def tile(B):
+        bn = (B.astype(np.float64) ** 2).sum(1)
+        sq = np.maximum(bn[:, None] + ln[None] - 2 * (B @ L.T).astype(np.float64), 0)
+        return np.exp(-gamma * sq).astype(np.float32)
+
+    L64 = L.astype(np.float64)
+    K = np.exp(-gamma * np.maximum(ln[:, None] + ln[None] - 2 * L64 @ L64.T, 0))
+    return L, K, tile
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20_000)
@@ -36,17 +54,7 @@ def main() -> None:
     n, m = args.n, args.m
     sigma = make_data(args.data, n, 512)
     X = np.load(args.data)
-    L = X[np.sort(np.random.default_rng(1).choice(n, m, replace=False))]
-    ln = (L.astype(np.float64) ** 2).sum(1)
-    gamma = 1.0 / (2 * sigma * sigma)
-
-    def tile(B):  # float32 tile: float32 GEMM for the dots, exponent in float64, rounded to float32
-        bn = (B.astype(np.float64) ** 2).sum(1)
-        sq = np.maximum(bn[:, None] + ln[None] - 2 * (B @ L.T).astype(np.float64), 0)
-        return np.exp(-gamma * sq).astype(np.float32)
-
-    L64 = L.astype(np.float64)
-    K = np.exp(-gamma * np.maximum(ln[:, None] + ln[None] - 2 * L64 @ L64.T, 0))
+    L, K, tile = landmark_problem(X, m, sigma)
     lam, U = np.linalg.eigh(K)
     keep = lam > np.finfo(np.float32).eps * lam[-1]
     W = U[:, keep] / np.sqrt(lam[keep])
