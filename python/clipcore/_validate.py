@@ -8,7 +8,7 @@ concrete arrays (outside ``jit``); the math modules below assume valid input.
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +22,11 @@ __all__ = [
     "check_sigma",
     "check_positive_int",
     "check_finite_rows",
+    "check_rows",
+    "host_rows",
+    "check_flag",
+    "check_number",
+    "check_choice",
 ]
 
 
@@ -36,10 +41,6 @@ def widen_half(x: Any) -> Any:
     return x.astype(np.float32) if is_floating(x.dtype) and np.dtype(x.dtype).itemsize < 4 else x
 
 
-def _first_bad_row(mask_rows: Any) -> int:
-    return int(np.flatnonzero(np.asarray(mask_rows))[0])
-
-
 def _row_sq_norms(x: Any) -> np.ndarray:
     """Σ_j x_ij² per row, in one pass (NumPy for host arrays, one jit for jax)."""
     if isinstance(x, jax.Array):
@@ -52,18 +53,62 @@ def _row_sq_jit(x):
     return jnp.sum(x * x, axis=1)
 
 
-def as_embeddings(x: Any, name: str, *, nonzero_rows: bool = False) -> jax.Array:
-    """Return ``x`` as a 2-D floating ``jax.Array`` or raise a ``ValueError``.
+def check_rows(x: Any, name: str, *, nonzero: bool = False, row_offset: int = 0,
+               locate: Callable[[int], str] | None = None, sq: np.ndarray | None = None) -> None:
+    """The one row checker: raise a ``ValueError`` naming the first row holding NaN / Inf (and, with
+    ``nonzero``, the first zero row), in one pass over the data.
 
-    One pass over the data: the per-row sums of squares are non-finite
-    exactly when a row holds NaN/Inf (or overflows, which is then told apart
-    by a second look at that row only) and zero for a zero row.
+    The per-row sums of squares are non-finite exactly when a row holds NaN/Inf
+    (or overflows, told apart by a second look at that row only) and zero for a
+    zero row.
+
+    Args:
+      x: ``[b, d]`` host or device rows.
+      name: the argument's name, first word of the message.
+      nonzero: also refuse rows of zero norm (the cosine kernel needs a direction).
+      row_offset: global index of ``x``'s first row (blocks of a stream).
+      locate: ``locate(global_row)`` → where that row lives (e.g. ``"shard a.npy, row 7"``), added in
+        parentheses.
+      sq: the row sums of squares if the caller has them.
+    """
+    if sq is None:
+        sq = _row_sq_norms(x)
+
+    def where(row: int) -> str:
+        g = int(row) + row_offset
+        return f"row {g}" + (f" ({locate(g)})" if locate is not None else "")
+
+    for row in np.flatnonzero(~np.isfinite(sq)):  # NaN/Inf, or a finite row whose square sum overflowed
+        values = np.asarray(x[row])
+        if not np.isfinite(values).all():
+            kind = "NaN" if np.isnan(values).any() else "Inf"
+            raise ValueError(f"{name}: contains {kind} at {where(row)}")
+    if nonzero:
+        zero = np.flatnonzero(sq == 0)
+        if zero.size:
+            raise ValueError(f"{name}: {where(zero[0])} has zero norm; the cosine kernel needs a direction "
+                             "for every embedding")
+
+
+def as_embeddings(x: Any, name: str, *, nonzero_rows: bool = False) -> jax.Array:
+    """Return ``x`` as a 2-D floating ``jax.Array`` or raise a ``ValueError`` naming ``name``.
+
+    Half precision is widened to float32 (exact); rows are checked by :func:`check_rows`.
 
     Args:
       x: array-like ``[n, d]``.
       name: the argument's name, used in error messages.
       nonzero_rows: also reject rows of zero norm (the cosine kernel).
     """
+    x = host_or_device_2d(x, name)
+    check_rows(x, name, nonzero=nonzero_rows)
+    # device_put, not jnp.asarray: a 64-byte-aligned host array is then used
+    # in place on the CPU device instead of being copied.
+    return x if isinstance(x, jax.Array) else jax.device_put(np.asarray(x))
+
+
+def host_or_device_2d(x: Any, name: str):
+    """``x`` as a non-empty 2-D floating array (host arrays stay NumPy; half precision widened)."""
     if x is None:
         raise ValueError(f"{name}: expected an array of shape [n, d], got None")
     if not isinstance(x, (jax.Array, np.ndarray)):
@@ -73,9 +118,7 @@ def as_embeddings(x: Any, name: str, *, nonzero_rows: bool = False) -> jax.Array
             raise ValueError(f"{name}: cannot be converted to an array ({exc})") from exc
     dtype = np.dtype(x.dtype)
     if not is_floating(dtype):
-        raise ValueError(
-            f"{name}: expected a floating-point array (float32 or float64), got dtype {dtype}"
-        )
+        raise ValueError(f"{name}: expected a floating-point array (float32 or float64), got dtype {dtype}")
     x = widen_half(x)
     if x.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array [n, d], got shape {tuple(x.shape)}")
@@ -84,45 +127,24 @@ def as_embeddings(x: Any, name: str, *, nonzero_rows: bool = False) -> jax.Array
         raise ValueError(f"{name}: embeddings have zero dimensions (shape {tuple(x.shape)})")
     if n == 0:
         raise ValueError(f"{name}: empty set of embeddings (shape {tuple(x.shape)})")
-    sq = _row_sq_norms(x)
-    suspicious = np.flatnonzero(~np.isfinite(sq))
-    for row in suspicious:  # NaN/Inf, or a finite row whose square sum overflowed
-        values = np.asarray(x[row])
-        if not np.isfinite(values).all():
-            kind = "NaN" if np.isnan(values).any() else "Inf"
-            raise ValueError(f"{name}: contains {kind} at row {int(row)}")
-    if nonzero_rows:
-        zero = np.flatnonzero(sq == 0)
-        if zero.size:
-            raise ValueError(
-                f"{name}: row {int(zero[0])} has zero norm; the cosine kernel "
-                "needs a direction for every embedding"
-            )
-    # device_put, not jnp.asarray: a 64-byte-aligned host array is then used
-    # in place on the CPU device instead of being copied.
-    return x if isinstance(x, jax.Array) else jax.device_put(np.asarray(x))
+    return x
+
+
+def host_rows(x: Any, name: str, *, nonzero: bool = False) -> np.ndarray:
+    """``x`` as a checked host ``[n, d]`` float32|float64 NumPy array (given points: landmarks, ω)."""
+    a = np.asarray(host_or_device_2d(x, name))
+    check_rows(a, name, nonzero=nonzero)
+    return a
 
 
 def check_finite_rows(x: Any, name: str, *, row_offset: int = 0, where: str = "") -> None:
-    """Raise if any entry of ``x`` is NaN or ±Inf, naming the first bad row."""
-    finite_rows = np.isfinite(_row_sq_norms(x))
-    if not finite_rows.all():
-        for row in np.flatnonzero(~finite_rows):
-            bad = np.asarray(x[row])
-            if not np.isfinite(bad).all():
-                kind = "NaN" if np.isnan(bad).any() else "Inf"
-                loc = f" ({where})" if where else ""
-                raise ValueError(f"{name}: contains {kind} at row {int(row) + row_offset}{loc}")
+    """Raise if any entry of ``x`` is NaN or ±Inf, naming the first bad row (:func:`check_rows`)."""
+    check_rows(x, name, row_offset=row_offset, locate=(lambda _row: where) if where else None)
 
 
 def check_nonzero_rows(x: jax.Array, name: str) -> None:
     """The cosine kernel divides by row norms: a zero row has no direction."""
-    zero = np.flatnonzero(_row_sq_norms(x) == 0)
-    if zero.size:
-        raise ValueError(
-            f"{name}: row {int(zero[0])} has zero norm; the cosine kernel "
-            "needs a direction for every embedding"
-        )
+    check_rows(x, name, nonzero=True)
 
 
 def check_nonzero_columns(x: jax.Array, name: str) -> None:
@@ -150,18 +172,32 @@ def check_pair(images: jax.Array, texts: jax.Array, *, same_dim: bool) -> None:
         )
 
 
-def check_sigma(sigma: Any, name: str = "sigma") -> float | None:
+def check_sigma(sigma: Any, name: str = "sigma", *, required: bool = False) -> float | None:
+    """The one σ check: a finite positive number (NumPy scalars and 0-d / 1-element arrays accepted),
+    or None when not ``required``."""
     if sigma is None:
+        if required:
+            raise ValueError(f"{name}: the Gaussian bandwidth is needed; pass a positive number")
         return None
-    if isinstance(sigma, bool) or not isinstance(sigma, (numbers.Real, np.floating, np.integer)):
-        try:
-            sigma = float(np.asarray(sigma))
-        except Exception:
-            raise ValueError(f"{name}: expected a positive number, got {sigma!r}") from None
-    sigma = float(sigma)
-    if not np.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"{name}: the Gaussian bandwidth must be a finite positive number, got {sigma}")
-    return sigma
+    if isinstance(sigma, bool):
+        raise ValueError(f"{name}: expected a positive number, got {sigma!r}")
+    try:
+        arr = np.asarray(sigma, dtype=np.float64)
+        if arr.size != 1:
+            raise TypeError
+        value = float(arr.reshape(()))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a positive number, got {sigma!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: the Gaussian bandwidth must be a finite positive number, got {value}")
+    return value
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """A boolean option (Python or NumPy bool)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name}: expected True or False, got {value!r}")
 
 
 def check_positive_int(value: Any, name: str) -> int | None:

@@ -13,7 +13,7 @@ A :class:`FeatureMap` is the static description (hashable, usable as a
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,9 @@ __all__ = [
     "cosine_features",
     "rff_features",
     "gaussian_kernel",
+    "gaussian_tile",
+    "gaussian_tile_host",
+    "gamma_of",
     "draw_omega",
     "median_sigma",
 ]
@@ -80,19 +83,80 @@ def features(x: jax.Array, fmap: FeatureMap, omega: jax.Array | None = None) -> 
     return x
 
 
-def gaussian_kernel(x: jax.Array, y: jax.Array, sigma: float | jax.Array) -> jax.Array:
-    """Exact Gaussian kernel matrix ``k(x, y)``: ``[n, d] × [m, d] -> [n, m]``.
+def _floor(dtype, d: int) -> float:
+    """Relative rounding floor of the GEMM form ‖a‖² + ‖b‖² − 2 a·b in ``dtype`` for ``d`` dimensions."""
+    return float(np.finfo(dtype).eps) * (4.0 + 2.0 * np.sqrt(d))
 
-    Squared distances are formed as ‖x‖² + ‖y‖² − 2 x·y (one GEMM) and
-    clipped at zero against rounding.
+
+def _tile(x, y, gamma):
+    hi = jax.lax.Precision.HIGHEST
+    nsum = jnp.sum(x * x, axis=1)[:, None] + jnp.sum(y * y, axis=1)[None, :]
+    sq = nsum - 2.0 * jnp.dot(x, y.T, precision=hi)
+    return jnp.exp(jnp.where(sq > _floor(x.dtype, x.shape[1]) * nsum, -gamma * sq, jnp.zeros((), x.dtype)))
+
+
+def gaussian_tile(a: jax.Array, b: jax.Array, gamma) -> jax.Array:
+    """The one Gaussian kernel tile of clipcore: k(a_i, b_j) = exp(−γ sq_ij), ``[n, d] × [m, d] → [n, m]``
+    in a's dtype, with sq_ij = ‖a_i‖² + ‖b_j‖² − 2 a_i·b_j from one GEMM.
+
+    Every path forms Gaussian kernels with it (the exact dual Gram, the
+    Nyström features, k-means++ and pivoted-Cholesky landmarks, the JAX twins
+    of the compiled core; :func:`gaussian_tile_host` is its NumPy twin), and
+    the compiled core applies the same rule:
+
+    * sq at or below the rounding floor of that form,
+      eps(dtype)·(4 + 2√d)·(‖a_i‖² + ‖b_j‖²), counts as exactly 0 (the points
+      coincide to working precision), so duplicates give exactly 1 at any σ,
+      and γ = ∞ (σ → 0) or γ = 0 (σ → ∞) give 0/1 kernels instead of NaN;
+    * float32 rows with x64 enabled whose bandwidth makes that rounding
+      matter (γ·floor·(max‖a‖² + max‖b‖²) > 1e-3, the compiled core's gate)
+      are formed in float64 instead (``lax.cond``: ordinary bandwidths pay
+      nothing), so near-coincident pairs keep their true value.
+
+    Args:
+      a: ``[n, d]``; b: ``[m, d]`` (same dtype).
+      gamma: 1 / (2σ²), a Python float or a (traced) 0-d array.
     """
-    sq = (
-        jnp.sum(x * x, axis=1)[:, None]
-        + jnp.sum(y * y, axis=1)[None, :]
-        - 2.0 * (x @ y.T)
-    )
-    sq = jnp.maximum(sq, 0.0)
-    return jnp.exp(-sq / (2.0 * jnp.asarray(sigma, x.dtype) ** 2))
+    if a.dtype == jnp.float32 and jax.config.read("jax_enable_x64") and a.shape[0] and b.shape[0]:
+        g64 = jnp.asarray(gamma, jnp.float64)
+        top = (jnp.max(jnp.sum(a * a, axis=1)).astype(jnp.float64)
+               + jnp.max(jnp.sum(b * b, axis=1)).astype(jnp.float64))
+        gate = g64 * _floor(np.float32, a.shape[1]) * top > 1e-3
+        return jax.lax.cond(gate,
+                            lambda: _tile(a.astype(jnp.float64), b.astype(jnp.float64), g64).astype(a.dtype),
+                            lambda: _tile(a, b, jnp.asarray(gamma, a.dtype)))
+    return _tile(a, b, jnp.asarray(gamma, a.dtype))
+
+
+def gaussian_tile_host(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
+    """NumPy twin of :func:`gaussian_tile` for host linear algebra (float64 rows; same floor rule),
+    built in place: one ``[n, m]`` array besides the row norms and their sums."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    na, nb = (a * a).sum(1), (b * b).sum(1)
+    k = a @ b.T
+    k *= -2.0
+    k += na[:, None]
+    k += nb[None, :]
+    nsum = na[:, None] + nb[None, :]
+    nsum *= _floor(k.dtype, a.shape[1])
+    near = k <= nsum  # coincident to working precision (and rounding below zero)
+    del nsum
+    k *= -float(gamma)
+    np.exp(k, out=k)
+    k[near] = 1.0
+    return k
+
+
+def gamma_of(sigma) -> Any:
+    """γ = 1 / (2σ²) (σ a float or a traced 0-d array)."""
+    return 1.0 / (2.0 * sigma * sigma)
+
+
+def gaussian_kernel(x: jax.Array, y: jax.Array, sigma: float | jax.Array) -> jax.Array:
+    """Exact Gaussian kernel matrix ``k(x, y)``: ``[n, d] × [m, d] -> [n, m]`` (:func:`gaussian_tile`
+    with γ = 1/(2σ²); σ may be traced)."""
+    return gaussian_tile(x, y, gamma_of(jnp.asarray(sigma, x.dtype)))
 
 
 def draw_omega(key: jax.Array, d: int, num_frequencies: int, sigma: float, dtype=jnp.float32) -> jax.Array:
