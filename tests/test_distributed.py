@@ -130,6 +130,48 @@ def test_single_process_source_equals_plain_streaming(shards):
     assert got.n == N and dist.process_info() == (0, 1)
 
 
+def test_npz_shard_directories_are_scored(tmp_path):
+    """A plain directory of .npz shards (np.savez, np.savez_compressed), which clipcore.sce streams, is listed
+    by the same shard lister: distributed.sce / vendi give the float64 reference's numbers."""
+    rng = np.random.default_rng(5)
+    t = rng.normal(size=(300, 6))
+    x = rng.normal(size=(300, 6)) + 0.5 * t
+    img, txt = tmp_path / "img", tmp_path / "txt"
+    img.mkdir()
+    txt.mkdir()
+    for k, (a, b) in enumerate([(0, 120), (120, 300)]):
+        np.savez(img / f"x-{k}.npz", x[a:b])
+        np.savez_compressed(txt / f"t-{k}.npz", t[a:b])
+    pairs = dist.shard_files(str(img), str(txt))
+    assert [(os.path.basename(a), os.path.basename(b)) for a, b in pairs] == [("x-0.npz", "t-0.npz"),
+                                                                            ("x-1.npz", "t-1.npz")]
+    got = dist.sce(str(img), str(txt), progress=False)
+    want = ref.sce_primal(ref.cosine_features(t), ref.cosine_features(x))
+    np.testing.assert_allclose(got.sce, ref.code_score(want.complement), rtol=1e-6)
+    assert got.n == 300
+    np.testing.assert_allclose(dist.vendi(str(img), progress=False).score,
+                               ref.vendi_of_features(ref.cosine_features(x)), rtol=1e-6)
+
+
+def test_manifest_without_texts_gives_image_shards(shards, tmp_path):
+    """A shard directory whose manifest has an images column only (clipcore embed of images alone) is one
+    set: shard_files pairs its images with no texts, and vendi scores them."""
+    d, x, _ = shards
+    man = json.loads((d / "manifest.json").read_text())
+    only = tmp_path / "only"
+    only.mkdir()
+    for s in man["shards"]:
+        os.symlink(d / s["images"], only / s["images"])
+        del s["texts"]
+    (only / "manifest.json").write_text(json.dumps(man))
+    pairs = dist.shard_files(str(only))
+    assert [os.path.basename(a) for a, _ in pairs] == [f"images-{k:05d}.npy" for k in range(5)]
+    assert all(b is None for _, b in pairs)
+    got = dist.vendi(str(only), progress=False)
+    np.testing.assert_allclose(got.score, ref.vendi_of_features(ref.cosine_features(x)),
+                               rtol=1e-6)
+
+
 @pytest.mark.parametrize("devices", [1, 2], ids=["1-device-each", "2-devices-each"])
 def test_two_processes_match_single_process(shards, tmp_path, devices):
     """2 processes; with 2 devices each (4 CPU devices in the job), every block's rows are also sharded over the

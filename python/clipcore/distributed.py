@@ -1,7 +1,8 @@
 """Multi-process scoring on JAX's distributed runtime (``jax.distributed``).
 
 Every process runs the same program over a sharded data set on disk
-(:func:`clipcore.write_shards`, or lists of ``.npy`` shards):
+(:func:`clipcore.write_shards`, or directories, globs or lists of ``.npy`` /
+``.npz`` shards, listed by :func:`clipcore.sources.list_shards`):
 
 1. :func:`initialize` joins the job (``jax.distributed.initialize``) with the
    coordinator address, process count and id from the arguments, or the
@@ -38,14 +39,13 @@ hang.
 
 from __future__ import annotations
 
-import glob
 import os
 from typing import Any, NamedTuple, Sequence
 
 import jax
 import numpy as np
 
-from .sources import MANIFEST, PairedSource, _read_manifest, paired_source, row_source
+from .sources import PairedSource, has_manifest, list_shards, manifest_columns, row_source
 
 __all__ = [
     "ProcessInfo",
@@ -167,40 +167,27 @@ def assign_shards(num_shards: int, num_processes: int, process_id: int) -> list[
 
 
 def _files(obj: Any, name: str) -> list[str]:
-    if isinstance(obj, (list, tuple)):
-        files = [os.fspath(p) for p in obj]
-    elif isinstance(obj, (str, os.PathLike)):
-        path = os.fspath(obj)
-        if os.path.isdir(path):
-            files = sorted(glob.glob(os.path.join(path, "*.npy")))
-        elif any(ch in path for ch in "*?["):
-            files = sorted(glob.glob(path))
-        elif os.path.exists(path):
-            files = [path]
-        else:
-            raise FileNotFoundError(f"{name}: file not found: {path}")
-    else:
+    """The shard files of one column, by :func:`clipcore.sources.list_shards` (distributed runs read files)."""
+    if not isinstance(obj, (list, tuple, str, os.PathLike)):
         raise ValueError(f"{name}: distributed scoring reads shard files; got {type(obj).__name__} "
-                         "(pass a shard directory, a glob or a list of .npy paths)")
-    if not files:
-        raise ValueError(f"{name}: no .npy shard files found in {obj!r}")
-    for f in files:
-        if not os.path.exists(f):
-            raise FileNotFoundError(f"{name}: file not found: {f}")
-    return files
+                         "(pass a shard directory, a glob or a list of .npy / .npz paths)")
+    return list_shards(obj, name)
 
 
 def shard_files(images: Any, texts: Any = None) -> list[tuple[str, str | None]]:
     """The ``(images_file, texts_file)`` shard pairs of a data set, sorted by image file name.
 
     ``images`` is a clipcore shard directory (``manifest.json``; ``texts``
-    omitted), or a directory / glob / list of ``.npy`` shards paired file by
-    file with ``texts`` (the same count), or alone (``texts=None``: Vendi).
+    omitted: its texts column when it has one), or a directory / glob / list
+    of ``.npy`` / ``.npz`` shards paired file by file with ``texts`` (the same
+    count), or alone (``texts=None``: Vendi).  Files are listed as
+    :func:`clipcore.sources.list_shards` lists them, as :func:`clipcore.sce` reads them.
     """
-    if texts is None and isinstance(images, (str, os.PathLike)) and os.path.isdir(images) \
-            and os.path.exists(os.path.join(images, MANIFEST)):
-        man = _read_manifest(os.fspath(images), "images")
-        pairs = [(os.path.join(images, s["images"]), os.path.join(images, s["texts"])) for s in man["shards"]]
+    if texts is None and has_manifest(images):
+        img = list_shards(images, "images", key="images")
+        cols = manifest_columns(images, "images")
+        txt = list_shards(images, "texts", key="texts") if "texts" in cols else [None] * len(img)
+        pairs = list(zip(img, txt))
     else:
         img = _files(images, "images")
         if texts is None:
@@ -255,8 +242,9 @@ class DistributedSource(PairedSource):
         super().__init__(full.images, full.texts)
         self.local, self.shards, self.info = local, shards, info
 
-    def _blocks(self, block_rows: int, nonzero: bool):
-        return self.local._blocks(block_rows, nonzero)
+    def read_blocks(self, block_rows: int, *, nonzero: bool):
+        """The validated blocks of this process's own shards (the accumulation pass reads only those)."""
+        return self.local.read_blocks(block_rows, nonzero=nonzero)
 
     def reduce_sums(self, sums: Any, n: int):
         """``(Σ_p sums_p, Σ_p n_p)`` across the processes."""

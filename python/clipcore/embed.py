@@ -39,7 +39,9 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from .sources import MANIFEST, _FORMAT
+from ._progress import bar, check_progress
+from ._validate import check_positive_int
+from .sources import FORMAT, MANIFEST
 
 __all__ = ["embed", "EmbedResult", "load_clip", "read_embed_manifest", "IMAGE_EXTENSIONS"]
 
@@ -290,7 +292,7 @@ def embed(
       normalize: L2-normalise the stored embeddings (default: raw projected
         features, as transformers' ``get_*_features`` return them).
       overwrite: discard a different earlier run in ``out`` instead of refusing.
-      progress: tqdm bar (``None``: after 2 s; ``False``: never).
+      progress: a bar of inputs (``None``: after 2 s; ``True``: at once; ``False``: never).
 
     Returns:
       :class:`EmbedResult`; rows are ``[n, projection_dim]`` float32 images
@@ -300,27 +302,37 @@ def embed(
       FileNotFoundError / ValueError: missing inputs, unpairable prompts, or
         an ``out`` directory holding a different run.
     """
-    from tqdm.auto import tqdm
-
-    from ._validate import check_positive_int
-    from .encoder import batch_bucket
-
     batch_size = check_positive_int(batch_size, "batch_size")
     shard_rows = check_positive_int(shard_rows, "shard_rows")
+    progress = check_progress(progress)
     if out is None:
         raise ValueError("out: missing; pass the output directory")
     items, root = _pair(images, prompts)
     has_img = items[0].image is not None
     has_txt = items[0].prompt is not None
+    enc = _encoder(model, dtype, device, has_img=has_img, has_txt=has_txt)
+    out = os.path.abspath(os.fspath(out))
+    info = _model_info(enc)
+    sdir = _start_run(out, items, info, {"normalize": bool(normalize), "shard_rows": shard_rows}, overwrite)
+    run = _Run(enc, sdir, root, batch_size, bool(normalize), has_img, has_txt)
+    records, written, resumed = _embed_shards(run, items, shard_rows, progress)
+    return _write_manifest(out, records, info, normalize, has_img, has_txt, root, len(items), written, resumed)
+
+
+def _encoder(model: Any, dtype: Any, device: Any, *, has_img: bool, has_txt: bool):
+    """The loaded encoder (``model`` itself, or :func:`load_clip` of a path), able to encode what is asked."""
     enc = model if hasattr(model, "encode_images") else load_clip(model, dtype=dtype, device=device)
     if has_txt and enc.tokenizer is None:
         raise ValueError("model: loaded without its tokenizer; prompts cannot be encoded")
     if has_img and enc.processor is None:
         raise ValueError("model: loaded without its image processor; images cannot be encoded")
-    out = os.path.abspath(os.fspath(out))
+    return enc
+
+
+def _start_run(out: str, items: list[_Item], info: dict, options: dict, overwrite: bool) -> str:
+    """The shard directory of ``out``, holding this run's state file: an earlier run of the same inputs,
+    model and options is kept (resumed); a different one is refused, or discarded with ``overwrite``."""
     sdir = os.path.join(out, _SHARD_DIR)
-    info = _model_info(enc)
-    options = {"normalize": bool(normalize), "shard_rows": shard_rows}
     fp = _fingerprint(items, info, options)
     state_path = os.path.join(sdir, _STATE)
     if os.path.isfile(state_path):
@@ -338,77 +350,120 @@ def embed(
                 os.remove(os.path.join(out, MANIFEST))
     os.makedirs(sdir, exist_ok=True)
     _atomic_json(state_path, {"fingerprint": fp, "items": len(items), "model": info, "options": options})
+    return sdir
 
-    def rel(p: str | None) -> str | None:
-        return None if p is None else os.path.relpath(p, root)
 
+@dataclasses.dataclass
+class _Run:
+    """What every shard of one :func:`embed` call shares (the pool, bar and prompt cache are set per call)."""
+
+    enc: Any
+    sdir: str
+    root: str | None
+    batch_size: int
+    normalize: bool
+    has_img: bool
+    has_txt: bool
+    pool: Any = None
+    bar: Any = None
+    text_cache: dict = dataclasses.field(default_factory=dict)
+
+    def rel(self, p: str | None) -> str | None:
+        """An image path relative to the images root (as the manifest names it)."""
+        return None if p is None else os.path.relpath(p, self.root)
+
+
+def _embed_shards(run: _Run, items: list[_Item], shard_rows: int, progress: bool | None) -> tuple[list, int, int]:
+    """Embed every shard not already on disk; returns ``(records, shards written, shards resumed)``."""
     written = resumed = 0
     records = []
-    text_cache: dict[str, np.ndarray] = {}
-    pool = ThreadPoolExecutor(max_workers=2) if has_img else None
-    bar = tqdm(total=len(items), desc="embed", unit="inputs", disable=progress is False,
-               delay=0 if progress else 2.0, leave=False)
+    run.pool = ThreadPoolExecutor(max_workers=2) if run.has_img else None
+    run.bar = bar(len(items), "embed", progress, unit="inputs", unit_scale=False)
     try:
         for k, start in enumerate(range(0, len(items), shard_rows)):
             chunk = items[start:start + shard_rows]
-            rec = _shard_done(sdir, k, len(chunk))
+            rec = _shard_done(run.sdir, k, len(chunk))
             if rec is not None:
                 records.append(rec)
                 resumed += 1
-                bar.update(len(chunk))
+                run.bar.update(len(chunk))
                 continue
-            rec = {"shard": k, "items": len(chunk), "first_item": start, "rows": [], "skipped": []}
-            kept = list(range(len(chunk)))
-            img_rows = None
-            if has_img:
-                loaded = list(pool.map(_load_one, chunk))
-                kept = []
-                for j, (im, err) in enumerate(loaded):
-                    if err is None:
-                        kept.append(j)
-                    else:
-                        rec["skipped"].append({"item": start + j, "image": rel(chunk[j].image),
-                                               "prompt": chunk[j].prompt, "error": err})
-                img_rows = np.empty((len(kept), enc.projection_dim), np.float32)
-                b = batch_bucket(len(kept), batch_size)
-                futures = []
-                for a in range(0, len(kept), b):
-                    pics = [loaded[j][0] for j in kept[a:a + b]]
-                    futures.append((a, pool.submit(enc.preprocess_images, pics)))
-                for a, fut in futures:
-                    px = fut.result()
-                    img_rows[a:a + px.shape[0]] = _encode_padded(enc.image_features, (px,), b)
-                    bar.update(px.shape[0])
-                bar.update(len(chunk) - len(kept))
-            txt_rows = None
-            if has_txt:
-                todo = sorted({chunk[j].prompt for j in kept} - set(text_cache))
-                if todo:
-                    b = batch_bucket(len(todo), batch_size)
-                    for a in range(0, len(todo), b):
-                        ids, mask = enc.tokenize(todo[a:a + b])
-                        feats = _encode_padded(enc.text_features, (ids, mask), b)
-                        text_cache.update(zip(todo[a:a + b], feats))
-                txt_rows = np.stack([text_cache[chunk[j].prompt] for j in kept]) if kept else \
-                    np.empty((0, enc.projection_dim), np.float32)
-                if not has_img:
-                    bar.update(len(chunk))
-            for col, rows in (("images", img_rows), ("texts", txt_rows)):
-                if rows is None:
-                    continue
-                name = f"{col}-{k:05d}.npy"
-                _atomic_save(os.path.join(sdir, name), (_l2(rows) if normalize else rows).astype(np.float32))
-                rec[col] = name
-            rec["rows"] = [{"item": start + j, "image": rel(chunk[j].image), "prompt": chunk[j].prompt} for j in kept]
-            _atomic_json(os.path.join(sdir, f"shard-{k:05d}.json"), rec)
-            records.append(rec)
+            records.append(_embed_shard(run, chunk, k, start))
             written += 1
     finally:
-        bar.close()
-        if pool is not None:
-            pool.shutdown(wait=True)
+        run.bar.close()
+        if run.pool is not None:
+            run.pool.shutdown(wait=True)
+    return records, written, resumed
 
-    return _write_manifest(out, records, info, normalize, has_img, has_txt, root, len(items), written, resumed)
+
+def _embed_shard(run: _Run, chunk: list[_Item], k: int, start: int) -> dict:
+    """Embed shard ``k`` (items ``start ...``), write its ``.npy`` files and its record; returns the record."""
+    rec = {"shard": k, "items": len(chunk), "first_item": start, "rows": [], "skipped": []}
+    kept = list(range(len(chunk)))
+    img_rows = txt_rows = None
+    if run.has_img:
+        kept, img_rows = _image_rows(run, chunk, start, rec["skipped"])
+    if run.has_txt:
+        txt_rows = _text_rows(run, chunk, kept)
+        if not run.has_img:
+            run.bar.update(len(chunk))
+    for col, rows in (("images", img_rows), ("texts", txt_rows)):
+        if rows is None:
+            continue
+        name = f"{col}-{k:05d}.npy"
+        _atomic_save(os.path.join(run.sdir, name), (_l2(rows) if run.normalize else rows).astype(np.float32))
+        rec[col] = name
+    rec["rows"] = [{"item": start + j, "image": run.rel(chunk[j].image), "prompt": chunk[j].prompt} for j in kept]
+    _atomic_json(os.path.join(run.sdir, f"shard-{k:05d}.json"), rec)
+    return rec
+
+
+def _image_rows(run: _Run, chunk: list[_Item], start: int, skipped: list) -> tuple[list[int], np.ndarray]:
+    """Image features ``[len(kept), projection_dim]`` of a shard's readable images, and their indices
+    ``kept`` in ``chunk``; unreadable ones are appended to ``skipped``.  Decoding and preprocessing run on
+    the pool while the encoder works."""
+    from .encoder import batch_bucket
+
+    enc = run.enc
+    loaded = list(run.pool.map(_load_one, chunk))
+    kept = []
+    for j, (_im, err) in enumerate(loaded):
+        if err is None:
+            kept.append(j)
+        else:
+            skipped.append({"item": start + j, "image": run.rel(chunk[j].image), "prompt": chunk[j].prompt,
+                            "error": err})
+    rows = np.empty((len(kept), enc.projection_dim), np.float32)
+    b = batch_bucket(len(kept), run.batch_size)
+    futures = []
+    for a in range(0, len(kept), b):
+        pics = [loaded[j][0] for j in kept[a:a + b]]
+        futures.append((a, run.pool.submit(enc.preprocess_images, pics)))
+    for a, fut in futures:
+        px = fut.result()
+        rows[a:a + px.shape[0]] = _encode_padded(enc.image_features, (px,), b)
+        run.bar.update(px.shape[0])
+    run.bar.update(len(chunk) - len(kept))
+    return kept, rows
+
+
+def _text_rows(run: _Run, chunk: list[_Item], kept: list[int]) -> np.ndarray:
+    """Prompt features ``[len(kept), projection_dim]`` of the kept items (each distinct prompt encoded once
+    per run)."""
+    from .encoder import batch_bucket
+
+    enc = run.enc
+    todo = sorted({chunk[j].prompt for j in kept} - set(run.text_cache))
+    if todo:
+        b = batch_bucket(len(todo), run.batch_size)
+        for a in range(0, len(todo), b):
+            ids, mask = enc.tokenize(todo[a:a + b])
+            feats = _encode_padded(enc.text_features, (ids, mask), b)
+            run.text_cache.update(zip(todo[a:a + b], feats))
+    if not kept:
+        return np.empty((0, enc.projection_dim), np.float32)
+    return np.stack([run.text_cache[chunk[j].prompt] for j in kept])
 
 
 def _write_manifest(out, records, info, normalize, has_img, has_txt, root, n_items, written, resumed) -> EmbedResult:
@@ -429,7 +484,7 @@ def _write_manifest(out, records, info, normalize, has_img, has_txt, root, n_ite
         raise ValueError(f"images: none of the {n_items} images could be read; see {out}/{_SHARD_DIR}/shard-*.json")
     d = info["projection_dim"]
     manifest = {
-        "format": _FORMAT, "n": len(rows),
+        "format": FORMAT, "n": len(rows),
         "d_images": d if has_img else None, "d_texts": d if has_txt else None,
         "dtype": "float32", "shards": shards,
         "model": info, "normalization": "l2" if normalize else "none",
@@ -455,6 +510,6 @@ def read_embed_manifest(directory: str | os.PathLike) -> dict:
             man = json.load(f)
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"embeddings: cannot read {path} ({exc})") from None
-    if man.get("format") != _FORMAT:
+    if man.get("format") != FORMAT:
         raise ValueError(f"embeddings: {path} is not a clipcore shard manifest")
     return man

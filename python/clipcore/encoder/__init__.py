@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from .._progress import bar
 from ._config import ClipConfig, TextConfig, VisionConfig
 from ._load import build_module, check_model_dir, read_config, read_weights
 from ._preprocess import load_image_processor, load_tokenizer, open_image, pixel_values, tokenize
@@ -137,36 +138,34 @@ class CLIPEncoder:
         return tokenize(self.tokenizer, texts, self.context_length)
 
     def _batched(self, n: int, batch_size: int, make, run, progress, desc: str) -> np.ndarray:
-        from tqdm.auto import tqdm
-
         if n == 0:
             raise ValueError(f"{desc}: nothing to encode (empty list)")
         b = batch_bucket(n, int(batch_size))
         out = np.empty((n, self.projection_dim), np.float32)
-        with tqdm(total=n, desc=desc, unit=desc.split()[-1], disable=progress is False,
-                  delay=0 if progress else 2.0, leave=False) as bar:
+        with bar(n, desc, progress, unit=desc.split()[-1], unit_scale=False) as pbar:
             for start in range(0, n, b):
                 stop = min(n, start + b)
                 arrays = make(start, stop)
                 if stop - start < b:  # pad the tail: every call has one shape (one compile)
                     arrays = tuple(np.concatenate([a, np.repeat(a[-1:], b - (stop - start), 0)]) for a in arrays)
                 out[start:stop] = np.asarray(run(*arrays))[: stop - start]
-                bar.update(stop - start)
+                pbar.update(stop - start)
         return out
 
     def encode_images(self, images: Sequence[Any], *, batch_size: int = 64, progress: bool | None = None) -> np.ndarray:
         """Image features ``[n, projection_dim]`` float32 of PIL images, paths or uint8 arrays.
 
         Batches of ``batch_size`` are preprocessed on the host and run by one
-        compiled program (the tail batch padded).  ``progress``: tqdm bar
-        (``None``: after 2 s, ``False``: never).
+        compiled program (the tail batch padded).  ``progress``: a bar of images
+        (``None``: after 2 s; ``True``: at once; ``False``: never).
         """
         images = list(images)
         return self._batched(len(images), batch_size, lambda a, b: (self.preprocess_images(images[a:b]),),
                              self.image_features, progress, "encode images")
 
     def encode_texts(self, texts: Sequence[str] | str, *, batch_size: int = 256, progress: bool | None = None) -> np.ndarray:
-        """Text features ``[n, projection_dim]`` float32 (one string → ``[1, projection_dim]``)."""
+        """Text features ``[n, projection_dim]`` float32 (one string → ``[1, projection_dim]``); ``progress`` as
+        :meth:`encode_images`."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         return self._batched(len(texts), batch_size, lambda a, b: self.tokenize(texts[a:b]),
                              self.text_features, progress, "encode texts")
