@@ -3,7 +3,7 @@
 //
 // Status: compiled with nvcc (CUDA 13, zero warnings) but never run on a GPU
 // (no device in the sessions that wrote it); the CPU suite never reaches it.
-// tests/test_cuda.py (marked `gpu`) exercises it where a device exists.
+// tests/_ffi/test_cuda.py (marked `gpu`) exercises it where a device exists.
 #pragma once
 
 #include <cublas_v2.h>

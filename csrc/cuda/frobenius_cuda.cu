@@ -15,7 +15,7 @@
 // argument checks (sigma and the row norms are read back once each).
 //
 // Status: compiled with nvcc (CUDA 13, zero warnings) but never run on a GPU
-// (no device in the sessions that wrote it); tests/test_cuda.py runs it
+// (no device in the sessions that wrote it); tests/_ffi/test_cuda.py runs it
 // where one exists.
 #include <algorithm>
 #include <climits>

@@ -18,7 +18,7 @@
 // D x rows matrix A, so Phi^T Phi = A A^T is SYRK(N) with n = D, k = rows.
 //
 // Status: compiled with nvcc (CUDA 13, zero warnings) but never run on a GPU
-// (no device in the sessions that wrote it); tests/test_cuda.py runs it
+// (no device in the sessions that wrote it); tests/_ffi/test_cuda.py runs it
 // where one exists.
 #include <algorithm>
 #include <climits>

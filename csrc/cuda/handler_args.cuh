@@ -5,7 +5,7 @@
 // reported with its index).
 //
 // Status: compiled with nvcc (CUDA 13, zero warnings) but never run on a GPU
-// (no device in the sessions that wrote it); tests/test_cuda.py runs it
+// (no device in the sessions that wrote it); tests/_ffi/test_cuda.py runs it
 // where one exists.
 #pragma once
 

@@ -11,7 +11,7 @@
 // the floor matter (elementwise.h); here every near pair is refined.
 //
 // Status: compiled with nvcc (CUDA 13, zero warnings) but never run on a GPU
-// (no device in the sessions that wrote it); tests/test_cuda.py runs it
+// (no device in the sessions that wrote it); tests/_ffi/test_cuda.py runs it
 // where one exists.
 #pragma once
 

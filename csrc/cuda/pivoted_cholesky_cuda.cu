@@ -24,7 +24,7 @@
 // itself when it is requested), float64 x when x is float32, O(n) vectors.
 //
 // Status: compiled with nvcc (CUDA 13, zero warnings) but never run on a GPU
-// (no device in the sessions that wrote it); tests/test_cuda.py runs it
+// (no device in the sessions that wrote it); tests/_ffi/test_cuda.py runs it
 // where one exists.
 #include <algorithm>
 #include <climits>

@@ -1,5 +1,5 @@
 // The one Python extension module, clipcore._ext: hands XLA FFI handlers to
-// Python as PyCapsules (registered by clipcore/_ffi.py) plus diagnostics.
+// Python as PyCapsules (registered by clipcore/_ffi/registration.py) plus diagnostics.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 

@@ -1,12 +1,12 @@
-"""The compiled Nyström / Gaussian-kernel FFI targets (clipcore._ffi) against float64 NumPy.
+"""The compiled Nyström / Gaussian-kernel FFI targets (clipcore._ffi.kernel) against float64 NumPy.
 
-nystrom_accumulate (whitened / kernel, single / paired), gaussian_sq_frobenius
-and pivoted_cholesky: results vs independent references, their pure-JAX
+nystrom_accumulate (whitened / kernel, single / paired) and
+gaussian_sq_frobenius: results vs independent references, their pure-JAX
 twins, jit / loops / aliasing, options that must not change the result,
 errors with shapes at the Python and the raw FFI entry points, and a
 hypothesis fuzz of each raw entry point (odd shapes, dtypes, zero rows,
 m = 0/1, σ = 1e-30 / 1e30 / invalid, NaN): no crash, a clear error or a
-correct result.
+correct result. (Pivoted Cholesky: test_cholesky.py; host entries: test_host.py.)
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def _data(b, d, m, r, dtype, seed=0):
     L = np.concatenate([B[: m // 2], rng.standard_normal((m - min(m // 2, b), d))]).astype(dtype)[:m]
     W = (rng.standard_normal((m, r)) / max(m, 1)).astype(dtype)
     return B, B2, L, W
+
 
 
 # --------------------------------------------------------------------------- results
@@ -185,53 +186,6 @@ def test_sq_frobenius_tiles_and_threads():
     assert a == b
 
 
-@pytest.mark.parametrize(
-    "opts",
-    [dict(), dict(panel=1), dict(panel=3, candidates=1), dict(panel=16, candidates=20),
-     dict(panel=500, candidates=2000), dict(block_rows=7, num_threads=3)],
-    ids=repr,
-)
-def test_pivoted_cholesky_options_give_the_same_pivots(opts):
-    x = ref.clustered(700, 8, clusters=5, noise=0.6, seed=7, dtype=np.float64)
-    piv, L, traces = ref.pivoted_cholesky(_gauss(x, x, 2.0), 150)
-    res = _ffi.pivoted_cholesky(x, 2.0, 150, return_factor=True, **opts)
-    c = int(res.count)
-    assert c == len(piv)
-    np.testing.assert_array_equal(np.asarray(res.pivots)[:c], piv)
-    np.testing.assert_allclose(np.asarray(res.factor)[:, :c], L, atol=1e-9)
-    np.testing.assert_allclose(np.asarray(res.pivot_factor)[:c, :c], L[piv], atol=1e-9)
-    np.testing.assert_allclose(np.asarray(res.residual_trace)[:c], traces, rtol=1e-9, atol=1e-9)
-    assert np.all(np.asarray(res.pivots)[c:] == -1) and np.all(np.isnan(np.asarray(res.residual_trace)[c:]))
-
-
-def test_pivoted_cholesky_ties_and_duplicates():
-    rng = np.random.default_rng(8)
-    base = rng.standard_normal((40, 5))
-    x = np.concatenate([base, base[:10], base[5:15]])  # duplicates: residual 0 after their twin
-    for sigma in (1e-30, 0.3, 1.5, 1e30):
-        piv, L, _ = ref.pivoted_cholesky(_gauss(x, x, sigma), 70)
-        for fn in (_ffi.pivoted_cholesky, _ffi.pivoted_cholesky_jax):
-            res = fn(x, sigma, 70, return_factor=True, **({"panel": 4, "candidates": 6} if fn is _ffi.pivoted_cholesky else {}))
-            c = int(res.count)
-            # exact duplicates tie exactly in exact arithmetic: compare the chosen points
-            assert c == len(piv), f"{fn.__name__} σ={sigma}"
-            np.testing.assert_array_equal(x[np.asarray(res.pivots)[:c]], x[piv], err_msg=f"{fn.__name__} σ={sigma}")
-            np.testing.assert_allclose(np.asarray(res.factor)[:, :c], L, atol=1e-9)
-    # σ → 0: K = I on the distinct rows: pivots 0..39 in order, then exhausted
-    res = _ffi.pivoted_cholesky(x, 1e-30, 70)
-    np.testing.assert_array_equal(np.asarray(res.pivots)[:int(res.count)], np.arange(40))
-
-
-def test_pivoted_cholesky_twin_agrees_under_jit():
-    x = ref.clustered(300, 6, seed=9, dtype=np.float64)
-    f = jax.jit(lambda a: _ffi.pivoted_cholesky(a, 2.0, 50, trace_tol=3.0))
-    g = jax.jit(lambda a: _ffi.pivoted_cholesky_jax(a, 2.0, 50, trace_tol=3.0))
-    a, b = f(x), g(x)
-    assert int(a.count) == int(b.count)
-    np.testing.assert_array_equal(a.pivots, b.pivots)
-    np.testing.assert_allclose(a.pivot_factor, b.pivot_factor, atol=1e-10)
-
-
 # --------------------------------------------------------------------------- errors
 
 
@@ -258,9 +212,6 @@ def test_pivoted_cholesky_twin_agrees_under_jit():
          r"block_rows must be >= 1"),
         (lambda: _ffi.gaussian_sq_frobenius(np.zeros((3,)), 1.0), r"x must be rank 2 \[n, d\], got float64 \[3\]"),
         (lambda: _ffi.gaussian_sq_frobenius(np.zeros((3, 2)), float("nan")), r"sigma must be a positive finite number"),
-        (lambda: _ffi.pivoted_cholesky(np.zeros((3, 2), F16), 1.0, 2), r"x dtype must be float32 or float64, got float16"),
-        (lambda: _ffi.pivoted_cholesky(np.zeros((3, 2)), 1.0, -1), r"m must be >= 0"),
-        (lambda: _ffi.pivoted_cholesky(np.zeros((3, 2)), 1.0, 2, min_pivot=-1.0), r"min_pivot must be finite and >= 0"),
     ],
 )
 def test_python_entry_rejects_bad_input(call, match):
@@ -310,22 +261,6 @@ def _raw(target, operands, outs, **attrs):
          "gaussian_sq_frobenius: x has a non-finite value (NaN or Inf) in row 0 (x float64 [2, 2])"),
         (_ffi.SQ_FROBENIUS_TARGET, [np.zeros((5, 4)), np.float32(-1)], jax.ShapeDtypeStruct((), F64), {},
          "gaussian_sq_frobenius: sigma must be a positive finite number, got -1"),
-        (_ffi.PIVOTED_CHOLESKY_TARGET, [np.zeros((5, 4)), np.float64(1)],
-         (jax.ShapeDtypeStruct((3,), np.int64), jax.ShapeDtypeStruct((), np.int64), jax.ShapeDtypeStruct((3,), F64),
-          jax.ShapeDtypeStruct((3, 2), F64), jax.ShapeDtypeStruct((0, 3), F64)), {},
-         "pivoted_cholesky: pivot_factor output must be float32|float64 [m, m] with m = 3, got float64 [3, 2]"),
-        (_ffi.PIVOTED_CHOLESKY_TARGET, [np.zeros((5, 4)), np.float64(1)],
-         (jax.ShapeDtypeStruct((3,), np.int64), jax.ShapeDtypeStruct((), np.int64), jax.ShapeDtypeStruct((3,), F64),
-          jax.ShapeDtypeStruct((3, 3), F64), jax.ShapeDtypeStruct((4, 3), F64)), {},
-         "pivoted_cholesky: factor output must be float32|float64 [n, m] or [0, m] with n = 5, m = 3, got float64 [4, 3]"),
-        (_ffi.PIVOTED_CHOLESKY_TARGET, [np.full((5, 4), np.inf), np.float64(1)],
-         (jax.ShapeDtypeStruct((3,), np.int64), jax.ShapeDtypeStruct((), np.int64), jax.ShapeDtypeStruct((3,), F64),
-          jax.ShapeDtypeStruct((3, 3), F64), jax.ShapeDtypeStruct((0, 3), F64)), {},
-         "pivoted_cholesky: x has a non-finite value (NaN or Inf) in row 0 (x float64 [5, 4], m = 3)"),
-        (_ffi.PIVOTED_CHOLESKY_TARGET, [np.zeros((5, 4)), np.float64(1)],
-         (jax.ShapeDtypeStruct((3,), np.int64), jax.ShapeDtypeStruct((), np.int64), jax.ShapeDtypeStruct((3,), F64),
-          jax.ShapeDtypeStruct((3, 3), F64), jax.ShapeDtypeStruct((0, 3), F64)), {"trace_tol": np.int64(1)},
-         "pivoted_cholesky: attribute 'trace_tol' must be a float"),
     ],
     ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None,
 )
@@ -430,7 +365,7 @@ def test_fuzz_sq_frobenius(n, d, dtype, sigma, dup, nan, tile_rows, seed):
         assert "INVALID_ARGUMENT: gaussian_sq_frobenius: " in str(exc), str(exc)
         assert not valid, str(exc)
         with pytest.raises(ValueError, match="gaussian_sq_frobenius_host: "):  # the host entry refuses it too
-            _ffi._ext.gaussian_sq_frobenius_host(x, x, float(sigma), 0, tile_rows or 0)
+            _ffi.gaussian_sq_frobenius_host(x, float(sigma), y=x, tile_rows=tile_rows)
         return
     assert valid
     want = ref.sq_frobenius(x, sigma)
@@ -438,92 +373,9 @@ def test_fuzz_sq_frobenius(n, d, dtype, sigma, dup, nan, tile_rows, seed):
     # the host entry's cross term over a split of the rows gives the same sum (panels of the exact RKE)
     k = int(rng.integers(0, n + 1))
     a, b = np.ascontiguousarray(x[:k]), np.ascontiguousarray(x[k:])
-    host = lambda u, v=None: _ffi._ext.gaussian_sq_frobenius_host(u, v, float(sigma), 0, tile_rows or 0)  # noqa: E731
+    host = lambda u, v=None: _ffi.gaussian_sq_frobenius_host(u, float(sigma), y=v, tile_rows=tile_rows)  # noqa: E731
     split = host(a) + host(b) + 2.0 * host(a, b)
     assert abs(split - want) <= (1e-5 if dtype == F32 else 1e-10) * max(want, 1.0)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    n=st.integers(0, 70),
-    d=st.integers(0, 6),
-    m=st.integers(0, 90),
-    dtype=st.sampled_from(_DTYPES),
-    sigma=st.sampled_from(_SIGMAS),
-    dup=st.booleans(),
-    nan=st.booleans(),
-    tol=st.sampled_from([0.0, 0.1, 0.5]),
-    panel=st.one_of(st.none(), st.integers(1, 20)),
-    candidates=st.one_of(st.none(), st.integers(1, 40)),
-    seed=st.integers(0, 2**31 - 1),
-)
-def test_fuzz_pivoted_cholesky(n, d, m, dtype, sigma, dup, nan, tol, panel, candidates, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d))
-    if dup and n > 3:
-        x[n // 2 :] = x[: n - n // 2]
-    x = x.astype(dtype)
-    poisoned = nan and x.size > 0 and dtype != I32
-    if poisoned:
-        x.flat[rng.integers(x.size)] = np.nan
-    outs = (jax.ShapeDtypeStruct((m,), np.int64), jax.ShapeDtypeStruct((), np.int64),
-            jax.ShapeDtypeStruct((m,), F64), jax.ShapeDtypeStruct((m, m), F64), jax.ShapeDtypeStruct((n, m), F64))
-    attrs = {"trace_tol": np.float64(tol * n)}
-    if panel is not None:
-        attrs["panel"] = np.int64(panel)
-    if candidates is not None:
-        attrs["candidates"] = np.int64(candidates)
-    valid = dtype in (F32, F64) and _valid_sigma(sigma)
-    try:  # the host entry (landmarks from host rows) refuses exactly what the XLA target refuses
-        host = _ffi._ext.pivoted_cholesky_host(x, float(sigma), m, tol * n, _ffi.MIN_PIVOT, 0)
-    except ValueError as exc:
-        assert str(exc).startswith("pivoted_cholesky_host: "), str(exc)
-        host = None
-    try:
-        piv, count, trace, pf, fac = jax.block_until_ready(
-            _raw(_ffi.PIVOTED_CHOLESKY_TARGET, [x, np.float64(sigma)], outs, **attrs))
-    except Exception as exc:  # noqa: BLE001
-        assert "INVALID_ARGUMENT: pivoted_cholesky: " in str(exc), str(exc)
-        assert not valid or poisoned, str(exc)
-        assert host is None
-        return
-    assert valid and host is not None
-    # ... and otherwise takes the same pivots (whatever the panel tuning) and residual traces. Exact
-    # duplicate rows are interchangeable: the tuning changes which GEMM micro-tile updates a row, so two
-    # copies' residuals may differ in the last bit and either copy may be taken (hypothesis: n = 39,
-    # d = 1, rows 18 and 37 equal, candidates = 1). So the pivots are compared as points.
-    assert host[1] == int(count)
-    xs_ = np.asarray(x, np.float64)
-    np.testing.assert_array_equal(xs_[np.asarray(host[0])[: host[1]]], xs_[np.asarray(piv)[: host[1]]])
-    np.testing.assert_allclose(host[2][: host[1]], np.asarray(trace)[: host[1]], rtol=1e-12, atol=1e-12 * max(n, 1))
-    if poisoned:
-        assert n == 0 or m == 0 or int(count) == 0
-        return
-    piv_ref, L_ref, tr_ref = ref.pivoted_cholesky(_gauss(x, x, sigma), m, trace_tol=tol * n)
-    c = int(count)
-    got = np.asarray(piv)[:c]
-    xs = np.asarray(x, np.float64)
-    # The same points in the same order (exact duplicates tie exactly), unless
-    # the two computations part at a near-tie or near a stopping threshold.
-    k = 0
-    while k < min(c, len(piv_ref)) and np.array_equal(xs[got[k]], xs[piv_ref[k]]):
-        k += 1
-    if k < min(c, len(piv_ref)):
-        r = 1.0 - np.sum(L_ref[:, :k] ** 2, axis=1)
-        assert abs(r[got[k]] - r[piv_ref[k]]) < 1e-9, (k, got[:k + 1], piv_ref[:k + 1])
-        return
-    if c != len(piv_ref):
-        k = min(c, len(piv_ref))
-        r = 1.0 - np.sum(L_ref[:, :k] ** 2, axis=1)
-        trace_k = float(np.sum(np.maximum(r, 0)))
-        near_tol = abs(trace_k - tol * n) < 1e-8 * max(n, 1)
-        near_pivot = abs(np.max(r, initial=0.0) - _ffi.MIN_PIVOT) < 1e-9
-        assert near_tol or near_pivot, (c, len(piv_ref), trace_k, tol * n)
-        return
-    np.testing.assert_allclose(np.asarray(fac)[:, :c], L_ref, atol=1e-8)
-    np.testing.assert_allclose(np.asarray(pf)[:c, :c], L_ref[piv_ref], atol=1e-8)
-    np.testing.assert_allclose(np.asarray(trace)[:c], tr_ref, atol=1e-8 * max(n, 1))
-    assert np.all(np.asarray(fac)[:, c:] == 0) and np.all(np.asarray(piv)[c:] == -1)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -556,120 +408,6 @@ def test_near_duplicates_at_tiny_sigma_are_not_merged(dtype):
     assert lm.points.shape[0] == 8
 
 
-@pytest.mark.parametrize("paired", [False, True])
-@pytest.mark.parametrize("m,r", [(7, 7), (7, 4), (300, 290)])  # 300: several symmetrising row blocks
-def test_finalize_host_in_place_equals_dense(paired, m, r):
-    """finalize_host writes Wᵀ M W (block-diagonal W when paired) into M's own storage; with dropped directions
-    (r < m) the [2r, 2r] corner is moved to the front of M's buffer. Against dense float64 NumPy."""
-    from clipcore import nystrom as N
-
-    rng = np.random.default_rng(8)
-    R = (2 if paired else 1) * m
-    A = rng.standard_normal((3 * R, R))
-    M = A.T @ A
-    W = rng.standard_normal((m, r))
-    nmap = N.NystromMap(np.zeros((m, 3)), np.float64(1.0), W, np.ones(r), 1e-7, m - r)
-    Wb = np.kron(np.eye(2), W) if paired else W
-    want = Wb.T @ M @ Wb
-    want = 0.5 * (want + want.T)
-    buf = M.copy()
-    got = N.finalize_host(buf, nmap, paired=paired)
-    assert got.shape == want.shape and got.flags.c_contiguous and np.shares_memory(got, buf)
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
-    assert np.array_equal(got, got.T)
-    with pytest.raises(ValueError, match="C-contiguous float64"):
-        N.finalize_host(np.asfortranarray(M[:, ::-1]), nmap, paired=paired)
-
-
-@pytest.mark.parametrize("paired", [False, True])
-@pytest.mark.parametrize("symmetric", [True, False])
-def test_nystrom_update_host_in_place_keeps_g_in(paired, symmetric):
-    """The host entry adds the caller thread's sums straight into a symmetric G (one [R, R] accumulator fewer);
-    a non-symmetric G takes the buffered path. Either way G_out = G_in + ZᵀZ exactly as float64 NumPy, over
-    several threads and chunks; and a NaN row in a late chunk raises and leaves G untouched."""
-    from clipcore import nystrom as N
-
-    rng = np.random.default_rng(12)
-    x = rng.standard_normal((3000, 24))
-    t = rng.standard_normal((3000, 24))
-    L = x[:40]
-    sigma = 4.0
-    nm = N.nystrom_map(L, sigma)
-    R = 80 if paired else 40
-    A = rng.standard_normal((R, R))
-    G0 = A @ A.T if symmetric else A
-    Z = np.concatenate([ref.gaussian(t, L, sigma), ref.gaussian(x, L, sigma)], 1) if paired else \
-        ref.gaussian(x, L, sigma)
-    want = G0 + Z.T @ Z
-    for threads in (1, 2, 3):
-        G = G0.copy()
-        N.nystrom_update_host(G, t if paired else x, nm, images=x if paired else None, num_threads=threads)
-        np.testing.assert_allclose(G, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
-        if symmetric:
-            assert np.array_equal(G, G.T)
-    # any chunking (block_rows of the core) gives the same sums
-    G = G0.copy()
-    _ffi._ext.nystrom_host(G, t if paired else x, x if paired else None, L, sigma, 2, 37)
-    np.testing.assert_allclose(G, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
-    with pytest.raises(ValueError, match="block_rows must be >= 0, got -1"):
-        _ffi._ext.nystrom_host(G0.copy(), x, None, L, sigma, 0, -1)
-    bad = x.copy()
-    bad[2900, 3] = np.nan
-    G = G0.copy()
-    with pytest.raises(ValueError, match="non-finite"):
-        N.nystrom_update_host(G, t if paired else bad, nm, images=bad if paired else None, num_threads=2)
-    assert np.array_equal(G, G0)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("tol", [0.0, 0.3])
-def test_pivoted_cholesky_host_entry_equals_reference(dtype, tol):
-    """The host entry (landmark selection on NumPy rows: no device copy, no pivot factor) takes the sequential
-    definition's pivots and residual traces (float64 NumPy on the dense kernel) and the XLA target's."""
-    x = ref.clustered(700, 12, seed=3).astype(dtype)
-    sigma, m = 2.0, 60
-    K = ref.gaussian(x.astype(np.float64), x.astype(np.float64), sigma)
-    piv_ref, L_ref, tr_ref = ref.pivoted_cholesky(K, m, trace_tol=tol * len(x))
-    piv, count, trace = _ffi._ext.pivoted_cholesky_host(x, sigma, m, tol * len(x), _ffi.MIN_PIVOT, 0)
-    assert count == len(piv_ref) and (tol == 0.0) == (count == m), (count, tol)
-    np.testing.assert_array_equal(piv[:count], piv_ref)
-    np.testing.assert_allclose(trace[:count], tr_ref, atol=1e-8 * len(x))
-    assert np.all(piv[count:] == -1) and np.all(np.isnan(trace[count:]))
-    with jax.enable_x64(True):
-        xla = _ffi.pivoted_cholesky(jnp.asarray(x), sigma, m, trace_tol=tol * len(x))
-    np.testing.assert_array_equal(piv, np.asarray(xla.pivots))
-    np.testing.assert_array_equal(trace[:count], np.asarray(xla.residual_trace)[:count])
-
-
-def test_pivoted_cholesky_host_entry_errors():
-    x = np.ones((5, 3), np.float32)
-    with pytest.raises(ValueError, match=r"x must be \[n, d\], got \[5\]"):
-        _ffi._ext.pivoted_cholesky_host(np.ones(5, np.float32), 1.0, 2)
-    with pytest.raises(ValueError, match="C-contiguous float32 or float64"):
-        _ffi._ext.pivoted_cholesky_host(x.astype(np.int32), 1.0, 2)
-    with pytest.raises(ValueError, match="C-contiguous"):
-        _ffi._ext.pivoted_cholesky_host(np.asfortranarray(np.ones((5, 3))), 1.0, 2)
-    with pytest.raises(ValueError, match=r"sigma.*\(x \[5, 3\], m = 2\)"):
-        _ffi._ext.pivoted_cholesky_host(x, -1.0, 2)
-    bad = x.copy()
-    bad[3, 1] = np.inf
-    with pytest.raises(ValueError, match="non-finite"):
-        _ffi._ext.pivoted_cholesky_host(bad, 1.0, 2)
-    with pytest.raises(ValueError, match=r"the factor n x m = 100000 x 100000 float64 values is too large"):
-        _ffi._ext.pivoted_cholesky_host(np.zeros((100_000, 1), np.float32), 1.0, 100_000)
-
-
-def test_select_landmarks_host_rows_equal_device_rows():
-    from clipcore import nystrom as N
-
-    x = ref.clustered(3000, 16, seed=5).astype(np.float32)
-    a = N.select_landmarks(x, 40, sigma=2.5, method="pivoted-cholesky", pool=1200, key=4, tol=0.01)
-    b = N.select_landmarks(jnp.asarray(x), 40, sigma=2.5, method="pivoted-cholesky", pool=1200, key=4, tol=0.01)
-    np.testing.assert_array_equal(a.indices, b.indices)
-    np.testing.assert_allclose(a.residual_trace, b.residual_trace, rtol=1e-10)
-    np.testing.assert_array_equal(np.asarray(a.points), x[a.indices])
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigma_so_small_that_gamma_overflows(dtype):
     """σ = 1e-160: γ = 1/(2σ²) is inf in float64. Exact duplicates still give k = 1 and every other pair 0 (the
@@ -687,7 +425,7 @@ def test_sigma_so_small_that_gamma_overflows(dtype):
     nm = N.NystromMap(L.astype(np.float64), np.float64(sigma), np.eye(6), np.ones(6), 1e-7, 0)
     M = N.nystrom_update_host(np.zeros((6, 6)), x, nm, dtype=dtype)
     np.testing.assert_array_equal(M, K.T @ K)
-    piv, count, trace = _ffi._ext.pivoted_cholesky_host(np.ascontiguousarray(x), sigma, 8)
+    piv, count, trace = _ffi.pivoted_cholesky_host(x, sigma, 8)
     assert count == 6 and not np.any(np.isnan(trace[:count])) and trace[count - 1] == 0.0
 
 
