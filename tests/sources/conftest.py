@@ -3,13 +3,13 @@
 import pytest
 
 import clipcore
-import clipcore.scores as scores_mod
+from clipcore._pipeline import inputs as inputs_mod
 
 
 @pytest.fixture
 def stream_all(monkeypatch):
     """Force the streamed path even for small test files."""
-    monkeypatch.setattr(scores_mod, "IN_MEMORY_ROWS", 0)
+    monkeypatch.setattr(inputs_mod, "IN_MEMORY_ROWS", 0)
 
 
 @pytest.fixture(scope="module")

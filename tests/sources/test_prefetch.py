@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import clipcore
+from clipcore._pipeline import inputs as inputs_mod
 from clipcore.sources import paired_source, prefetched, write_shards
 from clipcore.sources import prefetch as prefetch_mod
 
@@ -30,7 +31,7 @@ def test_streamed_passes_reuse_their_threads(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3000, 16)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    monkeypatch.setattr(clipcore.scores, "IN_MEMORY_ROWS", 1000)  # stream this small file
+    monkeypatch.setattr(inputs_mod, "IN_MEMORY_ROWS", 1000)  # stream this small file
 
     def threads():
         return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else threading.active_count()
