@@ -15,17 +15,18 @@ from .editing import Editor, fit_editor
 from .entropy import matrix_entropy, matrix_entropy_score, renyi_entropy, renyi_score
 from .kernels import FeatureMap, cosine_features, features, gaussian_kernel, median_sigma, rff_features
 from .schur import SchurSpectra, regression_coefficient, schur_dual, schur_matrices, schur_primal
-from .scores import DegenerateWarning, LowCaptureWarning, SCEResult, VendiResult, rke, sce, vendi
+from .results import DegenerateWarning, LowCaptureWarning, NystromInfo, SCEResult, VendiResult
+from .scores import rke, sce, vendi
 from .datasets import LabelledImages, PairedEmbeddings, digits, fashion_mnist, synthetic_pairs
 from .sources import paired_source, row_source, write_shards
 from .embed import EmbedResult, embed, load_clip
 from .tables import ClipScoreResult, SimilarityTable, clip_score, similarity_table
 from .modes import ModesResult, modes
-from .metrics import ClusterMetrics, cluster_metrics  # issue 7
-from .retrieval import RetrievalResult, retrieval  # issue 6
-from . import distributed, sharding  # issue 4
+from .metrics import ClusterMetrics, cluster_metrics
+from .retrieval import RetrievalResult, retrieval
+from . import distributed, sharding
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     # scores
@@ -36,6 +37,7 @@ __all__ = [
     "VendiResult",
     "DegenerateWarning",
     "LowCaptureWarning",
+    "NystromInfo",
     # editing
     "fit_editor",
     "Editor",
@@ -67,7 +69,7 @@ __all__ = [
     "LabelledImages",
     "fashion_mnist",
     "digits",
-    # --- encoder, CLIPScore, similarity tables, modes (issue 5) ---
+    # encoder, CLIPScore, similarity tables, modes
     "load_clip",
     "embed",
     "EmbedResult",
@@ -77,13 +79,13 @@ __all__ = [
     "SimilarityTable",
     "modes",
     "ModesResult",
-    # --- retrieval (issue 6) ---
+    # retrieval
     "retrieval",
     "RetrievalResult",
-    # --- cluster metrics (issue 7) ---
+    # cluster metrics
     "cluster_metrics",
     "ClusterMetrics",
-    # --- sharded and multi-process scoring (issue 4) ---
+    # sharded and multi-process scoring
     "sharding",
     "distributed",
     "__version__",

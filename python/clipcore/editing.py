@@ -34,7 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate as V
-from ._setup import EPS32, KernelSetup, resolve_kernel, resolve_precision, to_user
+from ._options import EPS32, resolve_numerics
+from ._pipeline.inputs import KernelSetup, resolve_kernel, resolve_kernel_options, to_user
 from .covariance import column_cosine, joint_covariances
 from .kernels import FeatureMap, features
 from .schur import EPSILON, regression_coefficient
@@ -153,22 +154,18 @@ def fit_editor(
     images = V.as_embeddings(images, "images", nonzero_rows=nonzero)
     texts = V.as_embeddings(texts, "texts", nonzero_rows=nonzero)
     V.check_pair(images, texts, same_dim=True)
-    prec = resolve_precision(dtype)
+    numerics = resolve_numerics(dtype=dtype, rtol=rtol, ridge=ridge, convention=convention, normalize=normalize)
+    kopts = resolve_kernel_options(kernel=kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key)
     block_size = V.check_positive_int(block_size, "block_size")
     if kernel == "gaussian" and rff_features is None and omega is None:
         raise ValueError(
             "rff_features: editing with the Gaussian kernel needs explicit features; "
             "pass rff_features= (or omega=)"
         )
-    ridge = V.check_number(ridge, "ridge", positive=True)
-    rtol = V.check_number(rtol, "rtol", positive=False)
-    mode = "pinv" if ridge is None else "ridge"
-    ridge_v = 0.0 if ridge is None else ridge
+    prec, rtol, mode, ridge_v = numerics.precision, numerics.rtol, numerics.mode, numerics.ridge_value
     with prec.context():
-        setup: KernelSetup = resolve_kernel(
-            kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
-            normalize=bool(normalize), convention=convention, sample=images, dims=(images.shape[1],),
-        )
+        setup: KernelSetup = resolve_kernel(kopts, normalize=numerics.normalize, convention=convention,
+                                            sample=images, dim=images.shape[1])
         if setup.kernel == "cosine" and convention == "clip-dissection":
             V.check_nonzero_columns(images, "images")
             V.check_nonzero_columns(texts, "texts")

@@ -24,8 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate as V
-from ._setup import EPS32, resolve_kernel, resolve_precision
-from .covariance import default_block_size, stream_sums
+from ._options import EPS32, resolve_precision
+from ._pipeline.inputs import resolve_kernel, resolve_kernel_options, sigma_sample
+from ._pipeline.passes import stream_sums
+from ._progress import bar as progress_bar, check_progress
+from .covariance import default_block_size
 from .kernels import FeatureMap, features
 from .schur import EPSILON, schur_matrices
 from .sources import PairedSource, paired_source
@@ -126,9 +129,10 @@ def modes(
     Returns:
       :class:`ModesResult`.
     """
-    from tqdm.auto import tqdm
-
     V.check_choice(part, "part", PARTS)
+    progress = check_progress(progress)
+    kopts = resolve_kernel_options(kernel=kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key)
+    normalize = V.check_flag(normalize, "normalize")
     k = V.check_positive_int(k, "k")
     per_mode = V.check_positive_int(per_mode, "per_mode")
     block_size = V.check_positive_int(block_size, "block_size")
@@ -148,18 +152,14 @@ def modes(
     nonzero = kernel == "cosine" or bool(normalize)
     prec = resolve_precision(None)
     with prec.context():
-        sample = lambda: src.images.read(0, min(n, 2000)) if n <= 2000 else src.images.take(  # noqa: E731
-            np.sort(np.random.default_rng(0).choice(n, 2000, replace=False)))
-        setup = resolve_kernel(kernel, sigma=sigma, rff_features=rff_features, omega=omega, key=key,
-                               normalize=bool(normalize), convention="paper", sample=sample, dims=(d_x,))
+        setup = resolve_kernel(kopts, normalize=normalize, convention="paper", sample=sigma_sample(src), dim=d_x)
         fmap = setup.fmap
         dx, dt = fmap.dim(d_x), fmap.dim(d_t)
         if k > dx:
             raise ValueError(f"k: asks for {k} modes but the feature space has dimension {dx}")
         block = block_size or default_block_size(n, dx + dt)
         rtol_v = V.check_number(rtol, "rtol", positive=False, default=dt * EPS32)
-        with tqdm(total=n, desc="modes: covariances", unit="rows", disable=progress is False,
-                  delay=0 if progress else 2.0, leave=False) as bar:
+        with progress_bar(n, "modes: covariances", progress) as bar:
             (g_tt, g_tx, g_xx), n_seen = stream_sums(
                 src.blocks(block, nonzero=nonzero), fmap, setup.omega, paired=True,
                 feature_dtype=jnp.float64, acc_dtype=jnp.float64, progress=bar)
@@ -170,8 +170,7 @@ def modes(
         w, v = w[::-1][:k], v[:, ::-1][:, :k]
         trace = float(jnp.trace(mat))
         scores_all = np.empty((n, k), np.float64)
-        with tqdm(total=n, desc="modes: scores", unit="rows", disable=progress is False,
-                  delay=0 if progress else 2.0, leave=False) as bar:
+        with progress_bar(n, "modes: scores", progress) as bar:
             for start in range(0, n, block):
                 stop = min(n, start + block)
                 scores_all[start:stop] = np.asarray(_project(jnp.asarray(src.images.read(start, stop)),

@@ -42,10 +42,9 @@ Backends: ``"ffi"`` (the compiled core, CPU; see ``_ffi.py``), ``"jax"``
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +52,13 @@ import numpy as np
 from jax import lax
 
 from . import _ffi
+from ._blocks import fold_blocks
+from ._hostmem import one_blas_thread
+from ._options import resolve_backend, x64
+from ._validate import check_choice, check_rows, check_sigma
+from .covariance import Covariances
+from .kernels import gaussian_tile, gaussian_tile_host
+from .landmarks import LANDMARK_METHODS, Landmarks, check_float_rows, default_pool, select_landmarks
 
 __all__ = [
     "Landmarks",
@@ -67,264 +73,39 @@ __all__ = [
     "nystrom_finalize",
     "host_update_available",
     "nystrom_update_host",
+    "finalize_host",
+    "symmetrise",
     "nystrom_gram",
     "nystrom_covariance",
     "nystrom_joint_gram",
     "nystrom_joint_covariances",
+    "nystrom_accumulator",
+    "finalize_gram",
+    "resolve_strategy",
+    "default_block",
+    "cast_map",
     "captured_trace",
     "kernel_sq_frobenius",
     "sq_frobenius_panels",
     "StreamedRKE",
     "rke_streamed",
     "DEFAULT_RTOL",
+    "STRATEGIES",
 ]
 
 #: Default relative eigenvalue cutoff of the whitening: eps(float32).
 DEFAULT_RTOL = float(np.finfo(np.float32).eps)
 
-LANDMARK_METHODS = ("uniform", "kmeans++", "pivoted-cholesky")
-_STRATEGIES = ("auto", "kernel", "whiten")
-_BACKENDS = ("auto", "ffi", "jax")
+STRATEGIES = ("auto", "kernel", "whiten")
 _HI = lax.Precision.HIGHEST
 
 
-def _x64():
-    """Enable x64 locally when it is off (the whitening and sums are float64)."""
-    return contextlib.nullcontext() if jax.config.jax_enable_x64 else jax.enable_x64(True)
-
-
-def _backend(backend: str) -> str:
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend: expected one of {_BACKENDS}, got {backend!r}")
-    if backend == "auto":
-        return "ffi" if _ffi.available() and jax.default_backend() == "cpu" else "jax"
-    if backend == "ffi" and not _ffi.available():
-        raise RuntimeError(f"backend='ffi': {_ffi.unavailable_reason()}")
-    return backend
-
-
-def _strategy(strategy: str, backend: str) -> str:
-    if strategy not in _STRATEGIES:
-        raise ValueError(f"strategy: expected one of {_STRATEGIES}, got {strategy!r}")
+def resolve_strategy(strategy: str, backend: str) -> str:
+    """``"auto"``: ``"kernel"`` on the compiled core (float64 products), ``"whiten"`` on pure JAX."""
+    check_choice(strategy, "strategy", STRATEGIES)
     if strategy == "auto":
         return "kernel" if backend == "ffi" else "whiten"
     return strategy
-
-
-def _check_sigma(sigma) -> float:
-    try:
-        v = float(sigma)
-    except (TypeError, ValueError):
-        raise ValueError(f"sigma: expected a positive number, got {sigma!r}") from None
-    if not (np.isfinite(v) and v > 0):
-        raise ValueError(f"sigma: expected a positive finite number, got {v}")
-    return v
-
-
-def _check_rows(x, name="x") -> None:
-    if getattr(x, "ndim", None) != 2:
-        raise ValueError(f"{name}: expected a [n, d] array, got shape {list(np.shape(x))}")
-    if np.dtype(x.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"{name}: dtype must be float32 or float64, got {np.dtype(x.dtype)}")
-
-
-# ============================================================== landmarks
-
-
-class Landmarks(NamedTuple):
-    """Landmarks chosen from the rows of x (a pytree; None leaves where not applicable).
-
-    Attributes:
-      indices: ``[m']`` int64 rows of x (m' ≤ m): sorted for ``"uniform"``,
-        in selection order otherwise.
-      points: ``[m', d]`` x[indices] (x's dtype).
-      method: the selection method.
-      residual_trace: pivoted Cholesky only: ``[m']`` Σ of the residual
-        kernel diagonal over the candidate pool after each step (tr K = pool
-        size before the first).
-      captured: pivoted Cholesky only: ``[m']`` 1 − residual_trace / pool,
-        the fraction of tr K on the pool the landmarks capture.
-      pool_size: rows the selection looked at (n, or a seeded uniform
-        subsample of them; see :func:`default_pool`).
-    """
-
-    indices: np.ndarray
-    points: jax.Array
-    method: str
-    residual_trace: np.ndarray | None
-    captured: np.ndarray | None
-    pool_size: int
-
-
-def default_pool(n: int, m: int, *, budget: int = 1 << 24) -> int:
-    """Rows a k-means++ / pivoted-Cholesky selection looks at by default.
-
-    Both hold an ``[pool, m]`` float64 factor or read the pool once per
-    landmark, so the pool is capped at ``budget`` numbers (2²⁴: 128 MiB of
-    factor): all n rows when n·m ≤ budget, else a seeded uniform subsample
-    of max(m, budget // m) rows (8388 rows for m = 2000). The cap was 2²⁵
-    until the streamed default call had to fit in 0.5 GB; at n = 10⁴,
-    m = 2000 (``bench/accuracy.py``) pools of 16 776, 8388 and 4194 rows
-    gave the same entropy errors to 0.1 % (bench/RESULTS.md).
-    """
-    if n * max(m, 1) <= budget:
-        return int(n)
-    return int(min(n, max(m, budget // max(m, 1))))
-
-
-def _pool_indices(n: int, pool: int, rng: np.random.Generator) -> np.ndarray:
-    if pool >= n:
-        return np.arange(n, dtype=np.int64)
-    return np.sort(rng.choice(n, size=pool, replace=False)).astype(np.int64)
-
-
-@functools.partial(jax.jit, static_argnames=("m",))
-def _kmeanspp(x, gamma, key, *, m):
-    """D² sampling with the squared RKHS distance 2 − 2k(x, c) to the nearest centre."""
-    p = x.shape[0]
-    xw = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    norms = jnp.sum(xw * xw, axis=1)
-    k0, key = jax.random.split(key)
-    first = jax.random.randint(k0, (), 0, p, dtype=jnp.int32)
-
-    floor = float(np.finfo(xw.dtype).eps) * (4.0 + 2.0 * np.sqrt(x.shape[1]))
-
-    def dist_to(c):
-        nsum = norms + norms[c]
-        sq = nsum - 2.0 * jnp.dot(xw, xw[c], precision=_HI)
-        k = jnp.exp(jnp.where(sq > floor * nsum, -gamma * sq, 0.0))
-        return jnp.maximum(2.0 - 2.0 * k, 0.0)
-
-    chosen = jnp.full((m,), -1, jnp.int32).at[0].set(first)
-    dmin = dist_to(first).at[first].set(0.0)
-
-    def body(i, st):
-        chosen, dmin, count, key = st
-        key, sub = jax.random.split(key)
-        total = jnp.sum(dmin)
-        ok = total > 0
-        logits = jnp.where(dmin > 0, jnp.log(jnp.where(dmin > 0, dmin, 1.0)), -jnp.inf)
-        c = jax.random.categorical(sub, jnp.where(ok, logits, 0.0)).astype(jnp.int32)
-        new_d = jnp.minimum(dmin, dist_to(c)).at[c].set(0.0)
-        chosen = jnp.where(ok, chosen.at[i].set(c), chosen)
-        return chosen, jnp.where(ok, new_d, dmin), count + ok.astype(jnp.int32), key
-
-    chosen, _, count, _ = lax.fori_loop(1, m, body, (chosen, dmin, jnp.int32(1), key))
-    return chosen, count
-
-
-def _check_tol(tol):
-    if tol is None:
-        return None
-    tol = float(tol)
-    if not (np.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol: expected a finite number >= 0, got {tol}")
-    return tol
-
-
-def select_landmarks(
-    x: Any,
-    m: int,
-    *,
-    sigma: float | None = None,
-    method: str = "uniform",
-    key: int = 0,
-    tol: float | None = None,
-    pool: int | None = None,
-    backend: str = "auto",
-) -> Landmarks:
-    """Choose m landmarks among the rows of x (seeded, deterministic).
-
-    Methods:
-      * ``"uniform"``: m distinct rows uniformly at random
-        (``numpy.random.default_rng(key)``), returned sorted.
-      * ``"kmeans++"``: k-means++ seeding (D² sampling) in the kernel's
-        feature space: the first landmark uniform, each next one drawn with
-        probability ∝ the squared RKHS distance to its nearest landmark,
-        ‖φ(x) − φ(c)‖² = 2 − 2k(x, c) (not the Euclidean distance: far
-        outliers saturate at 2 instead of dominating). Streams the pool once
-        per landmark (``jax.random`` key from ``key``). Stops early when
-        every pool row coincides with a landmark.
-      * ``"pivoted-cholesky"``: greedy pivoted Cholesky of k(pool, pool)
-        (each next landmark is the row worst explained by the previous ones),
-        in the compiled core (``backend="ffi"``) or its pure-JAX twin; stops
-        at m, when the residual trace ≤ ``tol`` · pool, or when no row adds
-        more than 1e-10 of kernel variance. Records the residual trace and the
-        captured fraction per step.
-
-    Args:
-      x: ``[n, d]`` embeddings (array-like, float32|float64).
-      m: number of landmarks (≥ 1).
-      sigma: Gaussian bandwidth (needed by kmeans++ and pivoted-cholesky).
-      method: one of ``LANDMARK_METHODS``.
-      key: int seed.
-      tol: pivoted Cholesky relative residual-trace tolerance (None: 0).
-      pool: rows kmeans++ / pivoted-cholesky look at (default
-        :func:`default_pool`; a seeded uniform subsample when < n).
-      backend: pivoted Cholesky backend, ``"auto"``/``"ffi"``/``"jax"``.
-
-    Returns:
-      :class:`Landmarks`.
-    """
-    if method not in LANDMARK_METHODS:
-        raise ValueError(f"method: expected one of {LANDMARK_METHODS}, got {method!r}")
-    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
-        raise ValueError(f"m: expected an integer >= 1, got {m!r}")
-    m = int(m)
-    x = x if isinstance(x, jax.Array) else np.asarray(x)
-    _check_rows(x)
-    n = x.shape[0]
-    if n == 0:
-        raise ValueError("x: no rows to choose landmarks from")
-    rng = np.random.default_rng(key)
-    if method == "uniform":
-        idx = np.sort(rng.choice(n, size=min(m, n), replace=False)).astype(np.int64)
-        # host rows are gathered on the host: only the m chosen rows go to the device
-        pts = x[idx] if isinstance(x, jax.Array) else jnp.asarray(x[idx])
-        return Landmarks(idx, pts, method, None, None, n)
-
-    sig = _check_sigma(sigma) if sigma is not None else None
-    if sig is None:
-        raise ValueError(f"sigma: method={method!r} needs the kernel bandwidth")
-    if pool is None:
-        pool = default_pool(n, m)
-    elif isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1:
-        raise ValueError(f"pool: expected an integer >= 1, got {pool!r}")
-    pidx = _pool_indices(n, int(pool), rng)
-    psize = len(pidx)
-    be = _backend(backend)
-    if method == "pivoted-cholesky" and be == "ffi" and not isinstance(x, jax.Array) and _ffi.available():
-        # host rows: the compiled core on the host pool directly (no device copy, no XLA call, no [m, m] factor)
-        tol_v = _check_tol(tol)
-        xh = x[pidx] if psize < n else x
-        xh = np.ascontiguousarray(xh, xh.dtype if xh.dtype in (np.float32, np.float64) else np.float64)
-        piv, count, rtr = _ffi._ext.pivoted_cholesky_host(xh, sig, min(m, psize), (tol_v or 0.0) * psize,
-                                                          _ffi.MIN_PIVOT, 0)
-        del xh
-        idx = pidx[np.asarray(piv)[:count]]
-        rtrace = np.asarray(rtr, np.float64)[:count]
-        return Landmarks(idx, jnp.asarray(x[idx]), method, rtrace, 1.0 - rtrace / psize, psize)
-    xp = jnp.asarray(x)[pidx] if len(pidx) < n else jnp.asarray(x)
-
-    if method == "kmeans++":
-        with _x64():
-            gamma = 1.0 / (2.0 * sig * sig)
-            chosen, count = _kmeanspp(xp, jnp.asarray(gamma, jnp.float64), jax.random.PRNGKey(key),
-                                      m=min(m, psize))
-            sel = np.asarray(chosen)[: int(count)].astype(np.int64)
-        idx = pidx[sel]
-        return Landmarks(idx, jnp.asarray(x)[idx], method, None, None, psize)
-
-    tol = _check_tol(tol)
-    trace_tol = (tol or 0.0) * psize
-    with _x64():
-        fn = _ffi.pivoted_cholesky if be == "ffi" else _ffi.pivoted_cholesky_jax
-        res = fn(xp, sig, min(m, psize), trace_tol=trace_tol)
-        count = int(res.count)
-        sel = np.asarray(res.pivots)[:count].astype(np.int64)
-        rtrace = np.asarray(res.residual_trace, np.float64)[:count]
-    idx = pidx[sel]
-    return Landmarks(idx, jnp.asarray(x)[idx], method, rtrace, 1.0 - rtrace / psize, psize)
 
 
 # ============================================================== the feature map
@@ -369,26 +150,6 @@ class NystromMap:
         return cls(*children, *aux)
 
 
-def _one_blas_thread():
-    """Limit NumPy/SciPy's BLAS to one thread (threadpoolctl, shipped with scikit-learn) for a block."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn (a dependency) brings it
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def _gauss_np(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
-    """exp(−γ‖a_i − b_j‖²) ``[len(a), len(b)]`` (float64 for float64 rows), built in place: one [na, nb] array."""
-    k = a @ b.T
-    k *= -2.0
-    k += (a * a).sum(1)[:, None]
-    k += (b * b).sum(1)[None, :]
-    np.maximum(k, 0.0, out=k)  # rounding can make a squared distance negative
-    k *= -gamma
-    return np.exp(k, out=k)
-
-
 def nystrom_map(landmarks: Any, sigma: float, *, rtol: float | None = None) -> NystromMap:
     """Build the Nyström map of the Gaussian kernel from landmarks.
 
@@ -411,25 +172,24 @@ def nystrom_map(landmarks: Any, sigma: float, *, rtol: float | None = None) -> N
     """
     pts = landmarks.points if isinstance(landmarks, Landmarks) else landmarks
     pts = pts if isinstance(pts, jax.Array) else np.asarray(pts)
-    _check_rows(pts, "landmarks")
-    sig = _check_sigma(sigma)
+    check_float_rows(pts, "landmarks")
+    sig = check_sigma(sigma, required=True)
     rtol = DEFAULT_RTOL if rtol is None else float(rtol)
     if not (np.isfinite(rtol) and 0 <= rtol < 1):
         raise ValueError(f"rtol: expected a number in [0, 1), got {rtol}")
     L64 = np.asarray(pts, dtype=np.float64)
-    if not np.all(np.isfinite(L64)):
-        raise ValueError("landmarks: contain NaN or Inf")
+    check_rows(L64, "landmarks")
     m = L64.shape[0]
     if m == 0:
         w, W = np.zeros((0,)), np.zeros((0, 0))
         dropped = 0
     else:
-        K = _gauss_np(L64, L64, 1.0 / (2.0 * sig * sig))
+        K = gaussian_tile_host(L64, L64, 1.0 / (2.0 * sig * sig))
         np.fill_diagonal(K, 1.0)
         # NumPy's LAPACK syevd (its eigenvector signs are the map's convention) on one BLAS thread: threaded,
         # its threads spin on every small BLAS-2 call and, on a shared 2-core machine, m = 2000 took 17-22 s
         # instead of about 1 s (2026-11-23)
-        with _one_blas_thread():
+        with one_blas_thread():
             lam, U = np.linalg.eigh(K)
         del K
         lam, U = lam[::-1], U[:, ::-1]
@@ -440,7 +200,7 @@ def nystrom_map(landmarks: Any, sigma: float, *, rtol: float | None = None) -> N
     return NystromMap(pts, np.float64(sig), W, np.ascontiguousarray(w), rtol, dropped)
 
 
-def _cast_map(nmap: NystromMap, dtype):
+def cast_map(nmap: NystromMap, dtype):
     """(L, W, σ) for computing in ``dtype`` (σ stays float64)."""
     return (
         jnp.asarray(nmap.landmarks).astype(dtype),
@@ -455,18 +215,18 @@ def nystrom_features(x: jax.Array, nmap: NystromMap, *, dtype=None) -> jax.Array
     Pure JAX (jit-able); for large n use the accumulating functions instead
     of materialising ``[n, r]``.
     """
-    with _x64():
+    with x64():
         x = jnp.asarray(x)
-        _check_rows(x)
+        check_float_rows(x)
         dt = jnp.dtype(dtype) if dtype is not None else x.dtype
-        L, W, sig = _cast_map(nmap, dt)
+        L, W, sig = cast_map(nmap, dt)
         return _features(x.astype(dt), L, W, sig)
 
 
 @jax.jit
 def _features(x, L, W, sig):
     gamma = 1.0 / (2.0 * sig.astype(x.dtype) ** 2)
-    return jnp.dot(_ffi.gaussian_tile_jax(x, L, gamma), W, precision=_HI)
+    return jnp.dot(gaussian_tile(x, L, gamma), W, precision=_HI)
 
 
 # ============================================================== accumulation
@@ -478,10 +238,10 @@ def nystrom_init(nmap: NystromMap, *, paired: bool = False, strategy: str = "aut
     ``[R, R]`` with R = (2 if paired else 1) · (m for ``"kernel"``, r for
     ``"whiten"``).
     """
-    strat = _strategy(strategy, _backend(backend))
+    strat = resolve_strategy(strategy, resolve_backend(backend))
     per = nmap.num_landmarks if strat == "kernel" else nmap.rank
     R = (2 if paired else 1) * per
-    with _x64():
+    with x64():
         return jnp.zeros((R, R), jnp.float64)
 
 
@@ -514,25 +274,26 @@ def nystrom_update(
       images: ``[b, d]`` image rows paired with ``block``.
       dtype: compute dtype of the kernel tiles (default block's dtype).
     """
-    be = _backend(backend)
-    strat = _strategy(strategy, be)
-    with _x64():
+    be = resolve_backend(backend)
+    strat = resolve_strategy(strategy, be)
+    with x64():
         B = jnp.asarray(block)
-        _check_rows(B, "block")
+        check_float_rows(B, "block")
         dt = jnp.dtype(dtype) if dtype is not None else B.dtype
         B2 = None
         if images is not None:
             B2 = jnp.asarray(images)
-            _check_rows(B2, "images")
+            check_float_rows(B2, "images")
             if B2.shape != B.shape:
                 raise ValueError(f"images: shape {list(B2.shape)} differs from block's {list(B.shape)}")
             B2 = B2.astype(dt)
-        L, W, sig = _cast_map(nmap, dt)
+        L, W, sig = cast_map(nmap, dt)
         return _update(G, B.astype(dt), B2, L, W, sig, strategy=strat, backend=be)
 
 
 @functools.partial(jax.jit, static_argnames=("strategy", "paired"))
-def _finalize(G, W, *, strategy, paired):
+def finalize_gram(G, W, *, strategy, paired):
+    """The jitted finalisation of :func:`nystrom_finalize` on arrays (``W``: ``[m, r]`` float64)."""
     if strategy == "whiten":
         return 0.5 * (G + G.T)
     def wmw(M):
@@ -549,8 +310,8 @@ def _finalize(G, W, *, strategy, paired):
 
 def host_update_available(backend: str = "auto") -> bool:
     """Whether :func:`nystrom_update_host` can run: the compiled core on a CPU default backend."""
-    return (_backend(backend) == "ffi" and jax.default_backend() == "cpu"
-            and hasattr(_ffi._ext, "nystrom_host"))
+    return (resolve_backend(backend) == "ffi" and jax.default_backend() == "cpu"
+            and _ffi.host_entry_available("nystrom_host"))
 
 
 def nystrom_update_host(G: np.ndarray, x: Any, nmap: NystromMap, *, images: Any = None, dtype=None,
@@ -584,7 +345,7 @@ def nystrom_update_host(G: np.ndarray, x: Any, nmap: NystromMap, *, images: Any 
     L = landmarks if landmarks is not None else np.ascontiguousarray(np.asarray(nmap.landmarks), dt)
     a = np.ascontiguousarray(x, dt)
     b = None if images is None else np.ascontiguousarray(images, dt)
-    _ffi._ext.nystrom_host(G, a, b, L, float(nmap.sigma), int(num_threads))
+    _ffi.nystrom_host(G, a, b, L, float(nmap.sigma), int(num_threads))
     return G
 
 
@@ -624,7 +385,7 @@ def finalize_host(M: np.ndarray, nmap: NystromMap, *, paired: bool = False) -> n
         M[r:2 * r, r:2 * r] = t
         del t
         out = _compact_corner(M, 2 * r)
-    _symmetrise(out)
+    symmetrise(out)
     return out
 
 
@@ -638,7 +399,7 @@ def _compact_corner(M: np.ndarray, k: int) -> np.ndarray:
     return flat[: k * k].reshape(k, k)
 
 
-def _symmetrise(a: np.ndarray, block: int = 256) -> None:
+def symmetrise(a: np.ndarray, block: int = 256) -> None:
     """a ← (a + aᵀ)/2 in place, by row blocks (temporaries of block × n, not n × n)."""
     n = a.shape[0]
     for i0 in range(0, n, block):
@@ -660,54 +421,55 @@ def nystrom_finalize(
     ``"kernel"``: Wᵀ M W (block-diagonal W when paired), float64.
     ``"whiten"``: G itself (symmetrised).
     """
-    strat = _strategy(strategy, _backend(backend))
-    with _x64():
-        return _finalize(G, jnp.asarray(nmap.whitening, jnp.float64), strategy=strat, paired=bool(paired))
+    strat = resolve_strategy(strategy, resolve_backend(backend))
+    with x64():
+        return finalize_gram(G, jnp.asarray(nmap.whitening, jnp.float64), strategy=strat, paired=bool(paired))
 
 
-def _default_block(n: int, backend: str, m: int) -> int:
+def default_block(n: int, backend: str, m: int) -> int:
+    """Rows per accumulation call: all rows on the compiled core (it chunks and threads itself),
+    ≈ 32 MB float32 kernel tiles on pure JAX."""
     if backend == "ffi":
         return max(n, 1)  # one call: the core chunks and threads internally
     return int(max(256, min(n, (1 << 23) // max(m, 1))))  # ≈ 32 MB float32 tile
 
 
-def _fold(arrays, block, fn, init):
-    n = arrays[0].shape[0]
-    nb, rem = divmod(n, block)
+def nystrom_accumulator(rows: tuple, L, W, sig, *, block: int, strategy: str, backend: str,
+                        num_threads: int | None = None) -> jax.Array:
+    """The unfinalised accumulator over ``rows`` (``(x,)`` or ``(texts, images)``), folded over blocks
+    of ``block`` rows (traceable; the per-device body of the sharded pass too): Σ Zᵀ Z with Z the
+    whitened features (``"whiten"``) or the kernel tiles (``"kernel"``, whitened by
+    :func:`nystrom_finalize`)."""
+    paired = len(rows) == 2
+    per = L.shape[0] if strategy == "kernel" else W.shape[1]
+    R = (2 if paired else 1) * per
+    Wk = W if strategy == "whiten" else None
 
-    def body(i, carry):
-        return fn(carry, *[lax.dynamic_slice_in_dim(a, i * block, block, axis=0) for a in arrays])
+    def step(g, *blocks):
+        b2 = blocks[1] if paired else None
+        if backend == "ffi":
+            return _ffi.nystrom_accumulate(g, blocks[0], L, Wk, sig, B2=b2, num_threads=num_threads)
+        return _ffi.nystrom_accumulate_jax(g, blocks[0], L, Wk, sig, B2=b2)
 
-    carry = lax.fori_loop(0, nb, body, init) if nb > 0 else init
-    if rem:
-        carry = fn(carry, *[a[nb * block :] for a in arrays])
-    return carry
+    return fold_blocks(tuple(rows), block, step, jnp.zeros((R, R), jnp.float64))
 
 
 @functools.partial(jax.jit, static_argnames=("block", "strategy", "backend", "paired"))
 def _gram(x, x2, L, W, sig, *, block, strategy, backend, paired):
-    per = L.shape[0] if strategy == "kernel" else W.shape[1]
-    R = (2 if paired else 1) * per
-    Wk = W if strategy == "whiten" else None
-    acc = _ffi.nystrom_accumulate if backend == "ffi" else _ffi.nystrom_accumulate_jax
-
-    def step(g, *blocks):
-        return acc(g, blocks[0], L, Wk, sig, B2=blocks[1] if paired else None)
-
-    arrays = (x, x2) if paired else (x,)
-    G = _fold(arrays, block, step, jnp.zeros((R, R), jnp.float64))
-    return _finalize(G, W.astype(jnp.float64), strategy=strategy, paired=paired)
+    rows = (x, x2) if paired else (x,)
+    G = nystrom_accumulator(rows, L, W, sig, block=block, strategy=strategy, backend=backend)
+    return finalize_gram(G, W.astype(jnp.float64), strategy=strategy, paired=paired)
 
 
 def _gram_entry(x, x2, nmap, *, block_size, backend, strategy, dtype):
-    be = _backend(backend)
-    strat = _strategy(strategy, be)
-    with _x64():
+    be = resolve_backend(backend)
+    strat = resolve_strategy(strategy, be)
+    with x64():
         x = jnp.asarray(x)
-        _check_rows(x)
+        check_float_rows(x)
         if x2 is not None:
             x2 = jnp.asarray(x2)
-            _check_rows(x2, "images")
+            check_float_rows(x2, "images")
             if x2.shape != x.shape:
                 raise ValueError(f"images: shape {list(x2.shape)} differs from texts' {list(x.shape)}")
         if x.shape[1] != nmap.landmarks.shape[1]:
@@ -717,12 +479,12 @@ def _gram_entry(x, x2, nmap, *, block_size, backend, strategy, dtype):
         dt = jnp.dtype(dtype) if dtype is not None else x.dtype
         n = x.shape[0]
         if block_size is None:
-            block = _default_block(n, be, nmap.num_landmarks)
+            block = default_block(n, be, nmap.num_landmarks)
         else:
             if isinstance(block_size, bool) or int(block_size) < 1:
                 raise ValueError(f"block_size: expected an integer >= 1, got {block_size!r}")
             block = int(block_size)
-        L, W, sig = _cast_map(nmap, dt)
+        L, W, sig = cast_map(nmap, dt)
         W64 = jnp.asarray(nmap.whitening, jnp.float64)
         Wc = W if strat == "whiten" else W64
         return _gram(x.astype(dt), None if x2 is None else x2.astype(dt), L, Wc, sig,
@@ -760,7 +522,7 @@ def nystrom_gram(
 def nystrom_covariance(x: jax.Array, nmap: NystromMap, **kwargs) -> jax.Array:
     """C = Σ Φ(x_i)ᵀ Φ(x_i) / n (``[r, r]`` float64); same options as :func:`nystrom_gram`."""
     g, n = _gram_entry(x, None, nmap, **_gram_kwargs(kwargs))
-    with _x64():
+    with x64():
         return g / max(n, 1)
 
 
@@ -780,11 +542,9 @@ def nystrom_joint_covariances(texts: jax.Array, images: jax.Array, nmap: Nystrom
     Returns:
       :class:`clipcore.covariance.Covariances`.
     """
-    from .covariance import Covariances
-
     g, n = _gram_entry(texts, images, nmap, **_gram_kwargs(kwargs))
     r = nmap.rank
-    with _x64():
+    with x64():
         g = g / max(n, 1)
         return Covariances(g[:r, :r], g[:r, r:], g[r:, r:])
 
@@ -804,176 +564,5 @@ def captured_trace(cov: jax.Array) -> tuple[float, float]:
     return t, 1.0 - t
 
 
-# ============================================================== exact RKE, streamed
-
-
-def kernel_sq_frobenius(
-    x: jax.Array,
-    *,
-    y: jax.Array | None = None,
-    kernel: str = "gaussian",
-    sigma: float | None = None,
-    backend: str = "auto",
-    tile_rows: int | None = None,
-    block_size: int | None = None,
-) -> float:
-    """‖K‖_F² = Σ_ij k(x_i, x_j)² without an n×n matrix (float64); with ``y``
-    the cross term Σ_ij k(x_i, y_j)² = ‖k(X, Y)‖_F².
-
-    * ``"gaussian"``: symmetric tiles (I ≤ J, off-diagonal doubled), each a
-      GEMM + exp, summed in float64: the compiled core (threaded) or the
-      pure-JAX twin (a ``lax.fori_loop`` over tile pairs). O(n²·d). The cross
-      term visits every tile pair; with ``backend="ffi"`` it runs in the
-      compiled core on host copies of the rows.
-    * ``"cosine"``: k = cos(x_i, x_j), so Σ k² = ‖X̂ᵀ X̂‖_F² with X̂ the
-      row-normalised x: one streamed d×d covariance, no tiles. O(n·d²). The
-      cross term is ⟨X̂ᵀX̂, ŶᵀŶ⟩_F.
-
-    Args:
-      x: ``[n, d]`` embeddings.
-      y: optional ``[p, d]`` second set (same dtype as x).
-      sigma: Gaussian bandwidth.
-      backend: ``"auto"``, ``"ffi"``, ``"jax"``.
-      tile_rows: Gaussian tile edge (default 512).
-      block_size: cosine accumulation block.
-    """
-    be = _backend(backend)
-    with _x64():
-        x = jnp.asarray(x)
-        _check_rows(x)
-        if y is not None:
-            y = jnp.asarray(y)
-            _check_rows(y, "y")
-            if y.shape[1] != x.shape[1]:
-                raise ValueError(f"y: expected [p, {x.shape[1]}] rows like x, got shape {list(y.shape)}")
-        n = x.shape[0]
-        if kernel == "gaussian":
-            sig = _check_sigma(sigma)
-            if y is not None:
-                if be == "ffi":
-                    return _ffi.gaussian_sq_frobenius_host(np.asarray(x), sig, y=np.asarray(y, dtype=x.dtype),
-                                                           tile_rows=tile_rows)
-                return float(_ffi.gaussian_sq_frobenius_jax(x, sig, y=y.astype(x.dtype), tile_rows=tile_rows))
-            fn = _ffi.gaussian_sq_frobenius if be == "ffi" else _ffi.gaussian_sq_frobenius_jax
-            return float(fn(x, sig, tile_rows=tile_rows))
-        if kernel == "cosine":
-            if n == 0 or (y is not None and y.shape[0] == 0):
-                return 0.0
-            from .covariance import feature_covariance
-            from .kernels import FeatureMap
-
-            def cov(a, name):  # X̂ᵀX̂ (a sum, not a mean)
-                norms = np.asarray(jnp.linalg.norm(a.astype(jnp.float64), axis=1))
-                if not np.all(norms > 0):
-                    raise ValueError(f"{name}: the cosine kernel needs non-zero rows")
-                c = feature_covariance(a, FeatureMap("cosine"), block_size=block_size,
-                                       feature_dtype=jnp.float64, acc_dtype=jnp.float64, backend=be)
-                return c * float(a.shape[0])
-
-            cx = cov(x, "x")
-            cy = cx if y is None else cov(y, "y")
-            return float(jnp.sum(cx * cy))
-        raise ValueError(f"kernel: expected 'gaussian' or 'cosine', got {kernel!r}")
-
-
-def sq_frobenius_panels(
-    read,
-    n: int,
-    sigma: float,
-    *,
-    panel_rows: int,
-    backend: str = "auto",
-    tile_rows: int | None = None,
-    on_pairs=None,
-) -> float:
-    """The Gaussian ‖K‖_F² of n rows read by panels: Σ_P ‖K_PP‖² + 2 Σ_{P<Q} ‖K_PQ‖².
-
-    Two panels are in memory at a time, so rows that do not fit (files,
-    shards) get the exact ‖K‖_F² in bounded memory; panel Q is read again
-    for every P < Q (n² / (2 · panel_rows) rows read in all). Each term is one
-    call of the compiled core on host rows (``backend="ffi"``) or of its JAX
-    twin, summed in float64 in a fixed order.
-
-    Args:
-      read: ``read(start, stop)`` → host rows ``[stop − start, d]``
-        (float32|float64, validated by the caller).
-      n: total rows.
-      sigma: bandwidth.
-      panel_rows: rows per panel (≥ 1).
-      backend: ``"auto"``, ``"ffi"``, ``"jax"``.
-      on_pairs: called with the number of pairs (i ≤ j) each term covered,
-        e.g. a progress bar's ``update``.
-    """
-    be = _backend(backend)
-    sig = _check_sigma(sigma)
-    panel_rows = int(panel_rows)
-    if panel_rows < 1:
-        raise ValueError(f"panel_rows: expected a positive integer, got {panel_rows}")
-
-    def term(a, b=None):
-        if be == "ffi":
-            return _ffi.gaussian_sq_frobenius_host(a, sig, y=b, tile_rows=tile_rows)
-        with _x64():
-            return float(_ffi.gaussian_sq_frobenius_jax(jnp.asarray(a), sig, y=None if b is None else jnp.asarray(b),
-                                                        tile_rows=tile_rows))
-
-    starts = list(range(0, n, panel_rows))
-    total = 0.0
-    for k, a0 in enumerate(starts):
-        a1 = min(n, a0 + panel_rows)
-        A = read(a0, a1)
-        total += term(A)
-        if on_pairs is not None:
-            on_pairs((a1 - a0) * (a1 - a0 + 1) // 2)
-        for b0 in starts[k + 1:]:
-            b1 = min(n, b0 + panel_rows)
-            total += 2.0 * term(A, read(b0, b1))
-            if on_pairs is not None:
-                on_pairs((a1 - a0) * (b1 - b0))
-    return total
-
-
-class StreamedRKE(NamedTuple):
-    """The exact RKE (Rényi-2 kernel entropy) from the streamed ‖K‖_F².
-
-    Attributes:
-      score: exp(H₂) = n² / ‖K‖_F² = 1 / Σ λ² (λ: eigenvalues of K/n).
-      entropy: H₂ = log(score).
-      frobenius_sq: ‖K‖_F².
-      n: rows.
-      kernel: ``"gaussian"`` or ``"cosine"``.
-      sigma: bandwidth (Gaussian), else None.
-    """
-
-    score: float
-    entropy: float
-    frobenius_sq: float
-    n: int
-    kernel: str
-    sigma: float | None
-
-
-def rke_streamed(
-    x: jax.Array,
-    *,
-    kernel: str = "gaussian",
-    sigma: float | None = None,
-    backend: str = "auto",
-    tile_rows: int | None = None,
-    block_size: int | None = None,
-) -> StreamedRKE:
-    """Exact RKE score of x at any n: n² / ‖K‖_F² (no eigendecomposition, no n×n matrix).
-
-    Same as ``clipcore.rke`` (order-2 Vendi of K/n) without the 1e-10
-    eigenvalue clamp (which adds ≤ n·1e-20 to Σλ²). See
-    :func:`kernel_sq_frobenius` for the arguments.
-    """
-    x = x if isinstance(x, jax.Array) else np.asarray(x)
-    f = kernel_sq_frobenius(x, kernel=kernel, sigma=sigma, backend=backend, tile_rows=tile_rows,
-                            block_size=block_size)
-    n = int(x.shape[0])
-    if n == 0:
-        raise ValueError("x: no rows")
-    score = n * n / f
-    return StreamedRKE(score, float(np.log(score)), f, n, kernel,
-                       None if kernel == "cosine" else float(sigma))
+# the exact ‖K‖_F² moved to :mod:`clipcore.frobenius`; its names stay importable from here
+from .frobenius import StreamedRKE, kernel_sq_frobenius, rke_streamed, sq_frobenius_panels  # noqa: E402

@@ -37,6 +37,8 @@ __all__ = [
     "schur_dual",
     "schur_matrices",
     "regression_coefficient",
+    "desc_eigvalsh",
+    "pad",
     "EPSILON",
 ]
 
@@ -63,15 +65,19 @@ def _sym(a: jax.Array) -> jax.Array:
     return 0.5 * (a + a.T)
 
 
-def _desc_eigvalsh(a: jax.Array) -> jax.Array:
+def desc_eigvalsh(a: jax.Array) -> jax.Array:
     """Descending eigenvalues clipped at 0 of ``[n, n]`` or ``[b, n, n]`` symmetric
     matrices (LAPACK ?syevr on CPU, no vectors, a batch solved concurrently)."""
     a = 0.5 * (a + jnp.swapaxes(a, -1, -2))
     return jnp.maximum(eigvalsh(a)[..., ::-1], 0.0)
 
 
-def spectral_filter(w: jax.Array, rtol, eps, ridge, *, mode: str):
+def spectral_filter(w: jax.Array, rtol, eps, ridge, *, mode: str, xp=jnp):
     """Inverse weights g(w) and the kept mask for the spectrum ``w`` of C_TT.
+
+    The same filter serves the jitted primal/dual forms (``xp=jax.numpy``) and
+    the host float64 solve of the large-n path (``xp=numpy``,
+    :mod:`clipcore.nystrom_spectra`).
 
     Args:
       w: ``[k]`` eigenvalues of C_TT (or of K_T in the dual).
@@ -79,17 +85,18 @@ def spectral_filter(w: jax.Array, rtol, eps, ridge, *, mode: str):
       eps: the ε added to the diagonal before the pseudo-inverse.
       ridge: the ridge λ (ridge mode): g = 1 / (max(w, 0) + λ).
       mode: ``"pinv"`` or ``"ridge"``.
+      xp: the array module (``jax.numpy`` or ``numpy``).
 
     Returns:
       ``(g, keep)``: ``[k]`` inverse weights and ``[k]`` boolean mask.
     """
     if mode == "ridge":
-        g = 1.0 / (jnp.maximum(w, 0.0) + ridge)
-        return g, jnp.ones(w.shape, bool)
+        g = 1.0 / (xp.maximum(w, 0.0) + ridge)
+        return g, xp.ones(w.shape, bool)
     shifted = w + eps
-    cut = rtol * jnp.max(jnp.abs(shifted))
-    keep = jnp.abs(shifted) > cut
-    g = jnp.where(keep, 1.0 / jnp.where(keep, shifted, 1.0), 0.0)
+    cut = rtol * (xp.max(xp.abs(shifted)) if w.shape[0] else 0.0)
+    keep = xp.abs(shifted) > cut
+    g = xp.where(keep, 1.0 / xp.where(keep, shifted, 1.0), 0.0)
     return g, keep
 
 
@@ -112,11 +119,13 @@ def schur_matrices(c_tt, c_tx, c_xx, rtol, eps=EPSILON, ridge=0.0, *, mode="pinv
 def schur_primal(c_tt, c_tx, c_xx, rtol, eps=EPSILON, ridge=0.0, *, mode="pinv") -> SchurSpectra:
     """Spectra of R, S, C_XX from the primal ``[D, D]`` covariances."""
     r, s, rank = schur_matrices(c_tt, c_tx, c_xx, rtol, eps, ridge, mode=mode)
-    text, comp, image = _desc_eigvalsh(jnp.stack([r, s, c_xx]))
+    text, comp, image = desc_eigvalsh(jnp.stack([r, s, c_xx]))
     return SchurSpectra(text, comp, image, rank)
 
 
-def _pad(e: jax.Array, pad_to: int | None) -> jax.Array:
+def pad(e: jax.Array, pad_to: int | None) -> jax.Array:
+    """Eigenvalues ``e: [k]`` cut or zero-padded to ``pad_to`` (None: as they are); the dual's n
+    eigenvalues meet the primal dimension so the 1e-10 clamp counts the same entries (SPEC.md)."""
     if pad_to is None or pad_to <= e.shape[0]:
         return e if pad_to is None else e[:pad_to]
     return jnp.concatenate([e, jnp.zeros((pad_to - e.shape[0],), e.dtype)])
@@ -138,10 +147,10 @@ def schur_dual(k_t, k_x, rtol, eps=EPSILON, ridge=0.0, *, mode="pinv", pad_to=No
     m = _sym(u.T @ k_x @ u)
     sf, sc = jnp.sqrt(f), jnp.sqrt(1.0 - f)
     # the three spectra are independent: one batched call solves them together
-    text, comp, image = _desc_eigvalsh(
+    text, comp, image = desc_eigvalsh(
         jnp.stack([sf[:, None] * m * sf[None, :], sc[:, None] * m * sc[None, :], k_x])
     )
-    return SchurSpectra(_pad(text, pad_to), _pad(comp, pad_to), _pad(image, pad_to), jnp.sum(keep))
+    return SchurSpectra(pad(text, pad_to), pad(comp, pad_to), pad(image, pad_to), jnp.sum(keep))
 
 
 @functools.partial(jax.jit, static_argnames=("mode",))

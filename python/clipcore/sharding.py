@@ -2,8 +2,8 @@
 
 The n rows are split over the devices of a :class:`jax.sharding.Mesh` (every
 mesh axis together shards the rows); each device runs the *same* per-block
-kernels as the one-device path (:func:`clipcore.covariance._joint_sums`,
-``_single_sums`` and :func:`clipcore.nystrom._gram`, i.e. the compiled FFI
+kernels as the one-device path (:func:`clipcore.covariance.joint_sums`,
+``single_sums`` and :func:`clipcore.nystrom.nystrom_accumulator`, i.e. the compiled FFI
 ops ``joint_gram_accumulate`` / ``gram_accumulate`` / ``nystrom_accumulate``
 on CPU) over its own rows inside :func:`jax.shard_map`, and one
 :func:`jax.lax.psum` adds the D×D (or R×R) sums. The inputs are never
@@ -37,8 +37,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from .covariance import Covariances, _joint_sums, _single_sums, default_block_size
+from . import nystrom as N
+from ._options import resolve_backend, x64
+from .covariance import Covariances, default_block_size, joint_sums as _local_joint_sums
+from .covariance import single_sums as _local_single_sums
 from .kernels import FeatureMap
+from .landmarks import check_float_rows
 
 __all__ = [
     "AXIS",
@@ -193,8 +197,8 @@ def _sharded_sums(arrays, valid, omega, *, mesh, fmap, block, feature_dtype, acc
         def fn(*rows):
             blk = max(1, min(block, rows[0].shape[0]))
             if paired:
-                return _joint_sums(rows[0], rows[1], om, block=blk, **opts)
-            return _single_sums(rows[0], om, block=blk, **opts)
+                return _local_joint_sums(rows[0], rows[1], om, block=blk, **opts)
+            return _local_single_sums(rows[0], om, block=blk, **opts)
 
         return jax.lax.psum(_masked(fn, arrs, v, padded), _axes(mesh))
 
@@ -272,30 +276,17 @@ def _threads_per_device(mesh: Mesh) -> int:
 
 @functools.partial(jax.jit, static_argnames=("mesh", "block", "strategy", "backend", "paired", "padded"))
 def _sharded_nystrom(arrays, valid, L, W, sig, *, mesh, block, strategy, backend, paired, padded):
-    from . import _ffi
-    from . import nystrom as N
-
     threads = _threads_per_device(mesh)
 
     def local(*ops):
         arrs, v, L_, W_, s_ = ops[: len(arrays)], ops[len(arrays)], *ops[len(arrays) + 1:]
 
         def fn(*rows):
+            # the one-device fold (the core's threads split between the devices sharing the CPUs); the sum
+            # is finalised (Wᵀ M W) once, after the psum, not per device
             blk = max(1, min(block, rows[0].shape[0]))
-            x2 = rows[1] if paired else None
-            # nystrom._gram's fold (the core's threads split between the devices sharing the CPUs);
-            # the sum is finalised (Wᵀ M W) once, after the psum, not per device
-            per = L_.shape[0] if strategy == "kernel" else W_.shape[1]
-            R = (2 if paired else 1) * per
-            Wk = W_ if strategy == "whiten" else None
-
-            def step(g, *b):
-                if backend == "ffi":
-                    return _ffi.nystrom_accumulate(g, b[0], L_, Wk, s_, B2=b[1] if paired else None,
-                                                   num_threads=threads)
-                return _ffi.nystrom_accumulate_jax(g, b[0], L_, Wk, s_, B2=b[1] if paired else None)
-
-            return N._fold(rows, blk, step, jnp.zeros((R, R), jnp.float64))
+            return N.nystrom_accumulator(rows, L_, W_, s_, block=blk, strategy=strategy, backend=backend,
+                                         num_threads=threads)
 
         return jax.lax.psum(_masked(fn, arrs, v, padded), _axes(mesh))
 
@@ -319,37 +310,36 @@ def nystrom_gram(x, nmap, *, mesh: Mesh, images=None, block_size: int | None = N
     Returns:
       ``(G, n)``: Σ Zᵀ Z (``[r, r]``, or ``[2r, 2r]`` paired) float64, and n.
     """
-    from . import nystrom as N
-
-    be = N._backend(backend)
-    strat = N._strategy(strategy, be)
-    with N._x64():
-        # host arrays stay on the host until shard_rows puts each device's rows on it (one copy, not two)
-        x = _rows_array(x)
-        N._check_rows(x)
-        if images is not None:
-            images = _rows_array(images)
-            N._check_rows(images, "images")
-            if images.shape != x.shape:
-                raise ValueError(f"images: shape {list(images.shape)} differs from texts' {list(x.shape)}")
-        if x.shape[1] != nmap.landmarks.shape[1]:
-            raise ValueError(f"x: dimension {x.shape[1]} differs from the landmarks' {nmap.landmarks.shape[1]}")
-        dt = jnp.dtype(dtype) if dtype is not None else jnp.dtype(x.dtype)
-        arrays = tuple(a if a.dtype == dt else a.astype(dt) for a in ((x,) if images is None else (x, images)))
-        sh = shard_rows(mesh, *arrays)
+    be = resolve_backend(backend)
+    strat = N.resolve_strategy(strategy, be)
+    with x64():
+        sh, dt = _nystrom_rows(x, images, nmap, mesh, dtype)
         rows = max(sh.per_device, 1)
-        if block_size is None:
-            block = N._default_block(rows, be, nmap.num_landmarks)
-        else:
-            block = int(block_size)
-        L, W, sig = N._cast_map(nmap, dt)
+        block = N.default_block(rows, be, nmap.num_landmarks) if block_size is None else int(block_size)
+        L, W, sig = N.cast_map(nmap, dt)
         Wc = W if strat == "whiten" else jnp.asarray(nmap.whitening, jnp.float64)
         g = _sharded_nystrom(sh.operands, sh.valid, L, Wc, sig, mesh=mesh, block=block, strategy=strat,
                              backend=be, paired=images is not None, padded=sh.padded)
-        one = jax.sharding.SingleDeviceSharding(mesh.devices.flat[0])
-        if not finalize:
-            return jax.device_put(g, one), sh.n
         # one finalisation on one device (inside the SPMD program every device would repeat it)
-        g = N._finalize(jax.device_put(g, one), jax.device_put(jnp.asarray(nmap.whitening, jnp.float64), one),
-                        strategy=strat, paired=images is not None)
-        return g, sh.n
+        one = jax.sharding.SingleDeviceSharding(mesh.devices.flat[0])
+        g = jax.device_put(g, one)
+        if not finalize:
+            return g, sh.n
+        W64 = jax.device_put(jnp.asarray(nmap.whitening, jnp.float64), one)
+        return N.finalize_gram(g, W64, strategy=strat, paired=images is not None), sh.n
+
+
+def _nystrom_rows(x, images, nmap, mesh, dtype):
+    """Checked rows (host arrays stay on the host until each device's rows are put on it) and the dtype."""
+    x = _rows_array(x)
+    check_float_rows(x)
+    if images is not None:
+        images = _rows_array(images)
+        check_float_rows(images, "images")
+        if images.shape != x.shape:
+            raise ValueError(f"images: shape {list(images.shape)} differs from texts' {list(x.shape)}")
+    if x.shape[1] != nmap.landmarks.shape[1]:
+        raise ValueError(f"x: dimension {x.shape[1]} differs from the landmarks' {nmap.landmarks.shape[1]}")
+    dt = jnp.dtype(dtype) if dtype is not None else jnp.dtype(x.dtype)
+    arrays = tuple(a if a.dtype == dt else a.astype(dt) for a in ((x,) if images is None else (x, images)))
+    return shard_rows(mesh, *arrays), dt

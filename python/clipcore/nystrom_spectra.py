@@ -1,7 +1,8 @@
 """Gaussian-kernel SCE / Vendi at large n through Nyström features (SPEC.md, "Large n").
 
 The public entry points are :func:`clipcore.sce` and :func:`clipcore.vendi`
-with ``landmarks=m``; this module holds the pipeline they share:
+with ``landmarks=m``; the pipeline they share lives in :mod:`clipcore._pipeline.nystrom_run`;
+this module holds its host float64 linear algebra (steps 4 and 5):
 
 1. landmarks: m rows chosen by :func:`clipcore.nystrom.select_landmarks`
    from a seeded pool of rows (for SCE the pool holds texts *and* images:
@@ -9,7 +10,8 @@ with ``landmarks=m``; this module holds the pipeline they share:
 2. the map Φ(x) = k(x, L) W (float64 whitening, :func:`nystrom_map`);
 3. one streamed pass over the rows accumulating Σ Zᵀ Z, Z = [Φ(T) | Φ(X)]
    (the compiled core or its JAX twin; arrays, files, shards, iterators);
-4. the Schur decomposition of the r×r blocks (:func:`schur_primal`);
+4. the Schur decomposition of the r×r blocks (:func:`schur_from_gram`, the filter of
+   :func:`clipcore.schur.spectral_filter`);
 5. the entropies, with the mass Nyström misses handled by one of three
    named *estimates* (all three are always reported):
 
@@ -41,57 +43,19 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from . import nystrom as N
-from ._ffi import eigvalsh
-from .entropy import DEFAULT_CLAMP
-from .schur import EPSILON, schur_primal
+from ._hostmem import one_blas_thread
+from ._options import DEFAULT_ESTIMATE, DEFAULT_RESIDUAL_SAMPLE, ESTIMATES
+from .entropy import Spectrum
+from .kernels import gaussian_tile_host
+from .landmarks import pool_indices
+from .nystrom import NystromMap, symmetrise
+from .schur import EPSILON, schur_primal, spectral_filter
 
-ESTIMATES = ("residual", "missing-mass", "renormalised")
-DEFAULT_ESTIMATE = "residual"
-DEFAULT_RESIDUAL_SAMPLE = 2000
-
-
-class Spectrum(NamedTuple):
-    """Eigenvalues ``explicit`` plus ``count`` more equal to ``value``."""
-
-    explicit: np.ndarray
-    count: float = 0.0
-    value: float = 0.0
-
-    def total(self) -> float:
-        return float(self.explicit.sum() + self.count * self.value)
+__all__ = ["ESTIMATES", "DEFAULT_ESTIMATE", "DEFAULT_RESIDUAL_SAMPLE", "residual_tail", "pool_rows",
+           "NystromSpectra", "gram_eigvalsh", "schur_from_gram", "schur_from_gram_host", "estimate_spectra"]
 
 
-def _clamped(eigs: np.ndarray, clamp: float | None) -> np.ndarray:
-    e = np.asarray(eigs, np.float64)
-    return np.maximum(e, clamp) if clamp is not None else e[e > 0]
-
-
-def matrix_entropy_tail(sp: Spectrum, clamp: float | None = DEFAULT_CLAMP) -> float:
-    """−Σ λ log(λ / s), s = Σ λ, over the explicit eigenvalues and the flat tail (SPEC.md)."""
-    e = _clamped(sp.explicit, clamp)
-    s = e.sum() + sp.count * sp.value
-    h = -float(np.sum(e * np.log(e / s)))
-    if sp.count > 0 and sp.value > 0:
-        h -= sp.count * sp.value * np.log(sp.value / s)
-    return float(h)
-
-
-def renyi_entropy_tail(sp: Spectrum, order: float, clamp: float | None = DEFAULT_CLAMP) -> float:
-    """Rényi entropy of order α of the (unnormalised) spectrum, as :func:`clipcore.renyi_entropy`."""
-    e = _clamped(sp.explicit, clamp)
-    tail = sp.count > 0 and sp.value > 0
-    if order == 1.0:
-        h = -float(np.sum(e * np.log(e)))
-        return float(h - (sp.count * sp.value * np.log(sp.value) if tail else 0.0))
-    if np.isinf(order):
-        top = max(float(e.max()) if e.size else 0.0, sp.value if tail else 0.0)
-        return -float(np.log(top))
-    p = float(np.sum(e ** order)) + (sp.count * sp.value ** order if tail else 0.0)
-    return float(np.log(p) / (1.0 - order))
-
-
-def residual_tail(sample: np.ndarray, nmap: N.NystromMap, n: int, mass: float) -> Spectrum:
+def residual_tail(sample: np.ndarray, nmap: NystromMap, n: int, mass: float) -> Spectrum:
     """The spectrum of E/n (E = K − K̃, the Nyström residual) beyond the r captured directions.
 
     From s sampled rows: E_ss = k(S, S) − Φ_S Φ_Sᵀ (float64). Its mean
@@ -114,14 +78,14 @@ def residual_tail(sample: np.ndarray, nmap: N.NystromMap, n: int, mass: float) -
     s = x.shape[0]
     gamma = 1.0 / (2.0 * float(nmap.sigma) ** 2)
     # float64 NumPy, in place: at most three [s, max(s, m)] arrays alive at once
-    phi = N._gauss_np(x, np.asarray(nmap.landmarks, np.float64), gamma) @ nmap.whitening  # Φ_S [s, r]
-    E = N._gauss_np(x, x, gamma)
+    phi = gaussian_tile_host(x, np.asarray(nmap.landmarks, np.float64), gamma) @ nmap.whitening  # Φ_S [s, r]
+    E = gaussian_tile_host(x, x, gamma)
     E -= phi @ phi.T
     del phi
     cbar = max(float(np.mean(np.diag(E))), 0.0)
     np.fill_diagonal(E, 0.0)  # the off-diagonal part O
-    # LAPACK syevr in place on one BLAS thread (no copy of E; see nystrom._one_blas_thread)
-    with N._one_blas_thread():
+    # LAPACK syevr in place on one BLAS thread (no copy of E; see clipcore._hostmem.one_blas_thread)
+    with one_blas_thread():
         struct = scipy.linalg.eigvalsh(E, overwrite_a=True, check_finite=False, driver="evr")[::-1] / s
     del E
     k = min(s, unseen)
@@ -136,7 +100,7 @@ def residual_tail(sample: np.ndarray, nmap: N.NystromMap, n: int, mass: float) -
 
 def pool_rows(n: int, size: int, seed: int) -> np.ndarray:
     """Sorted seeded row indices (all rows when size ≥ n): the landmark pool's draw, seeded by an int."""
-    return N._pool_indices(n, size, np.random.default_rng(seed))
+    return pool_indices(n, size, np.random.default_rng(seed))
 
 
 class NystromSpectra(NamedTuple):
@@ -148,7 +112,7 @@ class NystromSpectra(NamedTuple):
     rank_kept: int
     captured: float
     captured_texts: float | None
-    nmap: N.NystromMap
+    nmap: NystromMap
 
 
 def _owned_host(g: Any) -> bool:
@@ -171,7 +135,7 @@ def gram_eigvalsh(g: Any, n: int) -> np.ndarray:
     """
     c = g if _owned_host(g) else np.array(g, np.float64)
     c /= max(n, 1)
-    with N._one_blas_thread():
+    with one_blas_thread():
         return _eigvalsh_desc_inplace(c)
 
 
@@ -196,7 +160,7 @@ def schur_from_gram_host(g: np.ndarray, n: int, r: int, rtol: float, ridge: floa
     """:func:`schur_from_gram` in float64 NumPy/LAPACK, consuming g (scaled in place).
 
     The same arithmetic as :func:`clipcore.schur.schur_matrices` and
-    :func:`clipcore.schur.schur_primal` (SPEC.md: R = C_TXᵀ (C_TT + εI)⁺ C_TX,
+    :func:`clipcore.schur.schur_primal`, with the same spectral filter (SPEC.md: R = C_TXᵀ (C_TT + εI)⁺ C_TX,
     S = C_XX − R, spectra of R, S and C_XX), with three ``[r, r]`` temporaries
     beside g instead of the jitted version's device copies (about 0.3 GB less
     at r = 2000); m×m LAPACK calls on one BLAS thread, as in
@@ -206,34 +170,29 @@ def schur_from_gram_host(g: np.ndarray, n: int, r: int, rtol: float, ridge: floa
     tt, tx, xx = g[:r, :r], g[:r, r:], g[r:, r:]
     cap_x, cap_t = float(np.trace(xx)), float(np.trace(tt))
 
-    with N._one_blas_thread():
+    with one_blas_thread():
         a = np.array(tt)
-        N._symmetrise(a)
+        symmetrise(a)
         w, v = scipy.linalg.eigh(a, overwrite_a=True, check_finite=False, driver="evd")
         del a
-        if ridge is not None:
-            inv = 1.0 / (np.maximum(w, 0.0) + ridge)
-            rank = int(w.shape[0])
-        else:
-            shifted = w + EPSILON
-            keep = np.abs(shifted) > rtol * np.max(np.abs(shifted), initial=0.0)
-            inv = np.where(keep, 1.0 / np.where(keep, shifted, 1.0), 0.0)
-            rank = int(keep.sum())
+        inv, keep = spectral_filter(w, rtol, EPSILON, ridge if ridge is not None else 0.0,
+                                    mode="ridge" if ridge is not None else "pinv", xp=np)
+        rank = int(keep.sum())
         b = v.T @ tx
         del v
         gb = inv[:, None] * b
         R = b.T @ gb  # the text-explained part
         del gb
-        N._symmetrise(R)
+        symmetrise(R)
         S = b  # [r, r]: its storage holds S = sym(C_XX) − R (b is not needed any more)
         del b
         np.copyto(S, xx)
-        N._symmetrise(S)
+        symmetrise(S)
         S -= R
         text = _eigvalsh_desc_inplace(R)
         comp = _eigvalsh_desc_inplace(S)
         np.copyto(R, xx)  # R's storage for C_XX
-        N._symmetrise(R)
+        symmetrise(R)
         image = _eigvalsh_desc_inplace(R)
     return image, text, comp, rank, cap_x, cap_t
 

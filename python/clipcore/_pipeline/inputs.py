@@ -1,0 +1,274 @@
+"""What a call was given: in-memory arrays, large host arrays, files / shards, iterators or a distributed
+source, the σ sample, and the resolved kernel (feature map, ω, σ, seed).
+
+Files with at most :data:`IN_MEMORY_ROWS` rows are read whole (checked with the shard and row named) and
+take the in-memory paths; larger ones, large host arrays and iterators are streamed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Iterable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _validate as V
+from .._options import KERNELS, Seed, resolve_key
+from ..kernels import FeatureMap, draw_omega, median_sigma
+from ..sources import PairedSource, check_block, paired_source
+
+__all__ = ["IN_MEMORY_ROWS", "Inputs", "sigma_sample", "paired_inputs", "single_inputs", "reduce_sums", "KernelOptions",
+           "resolve_kernel_options", "KernelSetup", "resolve_kernel", "to_user"]
+
+#: Files and host arrays with at most this many rows are in-memory inputs; larger ones stream.
+IN_MEMORY_ROWS = 1 << 16
+SIGMA_SAMPLE = 2000
+
+
+class Inputs(NamedTuple):
+    """One call's data: ``src`` (streamed) or validated arrays ``images`` / ``texts`` (in memory).
+
+    Attributes:
+      src: the streamed source, or None for in-memory arrays.
+      images, texts: ``[n, d]`` checked arrays (in memory) or None; texts None for one set.
+      n: rows (None for an iterator until it is read).
+      d_images, d_texts: dimensions (d_texts None for one set).
+      sample: rows for the σ heuristic, or a callable that reads them (only when σ is needed).
+    """
+
+    src: PairedSource | None
+    images: Any
+    texts: Any
+    n: int | None
+    d_images: int
+    d_texts: int | None
+    sample: Any
+
+    @property
+    def streamed(self) -> bool:
+        return self.src is not None
+
+    @property
+    def in_memory(self) -> bool:
+        """In memory, or a large host array read by blocks for memory's sake (every row is at hand)."""
+        return self.src is None or self.src.in_memory
+
+    @property
+    def iterator(self) -> bool:
+        return self.src is not None and self.src.iterator is not None
+
+    @property
+    def distributed(self) -> bool:
+        """A source whose pass covers this process's shards only (:mod:`clipcore.distributed`)."""
+        return self.src is not None and hasattr(self.src, "reduce_sums")
+
+
+def reduce_sums(src: Any, sums: Any, n: int):
+    """The pass's sums and row count, added across processes for a distributed source."""
+    return src.reduce_sums(sums, n) if hasattr(src, "reduce_sums") else (sums, n)
+
+
+def _is_files(x: Any) -> bool:
+    """A path, or a non-empty list of paths (a list of numbers is an array-like)."""
+    if isinstance(x, (str, os.PathLike)):
+        return True
+    return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(p, (str, os.PathLike)) for p in x)
+
+
+def _is_streamed(x: Any) -> bool:
+    if isinstance(x, PairedSource) or _is_files(x):
+        return True
+    array_like = isinstance(x, (np.ndarray, jax.Array, list, tuple)) or hasattr(x, "__array__")
+    return x is not None and not array_like and isinstance(x, Iterable)
+
+
+def _large_host(*arrays: Any) -> bool:
+    """Large host (NumPy) arrays stream too: one block at a time goes to the device (the in-memory path
+    would first copy the whole, usually unaligned, array: twice the memory), and a progress bar shows.
+    Same speed within noise (bench_stream.py)."""
+    ok = all(isinstance(a, np.ndarray) and a.ndim == 2 for a in arrays)
+    return ok and len({a.shape[0] for a in arrays}) == 1 and arrays[0].shape[0] > IN_MEMORY_ROWS
+
+
+def _read_whole(rows, nonzero: bool) -> np.ndarray:
+    """A small row source read into memory, NaN / Inf / zero rows named by shard and row."""
+    a = rows.read(0, rows.n)
+    if not rows.in_memory:
+        check_block(a, rows.name, 0, rows.locate, nonzero=nonzero)
+    return a
+
+
+def _small(src: PairedSource) -> bool:
+    return src.iterator is None and src.n <= IN_MEMORY_ROWS and not hasattr(src, "reduce_sums")
+
+
+def sigma_sample(src: PairedSource) -> Callable[[], np.ndarray]:
+    """Rows for the σ heuristic, chosen exactly as :func:`clipcore.kernels.median_sigma` would."""
+
+    def sample():
+        if src.iterator is not None:
+            return src.peek()[0][:SIGMA_SAMPLE]
+        n = src.n
+        idx = (np.arange(n) if n <= SIGMA_SAMPLE
+               else np.sort(np.random.default_rng(0).choice(n, SIGMA_SAMPLE, replace=False)))
+        return src.images.take(idx)
+
+    return sample
+
+
+def _streamed_dims(src: PairedSource) -> tuple[int, int | None]:
+    if src.d_images is not None:
+        return src.d_images, src.d_texts
+    first = src.peek()  # an iterator: its first block tells the dimensions
+    return first[0].shape[1], None if first[1] is None else first[1].shape[1]
+
+
+def paired_inputs(images: Any, texts: Any, *, nonzero: bool, same_dim: bool) -> Inputs:
+    """Classify and check paired images / texts (row i of each belong together).
+
+    Args:
+      nonzero: refuse zero rows (the cosine kernel, or normalised rows).
+      same_dim: texts and images must share d (one Gaussian feature map).
+    """
+    if not (_is_streamed(images) or _is_streamed(texts)):
+        if texts is None:
+            raise ValueError("texts: missing; pass the prompts' embeddings [n, d]")
+        if not _large_host(images, texts):
+            return _memory_pair(images, texts, nonzero, same_dim)
+    src = paired_source(images, texts)
+    if src.texts is not None and _small(src):
+        return _memory_pair(_read_whole(src.images, nonzero), _read_whole(src.texts, nonzero), nonzero, same_dim)
+    if src.iterator is None and src.texts is None:
+        raise ValueError("texts: missing; pass the prompts' embeddings (or a clipcore shard directory)")
+    d_img, d_txt = _streamed_dims(src)
+    if same_dim and d_img != d_txt:
+        raise ValueError(f"texts: dimension {d_txt} differs from images' {d_img}; the Gaussian kernel shares one "
+                         "feature map (one omega) between texts and images")
+    return Inputs(src, None, None, src.n, d_img, d_txt, sigma_sample(src))
+
+
+def _memory_pair(images, texts, nonzero: bool, same_dim: bool) -> Inputs:
+    images = V.as_embeddings(images, "images", nonzero_rows=nonzero)
+    texts = V.as_embeddings(texts, "texts", nonzero_rows=nonzero)
+    V.check_pair(images, texts, same_dim=same_dim)
+    return Inputs(None, images, texts, images.shape[0], images.shape[1], texts.shape[1], images)
+
+
+def single_inputs(x: Any, *, nonzero: bool) -> Inputs:
+    """Classify and check one set (vendi, rke): files, large host arrays and iterators of ``[b, d]``
+    blocks stream."""
+    if isinstance(x, PairedSource):
+        src = x
+    elif _is_streamed(x) or _large_host(x):
+        src = paired_source(x, None, single=True, name="x")
+    else:
+        x = V.as_embeddings(x, "x", nonzero_rows=nonzero)
+        return Inputs(None, x, None, x.shape[0], x.shape[1], None, x)
+    if _small(src):
+        x = V.as_embeddings(_read_whole(src.images, nonzero), "x", nonzero_rows=nonzero)
+        return Inputs(None, x, None, x.shape[0], x.shape[1], None, x)
+    return Inputs(src, None, None, src.n, _streamed_dims(src)[0], None, sigma_sample(src))
+
+
+# ------------------------------------------------------------------ the kernel
+@dataclasses.dataclass(frozen=True)
+class KernelOptions:
+    """The kernel options as given, validated whatever the kernel (an option a kernel does not use is
+    refused by :func:`resolve_kernel`, never ignored)."""
+
+    kernel: str
+    sigma: float | None
+    rff_features: int | None
+    omega: np.ndarray | None
+    key: Any
+    seed: Seed
+
+
+def resolve_kernel_options(*, kernel: Any, sigma: Any = None, rff_features: Any = None, omega: Any = None,
+                           key: Any = None) -> KernelOptions:
+    return KernelOptions(
+        kernel=V.check_choice(kernel, "kernel", KERNELS),
+        sigma=V.check_sigma(sigma),
+        rff_features=V.check_positive_int(rff_features, "rff_features"),
+        omega=None if omega is None else V.host_rows(omega, "omega"),
+        key=key,
+        seed=resolve_key(key),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelSetup:
+    """The resolved kernel: feature map (None: the exact Gaussian kernel), ω, σ and seed."""
+
+    kernel: str
+    fmap: FeatureMap | None
+    omega: jax.Array | None
+    sigma: float | None
+    seed: int | None
+    normalize: bool
+
+    @property
+    def exact(self) -> bool:
+        return self.fmap is None
+
+    @property
+    def kind(self) -> str:
+        """``"cosine"``, ``"exact"`` (Gaussian, n×n) or ``"rff"``."""
+        if self.kernel == "cosine":
+            return "cosine"
+        return "exact" if self.exact else "rff"
+
+    method_name = kind
+
+    @property
+    def rff_frequencies(self) -> int | None:
+        return self.fmap.num_frequencies if self.fmap is not None and self.fmap.kind == "rff" else None
+
+
+def resolve_kernel(opts: KernelOptions, *, normalize: bool, convention: str, sample: Any, dim: int) -> KernelSetup:
+    """Build ω / σ for the kernel (σ by the median heuristic on ``sample`` when not given).
+
+    Args:
+      sample: the σ heuristic's rows, or a callable returning them (read only when σ is needed).
+      dim: the input dimension every set sharing the feature map has.
+    """
+    if opts.kernel == "cosine":
+        for name, value in (("rff_features", opts.rff_features), ("omega", opts.omega), ("sigma", opts.sigma)):
+            if value is not None:
+                raise ValueError(f"{name}: only used by kernel='gaussian' (got kernel='cosine')")
+        fmap = FeatureMap("identity") if convention == "clip-dissection" else FeatureMap("cosine")
+        return KernelSetup("cosine", fmap, None, None, None, False)
+    num, omega = opts.rff_features, opts.omega
+    if omega is not None:
+        if omega.shape[0] != dim:
+            raise ValueError(f"omega: shape {tuple(omega.shape)} but the embeddings have d = {dim}; "
+                             "omega must be [d, D]")
+        if num is not None and omega.shape[1] != num:
+            raise ValueError(f"omega: has {omega.shape[1]} frequencies but rff_features = {num}")
+        if opts.key is not None:
+            raise ValueError("key: pass either omega= or key=, not both")
+        num = int(omega.shape[1])
+    sigma = opts.sigma if opts.sigma is not None or omega is not None else median_sigma(_prepared(sample, normalize))
+    if num is None:
+        return KernelSetup("gaussian", None, None, sigma, None, bool(normalize))
+    if omega is None:
+        omega = draw_omega(opts.seed.key, dim, num, sigma)
+        seed = opts.seed.seed
+    else:
+        omega, seed = jnp.asarray(omega), None
+    return KernelSetup("gaussian", FeatureMap("rff", num, bool(normalize)), omega, sigma, seed, bool(normalize))
+
+
+def _prepared(sample: Any, normalize: bool) -> np.ndarray:
+    x = np.asarray(sample() if callable(sample) else sample)
+    return x / np.linalg.norm(x, axis=1, keepdims=True) if normalize else x
+
+
+def to_user(a: jax.Array) -> jax.Array:
+    """Arrays handed back to the user live in the user's x64 setting."""
+    if a.dtype == jnp.float64 and not jax.config.jax_enable_x64:
+        return np.asarray(a).astype(np.float32)
+    return a

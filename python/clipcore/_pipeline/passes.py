@@ -1,0 +1,197 @@
+"""The primal, dual and streamed passes of one call: host loops over blocks, device queues, progress.
+
+:func:`stream_sums` is the streamed pass (its host fast path sends host blocks of the cosine / identity
+map straight to the compiled core, with no device copy); :func:`primal_covariances` the in-memory primal
+sums (one device or a mesh); :func:`dual_spectra` / :func:`dual_image_eigs` the n×n forms.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _ffi
+from .. import sharding as SH
+from .._progress import bar
+from ..covariance import (Covariances, column_cosine, default_block_size, dual_gram_jit, feature_covariance,
+                          joint_covariances, joint_sums, single_sums)
+from ..schur import EPSILON, SchurSpectra, desc_eigvalsh, pad, schur_dual
+from .inputs import KernelSetup, reduce_sums
+
+__all__ = ["stream_sums", "streamed_covariances", "streamed_covariance", "primal_covariances",
+           "primal_covariance", "dual_static", "dual_spectra", "dual_image_eigs", "image_eigs"]
+
+
+def _host_path(paired: bool, mesh, backend: str, fmap, acc_dtype) -> bool:
+    return (paired and mesh is None and backend == "ffi" and fmap.kind in ("cosine", "identity")
+            and jnp.dtype(acc_dtype) == jnp.float64 and _ffi.host_entry_available("joint_gram_host"))
+
+
+def stream_sums(blocks, fmap, omega=None, *, paired: bool = True, feature_dtype=jnp.float64,
+                acc_dtype=jnp.float64, backend: str = "jax", progress=None, mesh=None):
+    """Unnormalised second moments over an iterator of host blocks.
+
+    Each block (``clipcore.sources.Block``: images ``[b, d_x]``, texts ``[b, d_t]``) goes through the
+    same compiled kernel as the in-memory path; all blocks but the last share one shape, so it compiles
+    once (twice with a ragged tail). At most two blocks are in flight: the host never runs ahead of the
+    device by more than one block, which bounds memory.
+
+    Args:
+      blocks: iterable of blocks; ``paired=False`` uses only ``images``.
+      progress: an object with ``update(rows)`` (e.g. a tqdm bar) or None.
+      mesh: a :class:`jax.sharding.Mesh`: each block's rows are sharded over its devices
+        (:mod:`clipcore.sharding`; one psum per block).
+
+    Returns:
+      ``(sums, n)``: ``(Σφ(t)ᵀφ(t), Σφ(t)ᵀφ(x), Σφ(x)ᵀφ(x))`` (paired) or ``Σφ(x)ᵀφ(x)``, and the
+      number of rows seen.
+    """
+    opts = dict(feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype), backend=backend)
+    if _host_path(paired, mesh, backend, fmap, acc_dtype):
+        return _stream_sums_host(blocks, fmap, jnp.dtype(feature_dtype), progress)
+    acc, n, previous = None, 0, None
+    for blk in blocks:
+        b = blk.images.shape[0]
+        if mesh is not None:
+            args = (blk.texts, blk.images) if paired else (blk.images,)
+            sums, _ = (SH.joint_sums if paired else SH.single_sums)(*args, fmap, omega, mesh=mesh, **opts)
+        elif paired:
+            sums = joint_sums(blk.texts, blk.images, omega, fmap=fmap, block=b, **opts)
+        else:
+            sums = single_sums(blk.images, omega, fmap=fmap, block=b, **opts)
+        acc = sums if acc is None else _tree_add(acc, sums)
+        if previous is not None:
+            jax.block_until_ready(previous)  # keep at most two blocks in flight
+        previous = acc
+        n += b
+        if progress is not None:
+            progress.update(b)
+    if acc is None:
+        raise ValueError("images: no rows to accumulate")
+    return acc, n
+
+
+def _stream_sums_host(blocks, fmap, feature_dtype, progress):
+    """Cosine / identity sums of host blocks straight through the compiled core.
+
+    Host blocks (files, large NumPy arrays) need no device: the packed Gram core (the same C++ as
+    ``clipcore_joint_gram_accumulate``, with its own threads) reads them where they are, so no device
+    copy, no per-block dispatch and no per-block (D×D) additions. The prefetch thread of the source keeps
+    reading the next block meanwhile (the GIL is released).
+    """
+    dt = np.dtype(feature_dtype)
+    G, n, d_t = None, 0, 0
+    for blk in blocks:
+        t = np.ascontiguousarray(blk.texts, dtype=dt)
+        x = np.ascontiguousarray(blk.images, dtype=dt)
+        if G is None:
+            d_t = t.shape[1]
+            G = np.zeros((d_t + x.shape[1],) * 2)
+        _ffi.joint_gram_host(G, t, x, fmap.kind == "cosine")
+        n += x.shape[0]
+        if progress is not None:
+            progress.update(x.shape[0])
+    if G is None:
+        raise ValueError("images: no rows to accumulate")
+    with jax.enable_x64(True):
+        Gj = jnp.asarray(G)
+        return (Gj[:d_t, :d_t], Gj[:d_t, d_t:], Gj[d_t:, d_t:]), n
+
+
+@jax.jit
+def _tree_add(a, b):
+    return jax.tree.map(jnp.add, a, b)
+
+
+def _check_columns(tt, xx) -> None:
+    for name, g in (("texts", tt), ("images", xx)):
+        zero = np.flatnonzero(np.asarray(jnp.diagonal(g)) == 0)
+        if zero.size:
+            raise ValueError(f"{name}: column {int(zero[0])} has zero norm; the clip-dissection convention "
+                             "normalises columns")
+
+
+def streamed_covariances(src, setup: KernelSetup, precision, convention: str, execution, *, nonzero: bool,
+                         desc: str) -> tuple[Covariances, int]:
+    """C_TT, C_TX, C_XX of a paired source, by one streamed pass (added across processes), and n."""
+    width = setup.fmap.dim(src.d_images or 1) + setup.fmap.dim(src.d_texts or src.d_images or 1)
+    block = execution.block_size or default_block_size(src.n or (1 << 30), width)
+    with bar(src.n, desc, execution.progress) as progress:
+        (tt, tx, xx), n = stream_sums(
+            src.blocks(block, nonzero=nonzero), setup.fmap, setup.omega, paired=True,
+            feature_dtype=precision.feature, acc_dtype=precision.acc, backend=execution.backend,
+            progress=progress, mesh=execution.mesh)
+    (tt, tx, xx), n = reduce_sums(src, (tt, tx, xx), n)
+    if setup.kernel == "cosine" and convention == "clip-dissection":
+        _check_columns(tt, xx)
+        return Covariances(*column_cosine(tt, tx, xx)), n
+    return Covariances(tt / n, tx / n, xx / n), n
+
+
+def streamed_covariance(src, setup: KernelSetup, precision, execution, *, nonzero: bool, desc: str):
+    """C = Φᵀ Φ / n of one streamed set (added across processes), and n."""
+    block = execution.block_size or default_block_size(src.n or (1 << 30), setup.fmap.dim(src.d_images))
+    with bar(src.n, desc, execution.progress) as progress:
+        g, n = stream_sums(src.blocks(block, nonzero=nonzero), setup.fmap, setup.omega, paired=False,
+                           feature_dtype=precision.feature, acc_dtype=precision.acc, backend=execution.backend,
+                           progress=progress, mesh=execution.mesh)
+    g, n = reduce_sums(src, g, n)
+    return g / n, n
+
+
+def primal_covariances(setup: KernelSetup, precision, convention: str, execution, texts, images) -> Covariances:
+    """The in-memory primal covariances (one device, or rows sharded over ``execution.mesh``)."""
+    mesh = execution.mesh
+    fn = joint_covariances if mesh is None else functools.partial(SH.joint_covariances, mesh=mesh)
+    cov = fn(texts, images, setup.fmap, setup.omega, block_size=execution.block_size,
+             feature_dtype=precision.feature, acc_dtype=precision.acc, backend=execution.backend)
+    if setup.kernel == "cosine" and convention == "clip-dissection":
+        n = texts.shape[0]
+        return Covariances(*column_cosine(cov.tt * n, cov.tx * n, cov.xx * n))
+    return cov
+
+
+def primal_covariance(setup: KernelSetup, precision, execution, x) -> jax.Array:
+    """C = Φᵀ Φ / n of one in-memory set (one device or a mesh)."""
+    mesh = execution.mesh
+    fn = feature_covariance if mesh is None else functools.partial(SH.feature_covariance, mesh=mesh)
+    return fn(x, setup.fmap, setup.omega, block_size=execution.block_size, feature_dtype=precision.feature,
+              acc_dtype=precision.acc, backend=execution.backend)
+
+
+def image_eigs(c: jax.Array, d: int) -> jax.Array:
+    """Descending eigenvalues of a covariance, clipped at 0 and padded to ``d``."""
+    return pad(desc_eigvalsh(c), d)
+
+
+def dual_static(setup: KernelSetup, precision, convention: str, backend: str) -> dict:
+    """Static options of :func:`clipcore.covariance.dual_gram_jit` for ``setup``."""
+    colcos = setup.kernel == "cosine" and convention == "clip-dissection"
+    return dict(kind="exact" if setup.exact else ("colcos" if colcos else "features"), fmap=setup.fmap,
+                normalize=setup.normalize, feature_dtype=jnp.dtype(precision.feature),
+                acc_dtype=jnp.dtype(precision.acc), backend=backend)
+
+
+_STATIC = ("kind", "fmap", "normalize", "feature_dtype", "acc_dtype", "backend")
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC + ("mode", "pad_to"))
+def dual_spectra(texts, images, omega, sigma, rtol, ridge, *, mode, pad_to, **static) -> SchurSpectra:
+    """Both n×n Gram matrices and the dual Schur spectra in one program."""
+    sig = None if sigma is None else jnp.asarray(sigma, static["acc_dtype"])
+    k_t = dual_gram_jit(texts, omega, sig, **static)
+    k_x = dual_gram_jit(images, omega, sig, **static)
+    return schur_dual(k_t, k_x, rtol, EPSILON, ridge, mode=mode, pad_to=pad_to)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC + ("pad_to",))
+def dual_image_eigs(x, omega, sigma, *, pad_to, **static) -> jax.Array:
+    """Descending eigenvalues of K_X = Φ Φᵀ / n, cut or zero-padded to ``pad_to``."""
+    sig = None if sigma is None else jnp.asarray(sigma, static["acc_dtype"])
+    return pad(desc_eigvalsh(dual_gram_jit(x, omega, sig, **static)), pad_to)
+
+

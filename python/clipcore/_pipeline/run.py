@@ -1,0 +1,141 @@
+"""Run a :class:`.plan.Plan`: the spectra and entropies of one SCE or Vendi call, before the typed result.
+
+The in-memory steps (one n×n or D×D decomposition) run behind an elapsed-time line; the streamed and
+Nyström passes show their own bars.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _validate as V
+from .._progress import busy
+from ..entropy import matrix_entropy, renyi_entropy
+from ..schur import EPSILON, schur_primal
+from . import passes as P
+from .inputs import Inputs, KernelSetup
+from .nystrom_run import Entropies, NystromRun, run_nystrom, sce_entropies, vendi_entropies
+from .plan import Plan
+
+__all__ = ["SCERun", "VendiRun", "run_sce", "run_vendi", "feature_dim"]
+
+
+class SCERun(NamedTuple):
+    """Spectra (host float64, descending), entropies and what produced them."""
+
+    complement: np.ndarray
+    text: np.ndarray
+    image: np.ndarray
+    log_sce: float
+    log_text: float
+    log_image: float
+    traces: tuple[float, float, float]
+    rank_kept: int
+    n: int
+    method: str
+    num_features: int
+    rtol: float
+    seed: int | None
+    nystrom: NystromRun | None = None
+    estimates: dict[str, Entropies] | None = None
+
+
+class VendiRun(NamedTuple):
+    """Eigenvalues, the Rényi entropy and what produced them."""
+
+    eigenvalues: np.ndarray
+    log_score: float
+    n: int
+    method: str
+    num_features: int
+    seed: int | None
+    nystrom: NystromRun | None = None
+    estimates: dict[str, Entropies] | None = None
+
+
+def feature_dim(setup: KernelSetup, d: int, n: int | None) -> int:
+    """The primal dimension of one set: n for the exact kernel, else the feature map's."""
+    return n if setup.exact else setup.fmap.dim(d)
+
+
+def _host(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def _with_m(nys, plan: Plan):
+    return nys.with_landmarks(plan.landmarks) if plan.landmarks is not None else nys
+
+
+def run_sce(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execution, seed) -> SCERun:
+    """SCE's spectra and entropies along ``plan``."""
+    nonzero = setup.kernel == "cosine" or numerics.normalize
+    if plan.path == "nystrom":
+        run = run_nystrom(inputs, setup, numerics, _with_m(nys, plan), execution, seed, paired=True,
+                          nonzero=nonzero, desc="sce (nyström)")
+        ests = sce_entropies(run, numerics.clamp)
+        e = ests[nys.estimate]
+        return SCERun(run.complement, run.text, run.image, e.log_complement, e.log_text, e.log_image,
+                      (e.trace_complement, e.trace_text, e.trace_image), run.rank_kept, run.n, "primal/nystrom",
+                      run.nmap.rank, run.rtol, run.seed, run, ests)
+    n = inputs.n
+    d_t, d_x = feature_dim(setup, inputs.d_texts, n), feature_dim(setup, inputs.d_images, n)
+    rtol = numerics.rtol_for(d_t)
+    colcos = setup.kernel == "cosine" and numerics.convention == "clip-dissection"
+    if colcos and not inputs.streamed:
+        V.check_nonzero_columns(inputs.images, "images")
+        V.check_nonzero_columns(inputs.texts, "texts")
+    prec, mode, ridge = numerics.precision, numerics.mode, numerics.ridge_value
+    with busy("sce", execution.progress) if not inputs.streamed else contextlib.nullcontext():
+        if plan.path == "dual":
+            sp = P.dual_spectra(inputs.texts, inputs.images, setup.omega, setup.sigma, rtol, ridge,
+                                **P.dual_static(setup, prec, numerics.convention, execution.backend),
+                                mode=mode, pad_to=None if setup.exact else d_x)
+        else:
+            if plan.path == "streamed":
+                cov, n = P.streamed_covariances(inputs.src, setup, prec, numerics.convention, execution,
+                                                nonzero=nonzero, desc="sce")
+            else:
+                cov = P.primal_covariances(setup, prec, numerics.convention, execution, inputs.texts,
+                                           inputs.images)
+            sp = schur_primal(cov.tt, cov.tx, cov.xx, rtol, EPSILON, ridge, mode=mode)
+        logs = (float(matrix_entropy(sp.complement, numerics.clamp)), float(matrix_entropy(sp.text, numerics.clamp)),
+                float(renyi_entropy(sp.image, 1.0, numerics.clamp)))
+        comp, text, image = _host(sp.complement), _host(sp.text), _host(sp.image)
+        rank = int(sp.rank)
+    how = "dual" if plan.path == "dual" else "primal"
+    return SCERun(comp, text, image, *logs, (float(comp.sum()), float(text.sum()), float(image.sum())), rank, n,
+                  f"{how}/{setup.kind}", d_x, rtol, setup.seed)
+
+
+def run_vendi(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execution, seed,
+              order: float) -> VendiRun:
+    """Vendi's eigenvalues and Rényi entropy of order α along ``plan`` (not the Frobenius path)."""
+    nonzero = setup.kernel == "cosine" or numerics.normalize
+    if plan.path == "nystrom":
+        run = run_nystrom(inputs, setup, numerics, _with_m(nys, plan), execution, seed, paired=False,
+                          nonzero=nonzero, desc="vendi (nyström)")
+        ests = vendi_entropies(run, order, numerics.clamp)
+        return VendiRun(run.image, ests[nys.estimate].log_image, run.n, "primal/nystrom", run.nmap.rank,
+                        run.seed, run, ests)
+    n, prec = inputs.n, numerics.precision
+    d = feature_dim(setup, inputs.d_images, n)
+    with busy("vendi", execution.progress) if not inputs.streamed else contextlib.nullcontext():
+        if plan.path == "streamed":
+            c, n = P.streamed_covariance(inputs.src, setup, prec, execution, nonzero=nonzero, desc="vendi")
+            eigs = P.image_eigs(c, d)
+        elif plan.path == "primal":
+            eigs = P.image_eigs(P.primal_covariance(setup, prec, execution, inputs.images), d)
+        else:
+            # the dual's n eigenvalues are cut or zero-padded to the primal dimension d, so the 1e-10
+            # clamp counts the same entries.
+            eigs = P.dual_image_eigs(inputs.images, setup.omega, setup.sigma, pad_to=None if setup.exact else d,
+                                     **P.dual_static(setup, prec, "paper", execution.backend))
+        log_score = float(renyi_entropy(eigs, order, numerics.clamp))
+        host = _host(eigs)
+    how = "dual" if plan.path == "dual" else "primal"
+    return VendiRun(host, log_score, n, f"{how}/{setup.kind}", d, setup.seed)
+
+
