@@ -18,7 +18,7 @@ with different configs.  Features equal transformers' ``get_image_features``
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
