@@ -172,3 +172,14 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.ones((4, 3), np.float32))
     assert main(["modes", "--images", str(tmp_path / "x.npy"), "--out", str(tmp_path / "m")]) == 2
     assert "texts: missing" in capsys.readouterr().err
+
+
+def test_embed_progress_follows_the_convention(enc, tmp_path, capsys):
+    """A bar of inputs at once with progress=True; nothing with False; other values refused before any work."""
+    clipcore.embed(enc, out=tmp_path / "a", prompts=["a", "b"], progress=True)
+    assert "embed" in capsys.readouterr().err
+    clipcore.embed(enc, out=tmp_path / "b", prompts=["a", "b"], progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="progress: expected None"):
+        clipcore.embed(enc, out=tmp_path / "c", prompts=["a"], progress=1)
+    assert not os.path.exists(tmp_path / "c")
