@@ -1,0 +1,170 @@
+"""clipcore._options: the option groups, the one key rule, the one backend rule — and the contract that a
+bogus value of ANY option raises a ValueError naming it, whichever path the call takes."""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import numpy as np
+import pytest
+
+import clipcore
+from clipcore import _options as O
+
+RNG = np.random.default_rng(0)
+N, D = 60, 8
+X = RNG.standard_normal((N, D))
+T = X + 0.3 * RNG.standard_normal((N, D))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("opts")
+    np.save(d / "x.npy", X)
+    np.save(d / "t.npy", T)
+    return str(d / "x.npy"), str(d / "t.npy")
+
+
+# each path of sce, reached by its own options
+SCE_PATHS = {
+    "cosine primal": dict(),
+    "cosine dual": dict(method="dual"),
+    "clip-dissection": dict(convention="clip-dissection"),
+    "gaussian exact dual": dict(kernel="gaussian", sigma=1.0),
+    "gaussian rff": dict(kernel="gaussian", sigma=1.0, rff_features=16),
+    "gaussian nystrom": dict(kernel="gaussian", sigma=1.0, landmarks=10),
+}
+VENDI_PATHS = dict(SCE_PATHS, frobenius=dict(kernel="gaussian", sigma=1.0, method="frobenius"))
+del VENDI_PATHS["clip-dissection"]
+
+# option -> bogus values (each must be refused, naming the option)
+BOGUS = {
+    "kernel": ["rbf"],
+    "sigma": [-1.0, "wide", float("nan")],
+    "rff_features": [0, 2.5, "many"],
+    "omega": ["abc", np.ones(3)],
+    "key": ["seed", -3, 1.5],
+    "method": ["bogus"],
+    "convention": ["nope"],
+    "dtype": ["int8"],
+    "rtol": [-1.0, float("inf")],
+    "ridge": [0.0, -1.0],
+    "clamp": [-1e-10, "x"],
+    "normalize": ["yes"],
+    "block_size": [0, -5, 1.5],
+    "backend": ["gpu"],
+    "progress": ["yes", 2],
+    "landmarks": [0, -5, "many", np.ones(4)],
+    "landmark_method": ["nope"],
+    "estimate": ["bogus"],
+    "residual_sample": [-5, 0],
+    "mesh": ["m", 0],
+}
+VENDI_ONLY = {"order": [0, -1.0, "two"]}
+SCE_ONLY = ("convention", "rtol", "ridge")
+
+
+def _cases(paths, options):
+    for path, base in paths.items():
+        for opt, values in options.items():
+            for v in values:
+                yield pytest.param(base, opt, v, id=f"{path}-{opt}={v!r}")
+
+
+def _raises(name):
+    return pytest.raises(ValueError, match=rf"^{re.escape(name)}:")
+
+
+@pytest.mark.parametrize("base,opt,value", list(_cases(SCE_PATHS, BOGUS)))
+def test_sce_refuses_every_bogus_option_on_every_path(base, opt, value):
+    kw = dict(base)
+    kw[opt] = value
+    with _raises(opt):
+        clipcore.sce(X, T, **kw)
+
+
+VENDI_BOGUS = {k: v for k, v in BOGUS.items() if k not in SCE_ONLY} | VENDI_ONLY
+
+
+@pytest.mark.parametrize("base,opt,value", list(_cases(VENDI_PATHS, VENDI_BOGUS)))
+def test_vendi_refuses_every_bogus_option_on_every_path(base, opt, value):
+    kw = dict(base)
+    kw[opt] = value
+    if opt != "order" and "method" in kw and kw["method"] == "frobenius":
+        kw.setdefault("order", 2)
+    with _raises(opt):
+        clipcore.vendi(X, **kw)
+
+
+@pytest.mark.parametrize("opt", ["estimate", "landmark_method", "residual_sample", "key", "progress"])
+def test_streamed_path_validates_options_it_does_not_use(files, opt):
+    """A file input takes the streamed primal path: the Nyström-only options are still checked."""
+    x, t = files
+    with _raises(opt):
+        clipcore.sce(x, t, **{opt: BOGUS[opt][0]})
+
+
+def test_valid_calls_still_run_on_each_path():
+    for path, base in SCE_PATHS.items():
+        assert np.isfinite(clipcore.sce(X, T, **base).sce), path
+    for path, base in VENDI_PATHS.items():
+        kw = dict(base, order=2) if path == "frobenius" else base
+        assert np.isfinite(clipcore.vendi(X, **kw).score), path
+
+
+# ---------------------------------------------------------------- the key rule
+def test_key_rule_int_none_and_jax_keys():
+    assert O.resolve_key(None).seed == 0 and O.resolve_key(None).numpy == 0
+    s = O.resolve_key(7)
+    assert s.seed == 7 and s.numpy == 7
+    np.testing.assert_array_equal(jax.random.key_data(s.key), jax.random.key_data(jax.random.key(7)))
+    typed, raw = O.resolve_key(jax.random.key(3)), O.resolve_key(jax.random.PRNGKey(3))
+    assert typed.seed is None and typed.numpy == raw.numpy  # the same key, typed or raw
+    assert O.resolve_key(jax.random.key(4)).numpy != typed.numpy
+
+
+def test_every_random_path_accepts_a_jax_key():
+    key = jax.random.key(5)
+    a = clipcore.sce(X, T, kernel="gaussian", sigma=4.0, landmarks=10, key=key)
+    b = clipcore.sce(X, T, kernel="gaussian", sigma=4.0, landmarks=10, key=key)
+    assert a.sce == b.sce  # deterministic in the key
+    c = clipcore.sce(X, T, kernel="gaussian", sigma=1.0, rff_features=16, key=key)
+    assert np.isfinite(c.sce)
+    assert np.isfinite(clipcore.vendi(X, kernel="gaussian", sigma=4.0, landmarks=10, key=key).score)
+
+
+def test_an_int_seed_and_its_key_give_the_same_rff_draw():
+    a = clipcore.sce(X, T, kernel="gaussian", sigma=1.0, rff_features=16, key=3)
+    b = clipcore.sce(X, T, kernel="gaussian", sigma=1.0, rff_features=16, key=jax.random.key(3))
+    np.testing.assert_array_equal(a.omega, b.omega)
+
+
+# ---------------------------------------------------------------- precision and groups
+def test_precision_rule():
+    assert O.resolve_precision(None).name == "float64"
+    p = O.resolve_precision("float32")
+    assert p.name == "float32" and np.dtype(p.acc) == np.float64
+    with _raises("dtype"):
+        O.resolve_precision("float16")
+
+
+def test_numerics_rtol_default_is_dim_times_eps32():
+    n = O.resolve_numerics()
+    assert n.rtol_for(100) == 100 * np.finfo(np.float32).eps
+    assert O.resolve_numerics(rtol=0.5).rtol_for(100) == 0.5
+    assert O.resolve_numerics(ridge=0.1).mode == "ridge" and n.mode == "pinv"
+
+
+def test_backend_rule():
+    assert O.resolve_backend("jax") == "jax"
+    assert O.resolve_backend("auto") in ("jax", "ffi")
+    with _raises("backend"):
+        O.resolve_backend("cuda")
+
+
+def test_x64_scope_is_local():
+    before = jax.config.jax_enable_x64
+    with O.x64():
+        assert jax.config.jax_enable_x64
+    assert jax.config.jax_enable_x64 == before
