@@ -97,7 +97,9 @@ def speed(args) -> dict:
     import jax.numpy as jnp
     import torch
 
-    from clipcore.models.iin import IIN, IINConfig, _PairSampler, _adam, _gather, _train_pairs, pair_loss
+    from flax import nnx
+
+    from clipcore.models.iin import IIN, IINConfig, PairSampler, pair_loss, pairs_trainer
     from clipcore.models.iin_data import synthetic_attributes
 
     ds = synthetic_attributes(2048, args.dim, num_attributes=3, seed=0)
@@ -105,11 +107,12 @@ def speed(args) -> dict:
     model = IIN(cfg).build(args.dim, 3)
     x = jnp.asarray(ds.embeddings)
     model.initialize(x[: args.batch])
-    sampler = _PairSampler(ds.attributes, np.random.default_rng(0))
+    sampler = PairSampler(ds.attributes, np.random.default_rng(0))
     i, j, f = sampler.sample((args.chunk, args.batch))
     hyper = (cfg.learning_rate, *cfg.betas)
-    graphdef, params, rest = model._split()
-    opt = _adam(hyper).init(params)
+    graphdef, params, rest = nnx.split(model.flow, nnx.Param, ...)
+    tx, train = pairs_trainer(graphdef, hyper, model.factor_sizes, float(cfg.rho))
+    opt = tx.init(params)
 
     # step-0 loss, both frameworks, same weights and pairs
     za, lda = model.forward(x[i[0]])
@@ -121,10 +124,10 @@ def speed(args) -> dict:
     with torch.no_grad():
         torch_loss0 = float(t_loss(xt[i[0]], xt[j[0]], torch.tensor(f[0])))
 
-    xa, xb, ff = _gather(x, jnp.asarray(i)), _gather(x, jnp.asarray(j)), jnp.asarray(f)
+    xa, xb, ff = x[jnp.asarray(i)], x[jnp.asarray(j)], jnp.asarray(f)
 
     def run_jax():
-        out = _train_pairs(graphdef, rest, hyper, model.factor_sizes, float(cfg.rho), params, opt, xa, xb, ff)
+        out = train(params, opt, rest, (xa, xb, ff))
         jax.block_until_ready(out)
 
     t0 = time.perf_counter()
@@ -159,7 +162,7 @@ def _logit_moves(m, z_train, a_train, z_test, a_test):
     """Per attribute F: the mean move of F's z-probe logit towards the target class, as a fraction of
     the gap between the two classes' median logits, when z̄_F (``moveF``) or the residual (``moveR``)
     alone is set to the target class's training mean (of attribute F) — where the edit's lever sits."""
-    from clipcore.models.iin import _probe
+    from clipcore.models.iin_eval import probe as _probe
 
     xtr, xte = np.asarray(z_train, np.float64), np.asarray(z_test, np.float64)
     ztr, zte = np.asarray(m.encode(xtr), np.float64), np.asarray(m.encode(xte), np.float64)
@@ -185,7 +188,7 @@ def _logit_moves(m, z_train, a_train, z_test, a_test):
 
 
 def quality(args) -> None:
-    from clipcore.models.iin import IIN, IINConfig, evaluate_iin
+    from clipcore.models import IIN, IINConfig, evaluate_iin
     from clipcore.models.iin_data import fashion_mnist_attributes, synthetic_attributes
 
     wanted = args.sets.split(",")

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 import clipcore
-from clipcore._cli_mds import run_mds
+from clipcore.models.mds_eval import run_mds
 
 HERE = pathlib.Path(__file__).resolve().parent
 

@@ -139,7 +139,8 @@ def _plot(path: str, ev) -> None:
 def cmd_iin(args: argparse.Namespace) -> int:
     """Run ``clipcore iin`` (see ``add_commands``)."""
     from .cli import _environment, _table, _write_json
-    from .models.iin import IIN, IINConfig, evaluate_iin
+    from .models.iin import IIN, IINConfig
+    from .models.iin_eval import evaluate_iin
 
     if not 0.0 < args.test_fraction < 1.0:
         raise ValueError(f"test_fraction: expected a number in (0, 1), got {args.test_fraction}")
@@ -162,7 +163,7 @@ def cmd_iin(args: argparse.Namespace) -> int:
                         objective=args.objective, rho=args.rho,
                         learning_rate=args.lr, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
                         dtype=args.dtype)
-        model = IIN(cfg).fit(z[tr], a[tr], names=names, progress=not args.quiet)
+        model = IIN(cfg).fit(z[tr], a[tr], names=names, progress=False if args.quiet else None)
     fit_s = time.perf_counter() - t0
     if args.save:
         model.save(args.save)

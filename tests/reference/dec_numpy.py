@@ -127,8 +127,8 @@ def _entropy(labels) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def nmi(t, c) -> float:
-    """I(T; C) / ((H(T) + H(C)) / 2), natural logs."""
+def mutual_information(t, c) -> float:
+    """I(T; C) = Σ_ij (n_ij / n) log(n n_ij / (a_i b_j)) from the contingency table, natural logs."""
     w = _contingency(t, c)
     n = w.sum()
     mi = 0.0
@@ -136,4 +136,38 @@ def nmi(t, c) -> float:
         for b in range(w.shape[1]):
             if w[a, b] > 0:
                 mi += w[a, b] / n * math.log(n * w[a, b] / (w[a].sum() * w[:, b].sum()))
-    return mi / (0.5 * (_entropy(t) + _entropy(c)))
+    return mi
+
+
+def nmi(t, c) -> float:
+    """I(T; C) / ((H(T) + H(C)) / 2), natural logs."""
+    return mutual_information(t, c) / (0.5 * (_entropy(t) + _entropy(c)))
+
+
+def expected_mutual_information(t, c) -> float:
+    """E[I(T; C)] over random labellings with the same cluster sizes (the hypergeometric model of Vinh,
+    Epps & Bailey 2010, "Information theoretic measures for clusterings comparison", JMLR, eq. 24a):
+
+        Σ_i Σ_j Σ_{n_ij} (n_ij / n) log(n n_ij / (a_i b_j)) · C(a_i, n_ij) C(n − a_i, b_j − n_ij) / C(n, b_j),
+
+    n_ij from max(1, a_i + b_j − n) to min(a_i, b_j), every term in float64 (log-binomials by lgamma)."""
+    w = _contingency(t, c)
+    n = int(w.sum())
+    rows, cols = [int(r) for r in w.sum(axis=1)], [int(k) for k in w.sum(axis=0)]
+
+    def log_binom(m, k):
+        return math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1)
+
+    emi = 0.0
+    for a in rows:
+        for b in cols:
+            for nij in range(max(1, a + b - n), min(a, b) + 1):
+                p = math.exp(log_binom(a, nij) + log_binom(n - a, b - nij) - log_binom(n, b))
+                emi += nij / n * math.log(n * nij / (a * b)) * p
+    return emi
+
+
+def ami(t, c) -> float:
+    """Adjusted mutual information, arithmetic mean: (I − E[I]) / ((H(T) + H(C)) / 2 − E[I]) (Vinh et al. 2010)."""
+    emi = expected_mutual_information(t, c)
+    return (mutual_information(t, c) - emi) / (0.5 * (_entropy(t) + _entropy(c)) - emi)

@@ -27,17 +27,18 @@ Inputs are scaled by one global factor s so that (1/d)‖s·x‖² ≈ 1 on aver
 (the paper's normalisation; unit CLIP vectors are multiplied by √d).  The
 factor is learnt by ``fit`` and applied by every later call.
 
-Every training loop is one jit-compiled ``lax.scan`` over minibatches (Flax
-NNX modules split into a graph definition and a parameter pytree), so there
-is no per-step Python overhead.
+Every training loop is the models' one jit-compiled ``lax.scan`` over
+minibatches (:func:`clipcore.models._common.scan_trainer`; Flax NNX modules
+split into a graph definition and a parameter pytree), so there is no
+per-step Python overhead.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
+import time
 from typing import Any, NamedTuple
 
 import jax
@@ -46,7 +47,12 @@ import numpy as np
 import optax
 from flax import nnx
 
-from .._validate import as_embeddings, check_choice, check_number, check_positive_int
+from .._progress import bar as progress_bar
+from .._progress import check_progress
+from .._validate import as_embeddings, check_choice, check_flag, check_number, check_positive_int
+from ._common import MLP, apply_rows, in_chunks, load_model, restore_state, save_model, scan_trainer, state_tensors
+from ._common import train_in_chunks
+from .dec_objectives import input_scale, kl_divergence, soft_assignment, target_distribution
 
 __all__ = [
     "DEC",
@@ -60,68 +66,6 @@ __all__ = [
 ]
 
 
-# ---------------------------------------------------------------- the math
-def soft_assignment(z: jax.Array, centers: jax.Array, alpha: float = 1.0) -> jax.Array:
-    """Student-t soft assignment of embeddings to centres (DEC eq. 1).
-
-    q_ij = (1 + ‖z_i − μ_j‖²/α)^(−(α+1)/2), normalised over j.
-
-    Args:
-      z: ``[n, e]`` embeddings.
-      centers: ``[k, e]`` cluster centres μ.
-      alpha: degrees of freedom of the Student-t kernel (the paper: 1).
-
-    Returns:
-      ``[n, k]`` rows summing to one.
-    """
-    sq = jnp.sum((z[:, None, :] - centers[None, :, :]) ** 2, axis=-1)
-    # in log space: the normalisation is a softmax of the log kernel
-    logits = -0.5 * (alpha + 1.0) * jnp.log1p(sq / alpha)
-    return jax.nn.softmax(logits, axis=1)
-
-
-def target_distribution(q: jax.Array) -> jax.Array:
-    """DEC's auxiliary target (eq. 3): p_ij ∝ q_ij² / f_j, f_j = Σ_i q_ij.
-
-    Args:
-      q: ``[n, k]`` soft assignments over the whole data set.
-
-    Returns:
-      ``[n, k]`` rows summing to one.
-    """
-    w = q**2 / jnp.sum(q, axis=0)
-    return w / jnp.sum(w, axis=1, keepdims=True)
-
-
-def kl_divergence(p: jax.Array, q: jax.Array) -> jax.Array:
-    """KL(P‖Q) = Σ_i Σ_j p_ij log(p_ij / q_ij), averaged over the rows i.
-
-    Args:
-      p: ``[n, k]`` targets (held constant: no gradient flows into them).
-      q: ``[n, k]`` soft assignments.
-
-    Returns:
-      scalar: the DEC loss (eq. 2) divided by n (the minibatch mean).
-    """
-    p = jax.lax.stop_gradient(p)
-    tiny = jnp.finfo(q.dtype).tiny
-    terms = jnp.where(p > 0, p * (jnp.log(jnp.maximum(p, tiny)) - jnp.log(jnp.maximum(q, tiny))), 0.0)
-    return jnp.sum(terms) / p.shape[0]
-
-
-def input_scale(x: Any) -> float:
-    """The global factor s with mean_i (1/d)‖s·x_i‖² = 1 (DEC's input normalisation).
-
-    Args:
-      x: ``[n, d]`` inputs.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    ms = float(np.mean(np.einsum("ij,ij->i", x, x))) / x.shape[1]
-    if not ms > 0:
-        raise ValueError(f"x: every row is zero (shape {x.shape}); cannot scale so that (1/d)‖x‖² ≈ 1")
-    return float(1.0 / np.sqrt(ms))
-
-
 # ---------------------------------------------------------------- modules
 def _dense_init() -> Any:
     # Guo's DEC-keras: VarianceScaling(1/3, fan_in, uniform) (Keras' old
@@ -129,25 +73,11 @@ def _dense_init() -> Any:
     return jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
-class _MLP(nnx.Module):
-    """ReLU MLP with a linear last layer."""
-
-    def __init__(self, dims: tuple[int, ...], *, rngs: nnx.Rngs):
-        self.layers = nnx.List(
-            [nnx.Linear(a, b, kernel_init=_dense_init(), rngs=rngs) for a, b in zip(dims[:-1], dims[1:])]
-        )
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < last:
-                x = jax.nn.relu(x)
-        return x
-
-
 class Autoencoder(nnx.Module):
     """DEC's stacked autoencoder d-500-500-2000-10, decoder mirrored.
+
+    Encoder and decoder are ReLU :class:`~clipcore.models._common.MLP` s with a
+    linear last layer (the embedding, the reconstruction).
 
     Args:
       d: input dimension.
@@ -159,8 +89,8 @@ class Autoencoder(nnx.Module):
     def __init__(self, d: int, hidden: tuple[int, ...] = (500, 500, 2000), embed_dim: int = 10, *,
                  rngs: nnx.Rngs):
         dims = (d, *hidden, embed_dim)
-        self.encoder = _MLP(dims, rngs=rngs)
-        self.decoder = _MLP(dims[::-1], rngs=rngs)
+        self.encoder = MLP(dims, activation="relu", kernel_init=_dense_init(), rngs=rngs)
+        self.decoder = MLP(dims[::-1], activation="relu", kernel_init=_dense_init(), rngs=rngs)
 
     def encode(self, x: jax.Array) -> jax.Array:
         """``x: [n, d]`` → ``z: [n, embed_dim]``."""
@@ -207,7 +137,8 @@ class DECConfig:
       n_init: k-means restarts for the centres (paper: 20).
       scale_inputs: multiply inputs by s so that (1/d)‖x‖² ≈ 1 (paper).
       seed: seed of the initialisation, batches, dropout and k-means.
-      progress: show tqdm bars.
+      progress: progress bars of the training stages: None (the default) shows them once a stage has
+        lasted 2 s, True at once, False never.
     """
 
     n_clusters: int = 10
@@ -231,7 +162,7 @@ class DECConfig:
     n_init: int = 20
     scale_inputs: bool = True
     seed: int = 0
-    progress: bool = True
+    progress: bool | None = None
 
     def validated(self) -> "DECConfig":
         check_positive_int(self.n_clusters, "n_clusters")
@@ -259,6 +190,8 @@ class DECConfig:
         check_number(self.tol, "tol", positive=False)
         if not 0.0 <= float(self.pretrain_dropout) < 1.0:
             raise ValueError(f"pretrain_dropout: expected a rate in [0, 1), got {self.pretrain_dropout!r}")
+        check_flag(self.scale_inputs, "scale_inputs")
+        check_progress(self.progress)
         return self
 
 
@@ -287,6 +220,7 @@ class DECHistory(NamedTuple):
     cluster_seconds: float
 
 
+
 # ---------------------------------------------------------------- training
 class _Batches:
     """Seeded epoch-wise shuffles, drawn ``steps × batch`` indices at a time."""
@@ -309,69 +243,9 @@ class _Batches:
         return flat[:need].reshape(steps, self.batch)
 
 
-def _block_apply(fn, x: jax.Array, block: int = 4096) -> jax.Array:
-    """``fn`` over row blocks of equal shape (one compilation; last block padded)."""
-    n = x.shape[0]
-    if n <= block:
-        return fn(x)
-    out = []
-    for s in range(0, n, block):
-        xb = x[s:s + block]
-        m = xb.shape[0]
-        if m < block:
-            xb = jnp.concatenate([xb, jnp.zeros((block - m, x.shape[1]), x.dtype)])
-        out.append(fn(xb)[:m])
-    return jnp.concatenate(out)
-
-
-@jax.jit
-def _dense_jit(p, x):
-    return _dense(p, x, True)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _encode_fn(graphdef, params, x):
-    return nnx.merge(graphdef, params)(x)
-
-
-@functools.lru_cache(maxsize=16)
-def _make_pretrain_runner(graphdef, lr: float, dropout: float):
-    """(optimizer, jitted runner), cached so that refits with the same shapes reuse the compilation."""
-    tx = optax.adam(lr)
-    def loss_fn(params, xb, key):
-        if dropout > 0:
-            keep = jax.random.bernoulli(key, 1.0 - dropout, xb.shape)
-            xin = jnp.where(keep, xb / (1.0 - dropout), 0.0)
-        else:
-            xin = xb
-        rec = nnx.merge(graphdef, params)(xin)
-        return jnp.mean(jnp.sum((rec - xb) ** 2, axis=1)) / xb.shape[1]
-
-    return tx, _scan_runner(loss_fn, tx)
-
-
-def _scan_runner(loss_fn, tx):
-    """A jitted ``run(params, opt_state, data, idx, key)``: one optimiser step per row of ``idx``
-    (minibatch indices into ``data``) in a ``lax.scan``, each with its own key; returns the mean loss."""
-
-    @jax.jit
-    def run(params, opt_state, data, idx, key):
-        def body(carry, inp):
-            params, opt_state = carry
-            ib, k = inp
-            loss, grads = jax.value_and_grad(loss_fn)(params, data[ib], k)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        keys = jax.random.split(key, idx.shape[0])
-        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (idx, keys))
-        return params, opt_state, jnp.mean(losses)
-
-    return run
-
-
-def _sgd_schedule(lr: float, drop_every: int):
-    return optax.sgd(optax.exponential_decay(lr, drop_every, 0.1, staircase=True))
+def _mse(rec: jax.Array, x: jax.Array) -> jax.Array:
+    """Mean over rows of ‖rec − x‖² / d."""
+    return jnp.mean(jnp.sum((rec - x) ** 2, axis=1)) / x.shape[1]
 
 
 def _dropout(x, rate: float, key):
@@ -385,87 +259,85 @@ def _dense(p, x, relu: bool):
     return jax.nn.relu(y) if relu else y
 
 
+@jax.jit
+def _dense_jit(p, x):
+    return _dense(p, x, True)
+
+
+def _sgd_schedule(lr: float, drop_every: int):
+    return optax.sgd(optax.exponential_decay(lr, drop_every, 0.1, staircase=True))
+
+
 @functools.lru_cache(maxsize=16)
-def _make_layer_runner(enc_relu: bool, dec_relu: bool, lr: float, drop_every: int, dropout: float):
+def _pretrain_runner(graphdef, lr: float, dropout: float):
+    """End-to-end Adam pretraining (input dropout as the denoising corruption); batches ``(idx, keys)``."""
+    tx = optax.adam(lr)
+
+    def loss(params, x, batch):
+        idx, key = batch
+        xb = x[idx]
+        return _mse(nnx.merge(graphdef, params)(_dropout(xb, dropout, key)), xb)
+
+    return tx, scan_trainer(loss, tx)
+
+
+@functools.lru_cache(maxsize=16)
+def _layer_runner(enc_relu: bool, dec_relu: bool, lr: float, drop_every: int, dropout: float):
     """One greedy denoising layer pair (DEC §3.2): h → dropout → enc → dropout → dec ≈ h."""
     tx = _sgd_schedule(lr, drop_every)
 
-    def loss_fn(params, hb, key):
+    def loss(params, h, batch):
+        idx, key = batch
+        hb = h[idx]
         k1, k2 = jax.random.split(key)
         hidden = _dense(params["enc"], _dropout(hb, dropout, k1), enc_relu)
-        rec = _dense(params["dec"], _dropout(hidden, dropout, k2), dec_relu)
-        return jnp.mean(jnp.sum((rec - hb) ** 2, axis=1)) / hb.shape[1]
+        return _mse(_dense(params["dec"], _dropout(hidden, dropout, k2), dec_relu), hb)
 
-    return tx, _scan_runner(loss_fn, tx)
+    return tx, scan_trainer(loss, tx)
 
 
 @functools.lru_cache(maxsize=16)
-def _make_finetune_runner(graphdef, lr: float, drop_every: int):
-    """End-to-end fine-tuning of the stacked autoencoder with the layer-wise SGD schedule."""
+def _finetune_runner(graphdef, lr: float, drop_every: int):
+    """End-to-end fine-tuning of the stacked autoencoder with the layer-wise SGD schedule (keys unused)."""
     tx = _sgd_schedule(lr, drop_every)
 
-    def loss_fn(params, xb):
-        rec = nnx.merge(graphdef, params)(xb)
-        return jnp.mean(jnp.sum((rec - xb) ** 2, axis=1)) / xb.shape[1]
+    def loss(params, x, batch):
+        xb = x[batch[0]]
+        return _mse(nnx.merge(graphdef, params)(xb), xb)
 
-    @jax.jit
-    def run(params, opt_state, x, idx, key):
-        del key
-
-        def body(carry, ib):
-            params, opt_state = carry
-            loss, grads = jax.value_and_grad(loss_fn)(params, x[ib])
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), idx)
-        return params, opt_state, jnp.mean(losses)
-
-    return tx, run
-
-
-def _train_chunks(run, params, opt_state, data, batches: "_Batches", total: int, key, bar, losses: list):
-    """``total`` steps of ``run`` in compiled chunks of about one epoch (≥ 100 steps)."""
-    chunk = min(total, max(100, -(-batches.n // batches.batch)))
-    done = 0
-    while done < total:
-        steps = min(chunk, total - done)
-        key, sub = jax.random.split(key)
-        params, opt_state, loss = run(params, opt_state, data, jnp.asarray(batches.take(steps)), sub)
-        losses.append(float(loss))
-        done += steps
-        bar.update(steps)
-        bar.set_postfix(mse=f"{losses[-1]:.4g}")
-    return params, opt_state
+    return tx, scan_trainer(loss, tx)
 
 
 @functools.lru_cache(maxsize=16)
-def _make_cluster_runner(graphdef, lr: float, momentum: float, alpha: float):
+def _cluster_runner(graphdef, lr: float, momentum: float, alpha: float):
+    """The KL(P‖Q) stage: parameters ``(encoder params, centres)``, data ``(x, p)``, batches ``idx``."""
     tx = optax.sgd(lr, momentum=momentum)
 
-    def loss_fn(theta, xb, pb):
+    def loss(theta, data, idx):
         params, centers = theta
-        z = nnx.merge(graphdef, params)(xb)
-        return kl_divergence(pb, soft_assignment(z, centers, alpha))
+        x, p = data
+        z = nnx.merge(graphdef, params)(x[idx])
+        return kl_divergence(p[idx], soft_assignment(z, centers, alpha))
 
-    @jax.jit
-    def run(theta, opt_state, x, p, idx):
-        def body(carry, ib):
-            theta, opt_state = carry
-            loss, grads = jax.value_and_grad(loss_fn)(theta, x[ib], p[ib])
-            updates, opt_state = tx.update(grads, opt_state, theta)
-            return (optax.apply_updates(theta, updates), opt_state), loss
-
-        (theta, opt_state), losses = jax.lax.scan(body, (theta, opt_state), idx)
-        return theta, opt_state, jnp.mean(losses)
-
-    return tx, run
+    return tx, scan_trainer(loss, tx)
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+def _train(run, params, opt_state, data, batches: _Batches, total: int, key, desc: str, progress,
+           losses: list) -> Any:
+    """``total`` steps of a runner taking ``(idx, keys)`` batches, in compiled chunks of about one
+    epoch (≥ 100 steps) under one bar; appends each chunk's mean loss to ``losses``."""
+    chunk = min(total, max(100, -(-batches.n // batches.batch)))
+    keys = [key]
 
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+    def next_batches(steps: int):
+        keys[0], sub = jax.random.split(keys[0])
+        return jnp.asarray(batches.take(steps)), jax.random.split(sub, steps)
+
+    with progress_bar(total, desc, progress, unit="step", unit_scale=False) as bar:
+        params, _, chunks = train_in_chunks(run, params, opt_state, data, total=total, chunk=chunk,
+                                            batches=next_batches, bar=bar)
+    losses.extend(float(np.mean(c)) for c in chunks)
+    return params
 
 
 # ---------------------------------------------------------------- the model
@@ -509,6 +381,7 @@ class DEC:
         self.history: DECHistory | None = None
 
     # ---------------------------------------------------------------- input
+    # ---------------------------------------------------------------- input
     def _input(self, x: Any, name: str = "x") -> jax.Array:
         x = as_embeddings(x, name)
         if self.autoencoder is not None:
@@ -528,8 +401,6 @@ class DEC:
     # ---------------------------------------------------------------- stages
     def pretrain(self, x: Any) -> "DEC":
         """Stage 1 only: build and pretrain the autoencoder on ``x: [n, d]``."""
-        import time
-
         cfg = self.config
         x = as_embeddings(x, "x")
         self.scale = input_scale(x) if cfg.scale_inputs else 1.0
@@ -544,14 +415,11 @@ class DEC:
         if cfg.pretrain_steps > 0:
             graphdef, params = nnx.split(self.autoencoder)
             if cfg.pretrain == "layerwise":
-                tx, run = _make_finetune_runner(graphdef, float(cfg.sgd_lr), int(cfg.sgd_lr_drop_every))
+                tx, run = _finetune_runner(graphdef, float(cfg.sgd_lr), int(cfg.sgd_lr_drop_every))
             else:
-                tx, run = _make_pretrain_runner(graphdef, float(cfg.pretrain_lr), float(cfg.pretrain_dropout))
-            opt_state = tx.init(params)
-            batches = _Batches(n, cfg.batch_size, cfg.seed + 1)
-            with _progress(cfg.pretrain_steps, "DEC pretrain", cfg.progress) as bar:
-                params, _ = _train_chunks(run, params, opt_state, xs, batches, cfg.pretrain_steps,
-                                          jax.random.fold_in(key, 1000), bar, losses)
+                tx, run = _pretrain_runner(graphdef, float(cfg.pretrain_lr), float(cfg.pretrain_dropout))
+            params = _train(run, params, tx.init(params), xs, _Batches(n, cfg.batch_size, cfg.seed + 1),
+                            cfg.pretrain_steps, jax.random.fold_in(key, 1000), "DEC pretrain", cfg.progress, losses)
             nnx.update(self.autoencoder, params)
         self._pretrain_loss = np.asarray(losses)
         self._pretrain_seconds = time.perf_counter() - t0
@@ -564,24 +432,21 @@ class DEC:
         depth = len(enc)
         h = xs
         for i in range(depth):
-            params = {
-                "enc": {"kernel": enc[i].kernel.get_value(), "bias": enc[i].bias.get_value()},
-                "dec": {"kernel": dec[depth - 1 - i].kernel.get_value(), "bias": dec[depth - 1 - i].bias.get_value()},
-            }
+            e, d = enc[i], dec[depth - 1 - i]
+            params = {"enc": {"kernel": e.kernel.get_value(), "bias": e.bias.get_value()},
+                      "dec": {"kernel": d.kernel.get_value(), "bias": d.bias.get_value()}}
             # ReLU everywhere except the embedding (last encoder layer) and the data reconstruction
-            tx, run = _make_layer_runner(i < depth - 1, i > 0, float(cfg.sgd_lr), int(cfg.sgd_lr_drop_every),
-                                         float(cfg.layerwise_dropout))
-            opt_state = tx.init(params)
-            batches = _Batches(h.shape[0], cfg.batch_size, cfg.seed + 10 + i)
-            with _progress(cfg.layerwise_steps, f"DEC layer {i + 1}/{depth}", cfg.progress) as bar:
-                params, _ = _train_chunks(run, params, opt_state, h, batches, cfg.layerwise_steps,
-                                          jax.random.fold_in(key, i), bar, losses)
-            enc[i].kernel.set_value(params["enc"]["kernel"])
-            enc[i].bias.set_value(params["enc"]["bias"])
-            dec[depth - 1 - i].kernel.set_value(params["dec"]["kernel"])
-            dec[depth - 1 - i].bias.set_value(params["dec"]["bias"])
+            tx, run = _layer_runner(i < depth - 1, i > 0, float(cfg.sgd_lr), int(cfg.sgd_lr_drop_every),
+                                    float(cfg.layerwise_dropout))
+            params = _train(run, params, tx.init(params), h, _Batches(h.shape[0], cfg.batch_size, cfg.seed + 10 + i),
+                            cfg.layerwise_steps, jax.random.fold_in(key, i), f"DEC layer {i + 1}/{depth}",
+                            cfg.progress, losses)
+            e.kernel.set_value(params["enc"]["kernel"])
+            e.bias.set_value(params["enc"]["bias"])
+            d.kernel.set_value(params["dec"]["kernel"])
+            d.bias.set_value(params["dec"]["bias"])
             if i < depth - 1:
-                h = _block_apply(functools.partial(_dense_jit, params["enc"]), h)
+                h = in_chunks(functools.partial(_dense_jit, params["enc"]), h, 4096)
 
     def fit(self, x: Any) -> "DEC":
         """Pretrain, initialise centres by k-means, then train on KL(P‖Q).
@@ -592,8 +457,6 @@ class DEC:
         Returns:
           ``self`` with ``labels_``, ``centers`` and ``history`` set.
         """
-        import time
-
         from sklearn.cluster import KMeans
 
         cfg = self.config
@@ -611,15 +474,30 @@ class DEC:
         kmeans_seconds = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        steps, converged, kls, changes = self._cluster(xs, jnp.asarray(km.cluster_centers_, jnp.float32), init_labels)
+        self.history = DECHistory(
+            pretrain_loss=self._pretrain_loss, kl=np.asarray(kls), label_change=np.asarray(changes),
+            steps=steps, converged=converged, init_labels=init_labels,
+            pretrain_seconds=self._pretrain_seconds, kmeans_seconds=kmeans_seconds,
+            cluster_seconds=time.perf_counter() - t0,
+        )
+        return self
+
+    def _cluster(self, xs: jax.Array, centers: jax.Array, labels_prev: np.ndarray):
+        """The KL(P‖Q) stage from the k-means centres; sets the encoder, ``centers`` and ``labels_``.
+
+        Returns:
+          ``(steps, converged, kl per target update, label change per target update)``.
+        """
+        cfg = self.config
         graphdef, params = nnx.split(self.autoencoder.encoder)
-        theta = (params, jnp.asarray(km.cluster_centers_, jnp.float32))
-        tx, run = _make_cluster_runner(graphdef, float(cfg.lr), float(cfg.momentum), float(cfg.alpha))
+        theta = (params, centers)
+        tx, run = _cluster_runner(graphdef, float(cfg.lr), float(cfg.momentum), float(cfg.alpha))
         opt_state = tx.init(theta)
-        batches = _Batches(n, cfg.batch_size, cfg.seed + 3)
-        labels_prev = init_labels
+        batches = _Batches(xs.shape[0], cfg.batch_size, cfg.seed + 3)
         kls, changes = [], []
         steps, converged = 0, False
-        with _progress(cfg.max_steps, "DEC cluster", cfg.progress) as bar:
+        with progress_bar(cfg.max_steps, "DEC cluster", cfg.progress, unit="step", unit_scale=False) as bar:
             while True:
                 q = self._q_scaled(xs, theta)
                 p = target_distribution(q)
@@ -634,32 +512,25 @@ class DEC:
                 if steps >= cfg.max_steps:
                     break
                 k = min(cfg.update_interval, cfg.max_steps - steps)
-                theta, opt_state, _ = run(theta, opt_state, xs, p, jnp.asarray(batches.take(k)))
+                theta, opt_state, _ = run(theta, opt_state, (xs, p), jnp.asarray(batches.take(k)))
                 steps += k
                 bar.update(k)
                 bar.set_postfix(changed=f"{change:.4f}")
         nnx.update(self.autoencoder.encoder, theta[0])
         self.centers = np.asarray(theta[1])
         self.labels_ = labels
-        self.history = DECHistory(
-            pretrain_loss=self._pretrain_loss, kl=np.asarray(kls), label_change=np.asarray(changes),
-            steps=steps, converged=converged, init_labels=init_labels,
-            pretrain_seconds=self._pretrain_seconds, kmeans_seconds=kmeans_seconds,
-            cluster_seconds=time.perf_counter() - t0,
-        )
-        return self
+        return steps, converged, kls, changes
 
     # ---------------------------------------------------------------- inference
     def _embed_scaled(self, xs: jax.Array) -> jax.Array:
         graphdef, params = nnx.split(self.autoencoder.encoder)
-        return _block_apply(lambda b: _encode_fn(graphdef, params, b), xs)
+        return apply_rows(graphdef, (params,), xs, chunk=4096)
 
     def _q_scaled(self, xs: jax.Array, theta) -> jax.Array:
         graphdef, _ = nnx.split(self.autoencoder.encoder)
         params, centers = theta
-        alpha = float(self.config.alpha)
-        z = _block_apply(lambda b: _encode_fn(graphdef, params, b), xs)
-        return soft_assignment(z, centers, alpha)
+        z = apply_rows(graphdef, (params,), xs, chunk=4096)
+        return soft_assignment(z, centers, float(self.config.alpha))
 
     def transform(self, x: Any) -> np.ndarray:
         """Embeddings z = f(s·x): ``x: [n, d]`` → ``[n, embed_dim]`` float32."""
@@ -678,47 +549,25 @@ class DEC:
         return np.argmax(self.soft_assign(x), axis=1).astype(np.int64)
 
     # ---------------------------------------------------------------- save / load
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the weights, centres, input scale and options to one ``.npz`` file."""
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the weights, centres, input scale and options to one file (the models' one format,
+        :func:`clipcore.models._common.save_model`); returns the path."""
         self._require_fit()
-        arrays: dict[str, np.ndarray] = {}
-        for part in ("encoder", "decoder"):
-            for i, layer in enumerate(getattr(self.autoencoder, part).layers):
-                arrays[f"{part}/{i}/kernel"] = np.asarray(layer.kernel.get_value())
-                arrays[f"{part}/{i}/bias"] = np.asarray(layer.bias.get_value())
-        arrays["centers"] = np.asarray(self.centers)
-        cfg = dataclasses.asdict(self.config)
-        meta = {"format": "clipcore.DEC/1", "config": cfg, "scale": self.scale,
-                "d": int(self.autoencoder.encoder.layers[0].in_features)}
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        path = os.fspath(path)
-        d = os.path.dirname(os.path.abspath(path))
-        os.makedirs(d, exist_ok=True)
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
+        tensors = state_tensors(self.autoencoder)
+        tensors["centers"] = np.asarray(self.centers)
+        state = {"scale": self.scale, "d": int(self.autoencoder.encoder.layers[0].in_features)}
+        return save_model(path, "DEC", config=dataclasses.asdict(self.config), state=state, tensors=tensors)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "DEC":
-        """Read a model written by ``save``."""
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"path: no DEC model file {path}")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            meta = json.loads(bytes(arrays.pop("meta")).decode())
-        except Exception as exc:
-            raise ValueError(f"path: {path} is not a clipcore DEC model ({exc})") from exc
-        if meta.get("format") != "clipcore.DEC/1":
-            raise ValueError(f"path: {path} is not a clipcore DEC model (format {meta.get('format')!r})")
-        cfg = meta["config"]
+        """Read a model written by ``save`` (or by clipcore's earlier ``clipcore.DEC/1`` ``.npz`` format)."""
+        saved = load_model(path, "DEC")
+        cfg = dict(saved.config)
         cfg["hidden"] = tuple(cfg["hidden"])
         model = cls(config=DECConfig(**cfg))
-        model.autoencoder = Autoencoder(meta["d"], model.config.hidden, model.config.embed_dim, rngs=nnx.Rngs(0))
-        for part in ("encoder", "decoder"):
-            for i, layer in enumerate(getattr(model.autoencoder, part).layers):
-                layer.kernel.set_value(jnp.asarray(arrays[f"{part}/{i}/kernel"]))
-                layer.bias.set_value(jnp.asarray(arrays[f"{part}/{i}/bias"]))
-        model.centers = arrays["centers"]
-        model.scale = float(meta["scale"])
+        model.autoencoder = Autoencoder(int(saved.state["d"]), model.config.hidden, model.config.embed_dim,
+                                        rngs=nnx.Rngs(0))
+        restore_state(model.autoencoder, saved.tensors, os.fspath(path))
+        model.centers = saved.tensors["centers"]
+        model.scale = float(saved.state["scale"])
         return model

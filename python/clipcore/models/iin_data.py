@@ -1,4 +1,5 @@
-"""Data sets with attribute labels for the IIN (offline, seeded).
+"""Data sets with attribute labels for the IIN (offline, seeded), and the attribute checks, CSV
+reader and pair sampler the IIN trains with.
 
 Two sources, both returned as :class:`AttributeSet`:
 
@@ -16,11 +17,13 @@ Two sources, both returned as :class:`AttributeSet`:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import os
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["AttributeSet", "synthetic_attributes", "fashion_mnist_attributes"]
+__all__ = ["AttributeSet", "synthetic_attributes", "fashion_mnist_attributes", "check_attributes",
+           "read_attributes", "PairSampler"]
 
 
 class AttributeSet(NamedTuple):
@@ -172,3 +175,110 @@ def fashion_mnist_attributes(
     attrs = np.stack([np.isin(labels, FOOTWEAR), intensity > np.median(intensity)], axis=1)
     return AttributeSet(scores.astype(np.float32), attrs.astype(np.int64), ("footwear", "light"),
                         labels[:, None].astype(np.float64))
+
+
+# -------------------------------------------------------------- attributes
+def check_attributes(attributes: Any, n: int) -> np.ndarray:
+    """``attributes`` as ``[n, K]`` int64 classes 0..C_k−1 (each present), or a ``ValueError`` naming it.
+
+    Args:
+      attributes: ``[n, K]`` (or ``[n]``) integer (bool, integer-valued float) labels.
+      n: the number of embeddings they label.
+    """
+    a = np.asarray(attributes)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise ValueError(f"attributes: expected [n, K] integer labels, got shape {a.shape}")
+    if a.shape[0] != n:
+        raise ValueError(f"attributes: {a.shape[0]} rows but z has {n}; row i labels embedding i")
+    if a.shape[1] == 0:
+        raise ValueError(f"attributes: no attribute columns (shape {a.shape})")
+    if a.dtype == np.bool_:
+        a = a.astype(np.int64)
+    if not np.issubdtype(a.dtype, np.integer):
+        if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+            a = a.astype(np.int64)
+        else:
+            raise ValueError(f"attributes: expected integer class labels, got dtype {a.dtype}")
+    if (a < 0).any():
+        raise ValueError("attributes: class labels must be ≥ 0 (0, 1, … per attribute)")
+    for k in range(a.shape[1]):
+        values = np.unique(a[:, k])
+        if values.size < 2:
+            raise ValueError(f"attributes: column {k} has a single value; an attribute needs two classes")
+        if values[-1] != values.size - 1:
+            raise ValueError(f"attributes: column {k} has classes {values.tolist()[:10]}; expected 0..C-1, "
+                             "each present (relabel, e.g. with numpy.unique(..., return_inverse=True))")
+    return a.astype(np.int64)
+
+
+def read_attributes(path: str) -> tuple[np.ndarray, tuple[str, ...], list[list[str]]]:
+    """Read a CSV of attributes: a header of K names, then one row per embedding.
+
+    Each column's distinct values (numbers or words) become classes 0, 1, …
+    in sorted order.
+
+    Returns:
+      ``(attributes [n, K] int64, names, classes)`` with ``classes[k]`` the
+      original values of attribute k in class order.
+    """
+    import csv
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"attributes: file not found: {path}")
+    with open(path, newline="") as f:
+        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise ValueError(f"attributes: {path} needs a header row and at least one data row")
+    names = tuple(c.strip() for c in rows[0])
+    body = rows[1:]
+    for i, r in enumerate(body):
+        if len(r) != len(names):
+            raise ValueError(f"attributes: {path} row {i + 1} has {len(r)} fields, the header has {len(names)}")
+    out = np.empty((len(body), len(names)), np.int64)
+    classes = []
+    for k in range(len(names)):
+        col = [r[k].strip() for r in body]
+        try:
+            nums = [float(c) for c in col]
+            uniq = sorted(set(nums))
+            out[:, k] = np.searchsorted(np.asarray(uniq), np.asarray(nums))
+            classes.append([f"{u:g}" for u in uniq])
+        except ValueError:
+            uniq = sorted(set(col))
+            lookup = {u: i for i, u in enumerate(uniq)}
+            out[:, k] = [lookup[c] for c in col]
+            classes.append(uniq)
+    return out, names, classes
+
+
+class PairSampler:
+    """Seeded pairs: anchor i uniform, factor F uniform, partner j uniform among
+    the samples with attribute F equal to i's (CompVis/iin's CelebA sampler)."""
+
+    def __init__(self, attributes: np.ndarray, rng: np.random.Generator):
+        self.a = attributes
+        self.rng = rng
+        self.order, self.start, self.count = [], [], []
+        for k in range(attributes.shape[1]):
+            col = attributes[:, k]
+            order = np.argsort(col, kind="stable")
+            counts = np.bincount(col)
+            self.order.append(order)
+            self.start.append(np.concatenate([[0], np.cumsum(counts)[:-1]]))
+            self.count.append(counts)
+
+    def sample(self, shape: tuple[int, ...]):
+        """``(i, j, f)``, each of ``shape``: anchors, partners sharing attribute ``f`` with them, factors."""
+        n, k = self.a.shape
+        i = self.rng.integers(0, n, size=shape)
+        f = self.rng.integers(0, k, size=shape)
+        j = np.empty(shape, np.int64)
+        u = self.rng.random(size=shape)
+        for kk in range(k):
+            sel = f == kk
+            c = self.a[i[sel], kk]
+            pos = self.start[kk][c] + np.floor(u[sel] * self.count[kk][c]).astype(np.int64)
+            j[sel] = self.order[kk][pos]
+        return i, j, f

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -41,13 +40,24 @@ import numpy as np
 import optax
 from flax import nnx
 
-from .._validate import as_embeddings, check_choice, check_number, check_positive_int
+from .._progress import bar as progress_bar
+from .._progress import check_progress
+from .._validate import as_embeddings, check_choice, check_flag, check_number, check_positive_int
+from ._common import MLP, apply_rows, load_model, restore_state, save_model, scan_trainer, state_tensors
+from .mds_objectives import (EvalSample, MDSMetrics, embedded_distance, eval_sample, kruskal_stress1, metrics_on,
+                             quad_loss, raw_stress, sample_pairs, sample_quads, true_distance)
 
 __all__ = [
     "MDSConfig",
     "NeuralMDS",
+    "MDSNet",
     "EpochMetrics",
     "MDSMetrics",
+    "EvalSample",
+    "eval_sample",
+    "metrics_on",
+    "batch_loss",
+    "check_paired",
     "embedded_distance",
     "raw_stress",
     "kruskal_stress1",
@@ -73,134 +83,32 @@ SCHEDULES = ("cosine", "constant")
 DEFAULT_LEARNING_RATE = {"isometric": 1e-3, "isotonic": 1e-5}
 
 
-# ------------------------------------------------------------------ losses
-def embedded_distance(a: jax.Array, b: jax.Array, eps: float = 1e-12) -> jax.Array:
-    """sqrt(‖a − b‖² + ε) row by row: finite gradient when a = b.
-
-    Args:
-      a, b: ``[..., k]``.
-      eps: the ε under the square root.
-
-    Returns:
-      ``[...]``.
-    """
-    diff = a - b
-    return jnp.sqrt(jnp.sum(diff * diff, axis=-1) + eps)
-
-
-def raw_stress(delta: jax.Array, dist: jax.Array, weights: jax.Array | None = None) -> jax.Array:
-    """Raw stress Σ w (δ − d)² (metric MDS; Kruskal 1964).
-
-    Args:
-      delta: ``[m]`` target (original-space) distances.
-      dist: ``[m]`` embedded distances.
-      weights: ``[m]`` non-negative weights (default 1).
-    """
-    r = delta - dist
-    w = 1.0 if weights is None else weights
-    return jnp.sum(w * r * r)
-
-
-def kruskal_stress1(delta: jax.Array, dist: jax.Array) -> jax.Array:
-    """Kruskal's Stress-1, sqrt(Σ (δ − d)² / Σ d²), with d the embedded distances."""
-    r = delta - dist
-    return jnp.sqrt(jnp.sum(r * r) / jnp.sum(dist * dist))
-
-
-def quad_loss(d_near: jax.Array, d_far: jax.Array, margin: float, weights: jax.Array | None = None) -> jax.Array:
-    """SOE squared hinge Σ w · max(0, d_near + margin − d_far)² (Terada & von Luxburg 2014).
-
-    Args:
-      d_near: ``[m]`` embedded distance of the pair with the smaller δ.
-      d_far: ``[m]`` embedded distance of the pair with the larger δ.
-      margin: the hinge margin (sets the scale of the embedding).
-      weights: ``[m]`` non-negative weights (default 1; 0 drops tied quads).
-    """
-    h = jnp.maximum(0.0, d_near + margin - d_far)
-    w = 1.0 if weights is None else weights
-    return jnp.sum(w * h * h)
-
-
-# ---------------------------------------------------------------- sampling
-def sample_pairs(key: jax.Array, n: int, size: int, cross_modal_fraction: float,
-                 matched_fraction: float) -> tuple[jax.Array, jax.Array]:
-    """Pairs of indices into the pooled set Z = [images (0..n−1); texts (n..2n−1)].
-
-    A fraction ``cross_modal_fraction`` of the pairs is (image, caption) in a
-    random order, a fraction ``matched_fraction`` of those an image with its
-    own caption; the rest are uniform over Z × Z.
-
-    Args:
-      key: a JAX PRNG key.
-      n: number of pairs in the set; size: number of pairs to draw.
-
-    Returns:
-      ``(a, b)``, each ``[size]`` int; pair m is (Z[a_m], Z[b_m]).
-    """
-    k_int, k_u = jax.random.split(key)
-    ua, ub, i, j = jax.random.randint(k_int, (4, size), 0, jnp.array([2 * n, 2 * n, n, n])[:, None])
-    matched, image_first, cross = jax.random.uniform(k_u, (3, size)) < jnp.array(
-        [matched_fraction, 0.5, cross_modal_fraction])[:, None]
-    j = jnp.where(matched, i, j)
-    ca = jnp.where(image_first, i, n + i)
-    cb = jnp.where(image_first, n + j, j)
-    return jnp.where(cross, ca, ua), jnp.where(cross, cb, ub)
-
-
-def sample_quads(key: jax.Array, n: int, size: int, cross_modal_fraction: float,
-                 matched_fraction: float) -> tuple[jax.Array, ...]:
-    """Quads (a, b, c, e) of indices into Z = [images; texts] (not yet ordered by δ).
-
-    A fraction ``cross_modal_fraction`` are anchored triplets: (x, y) and
-    (x, y') with x of one modality and y, y' of the other, y the partner of x
-    with probability ``matched_fraction``; the rest are two uniform pairs.
-
-    Returns:
-      ``(a, b, c, e)``, each ``[size]``; the quad compares (a, b) with (c, e).
-    """
-    k_pair, k_int, k_u = jax.random.split(key, 3)
-    a, b = sample_pairs(k_pair, n, size, 1.0, matched_fraction)
-    other, ua, ub, uc, ue = jax.random.randint(k_int, (5, size), 0,
-                                               jnp.array([n, 2 * n, 2 * n, 2 * n, 2 * n])[:, None])
-    e_cross = jnp.where(a < n, n + other, other)  # the anchor's other modality
-    cross = jax.random.uniform(k_u, (size,)) < cross_modal_fraction
-    return (jnp.where(cross, a, ua), jnp.where(cross, b, ub),
-            jnp.where(cross, a, uc), jnp.where(cross, e_cross, ue))
-
-
-def _true_distance(z: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
-    d = z[a] - z[b]
-    return jnp.sqrt(jnp.sum(d * d, axis=-1))
-
-
 # ------------------------------------------------------------------ module
 class MDSNet(nnx.Module):
     """g(x) = W x + b (linear) or W x + b + MLP(x) (mlp: GELU hidden layers).
 
-    The MLP branch's last layer starts at zero, so with ``init="pca"`` the
-    network starts exactly at the PCA (classical MDS) map and learns a
-    non-linear correction.
+    The MLP branch (:class:`clipcore.models._common.MLP`) ends in a layer that
+    starts at zero, so with ``init="pca"`` the network starts exactly at the
+    PCA (classical MDS) map and learns a non-linear correction.
+
+    Args:
+      d_in: D; d_out: D'.
+      hidden: the branch's hidden widths (unused for ``"linear"``).
+      architecture: ``"mlp"`` or ``"linear"``.
+      rngs: ``nnx.Rngs`` for the initialisation.
+
+    Call: ``[..., D]`` → ``[..., D']``.
     """
 
     def __init__(self, d_in: int, d_out: int, hidden: tuple[int, ...], architecture: str, *, rngs: nnx.Rngs):
         self.skip = nnx.Linear(d_in, d_out, rngs=rngs)
         self.architecture = architecture
-        layers = []
-        if architecture == "mlp":
-            widths = (d_in, *hidden)
-            for w_in, w_out in zip(widths[:-1], widths[1:]):
-                layers.append(nnx.Linear(w_in, w_out, rngs=rngs))
-            layers.append(nnx.Linear(widths[-1], d_out, kernel_init=nnx.initializers.zeros, rngs=rngs))
-        self.layers = nnx.List(layers)
+        self.branch = (MLP((d_in, *hidden, d_out), activation="gelu", zero_last=True, rngs=rngs)
+                       if architecture == "mlp" else None)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = self.skip(x)
-        if self.architecture == "mlp":
-            h = x
-            for layer in self.layers[:-1]:
-                h = jax.nn.gelu(layer(h))
-            y = y + self.layers[-1](h)
-        return y
+        return y if self.branch is None else y + self.branch(x)
 
 
 # ------------------------------------------------------------------ config
@@ -233,8 +141,7 @@ class MDSConfig:
         check_choice(self.architecture, "architecture", ARCHITECTURES)
         check_choice(self.init, "init", INITS)
         check_choice(self.schedule, "schedule", SCHEDULES)
-        if not isinstance(self.keep_best, (bool, np.bool_)):
-            raise ValueError(f"keep_best: expected True or False, got {self.keep_best!r}")
+        check_flag(self.keep_best, "keep_best")
         hidden = tuple(self.hidden)
         if self.architecture == "mlp" and not hidden:
             raise ValueError("hidden: an MLP needs at least one hidden width (or architecture='linear')")
@@ -275,63 +182,12 @@ class EpochMetrics(NamedTuple):
     seconds: float
 
 
-class MDSMetrics(NamedTuple):
-    """How well an embedding keeps the original distances (see :func:`mds_metrics`)."""
-
-    stress1: float
-    quad_fraction: float
-    spearman: float
-
-
 # ---------------------------------------------------------------- metrics
 def _pooled(images: jax.Array, texts: jax.Array, normalize: bool) -> jax.Array:
     z = jnp.concatenate([images, texts], axis=0)
     if normalize:
         z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
     return z
-
-
-class _EvalSample(NamedTuple):
-    pa: np.ndarray
-    pb: np.ndarray
-    delta: np.ndarray
-    qa: np.ndarray
-    qb: np.ndarray
-    qc: np.ndarray
-    qe: np.ndarray
-    keep: np.ndarray  # quads with δ_ab ≠ δ_ce, ordered so (a, b) is the nearer pair
-
-
-def _eval_sample(z: jax.Array, n: int, size: int, seed: int, cross: float, matched: float) -> _EvalSample:
-    out = _eval_indices(z, jax.random.key(seed), n, size, cross, matched)
-    return _EvalSample(*(np.asarray(x) for x in out))
-
-
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _eval_indices(z: jax.Array, key: jax.Array, n: int, size: int, cross: float, matched: float):
-    k1, k2 = jax.random.split(key)
-    pa, pb = sample_pairs(k1, n, size, cross, matched)
-    delta = _true_distance(z, pa, pb)
-    qa, qb, qc, qe = sample_quads(k2, n, size, cross, matched)
-    d1, d2 = _true_distance(z, qa, qb), _true_distance(z, qc, qe)
-    swap = d2 < d1
-    qa, qb, qc, qe = (jnp.where(swap, qc, qa), jnp.where(swap, qe, qb), jnp.where(swap, qa, qc),
-                      jnp.where(swap, qb, qe))
-    return pa, pb, delta, qa, qb, qc, qe, d1 != d2
-
-
-def _metrics_on(y: np.ndarray, s: _EvalSample) -> MDSMetrics:
-    from scipy.stats import spearmanr
-
-    y = np.asarray(y, dtype=np.float64)
-    dist = np.linalg.norm(y[s.pa] - y[s.pb], axis=1)
-    r = s.delta - dist
-    stress1 = float(np.sqrt(np.sum(r * r) / np.sum(dist * dist)))
-    near = np.linalg.norm(y[s.qa] - y[s.qb], axis=1)
-    far = np.linalg.norm(y[s.qc] - y[s.qe], axis=1)
-    frac = float(np.mean((near < far)[s.keep]))
-    rho = float(spearmanr(s.delta, dist).statistic)
-    return MDSMetrics(stress1, frac, rho)
 
 
 def mds_metrics(
@@ -366,7 +222,7 @@ def mds_metrics(
     """
     u = as_embeddings(images, "images", nonzero_rows=normalize)
     v = as_embeddings(texts, "texts", nonzero_rows=normalize)
-    _check_paired(u, v)
+    check_paired(u, v)
     lu = as_embeddings(low_images, "low_images")
     lv = as_embeddings(low_texts, "low_texts")
     if lu.shape[0] != u.shape[0] or lv.shape != lu.shape:
@@ -376,8 +232,8 @@ def mds_metrics(
         )
     n = int(u.shape[0])
     z = _pooled(u.astype(jnp.float64) if jax.config.jax_enable_x64 else u, v, normalize)
-    s = _eval_sample(z, n, check_positive_int(size, "size"), seed, cross_modal_fraction, matched_fraction)
-    return _metrics_on(np.concatenate([np.asarray(lu), np.asarray(lv)]), s)
+    s = eval_sample(z, n, check_positive_int(size, "size"), seed, cross_modal_fraction, matched_fraction)
+    return metrics_on(np.concatenate([np.asarray(lu), np.asarray(lv)]), s)
 
 
 def pca_map(z: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -402,7 +258,8 @@ def pca_map(z: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return w, -mu @ w
 
 
-def _check_paired(u: jax.Array, v: jax.Array) -> None:
+def check_paired(u: jax.Array, v: jax.Array) -> None:
+    """Images ``u`` and captions ``v`` pair by row and share one dimension (one map for both)."""
     if u.shape[0] != v.shape[0]:
         raise ValueError(
             f"texts: {v.shape[0]} rows but images has {u.shape[0]} (shapes {tuple(v.shape)} and "
@@ -415,7 +272,6 @@ def _check_paired(u: jax.Array, v: jax.Array) -> None:
         )
 
 
-# ------------------------------------------------------------------- model
 class NeuralMDS:
     """Neural MDS: a shared map g: D → D' for images and captions (SPEC_MODELS.md).
 
@@ -472,7 +328,7 @@ class NeuralMDS:
         self.initial_metrics: MDSMetrics | None = None
         self.best_epoch: int | None = None
         self.d_in: int | None = None
-        self._net: MDSNet | None = None
+        self.net: MDSNet | None = None
 
     @classmethod
     def from_config(cls, config: MDSConfig) -> "NeuralMDS":
@@ -490,7 +346,8 @@ class NeuralMDS:
         Args:
           images: ``[n, D]`` image embeddings.
           texts: ``[n, D]`` caption embeddings, row i the caption of image i.
-          progress: tqdm bar per epoch with the metrics (``None``: shown after 2 s).
+          progress: a bar over the epochs with the metrics (``None``: shown after 2 s; ``True``: at once;
+            ``False``: never).
 
         Returns:
           ``self`` (``history`` holds the per-epoch metrics).
@@ -500,18 +357,8 @@ class NeuralMDS:
             different dimensions, fewer than 2 pairs, or D' ≥ D.
         """
         c = self.config
-        u = as_embeddings(images, "images", nonzero_rows=c.normalize)
-        v = as_embeddings(texts, "texts", nonzero_rows=c.normalize)
-        _check_paired(u, v)
-        n, d = int(u.shape[0]), int(u.shape[1])
-        if n < 2:
-            raise ValueError(f"images: need at least 2 pairs to learn distances, got shape {tuple(u.shape)}")
-        if c.dim >= d:
-            raise ValueError(
-                f"dim: D'={c.dim} must be smaller than the input dimension D={d} "
-                f"(images {tuple(u.shape)}); nothing to compress"
-            )
-        z = _pooled(u.astype(jnp.float32), v.astype(jnp.float32), c.normalize)
+        progress = check_progress(progress)
+        z, n, d = self._pooled_input(images, texts)
         net = self._build(d)
         if c.init == "pca":
             w, b = pca_map(z, c.dim)
@@ -520,32 +367,48 @@ class NeuralMDS:
         graphdef, params, rest = nnx.split(net, nnx.Param, ...)
         # the epoch program does not depend on these options: one compilation serves them all
         total = c.epochs * c.steps_per_epoch if c.schedule == "cosine" else 0
-        tx, run_epoch = _epoch_fn(graphdef, dataclasses.replace(c, epochs=1, init="pca", eval_size=1, seed=0,
-                                                                keep_best=True), n, total)
-        opt_state = tx.init(params)
+        tx, run = _epoch_fn(graphdef, dataclasses.replace(c, epochs=1, init="pca", eval_size=1, seed=0,
+                                                          keep_best=True), n, total)
+        evals = eval_sample(z, n, c.eval_size, c.seed + 1, c.cross_modal_fraction, c.matched_fraction)
+        self.history, self.d_in = [], d
+        self.initial_metrics = metrics_on(np.asarray(_embed(graphdef, params, rest, z)), evals)
+        self.best_epoch, params = self._epochs(run, graphdef, params, rest, tx.init(params), z, evals, progress)
+        self.net = nnx.merge(graphdef, params, rest)
+        return self
 
-        evals = _eval_sample(z, n, c.eval_size, c.seed + 1, c.cross_modal_fraction, c.matched_fraction)
-        key = jax.random.key(c.seed)
-        self.history = []
-        self.d_in = d
-        m0 = _metrics_on(np.asarray(_apply(graphdef, params, rest, z)), evals)
-        self.initial_metrics = m0
+    def _pooled_input(self, images: Any, texts: Any) -> tuple[jax.Array, int, int]:
+        """Checked pairs as the pooled float32 set ``[2n, D]`` (rows normalised when asked), n and D."""
+        c = self.config
+        u = as_embeddings(images, "images", nonzero_rows=c.normalize)
+        v = as_embeddings(texts, "texts", nonzero_rows=c.normalize)
+        check_paired(u, v)
+        n, d = int(u.shape[0]), int(u.shape[1])
+        if n < 2:
+            raise ValueError(f"images: need at least 2 pairs to learn distances, got shape {tuple(u.shape)}")
+        if c.dim >= d:
+            raise ValueError(
+                f"dim: D'={c.dim} must be smaller than the input dimension D={d} "
+                f"(images {tuple(u.shape)}); nothing to compress"
+            )
+        return _pooled(u.astype(jnp.float32), v.astype(jnp.float32), c.normalize), n, d
+
+    def _epochs(self, run, graphdef, params, rest, opt_state, z: jax.Array, evals: EvalSample,
+                progress: bool | None) -> tuple[int, Any]:
+        """Train epoch by epoch, appending to ``history``; the epoch kept (0: the start) and its parameters."""
+        c = self.config
         # higher is better: the method's own measure on the evaluation sample
         score = (lambda m: m.quad_fraction) if c.method == "isotonic" else (lambda m: -m.stress1)
-        best = (score(m0), 0, params)
-
-        from tqdm.auto import tqdm
-
-        with tqdm(range(1, c.epochs + 1), desc=f"neural MDS ({c.method}, D'={c.dim})", unit="epoch",
-                  disable=progress is False, delay=0 if progress else 2.0, leave=False) as bar:
+        best = (score(self.initial_metrics), 0, params)
+        key = jax.random.key(c.seed)
+        with progress_bar(None, f"neural MDS ({c.method}, D'={c.dim})", progress, unit="epoch", unit_scale=False,
+                          iterable=range(1, c.epochs + 1)) as bar:
             for epoch in bar:
                 key, sub = jax.random.split(key)
                 t0 = time.perf_counter()
-                params, opt_state, losses = run_epoch(params, rest, opt_state, z, sub)
+                params, opt_state, losses = run(params, opt_state, (rest, z), jax.random.split(sub, c.steps_per_epoch))
                 losses = np.asarray(losses)
                 seconds = time.perf_counter() - t0
-                y = _apply(graphdef, params, rest, z)
-                m = _metrics_on(np.asarray(y), evals)
+                m = metrics_on(np.asarray(_embed(graphdef, params, rest, z)), evals)
                 loss = float(losses.mean())
                 if not np.isfinite(loss):
                     raise FloatingPointError(f"neural MDS: the loss became {loss} in epoch {epoch}")
@@ -554,12 +417,7 @@ class NeuralMDS:
                     best = (score(m), epoch, params)
                 bar.set_postfix(loss=f"{loss:.4g}", stress1=f"{m.stress1:.3f}", quads=f"{m.quad_fraction:.3f}",
                                 rho=f"{m.spearman:.3f}")
-        if c.keep_best:
-            self.best_epoch, params = best[1], best[2]
-        else:
-            self.best_epoch = c.epochs
-        self._net = nnx.merge(graphdef, params, rest)
-        return self
+        return (best[1], best[2]) if c.keep_best else (c.epochs, params)
 
     # ---------------------------------------------------------- transform
     def transform(self, x: Any, *, block_size: int = 65536) -> jax.Array:
@@ -572,19 +430,18 @@ class NeuralMDS:
         Returns:
           ``[m, D']`` float32.
         """
-        if self._net is None:
+        if self.net is None:
             raise ValueError("NeuralMDS: not fitted; call fit(images, texts) or NeuralMDS.load(path) first")
         c = self.config
         x = as_embeddings(x, "x", nonzero_rows=c.normalize)
         if x.shape[1] != self.d_in:
             raise ValueError(f"x: dimension {x.shape[1]} (shape {tuple(x.shape)}) but the model maps D={self.d_in}")
-        graphdef, params, rest = nnx.split(self._net, nnx.Param, ...)
+        bs = check_positive_int(block_size, "block_size")
         x = x.astype(jnp.float32)
         if c.normalize:
             x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
-        bs = check_positive_int(block_size, "block_size")
-        parts = [_apply(graphdef, params, rest, x[s:s + bs]) for s in range(0, x.shape[0], bs)]
-        return parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+        graphdef, params, rest = nnx.split(self.net, nnx.Param, ...)
+        return apply_rows(graphdef, (params, rest), x, chunk=bs)
 
     def fit_transform(self, images: Any, texts: Any, *, progress: bool | None = None) -> tuple[jax.Array, jax.Array]:
         """``fit`` then ``(transform(images), transform(texts))``."""
@@ -592,86 +449,65 @@ class NeuralMDS:
         return self.transform(images), self.transform(texts)
 
     # ---------------------------------------------------------- save/load
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the parameters and the config to one safetensors file.
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the model to one file (the models' one format, :func:`clipcore.models._common.save_model`).
 
-        The tensors are the flattened ``nnx.state`` (keys joined by ``.``);
-        the config, D and the history go in the file's JSON metadata.
+        The tensors are the network's variables; the config, D, the history,
+        the initial metrics and the epoch kept go in the file's JSON metadata.
+
+        Returns:
+          the path written.
         """
-        from safetensors.numpy import save_file
-
-        if self._net is None:
+        if self.net is None:
             raise ValueError("NeuralMDS: not fitted; nothing to save")
-        tensors = {".".join(map(str, k)): np.ascontiguousarray(np.asarray(v.get_value()))
-                   for k, v in nnx.to_flat_state(nnx.state(self._net, nnx.Param))}
-        from .. import __version__
-
-        meta = {
-            "format": "clipcore.NeuralMDS/1",
-            "clipcore": __version__,
-            "config": json.dumps(dataclasses.asdict(self.config)),
-            "d_in": str(self.d_in),
-            "history": json.dumps([h._asdict() for h in self.history]),
-            "initial_metrics": json.dumps(None if self.initial_metrics is None else self.initial_metrics._asdict()),
-            "best_epoch": json.dumps(self.best_epoch),
-        }
-        path = os.fspath(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        save_file(tensors, path, metadata=meta)
+        state = {"d_in": self.d_in, "history": [h._asdict() for h in self.history],
+                 "initial_metrics": None if self.initial_metrics is None else self.initial_metrics._asdict(),
+                 "best_epoch": self.best_epoch}
+        return save_model(path, "NeuralMDS", config=dataclasses.asdict(self.config), state=state,
+                          tensors=state_tensors(self.net))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NeuralMDS":
-        """Read a model written by :meth:`save`."""
-        from safetensors import safe_open
-
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"path: no model file {path}")
-        try:
-            with safe_open(path, framework="numpy") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as exc:
-            raise ValueError(f"path: {path} is not a safetensors file ({exc})") from exc
-        if meta.get("format") != "clipcore.NeuralMDS/1":
-            raise ValueError(f"path: {path} does not hold a clipcore NeuralMDS (format {meta.get('format')!r})")
-        cfg = json.loads(meta["config"])
+        """Read a model written by :meth:`save` (or by clipcore's earlier ``clipcore.NeuralMDS/1`` format)."""
+        saved = load_model(path, "NeuralMDS")
+        cfg = dict(saved.config)
         cfg["hidden"] = tuple(cfg["hidden"])
         model = cls.from_config(MDSConfig(**cfg))
-        model.d_in = int(meta["d_in"])
-        model.history = [EpochMetrics(**h) for h in json.loads(meta.get("history", "[]"))]
-        init_m = json.loads(meta.get("initial_metrics", "null"))
+        st = saved.state
+        model.d_in = int(st["d_in"])
+        model.history = [EpochMetrics(**h) for h in st.get("history", [])]
+        init_m = st.get("initial_metrics")
         model.initial_metrics = None if init_m is None else MDSMetrics(**init_m)
-        model.best_epoch = json.loads(meta.get("best_epoch", "null"))
+        model.best_epoch = st.get("best_epoch")
         net = model._build(model.d_in)
-        state = nnx.state(net, nnx.Param)
-        flat = nnx.to_flat_state(state)
-        expected = {".".join(map(str, k)) for k, _ in flat}
-        if expected != set(tensors):
-            raise ValueError(f"path: {path} has parameters {sorted(tensors)} but the config needs {sorted(expected)}")
-        for k, var in flat:
-            name = ".".join(map(str, k))
-            shape = tuple(var.get_value().shape)
-            if tuple(tensors[name].shape) != shape:
-                raise ValueError(f"path: parameter {name} has shape {tensors[name].shape}, expected {shape}")
-            var.set_value(jnp.asarray(tensors[name]))
-        nnx.update(net, nnx.from_flat_state(flat))
-        model._net = net
+        restore_state(net, saved.tensors, os.fspath(path))
+        model.net = net
         return model
 
 
 # ---------------------------------------------------------------- training
-def _loss(params, rest, graphdef, z: jax.Array, key: jax.Array, c: MDSConfig, n: int) -> jax.Array:
-    """Mean loss per pair (isometric) or per quad (isotonic) on one sampled batch."""
+def batch_loss(params, rest, graphdef, z: jax.Array, key: jax.Array, c: MDSConfig, n: int) -> jax.Array:
+    """Mean training loss per pair (isometric) or per quad (isotonic) on one batch sampled with ``key``.
+
+    Args:
+      params, rest, graphdef: the split :class:`MDSNet` (``nnx.split(net, nnx.Param, ...)``).
+      z: ``[2n, D]`` the pooled (normalised) set.
+      key: the batch's PRNG key (:func:`sample_pairs` / :func:`sample_quads`).
+      c: the validated config (method, batch size, margin, fractions, ε).
+      n: the number of pairs.
+
+    Returns:
+      scalar.
+    """
     net = nnx.merge(graphdef, params, rest)
     bsz = c.batch_size
     if c.method == "isometric":
         a, b = sample_pairs(key, n, bsz, c.cross_modal_fraction, c.matched_fraction)
-        delta = _true_distance(z, a, b)
+        delta = true_distance(z, a, b)
         y = net(jnp.concatenate([z[a], z[b]]))
         return raw_stress(delta, embedded_distance(y[:bsz], y[bsz:], c.eps)) / bsz
     a, b, cc, e = sample_quads(key, n, bsz, c.cross_modal_fraction, c.matched_fraction)
-    d1, d2 = _true_distance(z, a, b), _true_distance(z, cc, e)
+    d1, d2 = true_distance(z, a, b), true_distance(z, cc, e)
     y = net(jnp.concatenate([z[a], z[b], z[cc], z[e]]))
     g1 = embedded_distance(y[:bsz], y[bsz:2 * bsz], c.eps)
     g2 = embedded_distance(y[2 * bsz:3 * bsz], y[3 * bsz:], c.eps)
@@ -682,7 +518,8 @@ def _loss(params, rest, graphdef, z: jax.Array, key: jax.Array, c: MDSConfig, n:
 
 @functools.lru_cache(maxsize=32)
 def _epoch_fn(graphdef, c: MDSConfig, n: int, total_steps: int):
-    """One jitted epoch: ``steps_per_epoch`` Adam steps in a ``lax.scan``.
+    """``(tx, run)``: one epoch is one :func:`~clipcore.models._common.scan_trainer` call over
+    ``steps_per_epoch`` keys, with data ``(rest, z)``.
 
     ``total_steps`` > 0: the step size follows a cosine decay from
     ``learning_rate`` to 0 over that many steps (Adam's step count carries
@@ -690,23 +527,13 @@ def _epoch_fn(graphdef, c: MDSConfig, n: int, total_steps: int):
     """
     lr = optax.cosine_decay_schedule(c.learning_rate, total_steps) if total_steps > 0 else c.learning_rate
     tx = optax.adam(lr)
-    grad = jax.value_and_grad(_loss)
 
-    def step(carry, key):
-        params, rest, opt_state, z = carry
-        loss, g = grad(params, rest, graphdef, z, key, c, n)
-        updates, opt_state = tx.update(g, opt_state, params)
-        return (optax.apply_updates(params, updates), rest, opt_state, z), loss
+    def loss(params, data, key):
+        rest, z = data
+        return batch_loss(params, rest, graphdef, z, key, c, n)
 
-    @jax.jit
-    def run(params, rest, opt_state, z, key):
-        keys = jax.random.split(key, c.steps_per_epoch)
-        (params, rest, opt_state, _), losses = jax.lax.scan(step, (params, rest, opt_state, z), keys)
-        return params, opt_state, losses
-
-    return tx, run
+    return tx, scan_trainer(loss, tx)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _apply(graphdef, params, rest, x: jax.Array) -> jax.Array:
-    return nnx.merge(graphdef, params, rest)(x)
+def _embed(graphdef, params, rest, x: jax.Array) -> jax.Array:
+    return apply_rows(graphdef, (params, rest), x, chunk=65536)

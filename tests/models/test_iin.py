@@ -1,4 +1,4 @@
-"""IIN (Esser, Rombach & Ommer 2020) against independent references.
+"""clipcore.models.iin (the IIN of Esser, Rombach & Ommer 2020) against independent references.
 
 References: the float64 NumPy flow / loss / dimension estimator in
 tests/reference/iin_numpy.py, central finite differences and
@@ -9,22 +9,18 @@ features, and the synthetic set's ground-truth attributes for editing.
 
 from __future__ import annotations
 
-import json
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from clipcore.models.iin import (IIN, IINConfig, _PairSampler, equal_factor_sizes, estimate_factor_sizes,
-                                 evaluate_iin, flow_loss, pair_loss, read_attributes)
-from clipcore.models.iin_data import fashion_mnist_attributes, synthetic_attributes
+from clipcore.models import evaluate_iin
+from clipcore.models.iin import IIN, IINConfig, pair_loss
+from clipcore.models.iin_data import synthetic_attributes
 from reference import iin_numpy as ref
 
-#: One small architecture for every fast test, so jitted programs are shared.
-SMALL = dict(num_blocks=3, hidden=32, hidden_layers=2)
+from .helpers import IIN_SMALL as SMALL
 
 
 def _randomize(model: IIN, scale: float, seed: int) -> None:
@@ -124,20 +120,6 @@ def test_permutations_fixed_by_seed_and_saved(tmp_path):
 
 
 # --------------------------------------------------------------------- losses
-def test_pair_loss_matches_numpy_reference():
-    rng = np.random.default_rng(0)
-    sizes = (3, 5, 2, 4)
-    b, d = 9, sum(sizes)
-    za, zb = rng.standard_normal((2, b, d))
-    lda, ldb = rng.standard_normal((2, b))
-    f = rng.integers(0, 3, size=b)
-    for rho in (0.975, 0.5, 0.0):
-        got = float(pair_loss(jnp.asarray(za), jnp.asarray(lda), jnp.asarray(zb), jnp.asarray(ldb),
-                              jnp.asarray(f), sizes, rho))
-        assert got == pytest.approx(ref.pair_loss(za, lda, zb, ldb, f, sizes, rho), rel=1e-12)
-    assert float(flow_loss(jnp.asarray(za), jnp.asarray(lda))) == pytest.approx(ref.flow_loss(za, lda), rel=1e-12)
-
-
 def test_pair_loss_through_the_model_matches_reference(random_models):
     m, z = random_models["float64"]
     params = m.numpy_params()
@@ -172,65 +154,7 @@ def test_flow_objective_reaches_gaussian_likelihood():
     assert truth - 0.02 < got < truth + 0.05, (got, truth)
 
 
-def test_estimate_factor_sizes_matches_reference_estimator():
-    ds = synthetic_attributes(600, 24, num_attributes=2, seed=4)
-    i, j, f = _PairSampler(ds.attributes, np.random.default_rng(0)).sample((2000,))
-    x = ds.embeddings.astype(np.float64)
-    got = estimate_factor_sizes(x[i], x[j], f, 2)
-    want = ref.estimate_factor_sizes(x[i], x[j], f, 2)
-    assert min(want) >= 1 and got == want and sum(got) == 24
-    assert equal_factor_sizes(10, 2) == (4, 3, 3)
-
-
-def test_equal_factor_sizes_with_a_small_residual():
-    assert equal_factor_sizes(512, 3, 8) == (168, 168, 168, 8)
-    assert equal_factor_sizes(12, 2, 3) == (5, 4, 3)  # 9 = 5 + 4, the first larger
-    assert equal_factor_sizes(8, 2, None) == equal_factor_sizes(8, 2) == (3, 3, 2)
-    m = IIN(IINConfig(residual_size=2, **SMALL)).build(8, 2)
-    assert m.factor_sizes == (3, 3, 2)
-    with pytest.raises(ValueError, match="residual_size: 7 leaves fewer than one dimension per attribute"):
-        IIN(IINConfig(residual_size=7, **SMALL)).build(8, 2)
-    with pytest.raises(ValueError, match="residual_size: expected a positive integer"):
-        IINConfig(residual_size=0).validated()
-    with pytest.raises(ValueError, match="residual_size: applies to factor_sizes='equal' only"):
-        IINConfig(residual_size=4, factor_sizes="estimate").validated()
-    with pytest.raises(ValueError, match="residual_size: applies to factor_sizes='equal' only"):
-        IINConfig(residual_size=4, factor_sizes=(2, 2, 4)).validated()
-
-
-def test_pair_sampler_pairs_share_the_factor():
-    a = np.random.default_rng(0).integers(0, 3, size=(500, 2))
-    i, j, f = _PairSampler(a, np.random.default_rng(1)).sample((40, 25))
-    assert np.all(a[i, f] == a[j, f])
-    assert 0.4 < np.mean(f == 0) < 0.6
-    assert np.mean(a[i, 1 - f] == a[j, 1 - f]) < 0.5  # the other attribute is not shared
-
-
 # ------------------------------------------------------- training and editing
-@pytest.fixture(scope="module")
-def synthetic_fit():
-    ds = synthetic_attributes(2400, 8, num_attributes=2, residual_dim=4, seed=0)
-    ntr = 1600
-    m = IIN(IINConfig(steps=600, learning_rate=1e-3, batch_size=128, **SMALL))
-    m.fit(ds.embeddings[:ntr], ds.attributes[:ntr], progress=False)
-    return m, ds, ntr
-
-
-def test_synthetic_edit_success_and_disentanglement(synthetic_fit):
-    m, ds, ntr = synthetic_fit
-    ev = evaluate_iin(m, ds.embeddings[:ntr], ds.attributes[:ntr], ds.embeddings[ntr:], ds.attributes[ntr:])
-    assert np.all(ev.success_rate >= 0.9), ev
-    assert np.all(ev.collateral_rate <= 0.1), ev
-    assert ev.edit_success >= 0.9
-    assert ev.reconstruction_error <= 1e-5
-    # each factor predicts its own attribute, far better than any other factor or the residual
-    acc = ev.probe_accuracy
-    assert np.all(np.diag(acc) >= 0.95)
-    for k in range(2):
-        assert acc[k, k] >= np.delete(acc[:, k], k).max() + 0.2, acc
-    assert m.losses[-1] < m.losses[0]
-
-
 def test_edit_value_and_swap(synthetic_fit):
     m, ds, _ = synthetic_fit
     z = ds.embeddings[:20].astype(np.float64)
@@ -303,129 +227,6 @@ def test_errors_are_clear():
         IIN.load("/nonexistent/iin.npz")
 
 
-def test_read_attributes(tmp_path):
-    p = tmp_path / "a.csv"
-    p.write_text("glasses,smile\nyes,1\nno,0\nyes,0.0\n")
-    a, names, classes = read_attributes(str(p))
-    assert names == ("glasses", "smile")
-    assert a.tolist() == [[1, 1], [0, 0], [1, 0]]
-    assert classes == [["no", "yes"], ["0", "1"]]
-    p.write_text("g,s\n1\n")
-    with pytest.raises(ValueError, match="row 1 has 1 fields"):
-        read_attributes(str(p))
-
-
-# -------------------------------------------------------------------- data
-def test_synthetic_attributes_ground_truth():
-    ds = synthetic_attributes(3000, 32, num_attributes=3, seed=5)
-    again = synthetic_attributes(3000, 32, num_attributes=3, seed=5)
-    assert np.array_equal(ds.embeddings, again.embeddings)
-    assert ds.embeddings.shape == (3000, 32) and ds.attributes.shape == (3000, 3)
-    np.testing.assert_allclose(np.linalg.norm(ds.embeddings, axis=1), 1.0, rtol=1e-6)
-    c = np.corrcoef(ds.attributes.T)
-    assert np.abs(c[np.triu_indices(3, 1)]).max() < 0.06  # independent attributes
-    # the attribute is the sign of its latent coordinate's class offset
-    assert np.mean((ds.latent[:, :3] > 0) == ds.attributes) > 0.99
-
-
-@pytest.mark.parametrize("n", [300, 1000])  # the n×n Gram path and the 784×784 scatter path
-def test_fashion_mnist_attributes_against_sklearn_pca(n):
-    from sklearn.decomposition import PCA
-
-    from clipcore import fashion_mnist
-
-    try:
-        ds = fashion_mnist_attributes(n, 8, split="test", seed=1)
-    except FileNotFoundError:
-        pytest.skip("Fashion-MNIST IDX files not installed")
-    full = fashion_mnist("test")
-    labels = ds.latent[:, 0].astype(int)
-    assert not np.isin(labels, [8]).any()
-    assert np.array_equal(ds.attributes[:, 0], np.isin(labels, [5, 7, 9]))
-    assert ds.attributes[:, 1].mean() == pytest.approx(0.5, abs=0.01)
-    # rebuild the same sample and compare with scikit-learn's PCA (up to sign)
-    keep = np.flatnonzero(full.labels != 8)
-    idx = np.sort(np.random.default_rng(1).choice(keep, size=n, replace=False))
-    assert np.array_equal(full.labels[idx], labels)
-    pix = full.images[idx].reshape(n, -1) / 255.0
-    pca = PCA(8, svd_solver="arpack", tol=1e-12, random_state=0).fit(pix)
-    want = pca.transform(pix) / np.sqrt(pca.explained_variance_[0])
-    signs = np.sign(np.sum(want * ds.embeddings, axis=0))
-    np.testing.assert_allclose(ds.embeddings, want * signs, atol=2e-5)
-    light = pix.mean(1) > np.median(pix.mean(1))
-    assert np.array_equal(ds.attributes[:, 1], light)
-
-
-# --------------------------------------------------------------------- CLI
-def test_cli_iin_json_png(tmp_path, capsys):
-    from clipcore.cli import main
-
-    ds = synthetic_attributes(400, 8, num_attributes=2, seed=2)
-    np.save(tmp_path / "z.npy", ds.embeddings)
-    with open(tmp_path / "a.csv", "w") as f:
-        f.write("glasses,smile\n")
-        for r in ds.attributes:
-            f.write(f"{'yes' if r[0] else 'no'},{r[1]}\n")
-    out, png, model = tmp_path / "o.json", tmp_path / "p.png", tmp_path / "m.npz"
-    args = ["iin", "--embeddings", str(tmp_path / "z.npy"), "--attributes", str(tmp_path / "a.csv"),
-            "--blocks", "3", "--hidden", "32", "--hidden-layers", "2", "--steps", "100", "--lr", "1e-3",
-            "--batch-size", "128", "--json", str(out), "--plot", str(png), "--save", str(model)]
-    assert main(args) == 0
-    printed = capsys.readouterr().out
-    assert "edit success rate" in printed and "glasses" in printed and "collateral" in printed
-    payload = json.loads(out.read_text())
-    r = payload["result"]
-    assert r["names"] == ["glasses", "smile"] and r["classes"][0] == ["no", "yes"]
-    assert np.array(r["probe_accuracy"]).shape == (3, 2)
-    assert r["train_rows"] == 300 and r["test_rows"] == 100
-    assert payload["config"]["num_blocks"] == 3 and "jax" in payload["environment"]
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # a saved model evaluates to the same figures
-    assert main(["iin", "--embeddings", str(tmp_path / "z.npy"), "--attributes", str(tmp_path / "a.csv"),
-                 "--load", str(model), "--json", str(out), "--quiet"]) == 0
-    assert json.loads(out.read_text())["result"]["probe_accuracy"] == r["probe_accuracy"]
-    assert capsys.readouterr().out == ""
-
-
-def test_cli_iin_builtin_fashion_data(tmp_path, capsys):
-    from clipcore.cli import main
-
-    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
-        pytest.skip("Fashion-MNIST IDX files not installed")
-    out = tmp_path / "f.json"
-    assert main(["iin", "--data", "fashion-mnist", "--n", "300", "--dim", "8", "--blocks", "3", "--hidden", "32",
-                 "--hidden-layers", "2", "--steps", "100", "--lr", "1e-3", "--batch-size", "128",
-                 "--json", str(out), "--quiet"]) == 0
-    payload = json.loads(out.read_text())
-    assert payload["result"]["names"] == ["footwear", "light"] and payload["inputs"]["data"] == "fashion-mnist"
-    assert payload["result"]["test_rows"] == 75 and payload["result"]["factor_sizes"] == [3, 3, 2]
-    assert main(["iin", "--data", "synthetic", "--embeddings", "z.npy", "--quiet"]) == 2
-    assert "not both" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("setup, message", [
-    ("odd", "D must be even"),
-    ("rows", "attributes: 399 rows"),
-    ("missing", "file not found"),
-    ("none", "needs --embeddings"),
-])
-def test_cli_iin_errors_exit_2(tmp_path, capsys, setup, message):
-    from clipcore.cli import main
-
-    ds = synthetic_attributes(400, 8, num_attributes=1, seed=2)
-    z = ds.embeddings[:, :7] if setup == "odd" else ds.embeddings
-    np.save(tmp_path / "z.npy", z)
-    rows = ds.attributes[:399] if setup == "rows" else ds.attributes
-    (tmp_path / "a.csv").write_text("a\n" + "\n".join(str(int(v)) for v in rows[:, 0]) + "\n")
-    args = ["iin", "--embeddings", str(tmp_path / ("nope.npy" if setup == "missing" else "z.npy")),
-            "--attributes", str(tmp_path / "a.csv"), "--steps", "1", "--blocks", "1", "--hidden", "4", "--quiet"]
-    if setup == "none":
-        args = ["iin", "--quiet"]
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("clipcore: error:") and message in err[0]
-
-
 # -------------------------------------------------------------------- slow
 @pytest.mark.slow
 def test_default_model_512d_roundtrip_and_training():
@@ -492,3 +293,9 @@ def test_synthetic_512d_edit_success_with_a_small_residual():
     assert np.all(np.diag(acc) >= 0.95), acc
     # the residual no longer predicts the attributes (near chance; 0.93–0.98 for an 8-d one after 1 step)
     assert np.all(acc[3] <= 0.7), acc
+
+
+def test_fit_progress_follows_the_convention():
+    ds = synthetic_attributes(50, 8, num_attributes=2, seed=0)
+    with pytest.raises(ValueError, match=r"^progress: expected None"):
+        IIN(IINConfig(steps=1, **SMALL)).fit(ds.embeddings, ds.attributes, progress="yes")

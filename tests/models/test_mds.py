@@ -1,0 +1,214 @@
+"""clipcore.models.mds (neural MDS) against float64 NumPy references (tests/reference/mds_numpy.py) and scikit-learn."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import clipcore
+from clipcore.models import NeuralMDS, mds_metrics
+from clipcore.models import mds as M
+from reference import mds_numpy as ref
+
+from .helpers import lifted_pairs
+
+SMALL = dict(hidden=(64,), epochs=3, steps_per_epoch=20, batch_size=256, eval_size=512)
+
+
+@pytest.mark.parametrize("method", ["isometric", "isotonic"])
+def test_training_loss_matches_numpy(method):
+    """The batch loss of a linear g, recomputed in NumPy from the same sampled indices."""
+    rng = np.random.default_rng(1)
+    n, d, k = 30, 10, 4
+    u, v = rng.standard_normal((2, n, d))
+    c = M.MDSConfig(k, method=method, architecture="linear", batch_size=64, margin=0.1).validated()
+    net = M.MDSNet(d, k, (), "linear", rngs=nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(net, nnx.Param, ...)
+    z = np.concatenate([u, v])
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    key = jax.random.key(3)
+    loss = float(M.batch_loss(params, rest, graphdef, jnp.asarray(z), key, c, n))
+    W, b = np.asarray(net.skip.kernel.get_value()), np.asarray(net.skip.bias.get_value())
+    g = z @ W + b
+    if method == "isometric":
+        ia, ib = map(np.asarray, M.sample_pairs(key, n, 64, c.cross_modal_fraction, c.matched_fraction))
+        delta = np.linalg.norm(z[ia] - z[ib], axis=1)
+        expected = ref.raw_stress(delta, ref.embedded_distance(g[ia], g[ib], c.eps)) / 64
+    else:
+        ia, ib, ic, ie = map(np.asarray, M.sample_quads(key, n, 64, c.cross_modal_fraction, c.matched_fraction))
+        d1, d2 = np.linalg.norm(z[ia] - z[ib], axis=1), np.linalg.norm(z[ic] - z[ie], axis=1)
+        g1, g2 = ref.embedded_distance(g[ia], g[ib], c.eps), ref.embedded_distance(g[ic], g[ie], c.eps)
+        near, far = np.where(d1 <= d2, g1, g2), np.where(d1 <= d2, g2, g1)
+        expected = ref.quad_loss(near, far, 0.1, (d1 != d2).astype(float)) / 64
+    assert loss == pytest.approx(expected, rel=1e-10)
+
+
+def test_pca_map_matches_numpy_svd():
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((200, 8)) @ np.diag([5, 4, 3, 2, 1, 0.5, 0.2, 0.1])
+    w, b = M.pca_map(z, 3)
+    y = z @ w + b
+    expected = ref.pca_coordinates(z, 3)
+    np.testing.assert_allclose(np.abs(y), np.abs(expected), rtol=1e-9, atol=1e-9)  # up to a sign per axis
+
+
+def test_mds_metrics_match_numpy_on_the_same_sample():
+    u, v = lifted_pairs(200, d_intrinsic=8, d=20, seed=5)
+    z = np.concatenate([u, v])
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    low = ref.pca_coordinates(z, 3)
+    m = mds_metrics(u, v, low[:200], low[200:], size=1000, seed=7)
+    s = M.eval_sample(jnp.asarray(z), 200, 1000, 7, 0.5, 0.25)
+    delta = np.linalg.norm(z[s.pa] - z[s.pb], axis=1)
+    dist = np.linalg.norm(low[s.pa] - low[s.pb], axis=1)
+    assert m.stress1 == pytest.approx(ref.kruskal_stress1(delta, dist), rel=1e-10)
+    assert m.spearman == pytest.approx(ref.spearman(delta, dist), rel=1e-10)
+    d1, d2 = np.linalg.norm(z[s.qa] - z[s.qb], axis=1), np.linalg.norm(z[s.qc] - z[s.qe], axis=1)
+    assert (d1 <= d2).all()
+    e1, e2 = np.linalg.norm(low[s.qa] - low[s.qb], axis=1), np.linalg.norm(low[s.qc] - low[s.qe], axis=1)
+    keep = d1 < d2
+    assert m.quad_fraction == pytest.approx(np.mean(e1[keep] < e2[keep]), rel=1e-12)
+    assert 0.5 < m.quad_fraction < 1 and 0 < m.stress1
+    exact = mds_metrics(u, v, z[:200], z[200:], size=1000, seed=7)  # the identity keeps everything
+    assert exact.stress1 == pytest.approx(0, abs=1e-12) and exact.quad_fraction == 1
+    assert exact.spearman == pytest.approx(1, abs=1e-12)
+
+
+# -------------------------------------------------------------- training
+def test_recovers_95_percent_of_full_top1_at_64_out_of_sample():
+    u, v = lifted_pairs(900, seed=0)
+    train, test = slice(0, 600), slice(600, 900)
+    full = clipcore.retrieval(u[test], v[test], 1, progress=False).image_to_text_top1
+    mds = NeuralMDS(64, **SMALL).fit(u[train], v[train], progress=False)
+    got = clipcore.retrieval(mds.transform(u[test]), mds.transform(v[test]), 1, metric="euclidean",
+                             progress=False).image_to_text_top1
+    assert 0.2 < full < 0.9  # the task is neither trivial nor hopeless
+    assert got >= 0.95 * full, (got, full)
+    # control: a random projection to 64 dimensions does not get there
+    rp = np.random.default_rng(0).standard_normal((96, 64))
+    ctrl = clipcore.retrieval(u[test] @ rp, v[test] @ rp, 1, metric="euclidean", progress=False)
+    assert ctrl.image_to_text_top1 < 0.95 * full
+    h = mds.history
+    assert [e.epoch for e in h] == [1, 2, 3] and all(np.isfinite(e.loss) for e in h)
+    assert h[-1].spearman > 0.9
+
+
+# step 3e-4: at the default 1e-5 this short run barely leaves its PCA start (and keep_best may return that)
+ISO = dict(SMALL, method="isotonic", epochs=4, learning_rate=3e-4, eval_size=4096)
+
+
+@pytest.fixture(scope="module")
+def isotonic_fit():
+    u, v = lifted_pairs(400, seed=1)
+    return u, v, NeuralMDS(6, **ISO).fit(u, v, progress=False)
+
+
+def test_isotonic_beats_or_equals_pca_on_satisfied_quads(isotonic_fit):
+    u, v, iso = isotonic_fit
+    dim = 6
+    gu, gv = iso.transform(u), iso.transform(v)
+    z = np.concatenate([u, v])
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    pca = ref.pca_coordinates(z, dim)
+    m_iso = mds_metrics(u, v, gu, gv, size=4096, seed=11)
+    m_pca = mds_metrics(u, v, pca[:400], pca[400:], size=4096, seed=11)
+    assert m_pca.quad_fraction < 0.99  # PCA at this D' does lose order
+    assert m_iso.quad_fraction >= m_pca.quad_fraction, (m_iso, m_pca)
+    # the model holds the parameters of its best epoch on the fixed evaluation sample (seed + 1), and the
+    # per-epoch metrics are those of the map after each epoch on that sample
+    h = iso.history
+    assert 0 <= iso.best_epoch <= len(h)
+    held = h[iso.best_epoch - 1] if iso.best_epoch else iso.initial_metrics
+    assert held.quad_fraction == max([iso.initial_metrics.quad_fraction] + [e.quad_fraction for e in h])
+    last = mds_metrics(u, v, gu, gv, size=iso.config.eval_size, seed=iso.config.seed + 1)
+    assert held.quad_fraction == pytest.approx(last.quad_fraction, abs=0.01)
+    assert held.spearman == pytest.approx(last.spearman, abs=1e-3)
+
+
+def test_isotonic_beats_pca_on_satisfied_quads_with_isotropic_noise():
+    """The bench's kind of data (pair identity in isotropic noise over all d dims), smaller.
+
+    Scored by the NumPy reference on quads drawn by NumPy's own generator (not
+    clipcore's sampler, not the model's evaluation sample), in the proportions
+    training uses: half anchored cross-modal triplets, a quarter of those matched.
+    """
+    n, dim = 1000, 8
+    p = clipcore.synthetic_pairs(n=n, d=128, gap=0.8, seed=0)
+    u, v = p.images.astype(np.float64), p.texts.astype(np.float64)
+    z = np.concatenate([u, v])
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    pca = ref.pca_coordinates(z, dim)
+    iso = NeuralMDS(dim, method="isotonic", hidden=(64,), epochs=6, steps_per_epoch=50, batch_size=1024)
+    iso.fit(u, v, progress=False)
+    y = np.concatenate([np.asarray(iso.transform(u)), np.asarray(iso.transform(v))])
+    quads = ref.sample_quads(np.random.default_rng(123), n, 100_000, anchored=0.5, matched=0.25)
+    f_pca, f_iso = ref.quad_fraction(z, pca, quads), ref.quad_fraction(z, y, quads)
+    assert f_pca < 0.95  # PCA at this D' does lose order
+    assert f_iso >= f_pca, (f_iso, f_pca)
+    # float32 PCA start and float64 SVD agree on the quads up to near-ties
+    w, b = M.pca_map(z, dim)
+    assert abs(ref.quad_fraction(z, z @ w + b, quads) - f_pca) < 1e-3
+
+
+def test_deterministic_and_save_load_roundtrip(isotonic_fit, tmp_path):
+    u, v, a = isotonic_fit
+    assert a.best_epoch > 0  # a trained map, not the (seed-independent) PCA start
+    b = NeuralMDS(6, **ISO).fit(u, v, progress=False)
+    np.testing.assert_array_equal(np.asarray(a.transform(u)), np.asarray(b.transform(u)))
+    assert a.history[-1].loss == b.history[-1].loss
+    c = NeuralMDS(6, **ISO, seed=4).fit(u, v, progress=False)
+    assert not np.array_equal(np.asarray(a.transform(u)), np.asarray(c.transform(u)))
+    path = tmp_path / "m" / "mds.safetensors"
+    a.save(path)
+    back = NeuralMDS.load(path)
+    np.testing.assert_array_equal(np.asarray(back.transform(v)), np.asarray(a.transform(v)))
+    assert back.config == a.config and back.d_in == 96 and back.history == a.history
+    assert back.best_epoch == a.best_epoch and back.initial_metrics == a.initial_metrics
+    with pytest.raises(ValueError, match=r"x: dimension 5 .* maps D=96"):
+        back.transform(u[:, :5])
+    # a linear map round-trips too (set by hand: no second training compile)
+    lin = NeuralMDS(6, architecture="linear")
+    lin.net, lin.d_in = M.MDSNet(96, 6, (), "linear", rngs=nnx.Rngs(5)), 96
+    lin.save(tmp_path / "lin.safetensors")
+    np.testing.assert_array_equal(np.asarray(NeuralMDS.load(tmp_path / "lin.safetensors").transform(u)),
+                                  np.asarray(lin.transform(u)))
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        NeuralMDS.load(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="path: "):
+        NeuralMDS.load(tmp_path / "junk.safetensors")
+
+
+def test_bad_inputs_get_clear_errors():
+    rng = np.random.default_rng(0)
+    u, v = rng.standard_normal((2, 20, 8))
+    m = NeuralMDS(4, **SMALL)
+    with pytest.raises(ValueError, match=r"texts: 19 rows but images has 20"):
+        m.fit(u, v[:19])
+    with pytest.raises(ValueError, match=r"dim: D'=8 must be smaller than the input dimension D=8"):
+        NeuralMDS(8).fit(u, v)
+    with pytest.raises(ValueError, match=r"images: empty set"):
+        m.fit(u[:0], v[:0])
+    with pytest.raises(ValueError, match=r"texts: dimension 7 differs"):
+        m.fit(u, v[:, :7])
+    bad = u.copy()
+    bad[3, 0] = np.inf
+    with pytest.raises(ValueError, match=r"images: contains Inf at row 3"):
+        m.fit(bad, v)
+    with pytest.raises(ValueError, match="not fitted"):
+        m.transform(u)
+    with pytest.raises(ValueError, match=r"^method: "):
+        NeuralMDS(4, method="sammon")
+    with pytest.raises(ValueError, match=r"^dim: "):
+        NeuralMDS(0)
+    with pytest.raises(ValueError, match=r"^cross_modal_fraction: "):
+        NeuralMDS(4, cross_modal_fraction=1.5)
+    with pytest.raises(ValueError, match=r"^images: need at least 2 pairs"):
+        m.fit(u[:1], v[:1])
+
+
+def test_fit_progress_follows_the_convention():
+    u, v = np.random.default_rng(0).standard_normal((2, 20, 8))
+    with pytest.raises(ValueError, match=r"^progress: expected None"):
+        NeuralMDS(4, **SMALL).fit(u, v, progress="yes")
