@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clipcore.covariance import column_cosine, feature_covariance, joint_covariances
+from clipcore.covariance import column_cosine, feature_covariance, joint_covariances, joint_sums, single_sums
 from clipcore.kernels import FeatureMap
 
 
@@ -87,13 +87,15 @@ def test_column_cosine_matches_definition(data):
 
 def test_jit_cache_no_recompile(data):
     t, x, omega = data
-    import clipcore.covariance as cov_mod
-
     fm = FeatureMap("cosine")
     joint_covariances(t, x, fm, block_size=100, feature_dtype=jnp.float64)
-    before = cov_mod._joint_sums._cache_size()
+    before = joint_sums._cache_size()
     joint_covariances(t * 2, x * 3, fm, block_size=100, feature_dtype=jnp.float64)
-    assert cov_mod._joint_sums._cache_size() == before
+    assert joint_sums._cache_size() == before
+    feature_covariance(x, fm, block_size=100, feature_dtype=jnp.float64)
+    single = single_sums._cache_size()
+    feature_covariance(x * 5, fm, block_size=100, feature_dtype=jnp.float64)
+    assert single_sums._cache_size() == single
 
 
 def test_jit_vs_eager(data):

@@ -1,9 +1,10 @@
 """clipcore.nystrom against independent float64 NumPy references (tests/reference/nystrom_numpy.py).
 
 Features, whitening, Gram (single and paired), block-size independence,
-float32 vs float64, ffi vs the pure-JAX twin, landmark selection (pivoted
-Cholesky vs a dense textbook one: same pivots, same factor), the exact RKE
-streamed vs dense, and the float32-accumulation pitfall of SPEC.md.
+float32 vs float64, ffi vs the pure-JAX twin, the host accumulator and its
+finalisation, and the float32-accumulation pitfall of SPEC.md. Landmark
+selection is tested in test_landmarks.py, the exact ‖K‖_F² in
+test_frobenius.py (both still importable from clipcore.nystrom).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def test_map_is_a_pytree_through_jit(data):
 
     @jax.jit
     def f(m, a):
-        return ny._features(a, m.landmarks, m.whitening, m.sigma)
+        return ny.nystrom_features(a, m)
 
     out = f(nmap, jnp.asarray(x[:10]))
     np.testing.assert_allclose(out, ref.gaussian(x[:10], lm.points, sigma) @ nmap.whitening, atol=1e-10)
@@ -229,112 +230,13 @@ def test_float32_accumulation_pitfall():
             assert abs(float(np.trace(c)) - truth) < 1e-5, (backend, strategy)
 
 
-# --------------------------------------------------------------------------- landmarks
-
-
-def test_uniform_landmarks_are_seeded_sorted_distinct():
-    x = ref.clustered(500, 8, seed=5)
-    a = ny.select_landmarks(x, 50, key=7)
-    b = ny.select_landmarks(x, 50, key=7)
-    c = ny.select_landmarks(x, 50, key=8)
-    np.testing.assert_array_equal(a.indices, b.indices)
-    assert not np.array_equal(a.indices, c.indices)
-    assert np.all(np.diff(a.indices) > 0) and len(a.indices) == 50
-    np.testing.assert_array_equal(np.asarray(a.points), x[a.indices])
-    assert ny.select_landmarks(x, 10_000).indices.shape == (500,)
-
-
-def test_kmeanspp_is_seeded_and_spreads_over_clusters():
-    rng = np.random.default_rng(0)
-    centres = np.eye(4, 6) * 50.0
-    x = (centres[rng.integers(0, 4, 2000)] + 0.1 * rng.standard_normal((2000, 6))).astype(np.float32)
-    a = ny.select_landmarks(x, 4, sigma=1.0, method="kmeans++", key=1)
-    b = ny.select_landmarks(x, 4, sigma=1.0, method="kmeans++", key=1)
-    np.testing.assert_array_equal(a.indices, b.indices)
-    # kernel distance 2 − 2k: one landmark per far-apart cluster
-    cluster = np.argmax(x[a.indices] @ centres.T, axis=1)
-    assert sorted(cluster) == [0, 1, 2, 3]
-    more = ny.select_landmarks(x, 40, sigma=1.0, method="kmeans++", key=2)
-    assert len(np.unique(more.indices)) == len(more.indices) == 40
-
-
-def test_kmeanspp_stops_when_every_row_is_a_landmark():
-    x = np.repeat(np.eye(3, 5), 10, axis=0)  # 3 distinct rows
-    lm = ny.select_landmarks(x, 8, sigma=1.0, method="kmeans++", key=0)
-    assert len(lm.indices) == 3
-    assert len({tuple(r) for r in np.asarray(lm.points)}) == 3
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-def test_pivoted_cholesky_landmarks_match_dense_reference(backend, dtype):
-    x = ref.clustered(600, 10, clusters=6, noise=0.5, seed=6, dtype=dtype)
-    sigma = 2.5
-    piv, L, traces = ref.pivoted_cholesky(ref.gaussian(x, x, sigma), 120)
-    lm = ny.select_landmarks(x, 120, sigma=sigma, method="pivoted-cholesky", backend=backend)
-    np.testing.assert_array_equal(lm.indices, piv)
-    np.testing.assert_allclose(lm.residual_trace, traces, rtol=1e-8, atol=1e-9)
-    np.testing.assert_allclose(lm.captured, 1 - traces / 600, atol=1e-11)
-    assert lm.pool_size == 600 and np.all(np.diff(lm.captured) > 0)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_pivoted_cholesky_tolerance(backend):
-    x = ref.clustered(500, 6, clusters=4, noise=0.3, seed=8, dtype=np.float64)
-    sigma = 3.0
-    piv, _, traces = ref.pivoted_cholesky(ref.gaussian(x, x, sigma), 400, trace_tol=0.02 * 500)
-    lm = ny.select_landmarks(x, 400, sigma=sigma, method="pivoted-cholesky", tol=0.02, backend=backend)
-    np.testing.assert_array_equal(lm.indices, piv)
-    assert len(piv) < 400 and traces[-1] <= 0.02 * 500 < traces[-2]
-    assert lm.captured[-1] >= 0.98
-
-
-def test_pivoted_cholesky_nystrom_trace_equals_captured():
-    """tr C of the Nyström map on the pivots = the captured fraction of tr K (same approximation)."""
-    x = ref.clustered(1500, 12, seed=10, dtype=np.float64)
-    lm = ny.select_landmarks(x, 100, sigma=3.0, method="pivoted-cholesky")
-    nm = ny.nystrom_map(lm, 3.0, rtol=0.0)
-    tr, _ = ny.captured_trace(ny.nystrom_covariance(x, nm, backend="jax"))
-    assert abs(tr - lm.captured[-1]) < 1e-8
-
-
-def test_pool_subsample_is_seeded():
-    x = ref.clustered(3000, 8, seed=11)
-    a = ny.select_landmarks(x, 20, sigma=3.0, method="pivoted-cholesky", pool=500, key=1)
-    b = ny.select_landmarks(x, 20, sigma=3.0, method="pivoted-cholesky", pool=500, key=1)
-    c = ny.select_landmarks(x, 20, sigma=3.0, method="pivoted-cholesky", pool=500, key=2)
-    np.testing.assert_array_equal(a.indices, b.indices)
-    assert not np.array_equal(a.indices, c.indices) and a.pool_size == 500
-    np.testing.assert_array_equal(np.asarray(a.points), x[a.indices])
-    assert ny.default_pool(10_000, 100) == 10_000
-    assert ny.default_pool(10**7, 2000) == (1 << 24) // 2000 == 8388
-
-
-@pytest.mark.parametrize(
-    "kwargs,match",
-    [
-        (dict(m=0), "m: expected an integer >= 1"),
-        (dict(m=5, method="random"), "method: expected one of"),
-        (dict(m=5, method="kmeans++"), "sigma: method='kmeans\\+\\+' needs"),
-        (dict(m=5, method="pivoted-cholesky", sigma=-1.0), "sigma: expected a positive finite"),
-        (dict(m=5, method="pivoted-cholesky", sigma=1.0, tol=-0.1), "tol: expected a finite number"),
-        (dict(m=5, method="pivoted-cholesky", sigma=1.0, pool=0), "pool: expected an integer"),
-        (dict(m=5, backend="cuda", method="pivoted-cholesky", sigma=1.0), "backend: expected one of"),
-    ],
-)
-def test_select_landmarks_rejects_bad_options(kwargs, match):
-    x = ref.clustered(50, 4, seed=0)
-    with pytest.raises(ValueError, match=match):
-        ny.select_landmarks(x, **kwargs)
-
-
 def test_bad_map_and_gram_options(data):
     x, sigma, lm, nmap = data
     with pytest.raises(ValueError, match="sigma"):
         ny.nystrom_map(lm, 0.0)
     with pytest.raises(ValueError, match="rtol"):
         ny.nystrom_map(lm, 1.0, rtol=2.0)
-    with pytest.raises(ValueError, match="landmarks: contain NaN"):
+    with pytest.raises(ValueError, match="landmarks: contains NaN at row 0"):
         ny.nystrom_map(np.full((3, 2), np.nan), 1.0)
     with pytest.raises(ValueError, match="strategy"):
         ny.nystrom_gram(x, nmap, strategy="fast")
@@ -346,81 +248,102 @@ def test_bad_map_and_gram_options(data):
         ny.nystrom_joint_gram(x, x[:10], nmap)
 
 
-# --------------------------------------------------------------------------- exact RKE, streamed
+# --------------------------------------------------------------------------- the pieces the pipeline composes
+
+
+def test_moved_names_are_still_importable_from_nystrom():
+    """Landmarks and the exact ‖K‖_F² moved out (clipcore.landmarks, clipcore.frobenius); the documented import
+    paths through clipcore.nystrom still give the same objects."""
+    from clipcore import frobenius, landmarks
+
+    for name in ("Landmarks", "LANDMARK_METHODS", "select_landmarks", "default_pool"):
+        assert getattr(ny, name) is getattr(landmarks, name), name
+    for name in ("kernel_sq_frobenius", "sq_frobenius_panels", "StreamedRKE", "rke_streamed"):
+        assert getattr(ny, name) is getattr(frobenius, name), name
+
+
+@pytest.mark.parametrize("n", [1, 255, 256, 300, 700])
+def test_symmetrise_in_place_equals_the_mean_with_the_transpose(n):
+    a = np.random.default_rng(n).standard_normal((n, n))
+    want = 0.5 * (a + a.T)
+    out = a  # in place: the same storage
+    ny.symmetrise(out, block=64 if n > 1 else 256)
+    assert out is a
+    np.testing.assert_allclose(a, want, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(a, a.T)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_finalize_host_and_finalize_gram_equal_the_reference(data, paired):
+    """Wᵀ M W of the kernel-form accumulator M = Σ k(B, L)ᵀ k(B, L) (built here in NumPy), on the host (M consumed,
+    the result in M's storage) and jitted, equals the float64 reference Gram of the Nyström features."""
+    x, sigma, lm, nmap = data
+    Lp = np.asarray(lm.points)
+    t = x[::-1].copy()
+    kx = ref.gaussian(x, Lp, sigma)
+    if paired:
+        kz = np.concatenate([ref.gaussian(t, Lp, sigma), kx], axis=1)
+        want = ref.joint_gram(t, x, Lp, sigma, ny.DEFAULT_RTOL)
+    else:
+        kz = kx
+        want = ref.gram(x, Lp, sigma, ny.DEFAULT_RTOL)
+    M = np.ascontiguousarray(kz.T @ kz)
+    jitted = ny.finalize_gram(jnp.asarray(M), jnp.asarray(nmap.whitening), strategy="kernel", paired=paired)
+    host = ny.finalize_host(M.copy(), nmap, paired=paired)
+    r = nmap.rank * (2 if paired else 1)
+    assert host.shape == (r, r) and host.flags.c_contiguous
+    assert _rel(host, want) < 1e-9 and _rel(jitted, want) < 1e-9
+    np.testing.assert_array_equal(host, host.T)
+    with pytest.raises(ValueError, match="finalize_host: M must be a C-contiguous float64 array"):
+        ny.finalize_host(M.astype(np.float32), nmap, paired=paired)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_accumulator_folded_over_blocks_then_finalised(data, backend, strategy):
+    """nystrom_accumulator (the per-device body of the sharded pass) over ragged blocks, finalised once."""
+    x, sigma, lm, nmap = data
+    L_, W, sig = ny.cast_map(nmap, jnp.float64)
+    G = ny.nystrom_accumulator((jnp.asarray(x),), L_, W, sig, block=777, strategy=strategy, backend=backend)
+    per = nmap.num_landmarks if strategy == "kernel" else nmap.rank
+    assert G.shape == (per, per) and G.dtype == jnp.float64
+    g = ny.finalize_gram(G, jnp.asarray(nmap.whitening), strategy=strategy, paired=False)
+    assert _rel(g, ref.gram(x, np.asarray(lm.points), sigma, ny.DEFAULT_RTOL)) < 1e-9
+
+
+def test_cast_map_default_block_and_strategy_rules(data):
+    x, sigma, lm, nmap = data
+    L32, W32, s = ny.cast_map(nmap, jnp.float32)
+    assert L32.dtype == W32.dtype == jnp.float32 and s.dtype == jnp.float64 and float(s) == sigma
+    assert L32.shape == (200, 24) and W32.shape == (200, nmap.rank)
+    assert ny.default_block(123_456, "ffi", 2000) == 123_456  # the core chunks itself
+    assert ny.default_block(0, "ffi", 2000) == 1
+    assert ny.default_block(10**6, "jax", 2000) == (1 << 23) // 2000  # ≈ 32 MB float32 tiles
+    assert ny.default_block(100, "jax", 2000) == 256
+    assert ny.resolve_strategy("auto", "ffi") == "kernel" and ny.resolve_strategy("auto", "jax") == "whiten"
+    assert ny.resolve_strategy("whiten", "ffi") == "whiten"
+    with pytest.raises(ValueError, match="strategy: expected one of"):
+        ny.resolve_strategy("fast", "ffi")
+    assert ny.host_update_available("jax") is False
+
+
+@needs_ext
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-def test_rke_streamed_matches_dense(backend, dtype):
-    x = ref.clustered(700, 16, clusters=5, noise=0.5, seed=12, dtype=dtype)
-    sigma = 4.0
-    f_ref = ref.sq_frobenius(x, sigma)
-    tol = 1e-12 if dtype == np.float64 else 1e-6
-    for tile in (1, 64, 333, 700, None):
-        if backend == "jax" and tile == 1:
-            continue  # 245k tile pairs in a fori_loop: slow, the ffi case covers it
-        f = ny.kernel_sq_frobenius(x, sigma=sigma, backend=backend, tile_rows=tile)
-        assert abs(f / f_ref - 1) < tol, tile
-    r = ny.rke_streamed(x, sigma=sigma, backend=backend)
-    assert abs(r.score / ref.rke_dense(x, sigma) - 1) < max(tol, 1e-10)
-    assert r.n == 700 and r.kernel == "gaussian" and r.sigma == sigma
-    assert abs(r.entropy - np.log(r.score)) < 1e-12
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-def test_cross_sq_frobenius_matches_dense(backend, dtype):
-    """Σ_ij k(x_i, y_j)² (the cross term the panel loop of the exact RKE adds) against the dense float64
-    kernel, for the Gaussian (compiled core on host rows, or the JAX twin; tiles that do not divide the
-    sets; rows shared by both sets) and the cosine kernel ⟨X̂ᵀX̂, ŶᵀŶ⟩_F."""
-    x = ref.clustered(530, 16, clusters=5, noise=0.5, seed=21, dtype=dtype)
-    y = np.concatenate([ref.clustered(200, 16, clusters=3, noise=0.5, seed=22, dtype=dtype), x[:17]])
-    tol = 1e-12 if dtype == np.float64 else 1e-6
-    for tile in (64, 333, None):
-        f = ny.kernel_sq_frobenius(x, y=y, sigma=4.0, backend=backend, tile_rows=tile)
-        assert abs(f / ref.sq_frobenius(x, 4.0, y) - 1) < tol, tile
-    assert ny.kernel_sq_frobenius(x, y=y[:0], sigma=4.0, backend=backend) == 0.0
-    xn = x / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
-    yn = y / np.linalg.norm(y.astype(np.float64), axis=1, keepdims=True)
-    c = ny.kernel_sq_frobenius(x, y=y, kernel="cosine", backend=backend)
-    assert abs(c / np.sum((xn @ yn.T) ** 2) - 1) < 1e-12
-    with pytest.raises(ValueError, match=r"y: expected \[p, 16\] rows like x"):
-        ny.kernel_sq_frobenius(x, y=y[:, :5], sigma=4.0, backend=backend)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_sq_frobenius_panels_equal_the_whole(backend):
-    """Σ_P ‖K_PP‖² + 2 Σ_{P<Q} ‖K_PQ‖² over panels of any size (one row, uneven, one panel) is ‖K‖_F²,
-    and the pairs it reports cover i ≤ j once."""
-    x = ref.clustered(610, 8, clusters=4, noise=0.4, seed=23, dtype=np.float64)
-    want = ref.sq_frobenius(x, 3.0)
-    for panel in ((1, 97, 610, 5000) if backend == "ffi" else (97, 610)):
-        pairs = []
-        got = ny.sq_frobenius_panels(lambda a, b: x[a:b], 610, 3.0, panel_rows=panel, backend=backend,
-                                     on_pairs=pairs.append)
-        assert abs(got / want - 1) < 1e-12, panel
-        assert sum(pairs) == 610 * 611 // 2
-    with pytest.raises(ValueError, match="panel_rows"):
-        ny.sq_frobenius_panels(lambda a, b: x[a:b], 610, 3.0, panel_rows=0)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_rke_streamed_matches_clipcore_rke(backend):
-    x = ref.clustered(400, 12, seed=13, dtype=np.float64)
-    exact = clipcore.rke(x, kernel="gaussian", sigma=2.0)
-    r = ny.rke_streamed(x, sigma=2.0, backend=backend)
-    assert abs(r.score / exact.score - 1) < 1e-9  # the clamp at 1e-10 adds ≤ n·1e-20 to Σλ²
-    c = ny.rke_streamed(x, kernel="cosine", backend=backend)
-    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
-    cos = xn @ xn.T
-    assert abs(c.frobenius_sq / np.sum(cos * cos) - 1) < 1e-12
-    assert abs(c.score / clipcore.rke(x, kernel="cosine").score - 1) < 1e-9
-
-
-def test_rke_rejects_bad_input():
-    with pytest.raises(ValueError, match="kernel"):
-        ny.rke_streamed(np.ones((3, 2)), kernel="laplace")
-    with pytest.raises(ValueError, match="sigma"):
-        ny.rke_streamed(np.ones((3, 2)), sigma=None)
-    with pytest.raises(ValueError, match="non-zero rows"):
-        ny.rke_streamed(np.zeros((3, 2)), kernel="cosine")
+@pytest.mark.parametrize("paired", [False, True])
+def test_host_update_equals_the_device_accumulator(data, dtype, paired):
+    """nystrom_update_host (the compiled core on host rows, in place, over two calls) then finalize_host equals
+    the jitted kernel-form path."""
+    x, sigma, lm, nmap = data
+    t = x[::-1].copy()
+    R = (2 if paired else 1) * nmap.num_landmarks
+    M = np.zeros((R, R))
+    for i in (slice(0, 1234), slice(1234, None)):
+        out = ny.nystrom_update_host(M, t[i] if paired else x[i], nmap, images=x[i] if paired else None,
+                                     dtype=dtype)
+        assert out is M
+    host = ny.finalize_host(M, nmap, paired=paired)
+    one = (ny.nystrom_joint_gram(t.astype(dtype), x.astype(dtype), nmap, backend="ffi", strategy="kernel")
+           if paired else ny.nystrom_gram(x.astype(dtype), nmap, backend="ffi", strategy="kernel"))
+    assert _rel(host, one) < (1e-11 if dtype == np.float64 else 1e-5)
+    with pytest.raises(ValueError, match="dtype: float32 or float64"):
+        ny.nystrom_update_host(np.zeros((200, 200)), x, nmap, dtype=np.float16)

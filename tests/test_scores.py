@@ -457,39 +457,6 @@ def test_clamp_none_score(ref_dir):
 
 
 # ---------------------------------------------------------------------------
-# jit-able building blocks vs eager, and vs the reference
-# ---------------------------------------------------------------------------
-def test_entropy_functions_jit_vs_eager_vs_reference(ref_dir):
-    lam = F.eigs(ref_dir, "gauss_s0.5_D200", "complement")  # float32 eigenvalues with negatives
-    lam_j = jax.numpy.asarray(lam)
-    eager = clipcore.matrix_entropy(lam_j)
-    jitted = jax.jit(lambda e: clipcore.matrix_entropy(e))(lam_j)
-    assert abs(float(eager) - float(jitted)) < 1e-12
-    assert abs(float(eager) - R.log_code_score(lam)) < 1e-10
-    assert rel(clipcore.matrix_entropy_score(lam_j), R.code_score(lam)) < RTOL_SAME
-    pos = np.clip(lam, 0, None)
-    for order in (0.5, 1.0, 2.0, float("inf")):
-        for clamp in (1e-10, None):
-            e = clipcore.renyi_entropy(jax.numpy.asarray(pos / pos.sum()), order, clamp)
-            j = jax.jit(lambda a, o=order, c=clamp: clipcore.renyi_entropy(a, o, c))(jax.numpy.asarray(pos / pos.sum()))
-            assert abs(float(e) - float(j)) < 1e-12
-            assert abs(float(e) - R.log_renyi(pos / pos.sum(), order, clamp)) < 1e-10
-
-
-def test_schur_primal_jit_vs_eager_vs_reference(ref_dir):
-    covs = R.clip_dissection_covariances(F.texts(ref_dir), F.images(ref_dir))
-    c = [jax.numpy.asarray(m) for m in covs]
-    rtol = 64 * R.EPS32
-    eager = clipcore.schur_primal(*c, rtol)
-    jitted = jax.jit(lambda a, b, d: clipcore.schur_primal(a, b, d, rtol))(*c)
-    spec = R.sce_primal(covs=covs)
-    for got in (eager, jitted):
-        np.testing.assert_allclose(np.asarray(got.complement), np.clip(spec.complement, 0, None), atol=1e-12)
-        np.testing.assert_allclose(np.asarray(got.text), np.clip(spec.text, 0, None), atol=1e-12)
-        assert int(got.rank) == spec.rank
-
-
-# ---------------------------------------------------------------------------
 # float32 vs float64
 # ---------------------------------------------------------------------------
 def test_float32_matches_float64_cosine(ref_dir):
