@@ -144,5 +144,5 @@ def test_reads_are_fresh_aligned_buffers(tmp_path, pairs):
     with pytest.raises(ValueError, match="images: expected an array, a path, a directory, a glob or a list"):
         row_source(3, "images")
     (tmp_path / "x.txt").write_text("1")
-    with pytest.raises(ValueError, match=r"images: .*x.txt: expected .npy or .npz shards, got .txt"):
+    with pytest.raises(ValueError, match=r"images: .*x.txt: expected .npy, .npz or .parquet shards, got .txt"):
         row_source(str(tmp_path / "x.txt"), "images")

@@ -17,10 +17,11 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from .._validate import check_rows, is_floating, widen_half
+from .._validate import check_flag, check_rows, is_floating, widen_half
+from .metadata import image_paths, metadata_column, prompt_groups
+from .pairing import PairingReport, ShardTable, shard_table
 from .prefetch import prefetched
 from .rows import RowSource, row_source
-from .shards import has_manifest
 
 __all__ = ["Block", "check_block", "as_block", "PairedSource", "paired_source"]
 
@@ -59,11 +60,18 @@ class PairedSource:
       iterator: the block iterator, or ``None``.
       n: total rows, or ``None`` for an iterator (unknown until consumed).
       d_images, d_texts: dimensions (known after the first block for iterators).
+      layout: the recognised layout of a folder / files paired by shard (``"clip-retrieval"``, ...), or None.
+      pairing: the :class:`~clipcore.sources.PairingReport` of shards paired by number (None otherwise):
+        ``pairing.to_dict()`` is what a result's JSON records.
+      shards: the paired :class:`~clipcore.sources.Shard` list (None otherwise).
     """
 
     def __init__(self, images: RowSource | None, texts: RowSource | None, iterator: Iterable | None = None,
-                 *, single: bool = False, name: str = "images"):
+                 *, single: bool = False, name: str = "images", table: ShardTable | None = None):
         self.images, self.texts, self.iterator = images, texts, iterator
+        self.shards = None if table is None else table.shards
+        self.pairing: PairingReport | None = None if table is None else table.pairing
+        self.layout = None if table is None else table.layout
         # single: the iterator yields [b, d] blocks of one set (vendi, rke), named `name` in errors
         self.single, self.name = single, name
         if images is not None:
@@ -79,10 +87,42 @@ class PairedSource:
             self.d_images = self.d_texts = None
         self._peeked: list = []
 
+    @classmethod
+    def from_table(cls, table: ShardTable, *, single: bool = False, name: str = "images") -> "PairedSource":
+        """The source of paired shards (:func:`clipcore.sources.shard_table`)."""
+        images = RowSource([s.images for s in table.shards], name if single else "images")
+        texts = None if single else RowSource([s.texts for s in table.shards], "texts")
+        return cls(images, texts, single=single, name=name, table=table)
+
     @property
     def in_memory(self) -> bool:
         """True when every row is already in memory (arrays, no files and no iterator)."""
         return self.iterator is None and self.images.in_memory and (self.texts is None or self.texts.in_memory)
+
+    # -- metadata of paired shards (clip-retrieval / LAION metadata_N.parquet, DataComp {shard}.parquet, ...)
+    def _need_shards(self, what: str) -> list:
+        if not self.shards:
+            raise ValueError(f"{self.name}: {what} needs a folder with per-row metadata (clip-retrieval / LAION "
+                             "metadata_N.parquet, DataComp {shard}.parquet, Parquet caption columns)")
+        return self.shards
+
+    def groups(self) -> np.ndarray:
+        """``[n]`` int64 prompt id of each row (rows with the same caption share one; ids in order of first
+        appearance): the metadata's caption column (``caption``, else ``text`` / ``prompt``). Names:
+        :meth:`prompts`."""
+        return prompt_groups(self._need_shards("groups()"), self.name)[0]
+
+    def prompts(self) -> list:
+        """The distinct captions, ``prompts()[g]`` being prompt id ``g`` of :meth:`groups`."""
+        return prompt_groups(self._need_shards("prompts()"), self.name)[1]
+
+    def image_paths(self) -> np.ndarray:
+        """``[n]`` object array of each row's ``image_path`` from the metadata."""
+        return image_paths(self._need_shards("image_paths()"), self.name)
+
+    def metadata(self, column: str) -> np.ndarray:
+        """``[n]`` values of any metadata column (NumPy, objects for strings)."""
+        return metadata_column(self._need_shards(f"metadata({column!r})"), column, self.name)
 
     # -- iterator support
     def _item(self, item: Any, k: int) -> tuple[Any, Any]:
@@ -191,22 +231,42 @@ class PairedSource:
         self.n = start
 
 
-def paired_source(images: Any, texts: Any = None, *, single: bool = False, name: str = "images") -> PairedSource:
+def paired_source(images: Any, texts: Any = None, *, single: bool = False, name: str = "images",
+                  images_key: str | None = None, texts_key: str | None = None,
+                  skip_incomplete: bool = False) -> PairedSource:
     """Images and texts (or one set, or an iterator of pairs) as a :class:`PairedSource`.
 
-    ``texts=None`` with a clipcore shard directory reads both columns from its
-    manifest; with an iterable that is not an array or a path, the iterable
-    yields ``(images_block, texts_block)`` pairs, or ``[b, d]`` blocks of one
-    set when ``single`` (then ``name`` names it in errors, e.g. ``"x"``).
+    ``texts=None`` with a folder of a known layout (a clipcore manifest, clip-retrieval / LAION, DataComp,
+    Parquet: :mod:`clipcore.sources.layouts`) reads both columns from it, shards paired by number
+    (:mod:`clipcore.sources.pairing`); with an iterable that is not an array or a path, the iterable
+    yields ``(images_block, texts_block)`` pairs, or ``[b, d]`` blocks of one set when ``single`` (then
+    ``name`` names it in errors, e.g. ``"x"``).
+
+    Args:
+      images, texts: arrays, paths, folders, globs, lists of paths, or an iterator (see above).
+      single: one set (the images column of a folder).
+      name: the name of a single set in errors.
+      images_key, texts_key: the array inside ``.npz`` shards (DataComp: ``"l14_img"``, ``"l14_txt"``;
+        ``texts_key`` defaults to ``images_key`` with ``_img`` → ``_txt``) or the Parquet column
+        (default: ``image_embedding`` / ``embeddings`` / ``embedding`` / the only list-of-floats column,
+        and ``text_embedding``).
+      skip_incomplete: shards paired by number: keep only the complete pairs (reported in
+        ``source.pairing``) instead of one error naming every missing, mismatched or empty shard.
     """
     if isinstance(images, PairedSource):
         return images
+    skip_incomplete = check_flag(skip_incomplete, "skip_incomplete")
+    for option, value in (("images_key", images_key), ("texts_key", texts_key)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{option}: expected an array / column name (str), got {type(value).__name__}")
     is_pathlike = isinstance(images, (str, os.PathLike, list, tuple)) or hasattr(images, "shape")
     if texts is None and not is_pathlike and isinstance(images, Iterable):
         return PairedSource(None, None, iterator=images, single=single, name=name if single else "images")
+    table = shard_table(images, texts, single=single, name=name if single else "images", images_key=images_key,
+                        texts_key=texts_key, skip_incomplete=skip_incomplete)
+    if table is not None:
+        return PairedSource.from_table(table, single=single, name=name)
     if single:  # a clipcore shard directory gives its images column
-        return PairedSource(row_source(images, name, key="images"), None, name=name)
-    if texts is None and has_manifest(images):
-        return PairedSource(row_source(images, "images", key="images"), row_source(images, "texts", key="texts"))
-    img = row_source(images, "images")
-    return PairedSource(img, None if texts is None else row_source(texts, "texts"))
+        return PairedSource(row_source(images, name, key="images", images_key=images_key), None, name=name)
+    img = row_source(images, "images", images_key=images_key)
+    return PairedSource(img, None if texts is None else row_source(texts, "texts", texts_key=texts_key))

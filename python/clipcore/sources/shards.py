@@ -1,81 +1,37 @@
 """THE shard lister: which files a data set argument names, in order.
 
 One rule for every reader of shards (:func:`clipcore.sce` and friends through
-:func:`clipcore.sources.row_source`, :mod:`clipcore.distributed`, the CLI):
+:func:`clipcore.sources.row_source` / :func:`clipcore.sources.paired_source`,
+:mod:`clipcore.distributed`, :func:`clipcore.sources.inspect`, the CLI):
 
 * a path to a file: that file;
 * a directory holding ``manifest.json`` (written by
   :func:`clipcore.write_shards` or :func:`clipcore.embed`): the files of one
-  column of its manifest, in manifest order;
-* any other directory: its ``*.npy`` and ``*.npz`` files, sorted by path;
-* a glob pattern (``"emb/images-*.npy"``): the matching files, sorted;
+  column of its manifest, in manifest order (files it does not list are never read);
+* a directory of a known layout (:mod:`clipcore.sources.layouts`: clip-retrieval, LAION, DataComp,
+  Parquet): the files of the column asked for, ordered by shard number;
+* any other directory: its ``*.npy`` and ``*.npz`` files, ordered by the numbers in their names
+  (``img_emb_2`` before ``img_emb_10``; never as text);
+* a glob pattern (``"emb/images-*.npy"``): the matching files, ordered the same way (a warning when a
+  ``manifest.json`` beside them does not list some of them);
 * a list or tuple of paths: those files, in that order.
 
-Whether a listed file is a readable shard (``.npy`` / ``.npz``, 2-D,
+Whether a listed file is a readable shard (``.npy`` / ``.npz`` / ``.parquet``, 2-D,
 floating) is the reader's check (:mod:`clipcore.sources.rows`).
 """
 
 from __future__ import annotations
 
-import glob
-import json
 import os
 from typing import Any
 
-__all__ = ["MANIFEST", "FORMAT", "list_shards", "has_manifest", "read_manifest", "manifest_columns"]
+from .layouts import recognise
+from .manifest import (FORMAT, MANIFEST, ShardWarning, check_glob_against_manifest, has_manifest,
+                       manifest_columns, manifest_files, read_manifest)
+from .names import GLOB_CHARS, natural_key, shard_number, sort_by_number
 
-#: File name of a shard directory's manifest.
-MANIFEST = "manifest.json"
-#: The ``"format"`` tag of a clipcore shard manifest.
-FORMAT = "clipcore-shards/1"
-
-_GLOB_CHARS = "*?["
-
-
-def has_manifest(obj: Any) -> bool:
-    """True when ``obj`` is a path to a directory holding a :data:`MANIFEST`."""
-    if not isinstance(obj, (str, os.PathLike)):
-        return False
-    path = os.fspath(obj)
-    return os.path.isdir(path) and os.path.exists(os.path.join(path, MANIFEST))
-
-
-def read_manifest(directory: str | os.PathLike, name: str) -> dict:
-    """The parsed manifest of a clipcore shard directory.
-
-    Args:
-      directory: the shard directory.
-      name: the argument name used in error messages.
-
-    Returns:
-      The manifest as a dict (``"format"``, ``"shards"``: one ``{column: file, "rows": k}`` per shard, ...).
-
-    Raises:
-      ValueError: unreadable, or not a clipcore shard manifest.
-    """
-    path = os.path.join(os.fspath(directory), MANIFEST)
-    try:
-        with open(path) as f:
-            man = json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{name}: cannot read {path} ({exc})") from exc
-    if man.get("format") != FORMAT or "shards" not in man:
-        raise ValueError(f"{name}: {path} is not a clipcore shard manifest (format {man.get('format')!r})")
-    return man
-
-
-def manifest_columns(directory: str | os.PathLike, name: str) -> list[str]:
-    """The columns (``"images"``, ``"texts"``) every shard of a manifest has, in that order."""
-    shards = read_manifest(directory, name)["shards"]
-    return [c for c in ("images", "texts") if shards and all(c in s for s in shards)]
-
-
-def _manifest_files(directory: str, name: str, column: str) -> list[str]:
-    man = read_manifest(directory, name)
-    try:
-        return [os.path.join(directory, s[column]) for s in man["shards"]]
-    except KeyError:
-        raise ValueError(f"{name}: the manifest in {directory} has no {column!r} shards") from None
+__all__ = ["MANIFEST", "FORMAT", "ShardWarning", "list_shards", "has_manifest", "read_manifest",
+           "manifest_columns", "natural_key", "shard_number", "sort_by_number"]
 
 
 def list_shards(obj: Any, name: str, *, key: str | None = None) -> list[str]:
@@ -83,8 +39,9 @@ def list_shards(obj: Any, name: str, *, key: str | None = None) -> list[str]:
 
     Args:
       obj: a path, a directory, a glob pattern, or a list / tuple of paths.
-      name: the argument name used in error messages (and the manifest column when ``key`` is None).
-      key: for a clipcore shard directory, which column (``"images"`` or ``"texts"``).
+      name: the argument name used in error messages (and the column when ``key`` is None).
+      key: for a directory of several columns (a clipcore manifest, clip-retrieval), which column
+        (``"images"`` or ``"texts"``); for DataComp / Parquet both columns live in the same files.
 
     Returns:
       ``[k]`` file paths (strings), each an existing file.
@@ -93,23 +50,19 @@ def list_shards(obj: Any, name: str, *, key: str | None = None) -> list[str]:
       FileNotFoundError: a named file or glob matches nothing.
       ValueError: an empty directory or list, a manifest without that column, or ``obj`` of another type.
     """
-    if isinstance(obj, (list, tuple)):
-        files = [os.fspath(p) for p in obj]
-    elif isinstance(obj, (str, os.PathLike)):
-        path = os.fspath(obj)
-        if os.path.isdir(path):
-            if has_manifest(path):
-                files = _manifest_files(path, name, key or name)
-            else:
-                files = sorted(glob.glob(os.path.join(path, "*.npy")) + glob.glob(os.path.join(path, "*.npz")))
-                if not files:
-                    raise ValueError(f"{name}: directory {path} has no .npy or .npz files and no {MANIFEST}")
-        elif any(ch in path for ch in _GLOB_CHARS):
-            files = sorted(glob.glob(path))
+    column = key or name
+    if isinstance(obj, (str, os.PathLike)) and has_manifest(obj):
+        files = manifest_files(obj, name, column)
+    elif isinstance(obj, (list, tuple, str, os.PathLike)):
+        layout = recognise(obj, name)
+        files = layout.texts if column == "texts" and layout.texts is not None else layout.images
+        if layout.name == "clip-retrieval" or layout.name == "laion-5b":
             if not files:
-                raise FileNotFoundError(f"{name}: no file matches {path}")
-        else:
-            files = [path]
+                which = "text_emb/text_emb_N.npy" if column == "texts" else "img_emb/img_emb_N.npy"
+                raise ValueError(f"{name}: {layout.root} has no {which} files")
+        pattern = os.fspath(obj) if isinstance(obj, (str, os.PathLike)) else ""
+        if files and any(ch in pattern for ch in GLOB_CHARS) and not os.path.isdir(pattern):
+            check_glob_against_manifest(pattern, files, name)
     else:
         raise ValueError(f"{name}: expected a path, a directory, a glob or a list of paths; got {type(obj).__name__}")
     if not files:
