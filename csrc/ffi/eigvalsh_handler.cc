@@ -52,17 +52,22 @@ ffi::Error EigvalshImpl(ffi::ThreadPool pool, ffi::AnyBuffer a, ffi::Result<ffi:
   if (t != ffi::DataType::F32 && t != ffi::DataType::F64)
     return ffi::Error::InvalidArgument(std::string(kOp) + "dtype must be float32 or float64, got " +
                                        dtype_name(t));
-  if ((ad.size() != 2 && ad.size() != 3) || ad[ad.size() - 1] != ad[ad.size() - 2])
+  // Any number of leading batch dimensions [..., n, n] (a vmapped call adds one per vmap): one batch.
+  if (ad.size() < 2 || ad[ad.size() - 1] != ad[ad.size() - 2])
     return ffi::Error::InvalidArgument(std::string(kOp) +
-                                       "expected a square [n, n] matrix or a batch [b, n, n], got " +
+                                       "expected a square [n, n] matrix or a batch [..., n, n], got " +
                                        shape_str(ad));
   const int64_t n = ad[ad.size() - 1];
-  const int64_t batch = ad.size() == 3 ? ad[0] : 1;
-  const bool w_ok = ad.size() == 3 ? (wd.size() == 2 && wd[0] == batch && wd[1] == n)
-                                   : (wd.size() == 1 && wd[0] == n);
+  int64_t batch = 1;
+  bool w_ok = wd.size() == ad.size() - 1;
+  for (size_t k = 0; k + 2 < ad.size(); ++k) {
+    batch *= ad[k];
+    w_ok = w_ok && wd[k] == ad[k];
+  }
+  w_ok = w_ok && wd[wd.size() - 1] == n;
   if (w->element_type() != t || !w_ok)
     return ffi::Error::InvalidArgument(std::string(kOp) + "output must be " + dtype_name(t) + " " +
-                                       (ad.size() == 3 ? "[b, n]" : "[n]") + " for input " +
+                                       (ad.size() > 2 ? "[..., n]" : "[n]") + " for input " +
                                        shape_str(ad) + ", got " + dtype_name(w->element_type()) + " " +
                                        shape_str(wd));
   ffi_util::XlaPoolExecutor executor(pool, gram::default_num_threads() - 1);
@@ -75,7 +80,7 @@ ffi::Error EigvalshImpl(ffi::ThreadPool pool, ffi::AnyBuffer a, ffi::Result<ffi:
 XLA_FFI_DEFINE_HANDLER_SYMBOL(ClipcoreEigvalshCpu, EigvalshImpl,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::AnyBuffer>()   // A [n, n] or [b, n, n]
-                                  .Ret<ffi::AnyBuffer>());  // w [n] or [b, n], ascending
+                                  .Arg<ffi::AnyBuffer>()   // A [..., n, n]
+                                  .Ret<ffi::AnyBuffer>());  // w [..., n], ascending
 
 }  // namespace clipcore

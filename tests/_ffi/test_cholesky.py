@@ -232,3 +232,94 @@ def test_select_landmarks_host_rows_equal_device_rows():
     np.testing.assert_array_equal(a.indices, b.indices)
     np.testing.assert_allclose(a.residual_trace, b.residual_trace, rtol=1e-10)
     np.testing.assert_array_equal(np.asarray(a.points), x[a.indices])
+
+
+# --------------------------------------------------------------------------- transformations: grad, jvp, vjp, vmap
+
+
+def _separated(seed=0, n=40, d=3):
+    """Rows whose greedy pivots are stable under small perturbations (finite differences keep them)."""
+    return np.random.default_rng(seed).standard_normal((n, d)) * 2.0
+
+
+def _floats(res):
+    return res.residual_trace, res.pivot_factor, res.factor
+
+
+@pytest.mark.parametrize("return_factor", [True, False])
+def test_float_outputs_check_grads_fwd_and_rev(return_factor):
+    from jax.test_util import check_grads
+
+    x = _separated(1)
+    f = lambda a, s: _floats(_ffi.pivoted_cholesky(a, s, 7, return_factor=return_factor))  # noqa: E731
+    check_grads(f, (x, jnp.float64(1.2)), order=1, modes=("fwd", "rev"))
+
+
+def test_integer_outputs_have_zero_tangents_and_floats_equal_the_twins():
+    x, s = _separated(2), jnp.float64(1.4)
+    dx, ds = np.sin(x), jnp.float64(0.2)
+    f = lambda a, t: _ffi.pivoted_cholesky(a, t, 8, return_factor=True)  # noqa: E731
+    twin = lambda a, t: _ffi.pivoted_cholesky_jax(a, t, 8, return_factor=True)  # noqa: E731
+    out, tan = jax.jvp(f, (x, s), (dx, ds))
+    out_t, tan_t = jax.jvp(twin, (x, s), (dx, ds))
+    assert tan.pivots.dtype == jax.dtypes.float0 and tan.count.dtype == jax.dtypes.float0
+    np.testing.assert_array_equal(out.pivots, out_t.pivots)
+    c = int(out.count)
+    np.testing.assert_allclose(tan.residual_trace[:c], tan_t.residual_trace[:c], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(tan.pivot_factor, tan_t.pivot_factor, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(tan.factor, tan_t.factor, rtol=1e-9, atol=1e-10)
+    # reverse mode: the same gradient as the twin's
+    loss = lambda fn: lambda a, t: jnp.sum(fn(a, t).factor ** 3) + jnp.nansum(fn(a, t).residual_trace)  # noqa: E731
+    for u, v in zip(jax.grad(loss(f), argnums=(0, 1))(x, s), jax.grad(loss(twin), argnums=(0, 1))(x, s)):
+        np.testing.assert_allclose(u, v, rtol=1e-8, atol=1e-10)
+
+
+def test_fixed_pivot_factors_are_the_calls_outputs():
+    """The function the rule differentiates is the one the call computed (float64 NumPy reference too)."""
+    x = ref.clustered(300, 5, seed=3, dtype=np.float64)
+    res = _ffi.pivoted_cholesky(x, 2.0, 40, trace_tol=5.0, return_factor=True)
+    rtrace, pf, fac = _ffi.cholesky.fixed_pivot_factors(x, 2.0, res.pivots, res.count, return_factor=True)
+    c = int(res.count)
+    assert 0 < c < 40
+    np.testing.assert_allclose(rtrace[:c], res.residual_trace[:c], rtol=1e-9, atol=1e-9)
+    assert np.all(np.isnan(np.asarray(rtrace)[c:]))
+    np.testing.assert_allclose(pf, res.pivot_factor, atol=1e-9)
+    np.testing.assert_allclose(fac, res.factor, atol=1e-9)
+    piv, L, _ = ref.pivoted_cholesky(_gauss(x, x, 2.0), 40, trace_tol=5.0)
+    np.testing.assert_allclose(np.asarray(fac)[:, :c], L, atol=1e-9)
+
+
+def test_gradient_through_the_chosen_points():
+    """Landmarks taken by index inside a differentiated function: the pivots are constants, x[pivots] is not."""
+    x = _separated(4)
+
+    def f(a):
+        res = _ffi.pivoted_cholesky(a, 1.0, 5)
+        return jnp.sum(a[res.pivots] ** 2)
+
+    piv = np.asarray(_ffi.pivoted_cholesky(x, 1.0, 5).pivots)
+    want = np.zeros_like(x)
+    want[piv] = 2 * x[piv]
+    np.testing.assert_allclose(jax.grad(f)(x), want, rtol=1e-12)
+
+
+def test_vmap_equals_a_loop():
+    xs = np.stack([_separated(5), _separated(6)])
+    sig = jnp.asarray([1.0, 1.6])
+    f = lambda a, s: _ffi.pivoted_cholesky(a, s, 6, return_factor=True)  # noqa: E731
+    got = jax.vmap(f)(xs, sig)
+    for k in range(2):
+        want = f(xs[k], sig[k])
+        for u, v in zip(got, want):
+            np.testing.assert_array_equal(np.asarray(u)[k], v)
+    grads = jax.vmap(jax.grad(lambda a, s: jnp.sum(f(a, s).pivot_factor)))(xs, sig)
+    for k in range(2):
+        np.testing.assert_allclose(grads[k], jax.grad(lambda a: jnp.sum(f(a, sig[k]).pivot_factor))(xs[k]),
+                                   rtol=1e-12, atol=1e-14)
+
+
+def test_forward_pass_is_the_ffi_call_alone():
+    x = _separated(7)
+    text = jax.jit(lambda a: _ffi.pivoted_cholesky(a, 1.0, 5, return_factor=True)).lower(x).as_text()
+    assert _ffi.PIVOTED_CHOLESKY_TARGET in text and "cholesky" not in text.replace(_ffi.PIVOTED_CHOLESKY_TARGET, "")
+    assert "while" not in text

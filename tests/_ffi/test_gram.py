@@ -511,3 +511,117 @@ def test_cosine_covariances_use_the_packed_core_and_agree():
                                              feature_dtype=jnp.float64, acc_dtype=jnp.float64,
                                              backend="ffi")).lower(t, x).as_text()
     assert _ffi.JOINT_GRAM_TARGET in hlo
+
+
+# --------------------------------------------------------------------------- transformations: grad, jvp, vjp, vmap
+
+
+def _grad_data(seed=0, b=40, d=6):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((d, d)), rng.standard_normal((b, d))
+
+
+@needs_ext
+def test_gram_check_grads_fwd_and_rev():
+    """The rule's derivatives against finite differences of the call itself (float64)."""
+    from jax.test_util import check_grads
+
+    g, phi = _grad_data()
+    check_grads(_ffi.gram_accumulate, (g, phi), order=1, modes=("fwd", "rev"))
+
+
+@needs_ext
+@pytest.mark.parametrize("phi_dtype,g_dtype", [(F64, F64), (F32, F64), (F32, F32)], ids=str)
+def test_gram_jvp_and_vjp_equal_the_twins(phi_dtype, g_dtype):
+    g, phi = _grad_data(1)
+    g, phi = jnp.asarray(g, g_dtype), jnp.asarray(phi, phi_dtype)
+    dg, dphi = jnp.asarray(np.ones_like(g), g_dtype), jnp.asarray(np.cos(np.asarray(phi)), phi_dtype)
+    rtol = 1e-12 if phi_dtype == g_dtype == F64 else 1e-5
+    out, tan = jax.jvp(_ffi.gram_accumulate, (g, phi), (dg, dphi))
+    out_t, tan_t = jax.jvp(_ffi.gram_accumulate_jax, (g, phi), (dg, dphi))
+    assert tan.dtype == g_dtype
+    np.testing.assert_allclose(out, out_t, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(tan, tan_t, rtol=rtol, atol=rtol * np.abs(np.asarray(tan_t, F64)).max())
+    ct = jnp.asarray(np.random.default_rng(2).standard_normal(g.shape), g_dtype)
+    got = jax.vjp(_ffi.gram_accumulate, g, phi)[1](ct)
+    want = jax.vjp(_ffi.gram_accumulate_jax, g, phi)[1](ct)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(np.asarray(b, F64)).max())
+
+
+@needs_ext
+def test_gram_grad_of_a_loss_matches_float64_numpy():
+    """d/dΦ Σ (G + ΦᵀΦ) ∘ C = Φ (C + Cᵀ): an independent closed form."""
+    g, phi = _grad_data(3)
+    c = np.random.default_rng(4).standard_normal(g.shape)
+    grad = jax.grad(lambda p: jnp.sum(_ffi.gram_accumulate(jnp.asarray(g), p) * c))(jnp.asarray(phi))
+    np.testing.assert_allclose(grad, phi @ (c + c.T), rtol=1e-12)
+
+
+@needs_ext
+@pytest.mark.parametrize("normalize", [True, False])
+def test_joint_gram_derivatives(normalize):
+    from jax.test_util import check_grads
+
+    rng = np.random.default_rng(5)
+    g, a, b = rng.standard_normal((7, 7)), rng.standard_normal((30, 3)), rng.standard_normal((30, 4))
+    fn = lambda g_, a_, b_: _ffi.joint_gram_accumulate(g_, a_, b_, normalize=normalize)  # noqa: E731
+    twin = lambda g_, a_, b_: _ffi.joint_gram_accumulate_jax(g_, a_, b_, normalize=normalize)  # noqa: E731
+    check_grads(fn, (g, a, b), order=1, modes=("fwd", "rev"))
+    tangents = (np.ones_like(g), np.sin(a), np.cos(b))
+    np.testing.assert_allclose(jax.jvp(fn, (g, a, b), tangents)[1], jax.jvp(twin, (g, a, b), tangents)[1],
+                               rtol=1e-12, atol=1e-12)
+    ct = rng.standard_normal(g.shape)
+    for u, v in zip(jax.vjp(fn, g, a, b)[1](ct), jax.vjp(twin, g, a, b)[1](ct)):
+        np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-12)
+
+
+@needs_ext
+def test_joint_gram_gradient_is_finite_at_a_zero_row():
+    """A zero row stays zero under normalisation; its gradient is 0 (the twin's where), not NaN."""
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((10, 3)), rng.standard_normal((10, 2))
+    a[4] = 0.0
+    grad = jax.grad(lambda a_: jnp.sum(_ffi.joint_gram_accumulate(jnp.zeros((5, 5)), a_, b, normalize=True)))(a)
+    assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad)[4] == 0)
+
+
+@needs_ext
+def test_gram_vmap_equals_a_loop():
+    rng = np.random.default_rng(7)
+    gs, phis = rng.standard_normal((3, 5, 5)), rng.standard_normal((3, 50, 5)).astype(np.float32)
+    want = np.stack([np.asarray(_ffi.gram_accumulate(g, p)) for g, p in zip(gs, phis)])
+    np.testing.assert_array_equal(jax.vmap(_ffi.gram_accumulate)(gs, phis), want)
+    np.testing.assert_array_equal(jax.jit(jax.vmap(_ffi.gram_accumulate))(gs, phis), want)
+    # G shared, rows batched; and two levels of vmap
+    shared = np.stack([np.asarray(_ffi.gram_accumulate(gs[0], p)) for p in phis])
+    np.testing.assert_array_equal(jax.vmap(_ffi.gram_accumulate, in_axes=(None, 0))(gs[0], phis), shared)
+    nested = jax.vmap(jax.vmap(_ffi.gram_accumulate, in_axes=(None, 0)), in_axes=(None, 0))(gs[0], phis[None])
+    np.testing.assert_array_equal(nested[0], shared)
+    # and the derivative of a vmapped call
+    grads = jax.vmap(jax.grad(lambda p: jnp.sum(_ffi.gram_accumulate(gs[0], p))))(phis)
+    for p, gr in zip(phis, grads):
+        np.testing.assert_allclose(gr, jax.grad(lambda q: jnp.sum(_ffi.gram_accumulate_jax(gs[0], q)))(p), rtol=1e-5)
+
+
+@needs_ext
+@pytest.mark.parametrize("normalize", [True, False])
+def test_joint_gram_vmap_equals_a_loop(normalize):
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((4, 60, 3)), rng.standard_normal((4, 60, 2))
+    fn = lambda a_, b_: _ffi.joint_gram_accumulate(jnp.zeros((5, 5)), a_, b_, normalize=normalize)  # noqa: E731
+    want = np.stack([np.asarray(fn(x, y)) for x, y in zip(a, b)])
+    np.testing.assert_array_equal(jax.vmap(fn)(a, b), want)
+
+
+@needs_ext
+def test_forward_pass_is_the_ffi_call_alone():
+    """The differentiation rule acts only under differentiation: the jitted forward lowers to the custom call and
+    nothing of the tangent (no dot_general)."""
+    g, phi = _grad_data(9)
+    text = jax.jit(_ffi.gram_accumulate).lower(g, phi).as_text()
+    assert _ffi.GRAM_TARGET in text and "dot_general" not in text
+    text = jax.jit(lambda g_, a, b: _ffi.joint_gram_accumulate(g_, a, b, normalize=True)).lower(
+        np.zeros((10, 10)), phi[:, :4], phi).as_text()
+    assert _ffi.JOINT_GRAM_TARGET in text and "dot_general" not in text

@@ -471,3 +471,125 @@ def test_jax_twins_recompute_tiles_where_rounding_matters():
         G = _ffi.nystrom_accumulate_jax(jnp.zeros((8, 8)), jnp.asarray(x), jnp.asarray(L), None, jnp.float64(sigma))
         # the twin's tiles are in the rows' dtype: each kernel value carries float32 rounding (the exponent is right)
         np.testing.assert_allclose(np.asarray(G), K.T @ K, rtol=2e-6, atol=2e-7)
+
+
+# --------------------------------------------------------------------------- transformations: grad, jvp, vjp, vmap
+
+_FORMS = [(True, False), (True, True), (False, False), (False, True)]
+_FORM_IDS = ["whiten-single", "whiten-paired", "kernel-single", "kernel-paired"]
+
+
+def _grad_case(whiten, paired, seed=0, b=30, d=3, m=6, r=4):
+    B, B2, L, W = _data(b, d, m, r, F64, seed=seed)
+    R = (2 if paired else 1) * (r if whiten else m)
+    G = np.random.default_rng(seed + 1).standard_normal((R, R))
+    return G, B, (B2 if paired else None), L, (W if whiten else None), jnp.float64(1.7)
+
+
+def _acc_fn(fn, W, B2):
+    """fn as a function of its array operands only (W / B2 absent when None)."""
+    def f(G, B, L, sigma, *rest):
+        rest = list(rest)
+        w = rest.pop(0) if W is not None else None
+        b2 = rest.pop(0) if B2 is not None else None
+        return fn(G, B, L, w, sigma, B2=b2)
+    return f
+
+
+def _args(G, B, B2, L, W, sigma):
+    return (G, B, L, sigma) + ((W,) if W is not None else ()) + ((B2,) if B2 is not None else ())
+
+
+@pytest.mark.parametrize("whiten,paired", _FORMS, ids=_FORM_IDS)
+def test_accumulate_check_grads_fwd_and_rev(whiten, paired):
+    """With respect to every operand: G, the rows, the landmarks, W and σ (float64)."""
+    from jax.test_util import check_grads
+
+    G, B, B2, L, W, sigma = _grad_case(whiten, paired)
+    check_grads(_acc_fn(_ffi.nystrom_accumulate, W, B2), _args(G, B, B2, L, W, sigma), order=1, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("whiten,paired", _FORMS, ids=_FORM_IDS)
+def test_accumulate_jvp_and_vjp_equal_the_twins(whiten, paired):
+    G, B, B2, L, W, sigma = _grad_case(whiten, paired, seed=3)
+    args = _args(G, B, B2, L, W, sigma)
+    rng = np.random.default_rng(4)
+    dots = tuple(jnp.asarray(rng.standard_normal(np.shape(a))) for a in args)
+    f, twin = _acc_fn(_ffi.nystrom_accumulate, W, B2), _acc_fn(_ffi.nystrom_accumulate_jax, W, B2)
+    (o, t), (o_t, t_t) = jax.jvp(f, args, dots), jax.jvp(twin, args, dots)
+    np.testing.assert_allclose(o, o_t, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(t, t_t, rtol=1e-11, atol=1e-11 * np.abs(np.asarray(t_t)).max())
+    ct = rng.standard_normal(G.shape)
+    for u, v in zip(jax.vjp(f, *args)[1](ct), jax.vjp(twin, *args)[1](ct)):
+        np.testing.assert_allclose(u, v, rtol=1e-11, atol=1e-11 * max(np.abs(np.asarray(v)).max(), 1))
+
+
+def test_accumulate_gradient_in_sigma_matches_float64_numpy():
+    """d/dσ Σ_ab (k(B, L)ᵀ k(B, L))_ab with k = exp(−‖b − l‖²/(2σ²)): dk/dσ = k ‖b − l‖²/σ³ (closed form)."""
+    B, _, L, _ = _data(40, 4, 7, 7, F64, seed=5)
+    sigma = 2.2
+    K = ref.gaussian(B, L, sigma)
+    dK = K * ref.sq_dists(B, L) / sigma**3
+    want = np.sum(dK.T @ K + K.T @ dK)
+    got = jax.grad(lambda s: jnp.sum(_ffi.nystrom_accumulate(jnp.zeros((7, 7)), B, L, None, s)))(jnp.float64(sigma))
+    assert float(got) == pytest.approx(want, rel=1e-12)
+
+
+def test_sq_frobenius_derivatives():
+    from jax.test_util import check_grads
+
+    x = ref.clustered(45, 3, seed=6, dtype=np.float64)
+    f = lambda a, s: _ffi.gaussian_sq_frobenius(a, s, tile_rows=8)  # noqa: E731
+    twin = lambda a, s: _ffi.gaussian_sq_frobenius_jax(a, s, tile_rows=8)  # noqa: E731
+    s = jnp.float64(1.3)
+    check_grads(f, (x, s), order=1, modes=("fwd", "rev"))
+    dots = (np.cos(x), jnp.float64(0.3))
+    np.testing.assert_allclose(jax.jvp(f, (x, s), dots)[1], jax.jvp(twin, (x, s), dots)[1], rtol=1e-12)
+    for u, v in zip(jax.grad(f, argnums=(0, 1))(x, s), jax.grad(twin, argnums=(0, 1))(x, s)):
+        np.testing.assert_allclose(u, v, rtol=1e-11, atol=1e-12)
+    # closed form (float64 NumPy): ∂/∂x_i Σ_jk k_jk² = Σ_j 2 · 2 k_ij² · (−2γ)(x_i − x_j), γ = 1/(2σ²)
+    K2 = ref.gaussian(x, x, float(s)) ** 2
+    gamma = 1 / (2 * float(s) ** 2)
+    want = -8 * gamma * (K2.sum(1)[:, None] * x - K2 @ x)
+    np.testing.assert_allclose(jax.grad(f)(x, s), want, rtol=1e-10, atol=1e-10)
+
+
+def test_sq_frobenius_gradient_is_finite_with_duplicate_rows():
+    x = ref.clustered(20, 3, seed=7, dtype=np.float64)
+    x = np.concatenate([x, x[:5]])
+    g = jax.grad(lambda a: _ffi.gaussian_sq_frobenius(a, 1.0))(x)
+    g_t = jax.grad(lambda a: _ffi.gaussian_sq_frobenius_jax(a, 1.0))(x)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g, g_t, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("whiten,paired", _FORMS, ids=_FORM_IDS)
+def test_accumulate_vmap_equals_a_loop(whiten, paired):
+    G, B, B2, L, W, _ = _grad_case(whiten, paired, seed=8)
+    Bs = np.stack([B, B + 0.1, B - 0.2])
+    sig = jnp.asarray([1.0, 1.5, 2.5])
+    f = lambda g, b, s: _ffi.nystrom_accumulate(g, b, L, W, s, B2=B2)  # noqa: E731
+    want = np.stack([np.asarray(f(G, b, s)) for b, s in zip(Bs, sig)])
+    np.testing.assert_array_equal(jax.vmap(f, in_axes=(None, 0, 0))(G, Bs, sig), want)
+    np.testing.assert_array_equal(jax.jit(jax.vmap(f, in_axes=(None, 0, 0)))(G, Bs, sig), want)
+    Gs = np.stack([G, 2 * G, 3 * G])
+    want = np.stack([np.asarray(f(g, B, 1.5)) for g in Gs])
+    np.testing.assert_array_equal(jax.vmap(lambda g: f(g, B, 1.5))(Gs), want)
+
+
+def test_sq_frobenius_vmap_equals_a_loop():
+    x = ref.clustered(30, 3, seed=9, dtype=np.float64)
+    xs, sig = np.stack([x, 2 * x]), jnp.asarray([0.7, 1.9])
+    want = [float(_ffi.gaussian_sq_frobenius(a, s)) for a, s in zip(xs, sig)]
+    np.testing.assert_array_equal(jax.vmap(_ffi.gaussian_sq_frobenius)(xs, sig), want)
+    np.testing.assert_array_equal(jax.vmap(lambda a: _ffi.gaussian_sq_frobenius(a, 0.7))(xs),
+                                  [float(_ffi.gaussian_sq_frobenius(a, 0.7)) for a in xs])
+
+
+def test_forward_pass_is_the_ffi_call_alone():
+    """The rules act only under differentiation: the jitted forward holds the custom calls and no twin."""
+    G, B, B2, L, W, s = _grad_case(True, True, seed=10)
+    text = jax.jit(lambda g: _ffi.nystrom_accumulate(g, B, L, W, s, B2=B2)).lower(G).as_text()
+    assert _ffi.NYSTROM_PAIRED_TARGET in text and "dot_general" not in text and "exponential" not in text
+    text = jax.jit(lambda a: _ffi.gaussian_sq_frobenius(a, 1.0)).lower(B).as_text()
+    assert _ffi.SQ_FROBENIUS_TARGET in text and "while" not in text and "exponential" not in text

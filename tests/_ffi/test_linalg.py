@@ -118,3 +118,101 @@ def test_fuzz_eigvalsh(batch, n, dtype, scale, seed):
     ref = np.linalg.eigvalsh(a.astype(np.float64))
     top = float(np.abs(ref).max(initial=0))
     np.testing.assert_allclose(w, ref, atol=TOL[dtype] * max(top, np.finfo(dtype).tiny) * max(n, 1) * 10)
+
+
+# --------------------------------------------------------------------------- transformations: grad, jvp, vjp, vmap
+
+
+def _spread(rng, n, batch=None):
+    """Symmetric matrices with well separated eigenvalues (finite differences stay on one ordering)."""
+    shape = (n, n) if batch is None else (batch, n, n)
+    q, _ = np.linalg.qr(rng.standard_normal(shape))
+    lam = np.arange(1.0, n + 1.0) * 1.5
+    return (q * lam[..., None, :]) @ np.swapaxes(q, -1, -2)
+
+
+@pytest.mark.parametrize("batch", [None, 3])
+def test_check_grads_fwd_and_rev(batch):
+    """Any direction (also non-symmetric: the solver reads the upper triangle, so does the rule)."""
+    from jax.test_util import check_grads
+
+    check_grads(_ffi.eigvalsh, (_spread(np.random.default_rng(1), 6, batch),), order=1, modes=("fwd", "rev"))
+
+
+def test_jvp_and_vjp_equal_the_twins_on_symmetric_directions():
+    rng = np.random.default_rng(2)
+    a = _spread(rng, 8)
+    d = rng.standard_normal((8, 8))
+    d = d + d.T
+    w, dw = jax.jvp(_ffi.eigvalsh, (a,), (d,))
+    w_t, dw_t = jax.jvp(_ffi.eigvalsh_jax, (a,), (d,))
+    np.testing.assert_allclose(w, w_t, atol=1e-12)
+    np.testing.assert_allclose(dw, dw_t, atol=1e-11)
+    # first-order perturbation theory: dλ_i = v_iᵀ D v_i (NumPy float64)
+    lam, v = np.linalg.eigh(a)
+    np.testing.assert_allclose(dw, np.einsum("ji,jk,ki->i", v, d, v), atol=1e-11)
+    # the cotangent lands on what the solver reads (the upper triangle); on symmetric directions it acts as the
+    # twin's symmetric cotangent does
+    ct = rng.standard_normal(8)
+    (g,) = jax.vjp(_ffi.eigvalsh, a)[1](ct)
+    (g_t,) = jax.vjp(_ffi.eigvalsh_jax, a)[1](ct)
+    assert np.all(np.tril(np.asarray(g), -1) == 0)
+    np.testing.assert_allclose(np.sum(np.asarray(g) * d), np.sum(np.asarray(g_t) * d), rtol=1e-11)
+    np.testing.assert_allclose(g, np.triu(g_t) + np.tril(g_t, -1).T, atol=1e-11)
+
+
+def _entropy(w):
+    w = jnp.clip(w, 1e-300, None)
+    return jnp.sum(w * jnp.log(w))
+
+
+@pytest.mark.parametrize("n", [2, 5, 12])
+def test_repeated_eigenvalues_give_finite_exact_gradients(n):
+    """A = I + u uᵀ has eigenvalue 1 repeated n − 1 times. The gradient of Σ λ log λ is finite there and equals
+    the closed form log A + I (matrix logarithm, NumPy) and central finite differences along a rank-one
+    direction v vᵀ and along a random symmetric direction."""
+    rng = np.random.default_rng(n)
+    u, v = rng.standard_normal(n), rng.standard_normal(n)
+    a = np.eye(n) + np.outer(u, u)
+    f = lambda m: _entropy(_ffi.eigvalsh(m))  # noqa: E731
+    g = np.asarray(jax.grad(f)(a))
+    assert np.all(np.isfinite(g))
+    lam, q = np.linalg.eigh(a)
+    closed = (q * (np.log(lam) + 1.0)) @ q.T  # d tr(A log A) = tr((log A + I) dA)
+    s = rng.standard_normal((n, n))
+    for d in (np.outer(v, v), s + s.T):
+        h = 1e-6
+        fd = (float(f(a + h * d)) - float(f(a - h * d))) / (2 * h)
+        assert np.sum(g * d) == pytest.approx(fd, rel=1e-6, abs=1e-8)
+        assert np.sum(g * d) == pytest.approx(np.sum(closed * d), rel=1e-10, abs=1e-12)
+    # at A = I (all n eigenvalues equal) too: the gradient of Σ λ log λ is I
+    np.testing.assert_allclose(jax.grad(f)(np.eye(n)), np.eye(n), atol=1e-12)
+    # forward mode likewise
+    _, t = jax.jvp(f, (a,), (np.outer(v, v),))
+    assert float(t) == pytest.approx(np.sum(closed * np.outer(v, v)), rel=1e-10)
+
+
+def test_vmap_equals_a_loop_and_solves_one_batch():
+    rng = np.random.default_rng(3)
+    a = _sym(rng, 12, np.float64, batch=6).reshape(2, 3, 12, 12)
+    want = np.linalg.eigvalsh(a)
+    np.testing.assert_allclose(jax.vmap(_ffi.eigvalsh)(a[0]), want[0], atol=1e-12)
+    np.testing.assert_allclose(jax.vmap(jax.vmap(_ffi.eigvalsh))(a), want, atol=1e-12)
+    np.testing.assert_allclose(jax.vmap(_ffi.eigvalsh)(a), want, atol=1e-12)  # a [b, n, n] per element
+    np.testing.assert_allclose(jax.jit(jax.vmap(jax.vmap(_ffi.eigvalsh)))(a), want, atol=1e-12)
+    # one custom call on the whole [2, 3, n, n] batch (the handler takes any leading batch dims), no loop
+    text = jax.jit(jax.vmap(jax.vmap(_ffi.eigvalsh))).lower(a).as_text()
+    assert text.count(_ffi.EIGVALSH_TARGET) == 1 and "while" not in text
+    # vmap of the gradient equals the loop of gradients
+    grads = jax.vmap(jax.grad(lambda m: jnp.sum(_ffi.eigvalsh(m) ** 2)))(a[0])
+    for m, g in zip(a[0], grads):
+        np.testing.assert_allclose(g, jax.grad(lambda m_: jnp.sum(_ffi.eigvalsh(m_) ** 2))(m), atol=1e-12)
+
+
+def test_eigenvectors_only_under_differentiation():
+    """The primal stays the no-vector LAPACK call: the jitted forward holds no eigh; the gradient does."""
+    a = _spread(np.random.default_rng(4), 6)
+    fwd = jax.jit(_ffi.eigvalsh).lower(a).as_text()
+    assert _ffi.EIGVALSH_TARGET in fwd and "eigh" not in fwd.lower().replace(_ffi.EIGVALSH_TARGET, "")
+    bwd = jax.jit(jax.grad(lambda m: jnp.sum(_ffi.eigvalsh(m)))).lower(a).as_text()
+    assert "eigh" in bwd.lower().replace(_ffi.EIGVALSH_TARGET, "") or "syevd" in bwd.lower()

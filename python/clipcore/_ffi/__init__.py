@@ -21,18 +21,32 @@ One module per concern, every name re-exported here flat (``clipcore._ffi.X``):
 Importing the package loads the extension and registers its targets (once).
 If the extension cannot be loaded, :func:`available` is False,
 :func:`unavailable_reason` says why, and callers use the twins (``*_jax``).
+
+Every compiled operation is closed under ``jit``, ``grad`` / ``jvp`` / ``vjp``
+and ``vmap``: a pure-JAX twin (the reference and the fallback off CPU), a
+differentiation rule (``jax.custom_jvp``, acting only under differentiation:
+the jitted forward pass is the FFI call alone) and a ``vmap_method`` on each
+``ffi_call``. The rules are described in each module's docstring.
 """
 
 from __future__ import annotations
 
 from ..kernels import gaussian_tile as gaussian_tile_jax
 from . import checks, cholesky, gram, host, kernel, linalg, registration
-from .cholesky import MIN_PIVOT, PIVOTED_CHOLESKY_TARGET, PivotedCholesky, pivoted_cholesky, pivoted_cholesky_jax
+from .cholesky import (
+    MIN_PIVOT,
+    PIVOTED_CHOLESKY_TARGET,
+    PivotedCholesky,
+    fixed_pivot_factors,
+    pivoted_cholesky,
+    pivoted_cholesky_jax,
+)
 from .gram import (
     GRAM_TARGET,
     JOINT_GRAM_TARGET,
     gram_accumulate,
     gram_accumulate_jax,
+    gram_tangent,
     joint_gram_accumulate,
     joint_gram_accumulate_jax,
 )
@@ -55,7 +69,7 @@ from .kernel import (
     nystrom_accumulate,
     nystrom_accumulate_jax,
 )
-from .linalg import EIGVALSH_TARGET, eigvalsh, eigvalsh_jax
+from .linalg import EIGVALSH_TARGET, eigvalsh, eigvalsh_jax, eigvalsh_tangent
 from .registration import PREFERRED, available, blas_info, cuda_available, load, unavailable_reason
 
 #: The raw extension module (None when it could not be loaded), kept for modules not yet migrated to
@@ -78,6 +92,9 @@ __all__ = [
     "EIGVALSH_TARGET",
     "eigvalsh",
     "eigvalsh_jax",
+    "eigvalsh_tangent",
+    "gram_tangent",
+    "fixed_pivot_factors",
     "NYSTROM_TARGET",
     "NYSTROM_PAIRED_TARGET",
     "KERNEL_ACC_TARGET",

@@ -32,6 +32,7 @@ __all__ = [
     "int_attrs",
     "check_x",
     "check_pc",
+    "traced",
 ]
 
 #: The dtypes of the compiled core.
@@ -222,3 +223,13 @@ def check_pc(op, x, m, trace_tol, min_pivot) -> None:
         raise ValueError(f"{op}: min_pivot must be finite and >= 0, got {min_pivot}")
     if np.isnan(float(trace_tol)):
         raise ValueError(f"{op}: trace_tol must not be NaN")
+
+
+def traced(*trees) -> bool:
+    """True when a leaf of ``trees`` is a JAX tracer (inside ``jit``, ``grad``, ``vmap``, ...).
+
+    The entry points call their FFI dispatch through its ``jax.custom_jvp``
+    wrapper only then: on concrete arrays nothing can be differentiated, and
+    the wrapper's eager dispatch (~0.1-0.2 ms a call) is skipped.
+    """
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(trees))

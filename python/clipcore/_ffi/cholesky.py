@@ -3,19 +3,32 @@ with its pure-JAX twin.
 
 k(x, y) = exp(−‖x − y‖² / (2σ²)), σ an operand (may be traced); the kernel
 matrix k(x, x) is never formed.
+
+Transformations: a differentiation rule (``jax.custom_jvp``; reverse mode by
+JAX's transposition of it). The pivots and the count are integers (zero
+tangent: the choice is piecewise constant in x and σ); the float outputs are
+differentiated with the pivots the call chose held fixed, where they are
+smooth functions of x and σ: with P the first ``count`` pivots,
+pivot_factor = chol(k(x_P, x_P)), factor = k(x, x_P) pivot_factorᵀ⁻¹ and
+residual_trace[k] = n − Σ_{j≤k} ‖factor[:, j]‖² (:func:`fixed_pivot_factors`,
+in JAX, only under differentiation; O(n·m·d + n·m² + m³)). Entries after
+``count`` have zero tangent. Under ``jax.vmap`` the call runs once per batch
+element (``vmap_method="sequential"``).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.linalg import solve_triangular
 
 from ..kernels import gamma_of, gaussian_tile
 from . import registration as reg
-from .checks import check_pc, int_attrs, sigma_operand, wide
+from .checks import check_pc, int_attrs, sigma_operand, traced, wide
 
 __all__ = [
     "PIVOTED_CHOLESKY_TARGET",
@@ -23,6 +36,7 @@ __all__ = [
     "PivotedCholesky",
     "pivoted_cholesky",
     "pivoted_cholesky_jax",
+    "fixed_pivot_factors",
 ]
 
 #: FFI target name (platform "cpu"; "CUDA" too in a CUDA build).
@@ -116,18 +130,68 @@ def pivoted_cholesky(
     attrs["min_pivot"] = np.float64(min_pivot)
     if not reg.available():
         raise RuntimeError(f"{op}: {reg.unavailable_reason()}")
-    out = _pc_out(x.shape[0], int(m), bool(return_factor))
+    spec = (int(m), float(trace_tol), float(min_pivot), bool(return_factor), tuple(attrs.items()))
+    return (_pc_call if traced(x, sig) else _pc_primal)(x, sig, spec)
+
+
+def _pc_primal(x, sig, spec):
+    """The FFI call on CPU (and CUDA in a CUDA build), the twin elsewhere;
+    spec = (m, trace_tol, min_pivot, return_factor, attrs)."""
+    m, trace_tol, min_pivot, return_factor, attrs = spec
+    out = _pc_out(x.shape[0], m, return_factor)
 
     def on_cpu(a, s):
-        return PivotedCholesky(*jax.ffi.ffi_call(PIVOTED_CHOLESKY_TARGET, tuple(out))(a, s, **attrs))
+        call = jax.ffi.ffi_call(PIVOTED_CHOLESKY_TARGET, tuple(out), vmap_method="sequential")
+        return PivotedCholesky(*call(a, s, **dict(attrs)))
 
     def default(a, s):
-        return pivoted_cholesky_jax(
-            a, s, int(m), trace_tol=trace_tol, min_pivot=min_pivot, return_factor=return_factor
-        )
+        return pivoted_cholesky_jax(a, s, m, trace_tol=trace_tol, min_pivot=min_pivot, return_factor=return_factor)
 
     return jax.lax.platform_dependent(x, sig, cpu=on_cpu, cuda=on_cpu if reg.cuda_available() else default,
                                       default=default)
+
+
+_pc_call = jax.custom_jvp(_pc_primal, nondiff_argnums=(2,))
+
+
+@_pc_call.defjvp
+def _pc_jvp(spec, primals, tangents):
+    out = _pc_call(*primals, spec)
+    fixed = functools.partial(fixed_pivot_factors, pivots=out.pivots, count=out.count, return_factor=spec[3])
+    _, (d_trace, d_pf, d_factor) = jax.jvp(fixed, primals, tangents)
+    zero = functools.partial(np.zeros, dtype=jax.dtypes.float0)
+    return out, PivotedCholesky(zero(out.pivots.shape), zero(out.count.shape), d_trace, d_pf, d_factor)
+
+
+def fixed_pivot_factors(x: jax.Array, sigma, pivots: jax.Array, count: jax.Array, *,
+                        return_factor: bool = False) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The float outputs of :func:`pivoted_cholesky` for given pivots: smooth in x and σ (the derivative
+    rule differentiates this with the call's pivots).
+
+    With P = pivots[:count]: pivot_factor = chol(k(x_P, x_P)), factor = k(x, x_P) pivot_factorᵀ⁻¹,
+    residual_trace[k] = n − Σ_{j≤k} ‖factor[:, j]‖² (exactly the sequential definition's values for
+    those pivots, up to rounding); entries after ``count`` as in :class:`PivotedCholesky`.
+
+    Args:
+      x: ``[n, d]``. sigma: bandwidth. pivots: ``[m]`` (−1 after count). count: 0-d.
+      return_factor: return the ``[n, m]`` factor (else ``[0, m]``).
+
+    Returns:
+      ``(residual_trace [m], pivot_factor [m, m], factor)``, float64 (float32 when x64 is off).
+    """
+    n, m = x.shape[0], pivots.shape[0]
+    wd = wide()
+    xw = x.astype(wd)
+    gamma = gamma_of(jnp.asarray(sigma, wd))
+    valid = jnp.arange(m) < count
+    both = valid[:, None] & valid[None, :]
+    xp = xw[jnp.where(valid, pivots, 0)]
+    kpp = jnp.where(both, gaussian_tile(xp, xp, gamma), jnp.eye(m, dtype=wd))  # identity after count
+    lpp = jnp.linalg.cholesky(kpp)
+    kxp = jnp.where(valid[None, :], gaussian_tile(xw, xp, gamma), 0.0)
+    factor = solve_triangular(lpp, kxp.T, lower=True).T  # factor lppᵀ = k(x, x_P)
+    rtrace = jnp.where(valid, n - jnp.cumsum(jnp.sum(factor * factor, axis=0)), jnp.nan)
+    return rtrace, jnp.where(both, lpp, 0.0), factor if return_factor else jnp.zeros((0, m), wd)
 
 
 def pivoted_cholesky_jax(

@@ -12,16 +12,26 @@ the error does not grow with the number of rows; float64 Φ goes through
 once to G's dtype. Rows are split over threads (XLA's CPU thread pool, one
 float64 accumulator each, single-threaded BLAS). The joint form packs
 ``Z = [f(A) | f(B)]`` on the fly (f: row normalisation or identity).
+
+Transformations: both calls have a differentiation rule (``jax.custom_jvp``;
+reverse mode by JAX's transposition of it): the tangent of G + ZᵀZ is the
+GEMM dG + dZᵀZ + ZᵀdZ (:func:`gram_tangent`; for the joint form dZ is the
+tangent of the row normalisation), computed in JAX only under
+differentiation, so the forward pass is the FFI call alone. Under ``jax.vmap``
+the calls run once per batch element (``vmap_method="sequential"``: the
+handlers take one [b, D] block).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import registration as reg
-from .checks import check_gram, check_joint, gram_attrs, joint_attrs
+from .checks import check_gram, check_joint, gram_attrs, joint_attrs, traced
 
 __all__ = [
     "GRAM_TARGET",
@@ -30,6 +40,7 @@ __all__ = [
     "gram_accumulate_jax",
     "joint_gram_accumulate",
     "joint_gram_accumulate_jax",
+    "gram_tangent",
 ]
 
 #: FFI target name of the Gram accumulation (platforms "cpu" and, in a CUDA build, "CUDA").
@@ -77,19 +88,45 @@ def gram_accumulate(
     if not reg.available():
         raise RuntimeError(f"gram_accumulate: {reg.unavailable_reason()}")
     attrs = gram_attrs(block_rows, num_threads, strategy)
-    G = jnp.asarray(G)
-    phi = jnp.asarray(phi)
+    G, phi = jnp.asarray(G), jnp.asarray(phi)
+    return (_gram_call if traced(G, phi) else _gram_primal)(G, phi, tuple(attrs.items()))
+
+
+def gram_tangent(g_dtype, z: jax.Array, dG: jax.Array, dz: jax.Array) -> jax.Array:
+    """The tangent of ``G + Zᵀ Z``: ``dG + dZᵀ Z + Zᵀ dZ`` (one GEMM), accumulated in
+    ``promote(G, Z)`` and rounded once to G's dtype, exactly symmetric when dG is.
+
+    Args:
+      g_dtype: G's dtype. z: ``[b, D]`` the rows. dG: ``[D, D]`` G's tangent. dz: ``[b, D]`` z's tangent.
+
+    Returns:
+      ``[D, D]`` of G's dtype.
+    """
+    acc = jnp.promote_types(g_dtype, z.dtype)
+    s = jax.lax.dot_general(dz, z, (((0,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST,
+                            preferred_element_type=acc)
+    return (dG.astype(acc) + (s + s.T)).astype(g_dtype)
+
+
+def _gram_primal(G, phi, attrs):
+    """G + ΦᵀΦ: the FFI call on CPU (and CUDA in a CUDA build), the twin elsewhere."""
 
     def on_cpu(g, p):
-        call = jax.ffi.ffi_call(
-            GRAM_TARGET,
-            jax.ShapeDtypeStruct(g.shape, g.dtype),
-            input_output_aliases={0: 0},
-        )
-        return call(g, p, **attrs)
+        call = jax.ffi.ffi_call(GRAM_TARGET, jax.ShapeDtypeStruct(g.shape, g.dtype), input_output_aliases={0: 0},
+                                vmap_method="sequential")
+        return call(g, p, **dict(attrs))
 
     return jax.lax.platform_dependent(G, phi, cpu=on_cpu, cuda=on_cpu if reg.cuda_available() else gram_accumulate_jax,
                                       default=gram_accumulate_jax)
+
+
+_gram_call = jax.custom_jvp(_gram_primal, nondiff_argnums=(2,))
+
+
+@_gram_call.defjvp
+def _gram_jvp(attrs, primals, tangents):
+    (G, phi), (dG, dphi) = primals, tangents
+    return _gram_call(G, phi, attrs), gram_tangent(G.dtype, phi, dG, dphi)
 
 
 def gram_accumulate_jax(G: jax.Array, phi: jax.Array) -> jax.Array:
@@ -149,12 +186,17 @@ def joint_gram_accumulate(
         raise RuntimeError(f"joint_gram_accumulate: {reg.unavailable_reason()}")
     br, nt = joint_attrs(block_rows, num_threads)
     G, A, B = jnp.asarray(G), jnp.asarray(A), jnp.asarray(B)
+    return (_joint_call if traced(G, A, B) else _joint_primal)(G, A, B, (bool(normalize), br, nt))
+
+
+def _joint_primal(G, A, B, spec):
+    """G + [f(A) | f(B)]ᵀ[f(A) | f(B)]: the FFI call on CPU, the twin elsewhere; spec = (normalize, br, nt)."""
+    normalize, br, nt = spec
 
     def on_cpu(g, a, b):
         call = jax.ffi.ffi_call(JOINT_GRAM_TARGET, jax.ShapeDtypeStruct(g.shape, g.dtype),
-                                input_output_aliases={0: 0})
-        return call(g, a, b, normalize=np.int64(bool(normalize)), block_rows=np.int64(br),
-                    num_threads=np.int64(nt))
+                                input_output_aliases={0: 0}, vmap_method="sequential")
+        return call(g, a, b, normalize=np.int64(normalize), block_rows=np.int64(br), num_threads=np.int64(nt))
 
     def other(g, a, b):
         return joint_gram_accumulate_jax(g, a, b, normalize=normalize)
@@ -162,13 +204,26 @@ def joint_gram_accumulate(
     return jax.lax.platform_dependent(G, A, B, cpu=on_cpu, default=other)
 
 
+_joint_call = jax.custom_jvp(_joint_primal, nondiff_argnums=(3,))
+
+
+@_joint_call.defjvp
+def _joint_jvp(spec, primals, tangents):
+    (G, A, B), (dG, dA, dB) = primals, tangents
+    f = functools.partial(_rows, normalize=spec[0])
+    fa, dfa = jax.jvp(f, (A,), (dA,))
+    fb, dfb = jax.jvp(f, (B,), (dB,))
+    z, dz = jnp.concatenate([fa, fb], axis=1), jnp.concatenate([dfa, dfb], axis=1)
+    return _joint_call(G, A, B, spec), gram_tangent(G.dtype, z, dG, dz)
+
+
 def _rows(x: jax.Array, normalize: bool) -> jax.Array:
-    """f(x): rows L2-normalised (norms in float64 for float64 rows, else float32; zero rows stay zero)."""
+    """f(x): rows L2-normalised (norms in float64 for float64 rows, else float32; zero rows stay zero, with a
+    zero derivative: the square root never sees 0, so no 0 · ∞ in a gradient)."""
     if not normalize:
         return x
-    n = jnp.sqrt(jnp.sum(jnp.square(x.astype(jnp.float64 if x.dtype == jnp.float64 else jnp.float32)),
-                         axis=1, keepdims=True))
-    return jnp.where(n > 0, x / jnp.where(n > 0, n, 1), 0).astype(x.dtype)
+    sq = jnp.sum(jnp.square(x.astype(jnp.float64 if x.dtype == jnp.float64 else jnp.float32)), axis=1, keepdims=True)
+    return jnp.where(sq > 0, x / jnp.sqrt(jnp.where(sq > 0, sq, 1)), 0).astype(x.dtype)
 
 
 def joint_gram_accumulate_jax(G: jax.Array, A: jax.Array, B: jax.Array, *, normalize: bool) -> jax.Array:

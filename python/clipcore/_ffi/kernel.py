@@ -10,9 +10,20 @@ csrc/ffi/nystrom_handler.cc; CUDA handlers in csrc/cuda):
 
 k(x, y) = exp(−‖x − y‖² / (2σ²)), σ an operand (may be traced). The twins
 form their tiles with the one Gaussian tile, :func:`clipcore.kernels.gaussian_tile`.
+
+Transformations: every call has a differentiation rule (``jax.custom_jvp``;
+reverse mode by JAX's transposition of it) with respect to all its array
+operands, σ included. The accumulations' tangent is the GEMM dG + dZᵀZ + ZᵀdZ
+with (Z, dZ) the twin's features and their tangent; the ‖K‖_F² tangent is
+the twin's (a tile loop whose body is rematerialised in reverse mode, so a
+gradient holds no n×n residuals). The twins run only under differentiation.
+Under ``jax.vmap`` the calls run once per batch element
+(``vmap_method="sequential"``).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +31,8 @@ import numpy as np
 
 from ..kernels import gamma_of, gaussian_tile
 from . import registration as reg
-from .checks import check_nystrom, check_x, int_attrs, sigma_operand, wide
+from .checks import check_nystrom, check_x, int_attrs, sigma_operand, traced, wide
+from .gram import gram_tangent
 
 __all__ = [
     "NYSTROM_TARGET",
@@ -109,21 +121,55 @@ def nystrom_accumulate(
         target = NYSTROM_PAIRED_TARGET if B2 is not None else NYSTROM_TARGET
     else:
         target = KERNEL_ACC_PAIRED_TARGET if B2 is not None else KERNEL_ACC_TARGET
+    ops = (G, B, B2, landmarks, whitening, sig)
+    return (_nystrom_call if traced(ops) else _nystrom_primal)(ops, (target, tuple(attrs.items())))
+
+
+def _nystrom_primal(ops, spec):
+    """The accumulation on ops = (G, B, B2 | None, L, W | None, σ): the FFI call (spec = (target, attrs)) on
+    CPU (and CUDA in a CUDA build), the twin elsewhere."""
+    G, B, B2, landmarks, whitening, sig = ops
+    target, attrs = spec
     operands = [G, B] + ([B2] if B2 is not None else []) + [landmarks]
     operands += ([whitening] if whitening is not None else []) + [sig]
     n_b = 2 if B2 is not None else 1
 
-    def on_cpu(*ops):
-        call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(G.shape, G.dtype), input_output_aliases={0: 0})
-        return call(*ops, **attrs)
+    def on_cpu(*o):
+        call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(G.shape, G.dtype), input_output_aliases={0: 0},
+                                vmap_method="sequential")
+        return call(*o, **dict(attrs))
 
-    def default(*ops):
-        g, blocks, rest = ops[0], ops[1 : 1 + n_b], ops[1 + n_b :]
+    def default(*o):
+        g, blocks, rest = o[0], o[1 : 1 + n_b], o[1 + n_b :]
         w = rest[1] if whitening is not None else None
         return nystrom_accumulate_jax(g, blocks[0], rest[0], w, rest[-1], B2=blocks[1] if n_b == 2 else None)
 
     return jax.lax.platform_dependent(*operands, cpu=on_cpu, cuda=on_cpu if reg.cuda_available() else default,
                                       default=default)
+
+
+_nystrom_call = jax.custom_jvp(_nystrom_primal, nondiff_argnums=(1,))
+
+
+@_nystrom_call.defjvp
+def _nystrom_jvp(spec, primals, tangents):
+    (ops,), (dots,) = primals, tangents
+    z, dz = jax.jvp(_features, ops[1:], dots[1:])
+    return _nystrom_call(ops, spec), gram_tangent(ops[0].dtype, z, dots[0], dz)
+
+
+def _features(B, B2, landmarks, whitening, sigma) -> jax.Array:
+    """The twin's Z: [Φ(B) | Φ(B2)] with Φ = k(·, L) W in B's dtype (whitened), or k(·, L) widened to
+    float64 (float32 when x64 is off) without W."""
+    gamma = _gamma(sigma, B.dtype)
+    blocks = [B] + ([B2] if B2 is not None else [])
+    if whitening is not None:
+        hi = jax.lax.Precision.HIGHEST
+        feats = [jnp.dot(gaussian_tile(blk, landmarks, gamma), whitening, precision=hi) for blk in blocks]
+    else:
+        wd = jnp.promote_types(B.dtype, wide())
+        feats = [gaussian_tile(blk, landmarks, gamma).astype(wd) for blk in blocks]
+    return feats[0] if len(feats) == 1 else jnp.concatenate(feats, axis=1)
 
 
 def nystrom_accumulate_jax(
@@ -146,18 +192,9 @@ def nystrom_accumulate_jax(
     whitening = None if whitening is None else jnp.asarray(whitening)
     B2 = None if B2 is None else jnp.asarray(B2)
     check_nystrom(op, G, B, landmarks, whitening, B2)
-    hi = jax.lax.Precision.HIGHEST
-    gamma = _gamma(sigma, B.dtype)
-    blocks = [B] + ([B2] if B2 is not None else [])
-    if whitening is not None:
-        feats = [jnp.dot(gaussian_tile(blk, landmarks, gamma), whitening, precision=hi) for blk in blocks]
-        z = feats[0] if len(feats) == 1 else jnp.concatenate(feats, axis=1)
-        prod = jax.lax.dot_general(z, z, (((0,), (0,)), ((), ())), precision=hi, preferred_element_type=z.dtype)
-    else:
-        wd = jnp.promote_types(B.dtype, wide())
-        feats = [gaussian_tile(blk, landmarks, gamma).astype(wd) for blk in blocks]
-        z = feats[0] if len(feats) == 1 else jnp.concatenate(feats, axis=1)
-        prod = jax.lax.dot_general(z, z, (((0,), (0,)), ((), ())), precision=hi, preferred_element_type=wd)
+    z = _features(B, B2, landmarks, whitening, sigma)
+    prod = jax.lax.dot_general(z, z, (((0,), (0,)), ((), ())), precision=jax.lax.Precision.HIGHEST,
+                               preferred_element_type=z.dtype)
     acc = jnp.promote_types(G.dtype, prod.dtype)
     return (G.astype(acc) + prod.astype(acc)).astype(G.dtype)
 
@@ -189,16 +226,33 @@ def gaussian_sq_frobenius(
     attrs = int_attrs(op, tile_rows=tile_rows, num_threads=num_threads)
     if not reg.available():
         raise RuntimeError(f"{op}: {reg.unavailable_reason()}")
+    call = _sq_frobenius_call if traced(x, sig) else _sq_frobenius_primal
+    return call(x, sig, (tuple(attrs.items()), tile_rows))
+
+
+def _sq_frobenius_primal(x, sig, spec):
+    """‖K‖_F²: the FFI call on CPU (and CUDA in a CUDA build), the twin elsewhere; spec = (attrs, tile_rows)."""
+    attrs, tile_rows = spec
     out = jax.ShapeDtypeStruct((), wide())
 
     def on_cpu(a, s):
-        return jax.ffi.ffi_call(SQ_FROBENIUS_TARGET, out)(a, s, **attrs)
+        return jax.ffi.ffi_call(SQ_FROBENIUS_TARGET, out, vmap_method="sequential")(a, s, **dict(attrs))
 
     def default(a, s):
         return gaussian_sq_frobenius_jax(a, s, tile_rows=tile_rows)
 
     return jax.lax.platform_dependent(x, sig, cpu=on_cpu, cuda=on_cpu if reg.cuda_available() else default,
                                       default=default)
+
+
+_sq_frobenius_call = jax.custom_jvp(_sq_frobenius_primal, nondiff_argnums=(2,))
+
+
+@_sq_frobenius_call.defjvp
+def _sq_frobenius_jvp(spec, primals, tangents):
+    twin = functools.partial(gaussian_sq_frobenius_jax, tile_rows=spec[1])
+    out = _sq_frobenius_call(*primals, spec)
+    return out, jax.jvp(twin, primals, tangents)[1].astype(out.dtype)
 
 
 def gaussian_sq_frobenius_jax(x: jax.Array, sigma, *, y: jax.Array | None = None,
@@ -256,4 +310,5 @@ def gaussian_sq_frobenius_jax(x: jax.Array, sigma, *, y: jax.Array | None = None
         s = wi @ k2.astype(wd) @ wj
         return acc + (s if cross else jnp.where(i == j, s, 2.0 * s))
 
-    return jax.lax.fori_loop(0, n_pairs, body, jnp.zeros((), wd))
+    # remat: under reverse-mode differentiation a pair's tile is recomputed, not stored (no n×n residuals)
+    return jax.lax.fori_loop(0, n_pairs, jax.checkpoint(body), jnp.zeros((), wd))
