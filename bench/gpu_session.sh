@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 3 in one device call: build clipcore with the CUDA
-# handlers, run tests/test_cuda.py against NumPy and the CPU handlers, and
+# handlers, run tests/_ffi/test_cuda.py against NumPy and the CPU handlers, and
 # take the GPU figures for bench/RESULTS.md.
 #
 # The lent GPU machines (an H100 or H200, see the device tool) have Python
@@ -47,7 +47,7 @@ run() {
   local steps="${STEPS:-tests bench}"
   if [[ " $steps " == *" tests "* ]]; then
     # the package comes from /tmp/site (the repo's python/clipcore is not on the path)
-    python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py 2>&1 | tee "$out/test_cuda.log" || true
+    python3 -m pytest -q -p no:cacheprovider -rs tests/_ffi/test_cuda.py 2>&1 | tee "$out/test_cuda.log" || true
   fi
   if [[ " $steps " == *" bench "* ]]; then
     python3 bench/bench_sharded.py --no-force 2>&1 | tee "$out/bench_sharded.log" || true

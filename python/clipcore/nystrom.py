@@ -36,7 +36,7 @@ The exact RKE (Rényi-2) needs no landmarks: exp(H₂) = n² / ‖K‖_F², with
 (:func:`rke_streamed`). For the cosine kernel k = cos, ‖K‖_F² = ‖X̂ᵀ X̂‖_F²
 (the squared entries are cos²): the d×d covariance, no tiles at all.
 
-Backends: ``"ffi"`` (the compiled core, CPU; see ``_ffi.py``), ``"jax"``
+Backends: ``"ffi"`` (the compiled core, CPU; see :mod:`clipcore._ffi`), ``"jax"``
 (the pure-JAX twins), ``"auto"`` (ffi when available).
 """
 
