@@ -8,9 +8,12 @@ Every process runs the same program over a sharded data set on disk
    coordinator address, process count and id from the arguments, or the
    environment (``CLIPCORE_COORDINATOR``, ``CLIPCORE_NUM_PROCESSES``,
    ``CLIPCORE_PROCESS_ID``), or JAX's own variables / cluster detection.
-2. The shard files, in sorted order, are dealt round-robin: process p of P
-   accumulates shards p, p + P, p + 2P, ... (:func:`assign_shards`) through
-   the usual streamed path (:mod:`clipcore.sources`, the compiled kernels).
+2. The shards, listed and paired as :func:`clipcore.sce` reads them (ordered
+   by shard number; clip-retrieval / LAION / DataComp / Parquet folders paired
+   by number, :func:`clipcore.sources.shard_table`), are dealt round-robin:
+   process p of P accumulates shards p, p + P, p + 2P, ... of that order
+   (:func:`assign_shards`) through the usual streamed path
+   (:mod:`clipcore.sources`, the compiled kernels).
 3. The D×D (or Nyström R×R) sums and the row counts are added across the
    processes (``multihost_utils.process_allgather`` of the small D×D
    matrices, summed in float64 in process order, so every process holds the
@@ -45,7 +48,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from .sources import PairedSource, has_manifest, list_shards, manifest_columns, row_source
+from .sources import PairedSource, RowSource, Shard, ShardTable, list_shards, open_part, shard_table
 
 __all__ = [
     "ProcessInfo",
@@ -54,6 +57,7 @@ __all__ = [
     "is_writer",
     "assign_shards",
     "shard_files",
+    "shard_table_of",
     "DistributedSource",
     "distributed_source",
     "allreduce_sums",
@@ -170,34 +174,39 @@ def _files(obj: Any, name: str) -> list[str]:
     """The shard files of one column, by :func:`clipcore.sources.list_shards` (distributed runs read files)."""
     if not isinstance(obj, (list, tuple, str, os.PathLike)):
         raise ValueError(f"{name}: distributed scoring reads shard files; got {type(obj).__name__} "
-                         "(pass a shard directory, a glob or a list of .npy / .npz paths)")
+                         "(pass a shard directory, a glob or a list of .npy / .npz / .parquet paths)")
     return list_shards(obj, name)
 
 
-def shard_files(images: Any, texts: Any = None) -> list[tuple[str, str | None]]:
-    """The ``(images_file, texts_file)`` shard pairs of a data set, sorted by image file name.
+def shard_table_of(images: Any, texts: Any = None, *, single: bool = False, images_key: str | None = None,
+                   texts_key: str | None = None, skip_incomplete: bool = False) -> ShardTable:
+    """The shards of a data set as every process lists them, in dealing order.
 
-    ``images`` is a clipcore shard directory (``manifest.json``; ``texts``
-    omitted: its texts column when it has one), or a directory / glob / list
-    of ``.npy`` / ``.npz`` shards paired file by file with ``texts`` (the same
-    count), or alone (``texts=None``: Vendi).  Files are listed as
-    :func:`clipcore.sources.list_shards` lists them, as :func:`clipcore.sce` reads them.
+    A folder of a known layout (clipcore manifest, clip-retrieval / LAION, DataComp, Parquet), or
+    clip-retrieval files, gives its shards paired by number (:func:`clipcore.sources.shard_table`, with the
+    same keywords); other directories / globs / lists of ``.npy`` / ``.npz`` / ``.parquet`` files are paired
+    file by file with ``texts`` (the same count), or alone (``texts=None``: Vendi).
     """
-    if texts is None and has_manifest(images):
-        img = list_shards(images, "images", key="images")
-        cols = manifest_columns(images, "images")
-        txt = list_shards(images, "texts", key="texts") if "texts" in cols else [None] * len(img)
-        pairs = list(zip(img, txt))
-    else:
-        img = _files(images, "images")
-        if texts is None:
-            pairs = [(f, None) for f in img]
-        else:
-            txt = _files(texts, "texts")
-            if len(txt) != len(img):
-                raise ValueError(f"texts: {len(txt)} shard files but images has {len(img)}; pair them file by file")
-            pairs = list(zip(img, txt))
-    return sorted(pairs, key=lambda p: os.path.basename(p[0]))
+    if not isinstance(images, (list, tuple, str, os.PathLike)):
+        _files(images, "images")  # the error for what is not files
+    table = shard_table(images, texts, single=single, images_key=images_key, texts_key=texts_key,
+                        skip_incomplete=skip_incomplete)
+    if table is not None:
+        return table
+    img = _files(images, "images")
+    txt = [None] * len(img) if texts is None or single else _files(texts, "texts")
+    if len(txt) != len(img):
+        raise ValueError(f"texts: {len(txt)} shard files but images has {len(img)}; pair them file by file")
+    shards = [Shard(k, open_part(a, "images", key=images_key),
+                    None if b is None else open_part(b, "texts", role="texts", key=texts_key), None, a, b)
+              for k, (a, b) in enumerate(zip(img, txt))]
+    return ShardTable("files", os.fspath(images) if isinstance(images, (str, os.PathLike)) else "", shards, None)
+
+
+def shard_files(images: Any, texts: Any = None, **keys: Any) -> list[tuple[str, str | None]]:
+    """The ``(images_file, texts_file)`` of each shard, in dealing order (:func:`shard_table_of`; ``texts_file``
+    None for one set; DataComp / Parquet: the same file twice)."""
+    return [(s.image_file, s.text_file) for s in shard_table_of(images, texts, **keys).shards]
 
 
 def allreduce_sums(tree: Any, info: ProcessInfo | None = None) -> Any:
@@ -234,6 +243,7 @@ class DistributedSource(PairedSource):
       local: the process's own shards (a :class:`PairedSource`).
       shards: their indices in :func:`shard_files` order.
       info: :class:`ProcessInfo`.
+      pairing, layout: as the whole set's :class:`~clipcore.sources.PairedSource`.
     """
 
     distributed = True
@@ -241,6 +251,7 @@ class DistributedSource(PairedSource):
     def __init__(self, full: PairedSource, local: PairedSource, shards: list[int], info: ProcessInfo):
         super().__init__(full.images, full.texts)
         self.local, self.shards, self.info = local, shards, info
+        self.pairing, self.layout = full.pairing, full.layout
 
     def read_blocks(self, block_rows: int, *, nonzero: bool):
         """The validated blocks of this process's own shards (the accumulation pass reads only those)."""
@@ -251,17 +262,39 @@ class DistributedSource(PairedSource):
         return allreduce_sums((sums, n), self.info)
 
 
-def distributed_source(images: Any, texts: Any = None, *, info: ProcessInfo | None = None) -> DistributedSource:
-    """This process's :class:`DistributedSource` of a sharded data set (see :func:`shard_files`)."""
+def _paired(shards: list, paired: bool) -> PairedSource:
+    return PairedSource(RowSource([s.images for s in shards], "images"),
+                        RowSource([s.texts for s in shards], "texts") if paired else None)
+
+
+def distributed_source(images: Any, texts: Any = None, *, info: ProcessInfo | None = None, single: bool = False,
+                       images_key: str | None = None, texts_key: str | None = None,
+                       skip_incomplete: bool = False) -> DistributedSource:
+    """This process's :class:`DistributedSource` of a sharded data set (see :func:`shard_table_of`).
+
+    Args:
+      images, texts: the data set (``texts`` None: from the same folder / files, or one set).
+      info: this process's place (default :func:`process_info`).
+      single: one set (Vendi, RKE): the images column only.
+      images_key, texts_key, skip_incomplete: as :func:`clipcore.sources.paired_source`.
+    """
     info = info or process_info()
-    pairs = shard_files(images, texts)
-    mine = assign_shards(len(pairs), info.num_processes, info.process_id)
-    paired = pairs[0][1] is not None
-    full = PairedSource(row_source([p[0] for p in pairs], "images"),
-                        row_source([p[1] for p in pairs], "texts") if paired else None)
-    local = PairedSource(row_source([pairs[i][0] for i in mine], "images"),
-                         row_source([pairs[i][1] for i in mine], "texts") if paired else None)
+    table = shard_table_of(images, texts, single=single, images_key=images_key, texts_key=texts_key,
+                           skip_incomplete=skip_incomplete)
+    mine = assign_shards(len(table.shards), info.num_processes, info.process_id)
+    paired = table.shards[0].texts is not None
+    full = PairedSource.from_table(table, single=not paired) if table.pairing is not None else _paired(table.shards,
+                                                                                                       paired)
+    local = _paired([table.shards[i] for i in mine], paired)
     return DistributedSource(full, local, mine, info)
+
+
+_SOURCE_KEYS = ("images_key", "texts_key", "skip_incomplete")
+
+
+def _split(kwargs: dict) -> tuple[dict, dict]:
+    """The keywords of the source apart from the score's."""
+    return {k: kwargs.pop(k) for k in _SOURCE_KEYS if k in kwargs}, kwargs
 
 
 def sce(images: Any, texts: Any = None, **kwargs):
@@ -270,22 +303,28 @@ def sce(images: Any, texts: Any = None, **kwargs):
     Call :func:`initialize` first (or run as one process). Every process
     gets the same :class:`clipcore.SCEResult`; write it from process 0
     (:func:`is_writer`). Options as :func:`clipcore.sce` (primal paths:
-    cosine, ``rff_features=``, ``landmarks=``).
+    cosine, ``rff_features=``, ``landmarks=``), plus ``images_key``, ``texts_key``, ``skip_incomplete``
+    for the source.
     """
     from .scores import sce as _sce
 
-    return _sce(distributed_source(images, texts), **kwargs)
+    keys, kwargs = _split(dict(kwargs))
+    return _sce(distributed_source(images, texts, **keys), **kwargs)
 
 
 def vendi(x: Any, **kwargs):
-    """:func:`clipcore.vendi` of sharded files, accumulated across the processes."""
+    """:func:`clipcore.vendi` of sharded files, accumulated across the processes (``images_key``,
+    ``skip_incomplete`` for the source)."""
     from .scores import vendi as _vendi
 
-    return _vendi(distributed_source(x), **kwargs)
+    keys, kwargs = _split(dict(kwargs))
+    return _vendi(distributed_source(x, single=True, **keys), **kwargs)
 
 
 def rke(x: Any, **kwargs):
-    """:func:`clipcore.rke` of sharded files, accumulated across the processes."""
+    """:func:`clipcore.rke` of sharded files, accumulated across the processes (``images_key``,
+    ``skip_incomplete`` for the source)."""
     from .scores import rke as _rke
 
-    return _rke(distributed_source(x), **kwargs)
+    keys, kwargs = _split(dict(kwargs))
+    return _rke(distributed_source(x, single=True, **keys), **kwargs)

@@ -24,12 +24,15 @@ __all__ = ["Shard", "ShardTable", "PairingReport", "shard_table"]
 
 @dataclasses.dataclass
 class Shard:
-    """One shard: its number, its parts (``texts`` None for one set) and its metadata file (or None)."""
+    """One shard: its number, its parts (``texts`` None for one set), its metadata file (or None) and the
+    files its parts read."""
 
     number: int
     images: Any
     texts: Any = None
     metadata: str | None = None
+    image_file: str | None = None
+    text_file: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +151,8 @@ def _open(layout: Layout, k: int, img: str | None, txt: str | None, keys: tuple,
     if meta is None and layout.name == "parquet":
         meta = img  # the caption column lives beside the embeddings
     return Shard(k, None if img is None else open_part(img, "images", role="images", key=keys[0]),
-                 None if single or txt is None else open_part(txt, "texts", role="texts", key=keys[1]), meta)
+                 None if single or txt is None else open_part(txt, "texts", role="texts", key=keys[1]), meta,
+                 img, None if single else txt)
 
 
 def _layout_of(images: Any, texts: Any, single: bool, texts_key: str | None, name: str) -> Layout | None:
