@@ -19,6 +19,10 @@ __all__ = [
     "is_floating",
     "widen_half",
     "check_pair",
+    "warn_dimension_mismatch",
+    "DimensionMismatchWarning",
+    "refuse_tracer",
+    "from_torch",
     "check_sigma",
     "check_positive_int",
     "check_finite_rows",
@@ -111,6 +115,8 @@ def host_or_device_2d(x: Any, name: str):
     """``x`` as a non-empty 2-D floating array (host arrays stay NumPy; half precision widened)."""
     if x is None:
         raise ValueError(f"{name}: expected an array of shape [n, d], got None")
+    refuse_tracer(x, name)
+    x = from_torch(x)
     if not isinstance(x, (jax.Array, np.ndarray)):
         try:
             x = np.asarray(x)
@@ -158,18 +164,62 @@ def check_nonzero_columns(x: jax.Array, name: str) -> None:
         )
 
 
-def check_pair(images: jax.Array, texts: jax.Array, *, same_dim: bool) -> None:
-    """Images and texts are paired by row; a shared feature map needs equal d."""
+#: Why a path needs texts and images of one dimension (the end of check_pair's message).
+GAUSSIAN_SAME_DIM = "the Gaussian kernel shares one feature map (one omega) between texts and images"
+
+
+def check_pair(images: jax.Array, texts: jax.Array, *, same_dim: bool, why: str = GAUSSIAN_SAME_DIM) -> None:
+    """Images and texts are paired by row; ``same_dim``: they must share d (``why`` says why)."""
     if images.shape[0] != texts.shape[0]:
         raise ValueError(
             f"texts: {texts.shape[0]} rows but images has {images.shape[0]}; "
             "row i of texts must be the prompt of row i of images"
         )
     if same_dim and images.shape[1] != texts.shape[1]:
-        raise ValueError(
-            f"texts: dimension {texts.shape[1]} differs from images' {images.shape[1]}; the "
-            "Gaussian kernel shares one feature map (one omega) between texts and images"
-        )
+        raise ValueError(f"texts: dimension {texts.shape[1]} differs from images' {images.shape[1]}; {why}")
+
+
+class DimensionMismatchWarning(UserWarning):
+    """Images and texts of different dimensions: probably embeddings of two different CLIP models."""
+
+
+def warn_dimension_mismatch(d_images: int, d_texts: int, stacklevel: int = 3) -> None:
+    """Warn when paired images and texts differ in dimension (the cosine kernel accepts it; CLIP pairs
+    share one embedding space, so different d usually means two different models)."""
+    if d_images != d_texts:
+        import warnings
+
+        warnings.warn(
+            f"texts: dimension {d_texts} differs from images' {d_images}: CLIP embeds images and texts in one "
+            "space of one dimension, so these are probably embeddings of two different models; the cosine "
+            "kernel scores them, but check that the pairs come from the same CLIP model",
+            DimensionMismatchWarning, stacklevel=stacklevel + 1)
+
+
+def refuse_tracer(x: Any, name: str) -> None:
+    """The host API converts its inputs to concrete arrays: under jit / grad / vmap point to
+    :mod:`clipcore.functional` instead of failing deep inside with a tracer error."""
+    if isinstance(x, jax.core.Tracer):
+        raise TypeError(
+            f"{name}: the host API (clipcore.sce / vendi / rke / ...) reads concrete arrays and cannot run "
+            "under jax.jit, jax.grad or jax.vmap; inside JAX programs use the pure functions of "
+            "clipcore.functional (e.g. clipcore.functional.sce(images, texts)), which jit, differentiate and "
+            "batch")
+
+
+def from_torch(x: Any) -> Any:
+    """A torch tensor of any floating dtype as a JAX or NumPy array, detached (no copy through DLPack
+    where the device allows; bfloat16 through JAX, which has the dtype); anything else unchanged."""
+    if type(x).__module__.split(".")[0] != "torch" or not hasattr(x, "detach"):
+        return x
+    t = x.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    t = t.contiguous()
+    try:
+        return jax.dlpack.from_dlpack(t)
+    except Exception:  # a dtype or layout DLPack cannot carry to JAX here
+        return t.float().numpy() if t.is_floating_point() else t.numpy()
 
 
 def check_sigma(sigma: Any, name: str = "sigma", *, required: bool = False) -> float | None:

@@ -117,6 +117,10 @@ class NystromInfo(_ByName, _NystromInfoFields):
     __doc__ = _NystromInfoFields.__doc__
     __slots__ = ()
 
+    def __repr__(self) -> str:
+        return (f"NystromInfo(landmarks={self.landmarks}, rank={self.rank}, landmark_method={self.landmark_method!r}, "
+                f"captured_trace={self.captured_trace:.4g}, estimate={self.estimate!r})")
+
     def as_dict(self) -> dict:
         out = self._asdict()
         out["estimates"] = {k: v._asdict() for k, v in self.estimates.items()}
@@ -191,6 +195,12 @@ class SCEResult(NamedTuple):
     omega: np.ndarray | None
     nystrom: "NystromInfo | None" = None
 
+    def __repr__(self) -> str:
+        """The scores and how they were computed, on one line (the eigenvalues and ω are fields)."""
+        sigma = "" if self.sigma is None else f", sigma={self.sigma:.4g}"
+        return (f"SCEResult(sce={self.sce:.6g}, text_score={self.text_score:.6g}, image_score={self.image_score:.6g}, "
+                f"kernel={self.kernel!r}{sigma}, method={self.method!r}, n={self.n}, dtype={self.dtype!r})")
+
     def summary(self) -> dict:
         """JSON-ready scores and provenance (eigenvalues and ω left out; the Nyström info as a dict)."""
         skip = {"complement_eigenvalues", "text_eigenvalues", "image_eigenvalues", "omega"}
@@ -228,6 +238,12 @@ class VendiResult(NamedTuple):
 
     def __float__(self) -> float:
         return float(self.score)
+
+    def __repr__(self) -> str:
+        """The score and how it was computed, on one line (the eigenvalues are a field)."""
+        sigma = "" if self.sigma is None else f", sigma={self.sigma:.4g}"
+        return (f"VendiResult(score={self.score:.6g}, order={self.order:g}, kernel={self.kernel!r}{sigma}, "
+                f"method={self.method!r}, n={self.n}, dtype={self.dtype!r})")
 
     def summary(self) -> dict:
         """JSON-ready score and provenance (eigenvalues left out; the Nyström info as a dict)."""

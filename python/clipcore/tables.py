@@ -90,7 +90,8 @@ def _paired_arrays(images: Any, texts: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("texts: missing; pass the prompts' embeddings [n, d]")
     x = V.as_embeddings(images, "images", nonzero_rows=True)
     t = V.as_embeddings(texts, "texts", nonzero_rows=True)
-    V.check_pair(x, t, same_dim=True)
+    V.check_pair(x, t, same_dim=True, why="CLIPScore compares each image with its prompt in one embedding space "
+                 "(embeddings of one CLIP model)")
     return x, t
 
 

@@ -133,6 +133,8 @@ def paired_inputs(images: Any, texts: Any, *, nonzero: bool, same_dim: bool) -> 
       nonzero: refuse zero rows (the cosine kernel, or normalised rows).
       same_dim: texts and images must share d (one Gaussian feature map).
     """
+    V.refuse_tracer(images, "images")
+    V.refuse_tracer(texts, "texts")
     if not (_is_streamed(images) or _is_streamed(texts)):
         if texts is None:
             raise ValueError("texts: missing; pass the prompts' embeddings [n, d]")
@@ -145,8 +147,9 @@ def paired_inputs(images: Any, texts: Any, *, nonzero: bool, same_dim: bool) -> 
         raise ValueError("texts: missing; pass the prompts' embeddings (or a clipcore shard directory)")
     d_img, d_txt = _streamed_dims(src)
     if same_dim and d_img != d_txt:
-        raise ValueError(f"texts: dimension {d_txt} differs from images' {d_img}; the Gaussian kernel shares one "
-                         "feature map (one omega) between texts and images")
+        raise ValueError(f"texts: dimension {d_txt} differs from images' {d_img}; {V.GAUSSIAN_SAME_DIM}")
+    if d_txt is not None:
+        V.warn_dimension_mismatch(d_img, d_txt, stacklevel=3)
     return Inputs(src, None, None, src.n, d_img, d_txt, sigma_sample(src))
 
 
@@ -154,12 +157,14 @@ def _memory_pair(images, texts, nonzero: bool, same_dim: bool) -> Inputs:
     images = V.as_embeddings(images, "images", nonzero_rows=nonzero)
     texts = V.as_embeddings(texts, "texts", nonzero_rows=nonzero)
     V.check_pair(images, texts, same_dim=same_dim)
+    V.warn_dimension_mismatch(images.shape[1], texts.shape[1], stacklevel=4)
     return Inputs(None, images, texts, images.shape[0], images.shape[1], texts.shape[1], images)
 
 
 def single_inputs(x: Any, *, nonzero: bool) -> Inputs:
     """Classify and check one set (vendi, rke): files, large host arrays and iterators of ``[b, d]``
     blocks stream."""
+    V.refuse_tracer(x, "x")
     if isinstance(x, PairedSource):
         src = x
     elif _is_streamed(x) or _large_host(x):
