@@ -146,11 +146,11 @@ def _problem(shard: Shard, img: str | None, txt: str | None, single: bool) -> tu
     return None
 
 
-def _open(layout: Layout, k: int, img: str | None, txt: str | None, keys: tuple, single: bool) -> Shard:
+def _open(layout: Layout, k: int, img: str | None, txt: str | None, keys: tuple, single: bool, name: str) -> Shard:
     meta = layout.metadata.get(k)
     if meta is None and layout.name == "parquet":
         meta = img  # the caption column lives beside the embeddings
-    return Shard(k, None if img is None else open_part(img, "images", role="images", key=keys[0]),
+    return Shard(k, None if img is None else open_part(img, name, role="images", key=keys[0]),
                  None if single or txt is None else open_part(txt, "texts", role="texts", key=keys[1]), meta,
                  img, None if single else txt)
 
@@ -202,7 +202,7 @@ def shard_table(images: Any, texts: Any = None, *, single: bool = False, name: s
         return None  # a manifest of images only: the caller says texts are missing
     kept, skipped, problems, skipped_rows = [], [], {"missing": [], "mismatched": [], "empty": []}, 0
     for k, img, txt in _rows(layout, single, name):
-        shard = _open(layout, k, img, txt, (images_key, texts_key), single)
+        shard = _open(layout, k, img, txt, (images_key, texts_key), single, name)
         issue = _problem(shard, img, txt, single)
         if issue is None:
             kept.append(shard)

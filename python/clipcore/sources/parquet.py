@@ -103,6 +103,10 @@ class ParquetPart:
         except Exception as exc:  # pyarrow's ArrowInvalid / OSError for a file that is not Parquet
             raise ValueError(f"{name}: {path} is not a readable Parquet file ({exc})") from exc
         self.path, self.name = path, name
+        self._lock = threading.Lock()
+        self._file = None
+        self._cache: tuple[int, np.ndarray] | None = None
+        self._batches: tuple[int, Any, int] | None = None
         self.column = choose_column(path, schema, role, key, name)
         if self.column is None:
             raise ValueError(f"{name}: {os.path.basename(path)} has no {role} embedding column")
@@ -114,31 +118,31 @@ class ParquetPart:
         leaf = [j for j in range(len(leaves)) if leaves.column(j).path.split(".")[0] == self.column]
         self._leaf = leaf[0]
         self.d = int(typ.list_size) if hasattr(typ, "list_size") and typ.list_size > 0 else self._list_length()
-        self._lock = threading.Lock()
-        self._file = None
-        self._cache: tuple[int, np.ndarray] | None = None
-        self._batches: tuple[int, Any, int] | None = None
 
     # ------------------------------------------------------------------ footer
     def _values(self, g: int) -> int:
         return int(self._md.row_group(g).column(self._leaf).num_values)
 
     def _list_length(self) -> int:
-        """d from the footer: values / rows of the first non-empty row group; a row group whose count
-        disagrees is decoded to name its first ragged (or null) row."""
+        """d from the footer: values / rows when every row group agrees; otherwise the first row's length,
+        and the row groups are decoded to name the first row of another length (or a null row)."""
         groups = [g for g in range(self._md.num_row_groups) if self._md.row_group(g).num_rows > 0]
         if not groups:
             return 0
-        g0 = groups[0]
-        rows0 = self._md.row_group(g0).num_rows
-        d, rem = divmod(self._values(g0), rows0)
-        for g in groups:
-            if rem or self._values(g) != d * self._md.row_group(g).num_rows:
-                self.d = d or 1
+        rows = {g: self._md.row_group(g).num_rows for g in groups}
+        d, rem = divmod(self._values(groups[0]), rows[groups[0]])
+        if not rem and all(self._values(g) == d * rows[g] for g in groups):
+            return d
+        try:
+            first = self._open().read_row_group(groups[0], columns=[self.column], use_threads=False).column(0)
+            offsets = np.asarray(first.chunk(0).offsets)
+            self.d = int(offsets[1] - offsets[0])
+            for g in groups:
                 self._decode_group(g)  # raises, naming the row
-                raise ValueError(f"{self.name}: {self.label}: row group {g} holds {self._values(g)} values for "
-                                 f"{self._md.row_group(g).num_rows} rows of {d}: ragged list column")
-        return d
+        finally:
+            self._close()
+        raise ValueError(f"{self.name}: {self.label}: {sum(self._values(g) for g in groups)} values for "
+                         f"{sum(rows.values())} rows: ragged list column")
 
     # ------------------------------------------------------------------ decoding
     def _rows(self, arr: Any, first: int) -> np.ndarray:

@@ -57,6 +57,7 @@ class NpyPart:
     def __init__(self, path: str, name: str, base: int = 0, label: str | None = None):
         self.path = path
         self.label = label or os.path.basename(path)
+        where = path if self.label == os.path.basename(path) else os.path.join(os.path.dirname(path), self.label)
         try:
             with open(path, "rb") as f:
                 f.seek(base)
@@ -66,21 +67,21 @@ class NpyPart:
                 shape, fortran, dtype = read_header(f)
                 self.offset = f.tell()
         except FileNotFoundError:
-            raise FileNotFoundError(f"{name}: file not found: {path}") from None
+            raise FileNotFoundError(f"{name}: file not found: {where}") from None
         except (ValueError, OSError) as exc:
-            raise ValueError(f"{name}: {path} is not a readable .npy file ({exc})") from exc
+            raise ValueError(f"{name}: {where} is not a readable .npy file ({exc})") from exc
         if len(shape) != 2:
-            raise ValueError(f"{name}: {path} holds an array of shape {shape}; expected [n, d]")
+            raise ValueError(f"{name}: {where} holds an array of shape {shape}; expected [n, d]")
         if not is_floating(dtype):
-            raise ValueError(f"{name}: {path} holds dtype {dtype}; expected float32 or float64")
+            raise ValueError(f"{name}: {where} holds dtype {dtype}; expected float32 or float64")
         if fortran and shape[0] > 1 and shape[1] > 1:
-            raise ValueError(f"{name}: {path} is Fortran-ordered; rows cannot be streamed (re-save it C-ordered)")
+            raise ValueError(f"{name}: {where} is Fortran-ordered; rows cannot be streamed (re-save it C-ordered)")
         self.n, self.d = int(shape[0]), int(shape[1])
         self.dtype = np.dtype(dtype)
         size = os.path.getsize(path)
         need = self.offset + self.n * self.d * self.dtype.itemsize
         if size < need:
-            raise ValueError(f"{name}: {path} is truncated ({size} bytes, the header promises {need})")
+            raise ValueError(f"{name}: {where} is truncated ({size} bytes, the header promises {need})")
 
     def _pread(self, fd: int, out: np.ndarray, start: int) -> None:
         view = memoryview(out).cast("B")
