@@ -100,3 +100,10 @@ def test_cli_mds_errors_are_one_line(tmp_path, capsys):
         assert main(base + extra) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("clipcore: error: ") and msg in err[0], err
+
+
+def test_default_dims_are_the_library_s():
+    from clipcore.cli.mds import DEFAULT_DIMS
+    from clipcore.models.mds_eval import DEFAULT_DIMS as LIBRARY
+
+    assert DEFAULT_DIMS == ",".join(map(str, LIBRARY))

@@ -1,4 +1,4 @@
-"""The clipcore command, in-process, against the reference fixtures."""
+"""`clipcore score`, `edit` and `demo` (clipcore.cli.score), in-process, against the reference fixtures."""
 
 import json
 
@@ -135,9 +135,9 @@ def test_help_everywhere(capsys):
 
 def test_score_streams_a_shard_directory(tmp_path, monkeypatch):
     import clipcore
-    import clipcore.scores as scores_mod
+    from clipcore._pipeline import inputs as inputs_mod
 
-    monkeypatch.setattr(scores_mod, "IN_MEMORY_ROWS", 0)
+    monkeypatch.setattr(inputs_mod, "IN_MEMORY_ROWS", 0)  # stream the small shard directory
     d = clipcore.synthetic_pairs(n=900, d=16, seed=2)
     clipcore.write_shards(tmp_path / "s", d.images, d.texts, shard_rows=250)
     out = tmp_path / "o.json"

@@ -1,4 +1,4 @@
-"""`clipcore embed`, `clipcore table`, `clipcore modes` (issue 5).
+"""`clipcore embed`, `clipcore table`, `clipcore modes` (issue 5): the data commands.
 
 * embed: image folder / prompt file → shard directory (``clipcore score
   --images OUT`` reads it), resumable, unreadable images reported.
@@ -17,7 +17,9 @@ import sys
 
 import numpy as np
 
-__all__ = ["add_commands"]
+from ._common import environment, table, write_json
+
+__all__ = ["add_commands", "cmd_embed", "cmd_table", "cmd_modes"]
 
 
 def _out(args, *lines):
@@ -28,8 +30,7 @@ def _out(args, *lines):
 
 # --------------------------------------------------------------------- embed
 def cmd_embed(args: argparse.Namespace) -> int:
-    from .cli import _environment, _write_json
-    from .embed import embed
+    from ..embed import embed
 
     if args.images is None and args.prompts is None:
         raise ValueError("images: nothing to embed; pass --images and/or --prompts")
@@ -43,23 +44,23 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if res.skipped:
         _out(args, f"{len(res.skipped)} input(s) skipped (unreadable); the manifest lists them under 'skipped'")
     if args.json:
-        _write_json(args.json, {"command": "embed", **res._asdict(), "environment": _environment()})
+        write_json(args.json, {"command": "embed", **res._asdict(), "environment": environment()})
     return 0
 
 
 # --------------------------------------------------------------------- table
 def _embed_dir(path) -> dict | None:
-    from .sources import MANIFEST
+    from ..sources import MANIFEST
 
     if isinstance(path, str) and os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST)):
-        from .embed import read_embed_manifest
+        from ..embed import read_embed_manifest
 
         return read_embed_manifest(path)
     return None
 
 
 def _column(path: str, col: str) -> np.ndarray:
-    from .sources import row_source
+    from ..sources import row_source
 
     src = row_source(path, col, key=col)
     return src.read(0, src.n)
@@ -87,7 +88,7 @@ def _table_images(path: str, labels_file: str | None):
 
 
 def _load_array(path: str, name: str) -> np.ndarray:
-    from .io import load_embeddings
+    from ..io import load_embeddings
 
     return np.asarray(load_embeddings(path, name=name))
 
@@ -105,8 +106,7 @@ def _read_labels(path: str | None, n: int, name: str):
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from .cli import _environment, _write_json
-    from .tables import similarity_table
+    from ..tables import similarity_table
 
     texts_path = args.texts or args.embeddings
     images_path = args.images or args.embeddings
@@ -126,8 +126,8 @@ def cmd_table(args: argparse.Namespace) -> int:
     table.plot(args.png)
     _out(args, f"wrote {args.csv} and {args.png}")
     if args.json:
-        _write_json(args.json, {"command": "table", "values": table.values, "text_labels": table.text_labels,
-                                "image_labels": table.image_labels, "environment": _environment()})
+        write_json(args.json, {"command": "table", "values": table.values, "text_labels": table.text_labels,
+                                "image_labels": table.image_labels, "environment": environment()})
     return 0
 
 
@@ -138,7 +138,7 @@ def _image_grid(files: list, scores: np.ndarray, path: str, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .encoder._preprocess import open_image
+    from ..encoder._preprocess import open_image
 
     m = len(files)
     cols = int(math.ceil(math.sqrt(m)))
@@ -161,8 +161,7 @@ def _image_grid(files: list, scores: np.ndarray, path: str, title: str) -> None:
 
 
 def cmd_modes(args: argparse.Namespace) -> int:
-    from .cli import _environment, _table, _write_json
-    from .modes import modes
+    from ..modes import modes
 
     images = args.images
     texts = args.texts
@@ -180,7 +179,7 @@ def cmd_modes(args: argparse.Namespace) -> int:
     if man is not None and man.get("images_root") and man.get("rows") and "image" in man["rows"][0]:
         files = [os.path.join(man["images_root"], r["image"]) for r in man["rows"]]
     os.makedirs(args.out, exist_ok=True)
-    payload = {"command": "modes", **res.summary(), "environment": _environment()}
+    payload = {"command": "modes", **res.summary(), "environment": environment()}
     pngs = []
     if files is not None:
         payload["files"] = [[files[i] for i in row] for row in res.indices]
@@ -195,11 +194,11 @@ def cmd_modes(args: argparse.Namespace) -> int:
             pngs.append(p)
     payload["pngs"] = pngs
     jpath = os.path.join(args.out, "modes.json")
-    _write_json(jpath, payload)
+    write_json(jpath, payload)
     if not args.quiet:
         rows = [(j + 1, float(res.eigenvalues[j]), float(res.eigenvalues[j] / res.trace) if res.trace > 0 else None,
                  " ".join(str(int(i)) for i in res.indices[j][:8])) for j in range(len(res.eigenvalues))]
-        print(_table(rows, ("mode", "eigenvalue", "share of trace", "top rows")))
+        print(table(rows, ("mode", "eigenvalue", "share of trace", "top rows")))
         print(f"\npart={res.part} kernel={res.kernel} n={res.n} features={res.num_features}")
         print(f"wrote {jpath}" + (f" and {len(pngs)} image grid(s)" if pngs else
                                   " (no image files known: pass a `clipcore embed` directory for grids)"))

@@ -1,4 +1,5 @@
-"""`clipcore mds`: top-1 retrieval vs D' for neural MDS and its baselines (issue 6).
+"""`clipcore mds`: top-1 retrieval vs D' for neural MDS and its baselines (issue 6); the runs are
+:func:`clipcore.models.mds_eval.run_mds`, this module parses, prints, writes JSON and plots.
 
 Every method maps the same paired set to D' dimensions and is scored the same
 way: image→text / text→image recall@k of the reduced embeddings
@@ -20,9 +21,13 @@ import os
 
 import numpy as np
 
-from .models.mds_eval import DEFAULT_DIMS, METHODS, run_mds
+from ._common import environment, inputs_provenance, quiet_progress, table, write_json
 
-__all__ = ["add_commands", "run_mds", "METHODS"]
+__all__ = ["add_commands", "cmd_mds", "DEFAULT_DIMS"]
+
+#: ``--dims``' default: :data:`clipcore.models.mds_eval.DEFAULT_DIMS` (spelled out so that building the parser
+#: does not import Flax).
+DEFAULT_DIMS = "8,16,32,64,128,256"
 
 
 def _parse_ints(text: str, name: str) -> list[int]:
@@ -44,6 +49,8 @@ def _parse_ints(text: str, name: str) -> list[int]:
 
 
 def _parse_methods(text: str) -> list[str]:
+    from ..models.mds_eval import METHODS
+
     out: list[str] = []
     for tok in str(text).split(","):
         tok = tok.strip().lower()
@@ -93,8 +100,12 @@ def _plot(payload: dict, path: str) -> None:
 
 
 def cmd_mds(args: argparse.Namespace) -> int:
-    from .cli import _environment, _inputs_provenance, _table, _write_json
-    from .io import load_embeddings
+    """Run ``clipcore mds`` (see :func:`add_commands`): :func:`clipcore.models.mds_eval.run_mds`, a table,
+    JSON and a PNG."""
+    from .._validate import as_embeddings
+    from ..io import load_embeddings
+    from ..models.mds import check_paired
+    from ..models.mds_eval import run_mds
 
     dims = _parse_ints(args.dims, "dims")
     methods = _parse_methods(args.method)
@@ -102,9 +113,6 @@ def cmd_mds(args: argparse.Namespace) -> int:
     hidden = tuple(_parse_ints(args.hidden, "hidden"))
     images = np.asarray(load_embeddings(args.images, key=args.images_key, name="images"))
     texts = np.asarray(load_embeddings(args.texts, key=args.texts_key, name="texts"))
-    from .models.mds import check_paired
-    from ._validate import as_embeddings
-
     check_paired(as_embeddings(images, "images", nonzero_rows=True), as_embeddings(texts, "texts", nonzero_rows=True))
     opts = dict(architecture=args.architecture, hidden=hidden, epochs=args.epochs,
                 steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
@@ -114,48 +122,52 @@ def cmd_mds(args: argparse.Namespace) -> int:
     log = None if args.quiet else print
     payload = run_mds(images, texts, dims, methods, ks=ks, metric=args.metric, sklearn_max=args.sklearn_max,
                       sklearn_max_iter=args.sklearn_max_iter, seed=args.seed, holdout=args.holdout,
-                      save_dir=args.save_dir,
-                      progress=False if args.quiet else None, log=log, **opts)
+                      save_dir=args.save_dir, progress=quiet_progress(args), log=log, **opts)
     payload.update(command="mds", options={**opts, "hidden": list(hidden), "holdout": args.holdout}, seed=args.seed,
-                   inputs=_inputs_provenance(args), environment=_environment())
+                   inputs=inputs_provenance(args), environment=environment())
     if not args.quiet:
-        rows = [("full D", payload["d"], payload["full"]["top1_image_to_text"],
-                 payload["full"]["top1_text_to_image"], None, None, None, None)]
-        for method, res in payload["results"].items():
-            for k in dims:
-                e = res.get(str(k))
-                if e is None:
-                    continue
-                rows.append((method, k, e["top1_image_to_text"], e["top1_text_to_image"], e["stress1"],
-                             e["quad_fraction"], e["spearman"], e["fit_seconds"]))
-        print()
-        print(_table(rows, ("method", "D'", "top-1 i→t", "top-1 t→i", "stress-1", "quads kept", "spearman",
-                            "seconds")))
-        if "holdout" in payload:
-            h = payload["holdout"]
-            hrows = [("full D", payload["d"], h["full"]["top1_image_to_text"], h["full"]["top1_text_to_image"])]
-            for method, res in payload["results"].items():
-                for k in dims:
-                    e = res.get(str(k))
-                    if e is not None and e.get("holdout"):
-                        hrows.append((method, k, e["holdout"]["top1_image_to_text"],
-                                      e["holdout"]["top1_text_to_image"]))
-            print(f"\nheld out: {h['pairs']} of {h['pairs'] + h['fit_pairs']} pairs (seed {h['seed']}); the "
-                  f"figures above are on the {h['fit_pairs']} fitted pairs")
-            print(_table(hrows, ("method", "D'", "held-out top-1 i→t", "held-out top-1 t→i")))
-        if "sklearn_subsample" in payload:
-            s = payload["sklearn_subsample"]
-            print(f"\nsklearn MDS ran on {s['pairs']} of {payload['n']} pairs (full-D top-1 there: "
-                  f"{s['full']['top1_image_to_text']:.4f}); the other methods on all pairs")
-    _write_json(args.json, payload)
+        _print_results(payload, dims)
+    write_json(args.json, payload)
     if not args.no_plot:
         plot = args.plot or os.path.splitext(args.json)[0] + ".png"
         _plot(payload, plot)
         payload["plot"] = os.path.abspath(plot)
-        _write_json(args.json, payload)
+        write_json(args.json, payload)
     if not args.quiet:
         print(f"wrote {args.json}" + ("" if args.no_plot else f" and {payload['plot']}"))
     return 0
+
+
+def _print_results(payload: dict, dims: list[int]) -> None:
+    """The in-sample table, the held-out table and the scikit-learn subsample line."""
+    rows = [("full D", payload["d"], payload["full"]["top1_image_to_text"],
+             payload["full"]["top1_text_to_image"], None, None, None, None)]
+    for method, res in payload["results"].items():
+        for k in dims:
+            e = res.get(str(k))
+            if e is None:
+                continue
+            rows.append((method, k, e["top1_image_to_text"], e["top1_text_to_image"], e["stress1"],
+                         e["quad_fraction"], e["spearman"], e["fit_seconds"]))
+    print()
+    print(table(rows, ("method", "D'", "top-1 i→t", "top-1 t→i", "stress-1", "quads kept", "spearman",
+                       "seconds")))
+    if "holdout" in payload:
+        h = payload["holdout"]
+        hrows = [("full D", payload["d"], h["full"]["top1_image_to_text"], h["full"]["top1_text_to_image"])]
+        for method, res in payload["results"].items():
+            for k in dims:
+                e = res.get(str(k))
+                if e is not None and e.get("holdout"):
+                    hrows.append((method, k, e["holdout"]["top1_image_to_text"],
+                                  e["holdout"]["top1_text_to_image"]))
+        print(f"\nheld out: {h['pairs']} of {h['pairs'] + h['fit_pairs']} pairs (seed {h['seed']}); the "
+              f"figures above are on the {h['fit_pairs']} fitted pairs")
+        print(table(hrows, ("method", "D'", "held-out top-1 i→t", "held-out top-1 t→i")))
+    if "sklearn_subsample" in payload:
+        s = payload["sklearn_subsample"]
+        print(f"\nsklearn MDS ran on {s['pairs']} of {payload['n']} pairs (full-D top-1 there: "
+              f"{s['full']['top1_image_to_text']:.4f}); the other methods on all pairs")
 
 
 def add_commands(sub) -> None:
@@ -171,7 +183,7 @@ def add_commands(sub) -> None:
     g.add_argument("--texts", required=True, metavar="T.npy", help="caption embeddings [n, D], row i ↔ image i")
     g.add_argument("--images-key", default=None, help="array name inside an .npz of images")
     g.add_argument("--texts-key", default=None, help="array name inside an .npz of texts")
-    p.add_argument("--dims", default=",".join(map(str, DEFAULT_DIMS)), help="D' values (default 8,16,32,64,128,256)")
+    p.add_argument("--dims", default=DEFAULT_DIMS, help=f"D' values (default {DEFAULT_DIMS})")
     p.add_argument("--method", default="isometric,isotonic,pca,random,sklearn",
                    help="comma list of isometric, isotonic, pca, random, sklearn-metric, sklearn-nonmetric, "
                         "sklearn (both) or all (default: all)")
@@ -185,7 +197,7 @@ def add_commands(sub) -> None:
     t.add_argument("--steps-per-epoch", type=int, default=100)
     t.add_argument("--batch-size", type=int, default=1024, help="pairs / quads per step (default 1024)")
     t.add_argument("--learning-rate", type=float, default=None,
-                   help="Adam step size (default 1e-3 isometric, 1e-4 isotonic)")
+                   help="Adam step size (default 1e-3 isometric, 1e-5 isotonic)")
     t.add_argument("--margin", type=float, default=0.01, help="SOE margin (isotonic)")
     t.add_argument("--cross-modal-fraction", type=float, default=0.5)
     t.add_argument("--matched-fraction", type=float, default=0.25)

@@ -1,87 +1,25 @@
-"""The ``clipcore`` command: score, edit, demo.
+"""`clipcore score`, `clipcore edit`, `clipcore demo`: SCE / Vendi / RKE of paired embeddings, prompt
+edits, and a seeded demo.
 
-Every command prints a readable table and can write JSON that carries the
-provenance of each number (SPEC.md, "Results carry their provenance").
 Errors in the input are reported in one line (``clipcore: error: ...``) with
-exit status 2.
+exit status 2 (:func:`clipcore.cli.main`).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
-import math
 import os
-import platform
 import sys
 import time
 import warnings
-from typing import Any, Sequence
 
-import jax
 import numpy as np
 
-__all__ = ["main"]
+from .._options import x64
+from ._common import (add_kernel_options, add_pair_inputs, environment, inputs_provenance, kernel_kwargs, table,
+                      write_json)
 
-
-# ------------------------------------------------------------------ helpers
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        return f if math.isfinite(f) else str(f)
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
-
-
-def _environment() -> dict:
-    import jax
-
-    import clipcore
-
-    return {
-        "clipcore": clipcore.__version__,
-        "jax": jax.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": str(jax.devices()[0]),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _write_json(path: str, payload: dict) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(_jsonable(payload), f, indent=2)
-        f.write("\n")
-
-
-def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    cells = [[str(h) for h in header]] + [[_fmt(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = []
-    for j, r in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
-            return f"{v:.6e}"
-        return f"{v:.6f}"
-    return "-" if v is None else str(v)
+__all__ = ["add_commands", "cmd_score", "cmd_edit", "cmd_demo", "score_payload"]
 
 
 def _parse_orders(text: str) -> list[float]:
@@ -94,89 +32,13 @@ def _parse_orders(text: str) -> list[float]:
     return out
 
 
-# ------------------------------------------------------------ shared options
-def _add_kernel_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("kernel")
-    g.add_argument("--kernel", choices=("cosine", "gaussian"), default="cosine",
-                   help="cosine (φ = x/‖x‖, default) or gaussian")
-    g.add_argument("--sigma", type=float, default=None,
-                   help="Gaussian bandwidth (default: median pairwise distance of the images)")
-    g.add_argument("--rff-features", type=int, default=None, metavar="D",
-                   help="random Fourier frequencies (2D features); omit for the exact Gaussian kernel")
-    g.add_argument("--seed", type=int, default=None, help="seed of the RFF frequencies (default 0)")
-    g.add_argument("--omega", default=None, metavar="W.npy",
-                   help="RFF frequencies [d, D] already divided by sigma (overrides --seed)")
-    g.add_argument("--normalize", action="store_true", help="L2-normalise rows before the Gaussian kernel")
-    g.add_argument("--convention", choices=("paper", "clip-dissection"), default="paper",
-                   help="paper (default) or the reference code's column-cosine convention")
-    g.add_argument("--dtype", choices=("float64", "float32"), default=None,
-                   help="float64 (default) or float32 block products (faster)")
-    g.add_argument("--rtol", type=float, default=None, help="pseudo-inverse cutoff (default D·eps32)")
-    g.add_argument("--ridge", type=float, default=None, help="use (C_TT + ridge·I)⁻¹ instead of the cut pinv")
-
-
-def _add_pair_inputs(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("inputs")
-    g.add_argument("--images", required=True, metavar="X.npy",
-                   help="image embeddings [n, d]: .npy, .npz, a directory or glob of .npy / .npz shards, or a clipcore "
-                        "shard directory (then --texts may be omitted); large inputs are streamed")
-    g.add_argument("--texts", default=None, metavar="T.npy", help="text embeddings [n, d], row i ↔ image i")
-    g.add_argument("--images-key", default=None, help="array name inside an .npz of images")
-    g.add_argument("--texts-key", default=None, help="array name inside an .npz of texts")
-
-
-def _kernel_kwargs(args: argparse.Namespace) -> dict:
-    from .io import load_embeddings
-
-    kw: dict = dict(kernel=args.kernel, sigma=args.sigma, rff_features=args.rff_features,
-                    convention=args.convention, dtype=args.dtype, rtol=args.rtol, ridge=args.ridge,
-                    normalize=args.normalize)
-    if args.omega is not None:
-        kw["omega"] = np.asarray(load_embeddings(args.omega, name="omega"))
-    elif args.seed is not None:
-        kw["key"] = args.seed
-    return kw
-
-
-#: Files up to this size are hashed (SHA-256) into the JSON provenance;
-#: larger ones are identified by size and modification time.
-HASH_LIMIT = 1 << 28
-
-
-def _file_provenance(path: str, name: str) -> dict:
-    from .io import file_digest
-    from .sources import MANIFEST, row_source
-
-    out: dict = {"path": os.path.abspath(path)}
-    try:
-        src = row_source(path, name, key=name)
-        out.update(shape=[src.n, src.d], rows=src.n, dim=src.d, dtype=str(src.dtype), files=len(src.parts))
-    except (ValueError, FileNotFoundError):
-        pass
-    target = os.path.join(path, MANIFEST) if os.path.isdir(path) else path
-    if os.path.isfile(target):
-        size = os.path.getsize(target)
-        out["bytes"] = size
-        if size <= HASH_LIMIT:
-            out["sha256"] = file_digest(target)
-        else:
-            out["mtime"] = os.path.getmtime(target)
-    return out
-
-
-def _inputs_provenance(args: argparse.Namespace) -> dict:
-    out = {"images": _file_provenance(args.images, "images")}
-    if args.texts is not None:
-        out["texts"] = _file_provenance(args.texts, "texts")
-    if getattr(args, "omega", None):
-        out["omega"] = _file_provenance(args.omega, "omega")
-    return out
-
 
 # ----------------------------------------------------------------- commands
-def _score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tuple[dict, list]:
-    from .entropy import renyi_score
-    from .scores import sce, vendi
+def score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tuple[dict, list]:
+    """``sce`` with ``kw`` and the Vendi ``orders`` of the images: the JSON payload (scores, result summary,
+    top eigenvalues, warnings) and the warnings' messages."""
+    from ..entropy import renyi_score
+    from ..scores import sce, vendi
 
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -195,7 +57,7 @@ def _score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tu
             vendis[str(a)] = vendi(images, order=a, **vendi_kw).score
         elif kw.get("convention", "paper") == "paper":
             # Vendi is a spectrum of C_XX, which sce already decomposed: no second pass over the data
-            with jax.enable_x64(True):  # the eigenvalues are float64; keep the score float64 too
+            with x64():  # the eigenvalues are float64; keep the score float64 too
                 vendis[str(a)] = float(renyi_score(res.image_eigenvalues, a, res.clamp))
         else:
             vendis[str(a)] = vendi(images, order=a, **vendi_kw).score
@@ -230,7 +92,7 @@ def _print_scores(payload: dict, out=None) -> None:
     for a, v in s["vendi"].items():
         label = "RKE (Vendi order 2)" if float(a) == 2.0 else f"Vendi order {a}"
         rows.append((label, v, None))
-    print(_table(rows, ("score", "value", "trace")), file=out)
+    print(table(rows, ("score", "value", "trace")), file=out)
     sig = "-" if r["sigma"] is None else f"{r['sigma']:.6g}"
     print(
         f"\nkernel={r['kernel']} sigma={sig} method={r['method']} convention={r['convention']} "
@@ -250,7 +112,7 @@ def _print_scores(payload: dict, out=None) -> None:
 
 def _score_inputs(args: argparse.Namespace):
     """Arrays for .npz members; paths (streamed when large) otherwise."""
-    from .io import load_embeddings
+    from ..io import load_embeddings
 
     def one(path, key, name):
         if path is None:
@@ -266,14 +128,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     if getattr(args, "distributed", False):
         return _cmd_score_distributed(args)
     images, texts = _score_inputs(args)
-    payload, _ = _score_payload(images, texts, _score_kwargs(args), _parse_orders(args.vendi_orders),
+    payload, _ = score_payload(images, texts, _score_kwargs(args), _parse_orders(args.vendi_orders),
                                 args.top_eigenvalues)
     return _emit_score(args, payload)
 
 
 def _score_kwargs(args: argparse.Namespace) -> dict:
     """Keyword arguments of ``clipcore.sce`` from the ``score`` flags."""
-    kw = _kernel_kwargs(args)
+    kw = kernel_kwargs(args)
     kw.update(method=args.method, backend=args.backend, progress=False if args.quiet else None)
     if args.landmarks is not None:
         kw.update(landmarks=args.landmarks, landmark_method=args.landmark_method, estimate=args.estimate)
@@ -285,13 +147,13 @@ def _score_kwargs(args: argparse.Namespace) -> dict:
 def _emit_score(args: argparse.Namespace, payload: dict, **extra) -> int:
     """Add provenance, print the table, write the JSON."""
     payload["command"] = "score"
-    payload["inputs"] = _inputs_provenance(args)
-    payload["environment"] = _environment()
+    payload["inputs"] = inputs_provenance(args)
+    payload["environment"] = environment()
     payload.update(extra)
     if not args.quiet:
         _print_scores(payload)
     if args.json:
-        _write_json(args.json, payload)
+        write_json(args.json, payload)
         if not args.quiet:
             print(f"wrote {args.json}")
     return 0
@@ -299,13 +161,13 @@ def _emit_score(args: argparse.Namespace, payload: dict, **extra) -> int:
 
 def _cmd_score_distributed(args: argparse.Namespace) -> int:
     """``score --distributed``: this process scores its own shards; sums added across processes (issue 4)."""
-    from . import distributed as dist
+    from .. import distributed as dist
 
     # the CPU collectives are chosen here, where the distributed run starts (this process only)
     info = dist.initialize(args.coordinator, args.num_processes, args.process_id, cpu_collectives="gloo")
     src = dist.distributed_source(args.images, args.texts)
     try:
-        payload, _ = _score_payload(src, None, _score_kwargs(args), _parse_orders(args.vendi_orders),
+        payload, _ = score_payload(src, None, _score_kwargs(args), _parse_orders(args.vendi_orders),
                                     args.top_eigenvalues)
     except RuntimeError as exc:  # a peer died: one line, and no shutdown barrier (it would abort)
         print(f"clipcore: error: {exc}", file=sys.stderr, flush=True)
@@ -320,8 +182,8 @@ def _cmd_score_distributed(args: argparse.Namespace) -> int:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
-    from .editing import fit_editor
-    from .io import load_embeddings
+    from ..editing import fit_editor
+    from ..io import load_embeddings
 
     if args.texts is None:
         raise ValueError("texts: clipcore edit needs --texts (the prompts of the reference images)")
@@ -333,7 +195,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         raise ValueError(
             f"query_texts: {q_txt.shape[0]} rows but query_images has {q_img.shape[0]}; queries are paired by row"
         )
-    kw = _kernel_kwargs(args)
+    kw = kernel_kwargs(args)
     editor = fit_editor(images, texts, **kw)
     if args.mode == "nullify":
         out = editor.nullify(q_img, q_txt, args.strength)
@@ -357,17 +219,17 @@ def cmd_edit(args: argparse.Namespace) -> int:
         "command": "edit", "mode": args.mode, "strength": args.strength, "output": os.path.abspath(args.out),
         "output_shape": list(out.shape), "kernel": editor.kernel, "sigma": editor.sigma, "seed": editor.seed,
         "convention": editor.convention, "feature_space": "rff" if editor.fmap.kind == "rff" else "embedding",
-        "inputs": _inputs_provenance(args), "environment": _environment(),
+        "inputs": inputs_provenance(args), "environment": environment(),
     }
     if args.json:
-        _write_json(args.json, meta)
+        write_json(args.json, meta)
     if not args.quiet:
         print(f"edited {out.shape[0]} embeddings ({args.mode}, strength {args.strength}) -> {args.out} {out.shape}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .datasets import synthetic_pairs
+    from ..datasets import synthetic_pairs
 
     rows, results = [], {}
     models = {
@@ -378,36 +240,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
         data = synthetic_pairs(n=args.n, d=args.d, num_prompts=10, seed=args.seed, **extra)
         for kernel, kw in (("cosine", {}), ("gaussian RFF", dict(kernel="gaussian", rff_features=args.rff_features,
                                                                    key=args.seed))):
-            payload, _ = _score_payload(data.images, data.texts, kw, [2.0], top=20)
+            payload, _ = score_payload(data.images, data.texts, kw, [2.0], top=20)
             results[f"{label} / {kernel}"] = payload
             s = payload["scores"]
             rows.append((label, kernel, s["sce"], s["text_score"], s["image_score"], s["vendi"]["2.0"]))
     if not args.quiet:
         print(f"clipcore demo: seeded synthetic pairs (n={args.n}, d={args.d}, seed={args.seed}); "
               "two simulated generators for the same 10 prompts\n")
-        print(_table(rows, ("generator", "kernel", "SCE", "text score", "Vendi", "RKE")))
+        print(table(rows, ("generator", "kernel", "SCE", "text score", "Vendi", "RKE")))
     payload = {"command": "demo", "n": args.n, "d": args.d, "seed": args.seed, "results": results,
-               "environment": _environment()}
-    _write_json(args.json, payload)
+               "environment": environment()}
+    write_json(args.json, payload)
     if not args.quiet:
         print(f"\nwrote {args.json}")
     return 0
 
 
 # ------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="clipcore",
-        description="Schur Complement Entropy, Vendi, RKE and embedding editing for CLIP embeddings.",
-    )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+def add_commands(sub) -> None:
+    """Register ``score``, ``edit`` and ``demo`` on the ``clipcore`` subparsers."""
+    _add_score(sub)
+    _add_edit(sub)
+    _add_demo(sub)
 
+
+def _add_score(sub) -> None:
     s = sub.add_parser("score", help="SCE, text score, Vendi and RKE of paired embeddings",
                        description="Score paired image/text embeddings: SCE (Ospanov et al. 2024), its text "
                                    "part, Vendi and RKE. Prints a table; --json writes scores with provenance.")
-    _add_pair_inputs(s)
-    _add_kernel_options(s)
+    add_pair_inputs(s)
+    add_kernel_options(s)
     s.add_argument("--method", choices=("auto", "primal", "dual"), default="auto",
                    help="primal (D×D), dual (n×n) or auto (the smaller)")
     s.add_argument("--backend", choices=("auto", "jax", "ffi"), default="auto",
@@ -440,13 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="this process's id in [0, N) (default $CLIPCORE_PROCESS_ID, or JAX's own)")
     s.set_defaults(func=cmd_score)
 
+
+def _add_edit(sub) -> None:
     e = sub.add_parser("edit", help="nullify / focus / defocus a prompt's influence in embeddings",
                        description="Fit A* on the reference pairs (--images, --texts) and edit query embeddings: "
                                    "out = φ(image) − λ φ(text) A*, λ = strength (nullify), −strength (focus), "
                                    "1 + strength (defocus). i2t removes an image's influence from its text; t2t "
                                    "removes --other-texts' influence from the texts.")
-    _add_pair_inputs(e)
-    _add_kernel_options(e)
+    add_pair_inputs(e)
+    add_kernel_options(e)
     e.add_argument("--query-images", default=None, help="image embeddings to edit (default: --images)")
     e.add_argument("--query-texts", default=None, help="their prompts (default: --texts)")
     e.add_argument("--other-texts", default=None, help="t2t: prompts whose influence to remove")
@@ -457,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_edit)
 
+
+def _add_demo(sub) -> None:
     d = sub.add_parser("demo", help="score seeded synthetic data (no files needed)",
                        description="Generate seeded paired embeddings for two simulated generators (diverse vs "
                                    "collapsed), print their scores and write JSON.")
@@ -467,35 +333,3 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", default="clipcore_demo.json", help="output JSON (default clipcore_demo.json)")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
-
-    # Further commands live in their own modules, each with
-    # ``add_commands(subparsers)``; imported here, lazily, so that
-    # `clipcore score` never pays for Flax or transformers.
-    import importlib
-
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).add_commands(sub)
-    return p
-
-
-#: Modules contributing subcommands (each defines ``add_commands(subparsers)``).
-_COMMAND_MODULES = (
-    "clipcore._cli_data",     # embed, table, modes (issue 5)
-    "clipcore._cli_mds",      # mds (issue 6)
-    "clipcore._cli_cluster",  # cluster (issue 7)
-    "clipcore._cli_iin",      # iin (issue 8)
-)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"clipcore: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,4 +1,5 @@
-"""`clipcore cluster`: k-means, AE + k-means and DEC on embeddings (issue 7).
+"""`clipcore cluster`: k-means, AE + k-means and DEC on embeddings (issue 7); the clusterings are
+:func:`clipcore.models.dec_eval.evaluate_dec`, this module loads, prints, plots and writes JSON.
 
 Prints ACC / ARI / AMI / NMI / FMI for the three methods (when true labels
 are given), writes them as JSON and saves t-SNE pictures (scikit-learn) of the
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
+
+from ._common import environment, quiet_progress, table, write_json
 
 __all__ = ["add_commands", "cmd_cluster"]
 
@@ -58,13 +60,11 @@ def _tsne_plots(z: np.ndarray, colourings: dict, prefix: str, samples: int, seed
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
+
+    from ..models.dec_eval import tsne_embedding
 
     n = z.shape[0]
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(n, size=samples, replace=False)) if samples < n else np.arange(n)
-    perplexity = float(min(30.0, max(2.0, (idx.size - 1) / 3.0)))
-    emb = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(z[idx].astype(np.float64))
+    idx, emb = tsne_embedding(z, samples, seed)
     paths = []
     for what, labels in colourings.items():
         lab = np.asarray(labels)[idx]
@@ -89,13 +89,10 @@ def _tsne_plots(z: np.ndarray, colourings: dict, prefix: str, samples: int, seed
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from sklearn.cluster import KMeans
-
-    from ._validate import as_embeddings
-    from .cli import _environment, _table, _write_json
-    from .io import file_digest, load_embeddings
-    from .metrics import cluster_metrics
-    from .models.dec import DEC
+    """Run ``clipcore cluster`` (see :func:`add_commands`): :func:`clipcore.models.dec_eval.evaluate_dec`,
+    a table, t-SNE pictures, the model and JSON."""
+    from ..io import load_embeddings
+    from ..models.dec_eval import evaluate_dec
 
     x = np.asarray(load_embeddings(args.embeddings, key=args.embeddings_key, name="embeddings"))
     n = x.shape[0]
@@ -104,77 +101,64 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         raise ValueError(f"k: {args.k} clusters but embeddings has only {n} rows (shape {tuple(x.shape)})")
     if args.tsne_samples < 0:
         raise ValueError(f"tsne_samples: expected an integer ≥ 0, got {args.tsne_samples}")
-    quiet = args.quiet
-
-    dec = DEC(args.k, pretrain=args.pretrain, layerwise_steps=args.layerwise_steps,
-              pretrain_steps=args.pretrain_steps, max_steps=args.max_steps,
-              update_interval=args.update_interval, batch_size=args.batch_size, n_init=args.n_init,
-              hidden=_parse_hidden(args.hidden), embed_dim=args.embed_dim, seed=args.seed, progress=not quiet)
-    as_embeddings(x, "embeddings")  # NaN / Inf / shape, before the slow k-means
-    t_km0 = time.perf_counter()
-    km = KMeans(args.k, n_init=args.n_init, random_state=args.seed).fit(x.astype(np.float64))
-    t_km = time.perf_counter() - t_km0
-    t0 = time.perf_counter()
-    dec.fit(x)
-    t_dec = time.perf_counter() - t0
-    h = dec.history
-    methods = {
-        "k-means": (km.labels_, t_km),
-        "AE + k-means": (h.init_labels, h.pretrain_seconds + h.kmeans_seconds),
-        "DEC": (dec.labels_, t_dec),
-    }
-    results: dict = {}
-    rows = []
-    for name, (lab, secs) in methods.items():
-        entry: dict = {"seconds": secs, "cluster_sizes": np.bincount(lab, minlength=args.k).tolist()}
-        if y is not None:
-            m = cluster_metrics(y, lab)
-            entry.update(m._asdict())
-            rows.append((name, m.acc, m.ari, m.ami, m.nmi, m.fmi, secs))
-        else:
-            rows.append((name, None, None, None, None, None, secs))
-        results[name] = entry
-
+    ev = evaluate_dec(x, y, k=args.k, n_init=args.n_init, seed=args.seed, pretrain=args.pretrain,
+                      layerwise_steps=args.layerwise_steps, pretrain_steps=args.pretrain_steps,
+                      max_steps=args.max_steps, update_interval=args.update_interval, batch_size=args.batch_size,
+                      hidden=_parse_hidden(args.hidden), embed_dim=args.embed_dim, progress=quiet_progress(args))
+    dec = ev.dec
     plots: list[str] = []
     if args.tsne_samples > 0 and args.plot_prefix:
-        z = dec.transform(x)
         colourings = {"cluster": dec.labels_}
         if y is not None:
             colourings["true label"] = y
-        plots = _tsne_plots(z, colourings, args.plot_prefix, min(args.tsne_samples, n), args.seed)
-
-    if not quiet:
-        lw = f"{args.layerwise_steps} steps per layer + " if args.pretrain == "layerwise" else ""
-        print(f"clipcore cluster: n={n}, d={x.shape[1]}, k={args.k}, seed={args.seed}; DEC pretrain ({args.pretrain}) "
-              f"{lw}{args.pretrain_steps} steps, {h.steps} clustering steps (converged={h.converged}), "
-              f"input scale {dec.scale:.4g}\n")
-        print(_table(rows, ("method", "ACC", "ARI", "AMI", "NMI", "FMI", "seconds")))
-        if y is None:
-            print("\n(no --labels: metrics skipped)")
-        for p in plots:
-            print(f"wrote {p}")
+        plots = _tsne_plots(dec.transform(x), colourings, args.plot_prefix, min(args.tsne_samples, n), args.seed)
+    if not args.quiet:
+        _print_results(args, ev, x.shape, plots)
     if args.save_model:
         dec.save(args.save_model)
-        if not quiet:
+        if not args.quiet:
             print(f"wrote {args.save_model}")
     if args.json:
-        inputs = {"embeddings": {"path": os.path.abspath(args.embeddings), "shape": list(x.shape),
-                                 "sha256": file_digest(args.embeddings)}}
-        if args.labels:
-            inputs["labels"] = {"path": os.path.abspath(args.labels), "sha256": file_digest(args.labels)}
-        payload = {
-            "command": "cluster", "k": args.k, "seed": args.seed, "results": results,
-            "dec": {"config": {k: v for k, v in dec.config.__dict__.items()}, "scale": dec.scale,
-                    "steps": h.steps, "converged": h.converged, "label_change": h.label_change,
-                    "pretrain_seconds": h.pretrain_seconds, "kmeans_seconds": h.kmeans_seconds,
-                    "cluster_seconds": h.cluster_seconds},
-            "plots": [os.path.abspath(p) for p in plots],
-            "inputs": inputs, "environment": _environment(),
-        }
-        _write_json(args.json, payload)
-        if not quiet:
+        write_json(args.json, _payload(args, ev, x.shape, plots))
+        if not args.quiet:
             print(f"wrote {args.json}")
     return 0
+
+
+def _print_results(args: argparse.Namespace, ev, shape: tuple, plots: list[str]) -> None:
+    h = ev.dec.history
+    lw = f"{args.layerwise_steps} steps per layer + " if args.pretrain == "layerwise" else ""
+    print(f"clipcore cluster: n={shape[0]}, d={shape[1]}, k={args.k}, seed={args.seed}; DEC pretrain "
+          f"({args.pretrain}) {lw}{args.pretrain_steps} steps, {h.steps} clustering steps "
+          f"(converged={h.converged}), input scale {ev.dec.scale:.4g}\n")
+    rows = []
+    for name in ev.labels:
+        m = ev.metrics[name] if ev.metrics is not None else None
+        rows.append((name, *((m.acc, m.ari, m.ami, m.nmi, m.fmi) if m else (None,) * 5), ev.seconds[name]))
+    print(table(rows, ("method", "ACC", "ARI", "AMI", "NMI", "FMI", "seconds")))
+    if ev.metrics is None:
+        print("\n(no --labels: metrics skipped)")
+    for p in plots:
+        print(f"wrote {p}")
+
+
+def _payload(args: argparse.Namespace, ev, shape: tuple, plots: list[str]) -> dict:
+    from ..io import file_digest
+
+    dec, h = ev.dec, ev.dec.history
+    inputs = {"embeddings": {"path": os.path.abspath(args.embeddings), "shape": list(shape),
+                             "sha256": file_digest(args.embeddings)}}
+    if args.labels:
+        inputs["labels"] = {"path": os.path.abspath(args.labels), "sha256": file_digest(args.labels)}
+    return {
+        "command": "cluster", "k": args.k, "seed": args.seed, "results": ev.results(),
+        "dec": {"config": dict(dec.config.__dict__), "scale": dec.scale,
+                "steps": h.steps, "converged": h.converged, "label_change": h.label_change,
+                "pretrain_seconds": h.pretrain_seconds, "kmeans_seconds": h.kmeans_seconds,
+                "cluster_seconds": h.cluster_seconds},
+        "plots": [os.path.abspath(p) for p in plots],
+        "inputs": inputs, "environment": environment(),
+    }
 
 
 def add_commands(sub) -> None:

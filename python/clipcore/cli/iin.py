@@ -16,6 +16,10 @@ import time
 
 import numpy as np
 
+from ._common import environment, file_provenance, quiet_progress, table, write_json
+
+__all__ = ["add_commands", "cmd_iin"]
+
 
 def add_commands(sub) -> None:
     """Register ``clipcore iin`` on the CLI's subparsers."""
@@ -73,12 +77,12 @@ def _factor_sizes(text: str):
 
 
 def _inputs(args: argparse.Namespace):
-    from .models.iin import read_attributes
+    from ..models.iin_data import read_attributes
 
     if args.data is not None:
         if args.embeddings or args.attributes:
             raise ValueError("data: give either --data or --embeddings with --attributes, not both")
-        from .models.iin_data import fashion_mnist_attributes, synthetic_attributes
+        from ..models.iin_data import fashion_mnist_attributes, synthetic_attributes
 
         if args.data == "synthetic":
             ds = synthetic_attributes(args.n or 4000, args.dim or 512, seed=args.seed)
@@ -90,14 +94,13 @@ def _inputs(args: argparse.Namespace):
         return ds.embeddings, ds.attributes, ds.names, classes, prov
     if args.embeddings is None or args.attributes is None:
         raise ValueError("embeddings: clipcore iin needs --embeddings Z.npy and --attributes A.csv (or --data)")
-    from .cli import _file_provenance
-    from .io import load_embeddings
+    from ..io import load_embeddings
 
     z = np.asarray(load_embeddings(args.embeddings, key=args.embeddings_key, name="embeddings"))
     a, names, classes = read_attributes(args.attributes)
     if a.shape[0] != z.shape[0]:
         raise ValueError(f"attributes: {a.shape[0]} rows in {args.attributes} but embeddings has {z.shape[0]}")
-    prov = {"embeddings": _file_provenance(args.embeddings, "embeddings"),
+    prov = {"embeddings": file_provenance(args.embeddings, "embeddings"),
             "attributes": {"path": os.path.abspath(args.attributes), "names": list(names), "classes": classes}}
     return z, a, names, classes, prov
 
@@ -137,10 +140,10 @@ def _plot(path: str, ev) -> None:
 
 
 def cmd_iin(args: argparse.Namespace) -> int:
-    """Run ``clipcore iin`` (see ``add_commands``)."""
-    from .cli import _environment, _table, _write_json
-    from .models.iin import IIN, IINConfig
-    from .models.iin_eval import evaluate_iin
+    """Run ``clipcore iin`` (see ``add_commands``): fit (or load) on the train split,
+    :func:`clipcore.models.evaluate_iin` on the test split, a table, a PNG and JSON."""
+    from ..models.iin import IIN, IINConfig
+    from ..models.iin_eval import evaluate_iin
 
     if not 0.0 < args.test_fraction < 1.0:
         raise ValueError(f"test_fraction: expected a number in (0, 1), got {args.test_fraction}")
@@ -163,45 +166,45 @@ def cmd_iin(args: argparse.Namespace) -> int:
                         objective=args.objective, rho=args.rho,
                         learning_rate=args.lr, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
                         dtype=args.dtype)
-        model = IIN(cfg).fit(z[tr], a[tr], names=names, progress=False if args.quiet else None)
+        model = IIN(cfg).fit(z[tr], a[tr], names=names, progress=quiet_progress(args))
     fit_s = time.perf_counter() - t0
     if args.save:
         model.save(args.save)
     ev = evaluate_iin(model, z[tr], a[tr], z[te], a[te], seed=args.seed)
-    k = len(names)
     if not args.quiet:
-        print(f"IIN  D={model.dim}  factors {list(model.factor_sizes)} (last = residual)  "
-              f"train {len(tr)}  test {len(te)}  fit {fit_s:.1f} s")
-        print(f"reconstruction  max ‖T⁻¹(T(z)) − z‖ = {ev.reconstruction_error:.3e}  "
-              f"(relative {ev.reconstruction_relative:.3e})")
-        rows = []
-        for f in range(k):
-            others = [ev.probe_accuracy[g, f] for g in range(k) if g != f]
-            rows.append([names[f], model.factor_sizes[f], float(ev.probe_accuracy[f, f]),
-                         float(max(others)) if others else None, float(ev.probe_accuracy[k, f]),
-                         float(ev.chance[f]), float(ev.raw_probe_accuracy[f]), float(ev.flip_rate[f]),
-                         float(ev.collateral_rate[f]), float(ev.success_rate[f])])
-        print(_table(rows, ["attribute", "size", "own factor", "best other", "residual", "chance", "z probe",
-                            "flip", "collateral", "success"]))
-        print(f"edit success rate {ev.edit_success:.1%}")
+        _print_results(model, ev, names, len(tr), len(te), fit_s)
     if args.plot:
         _plot(args.plot, ev)
     if args.json:
-        payload = {
-            "command": "iin",
-            "result": {"names": list(names), "classes": classes, "factor_sizes": list(model.factor_sizes),
-                       "reconstruction_error": ev.reconstruction_error,
-                       "reconstruction_relative": ev.reconstruction_relative,
-                       "probe_accuracy": ev.probe_accuracy, "probe_rows": list(names) + ["residual"],
-                       "chance": ev.chance, "raw_probe_accuracy": ev.raw_probe_accuracy,
-                       "flip_rate": ev.flip_rate, "collateral_rate": ev.collateral_rate,
-                       "success_rate": ev.success_rate, "edit_success": ev.edit_success,
-                       "train_rows": int(len(tr)), "test_rows": int(len(te)), "fit_seconds": fit_s,
-                       "final_loss": float(model.losses[-1]) if model.losses.size else None},
-            "config": {**{f: getattr(model.config, f) for f in model.config.__dataclass_fields__},
-                       "loaded_from": os.path.abspath(args.load) if args.load else None},
-            "inputs": prov,
-            "environment": _environment(),
-        }
-        _write_json(args.json, payload)
+        result = {"names": list(names), "classes": classes, "factor_sizes": list(model.factor_sizes),
+                  "reconstruction_error": ev.reconstruction_error,
+                  "reconstruction_relative": ev.reconstruction_relative,
+                  "probe_accuracy": ev.probe_accuracy, "probe_rows": list(names) + ["residual"],
+                  "chance": ev.chance, "raw_probe_accuracy": ev.raw_probe_accuracy,
+                  "flip_rate": ev.flip_rate, "collateral_rate": ev.collateral_rate,
+                  "success_rate": ev.success_rate, "edit_success": ev.edit_success,
+                  "train_rows": int(len(tr)), "test_rows": int(len(te)), "fit_seconds": fit_s,
+                  "final_loss": float(model.losses[-1]) if model.losses.size else None}
+        config = {**{f: getattr(model.config, f) for f in model.config.__dataclass_fields__},
+                  "loaded_from": os.path.abspath(args.load) if args.load else None}
+        write_json(args.json, {"command": "iin", "result": result, "config": config, "inputs": prov,
+                               "environment": environment()})
     return 0
+
+
+def _print_results(model, ev, names, n_train: int, n_test: int, fit_s: float) -> None:
+    k = len(names)
+    print(f"IIN  D={model.dim}  factors {list(model.factor_sizes)} (last = residual)  "
+          f"train {n_train}  test {n_test}  fit {fit_s:.1f} s")
+    print(f"reconstruction  max ‖T⁻¹(T(z)) − z‖ = {ev.reconstruction_error:.3e}  "
+          f"(relative {ev.reconstruction_relative:.3e})")
+    rows = []
+    for f in range(k):
+        others = [ev.probe_accuracy[g, f] for g in range(k) if g != f]
+        rows.append([names[f], model.factor_sizes[f], float(ev.probe_accuracy[f, f]),
+                     float(max(others)) if others else None, float(ev.probe_accuracy[k, f]),
+                     float(ev.chance[f]), float(ev.raw_probe_accuracy[f]), float(ev.flip_rate[f]),
+                     float(ev.collateral_rate[f]), float(ev.success_rate[f])])
+    print(table(rows, ["attribute", "size", "own factor", "best other", "residual", "chance", "z probe",
+                       "flip", "collateral", "success"]))
+    print(f"edit success rate {ev.edit_success:.1%}")
