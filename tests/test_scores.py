@@ -6,11 +6,15 @@ Against the reference, the same formula computed in float64 by clipcore must
 agree to rounding: scores rel 1e-9, eigenvalues abs 1e-12 (×max).  Where the
 two compute the same number by different routes (primal vs dual) the ridge
 ε = 1e-12 that SPEC puts into (C_TT + εI)⁺ may move a score by ~2e-8
-relative; those comparisons say so.
+relative; those comparisons say so.  A second call with new values of the same
+shapes compiles nothing.  The entropy and Schur building blocks are tested in
+test_entropy.py / test_schur.py, the Nyström and Frobenius paths in
+tests/_pipeline/.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 
@@ -26,6 +30,8 @@ try:
 except ImportError:  # tests/ collected as a package
     from tests.reference import fixtures as F
     from tests.reference import sce_numpy as R
+
+from jax._src import dispatch  # noqa: E402  (the compile event's name; jax, not clipcore)
 
 RTOL_SAME = 1e-9      # same formula, float64, both sides
 ATOL_EIG = 1e-12      # eigenvalues (the spectra have trace ≤ 1)
@@ -549,3 +555,59 @@ def test_normalize_rows_gaussian(ref_dir):
     res = quiet_sce(x * s_x, t * s_t, kernel="gaussian", omega=om, normalize=True)
     spec = R.sce_primal(R.rff_features(R.l2_normalize_rows(t), om), R.rff_features(R.l2_normalize_rows(x), om))
     assert_spectrum(res, spec, scores_rtol=1e-8)
+
+
+# ---------------------------------------------------------------------------
+# compilation: a second call with new values compiles nothing (moved from test_jit.py)
+# ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def count_compiles():
+    """Count XLA backend compilations (jit and op-by-op) inside the block."""
+    events = []
+
+    def listener(event, duration, **kwargs):
+        if event == dispatch.BACKEND_COMPILE_EVENT:
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield events
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    d = clipcore.synthetic_pairs(n=300, d=16, num_modes=3, seed=5)
+    return d.images, d.texts
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(kernel="gaussian", rff_features=64, key=1), dict(kernel="gaussian", sigma=3.0),
+     dict(dtype="float32"), dict(convention="clip-dissection")],
+)
+def test_second_call_does_not_recompile(synthetic, kwargs):
+    images, texts = synthetic
+    first = clipcore.sce(images, texts, **kwargs)
+    rng = np.random.default_rng(0)
+    images2 = (images + 0.01 * rng.standard_normal(images.shape)).astype(np.float32)
+    with count_compiles() as events:
+        second = clipcore.sce(images2, texts, **kwargs)
+    assert events == [], f"{len(events)} compilations on the second call"
+    assert second.sce != first.sce  # it really recomputed
+
+
+def test_vendi_second_call_does_not_recompile(synthetic):
+    images, _ = synthetic
+    clipcore.vendi(images, order=2.0)
+    with count_compiles() as events:
+        clipcore.vendi(images * 2.0, order=2.0)
+    assert events == []
+
+
+def test_compile_counter_sees_compilations():
+    # positive control for count_compiles: a fresh shape must compile
+    with count_compiles() as events:
+        jax.jit(lambda a: a * 3.0 + 1.0)(jax.numpy.ones((7, 3)))
+    assert len(events) >= 1

@@ -6,6 +6,8 @@ sharded runs happen in a subprocess started with
 as JSON. Expected values: the float64 NumPy references
 (tests/reference/sce_numpy.py, tests/reference/nystrom_numpy.py) computed
 here from the same data, and the unsharded clipcore result of the same run.
+The compiled programs of the public sharded entries are read from XLA's dump
+(``--xla_dump_to``) in a second subprocess: rows never gathered, sums all-reduced.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ except ImportError:  # pragma: no cover
 N, D_T, D_X, M, SIGMA, FREQ = 1001, 12, 10, 24, 4.0, 9
 
 
-def run_devices(code: str, devices: int = 4, timeout: float = 240) -> dict:
+def run_devices(code: str, devices: int = 4, timeout: float = 240, xla_flags: str = "") -> dict:
     """Run ``code`` in a fresh Python with ``devices`` forced CPU devices; its last stdout line is JSON."""
     env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}").strip()
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices} "
+                        + xla_flags).strip()
     env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
                           timeout=timeout)
@@ -101,7 +104,8 @@ calls = {{
     "vendi_cos": lambda m: dict(score=clipcore.vendi(x, mesh=m).score),
     "rke_rff": lambda m: dict(score=clipcore.rke(gx, kernel="gaussian", sigma=SIGMA, omega=omega,
                                                  rff_features=FREQ, mesh=m).score),
-    "rke_nys": lambda m: (lambda r: dict(score=r.score, ev=r.eigenvalues.tolist(), est=r.nystrom["estimates"]))(
+    "rke_nys": lambda m: (lambda r: dict(score=r.score, ev=r.eigenvalues.tolist(),
+                                         est=r.nystrom.as_dict()["estimates"]))(
         clipcore.rke(gx, kernel="gaussian", sigma=SIGMA, landmarks=L, mesh=m)),
     "vendi_f32": lambda m: dict(score=clipcore.vendi(x, mesh=m, dtype="float32").score),
     # streamed inputs (an iterator of 300-row blocks, the last one ragged): each block sharded
@@ -119,33 +123,6 @@ cov = S.joint_covariances(tiny_t, tiny_x, clipcore.kernels.FeatureMap("cosine"),
                           backend="ffi", feature_dtype=jnp.float64)
 out["tiny"] = [np.asarray(c).tolist() for c in cov]
 
-# the compiled programs: inputs stay sharded (no all-gather), one all-reduce of the sums
-mesh = S.resolve_mesh(4)
-from clipcore.kernels import FeatureMap
-from clipcore import nystrom as NY
-hlo = {{}}
-sh = S.shard_rows(mesh, t.astype(np.float32), x.astype(np.float32))
-for be in ("ffi", "jax"):
-    lo = S._sharded_sums.lower(sh.operands, sh.valid, None, mesh=mesh, fmap=FeatureMap("cosine"), block=250,
-                               feature_dtype=jnp.dtype("float32"), acc_dtype=jnp.dtype("float64"), backend=be,
-                               padded=sh.padded, paired=True)
-    hlo["cos_" + be] = lo.compile().as_text()
-shx = S.shard_rows(mesh, gx.astype(np.float32))
-lo = S._sharded_sums.lower(shx.operands, shx.valid, jnp.asarray(omega, jnp.float32), mesh=mesh,
-                           fmap=FeatureMap("rff", FREQ), block=250, feature_dtype=jnp.dtype("float32"),
-                           acc_dtype=jnp.dtype("float64"), backend="ffi", padded=shx.padded, paired=False)
-hlo["rff_ffi"] = lo.compile().as_text()
-nm = NY.nystrom_map(L, SIGMA)
-shn = S.shard_rows(mesh, gt.astype(np.float32), gx.astype(np.float32))
-Lc, Wc, sg = NY._cast_map(nm, jnp.float32)
-lo = S._sharded_nystrom.lower(shn.operands, shn.valid, Lc, jnp.asarray(nm.whitening), sg, mesh=mesh, block=250,
-                              strategy="kernel", backend="ffi", paired=True, padded=shn.padded)
-hlo["nys_ffi"] = lo.compile().as_text()
-out["hlo"] = {{k: dict(all_gather=("all-gather" in h), all_reduce=h.count("all-reduce-start") + h.count(" all-reduce("),
-                       ffi=[name for name in ("clipcore_joint_gram_accumulate", "clipcore_gram_accumulate",
-                                              "clipcore_kernel_accumulate_paired") if name in h])
-             for k, h in hlo.items()}}
-
 # errors
 errs = {{}}
 for label, call in (("too_many", lambda: clipcore.sce(x, t, mesh=8)),
@@ -158,6 +135,57 @@ for label, call in (("too_many", lambda: clipcore.sce(x, t, mesh=8)),
     except ValueError as exc:
         errs[label] = str(exc)
 out["errors"] = errs
+print(json.dumps(out))
+"""
+
+
+# The compiled programs of the public sharded entries, read from XLA's dump of every program this process
+# compiles (XLA_FLAGS=--xla_dump_to): the programs new after each call are the call's.
+_HLO_SCRIPT = r"""
+import glob, json, os
+import jax, jax.numpy as jnp, numpy as np
+jax.config.update("jax_enable_x64", True)
+from clipcore import nystrom as NY
+from clipcore import sharding as S
+from clipcore.kernels import FeatureMap
+
+N, D_T, D_X, M, SIGMA, FREQ = {consts}
+DUMP = {dump!r}
+rng = np.random.default_rng(0)
+t = rng.normal(size=(N, D_T)); x = rng.normal(size=(N, D_X)) + 0.3 * t[:, :D_X]
+rng = np.random.default_rng(1)
+gt = rng.normal(size=(N, D_X)); gx = rng.normal(size=(N, D_X)) + 0.5 * gt
+omega = rng.normal(size=(D_X, FREQ)) / SIGMA
+mesh = S.resolve_mesh(4)
+f32 = lambda a: a.astype(np.float32)
+
+def programs(call):
+    before = set(glob.glob(os.path.join(DUMP, "*after_optimizations.txt")))
+    jax.block_until_ready(call())
+    new = sorted(set(glob.glob(os.path.join(DUMP, "*after_optimizations.txt"))) - before)
+    assert new, "no program compiled"
+    return [open(p).read() for p in new]
+
+calls = {{
+    "cos_ffi": lambda: S.joint_sums(f32(t), f32(x), FeatureMap("cosine"), mesh=mesh, block_size=250,
+                                    feature_dtype=jnp.float32, backend="ffi")[0],
+    "cos_jax": lambda: S.joint_sums(f32(t), f32(x), FeatureMap("cosine"), mesh=mesh, block_size=250,
+                                    feature_dtype=jnp.float32, backend="jax")[0],
+    "rff_ffi": lambda: S.single_sums(f32(gx), FeatureMap("rff", FREQ), jnp.asarray(omega, jnp.float32), mesh=mesh,
+                                     block_size=250, feature_dtype=jnp.float32, backend="ffi")[0],
+    "nys_ffi": lambda: S.nystrom_gram(f32(gt), NY.nystrom_map(gx[:M], SIGMA), mesh=mesh, images=f32(gx),
+                                      block_size=250, backend="ffi", strategy="kernel")[0],
+    # positive control: a program that does gather the sharded rows
+    "gather_control": lambda: jax.jit(lambda a: 2.0 * a, out_shardings=jax.sharding.NamedSharding(
+        mesh, jax.sharding.PartitionSpec()))(S.shard_rows(mesh, f32(t)[:1000]).arrays[0]),
+}}
+out = {{}}
+for key, call in calls.items():
+    hs = programs(call)
+    out[key] = dict(all_gather=any("all-gather" in h for h in hs),
+                    all_reduce=sum(h.count("all-reduce-start") + h.count(" all-reduce(") for h in hs),
+                    ffi=[name for name in ("clipcore_joint_gram_accumulate", "clipcore_gram_accumulate",
+                                           "clipcore_kernel_accumulate_paired") if any(name in h for h in hs)])
 print(json.dumps(out))
 """
 
@@ -281,13 +309,25 @@ def test_fewer_rows_than_devices(runs):
         _close(got, w, rtol=1e-12, atol=1e-14)
 
 
+@pytest.fixture(scope="module")
+def hlo(tmp_path_factory):
+    dump = str(tmp_path_factory.mktemp("xla_dump"))
+    consts = repr((N, D_T, D_X, M, SIGMA, FREQ))
+    return run_devices(_HLO_SCRIPT.format(consts=consts, dump=dump), xla_flags=f"--xla_dump_to={dump}")
+
+
 @pytest.mark.parametrize("program", ["cos_ffi", "cos_jax", "rff_ffi", "nys_ffi"])
-def test_compiled_program_reduces_sums_and_never_gathers_rows(runs, program):
-    h = runs["hlo"][program]
+def test_compiled_program_reduces_sums_and_never_gathers_rows(hlo, program):
+    h = hlo[program]
     assert not h["all_gather"], "the sharded rows must not be gathered"
     assert h["all_reduce"] >= 1, "the D×D sums are added with an all-reduce (psum)"
     if program.endswith("ffi"):
         assert h["ffi"], "the compiled FFI accumulation runs per shard"
+
+
+def test_the_program_reader_sees_a_gather(hlo):
+    """Positive control of the reader above: a program that replicates row-sharded data holds an all-gather."""
+    assert hlo["gather_control"]["all_gather"]
 
 
 def test_mesh_errors_name_the_argument(runs):

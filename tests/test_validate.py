@@ -1,4 +1,5 @@
-"""Bad inputs raise ValueError whose message names the argument."""
+"""clipcore._validate: the one row checker, the one σ check and the option checks (unit tests below), and every
+bad input of the public entry points raising a ValueError whose message names the argument."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 clipcore = pytest.importorskip("clipcore")
+from clipcore import _validate as V  # noqa: E402
 
 RNG = np.random.default_rng(0)
 N, D = 40, 8
@@ -254,3 +256,107 @@ def test_valid_inputs_pass():
                                     sigma=2, rff_features=8, normalize=True).sce)
     assert np.isfinite(clipcore.vendi(X.tolist(), order=np.inf).score)
     assert np.isfinite(clipcore.vendi(X, order="inf").score)
+
+
+# ---------------------------------------------------------------------------
+# the checkers themselves
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("device", [False, True], ids=["host", "device"])
+def test_check_rows_names_the_first_bad_row(device):
+    import jax.numpy as jnp
+
+    a = np.ones((6, 3))
+    a[4, 1], a[2, 0] = np.nan, np.inf
+    put = jnp.asarray if device else (lambda v: v)
+    with pytest.raises(ValueError, match=r"^images: contains Inf at row 2$"):
+        V.check_rows(put(a), "images")
+    a[2, 0] = 1.0
+    with pytest.raises(ValueError, match=r"^images: contains NaN at row 4$"):
+        V.check_rows(put(a), "images")
+    # blocks of a stream: the global row, and where it lives
+    with pytest.raises(ValueError, match=r"^x: contains NaN at row 104 \(shard b.npy, row 4\)$"):
+        V.check_rows(put(a), "x", row_offset=100, locate=lambda g: f"shard b.npy, row {g - 100}")
+    z = np.ones((5, 2))
+    z[3] = 0.0
+    V.check_rows(put(z), "texts")  # zero rows are fine unless asked
+    with pytest.raises(ValueError, match=r"^texts: row 3 has zero norm; the cosine kernel needs a direction"):
+        V.check_rows(put(z), "texts", nonzero=True)
+    # a finite row whose sum of squares overflows is not refused (told apart by a second look at that row)
+    big = np.full((3, 4), 1e200)
+    V.check_rows(put(big), "x", nonzero=True)
+    with pytest.raises(ValueError, match=r"^x: contains NaN at row 1 \(a.npy\)$"):
+        V.check_finite_rows(np.array([[1.0], [np.nan]]), "x", where="a.npy")
+
+
+@pytest.mark.parametrize("good, value", [
+    (1.5, 1.5), (np.float32(2.0), 2.0), (np.array(3.0), 3.0), (np.array([4.0]), 4.0), (7, 7.0), (None, None),
+])
+def test_check_sigma_accepts(good, value):
+    assert V.check_sigma(good) == value
+
+
+@pytest.mark.parametrize("bad, message", [
+    (0.0, "sigma: the Gaussian bandwidth must be a finite positive number, got 0.0"),
+    (-1.0, "sigma: the Gaussian bandwidth must be a finite positive number, got -1.0"),
+    (np.nan, "sigma: the Gaussian bandwidth must be a finite positive number, got nan"),
+    (np.inf, "sigma: the Gaussian bandwidth must be a finite positive number, got inf"),
+    (True, "sigma: expected a positive number, got True"),
+    ("wide", "sigma: expected a positive number, got 'wide'"),
+    (np.ones(2), "sigma: expected a positive number"),
+])
+def test_check_sigma_refuses(bad, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        V.check_sigma(bad)
+
+
+def test_check_sigma_required_and_named():
+    with pytest.raises(ValueError, match=r"^sigma: the Gaussian bandwidth is needed; pass a positive number$"):
+        V.check_sigma(None, required=True)
+    with pytest.raises(ValueError, match=r"^bandwidth: the Gaussian bandwidth must be a finite positive number"):
+        V.check_sigma(-2, "bandwidth")
+
+
+def test_option_checkers():
+    assert V.check_positive_int(np.int64(5), "k") == 5 and V.check_positive_int(None, "k") is None
+    for bad, msg in ((0, "k: expected a positive integer, got 0"), (True, "k: expected a positive integer, got True"),
+                     (2.0, "k: expected a positive integer, got the float 2.0 (pass int(2.0))"),
+                     ("3", "k: expected a positive integer, got '3'")):
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            V.check_positive_int(bad, "k")
+    assert V.check_number(None, "rtol", positive=False, default=0.5) == 0.5
+    assert V.check_number(0, "rtol", positive=False) == 0.0
+    for bad, positive, msg in ((0, True, "ridge: expected a finite number > 0, got 0.0"),
+                               (-1, False, "ridge: expected a finite number ≥ 0, got -1.0"),
+                               ("x", True, "ridge: expected a finite number > 0, got 'x'"),
+                               (np.inf, True, "ridge: expected a finite number > 0, got inf")):
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            V.check_number(bad, "ridge", positive=positive)
+    assert V.check_choice("a", "mode", ("a", "b")) == "a"
+    with pytest.raises(ValueError, match=re.escape("mode: expected one of 'a', 'b', got 'c'")):
+        V.check_choice("c", "mode", ("a", "b"))
+    assert V.check_flag(np.bool_(True), "normalize") is True
+    with pytest.raises(ValueError, match="normalize: expected True or False, got 1"):
+        V.check_flag(1, "normalize")
+
+
+def test_embeddings_are_widened_and_checked():
+    import jax
+
+    half = np.ones((3, 2), np.float16)
+    assert V.widen_half(half).dtype == np.float32 and V.widen_half(X).dtype == np.float64
+    assert V.is_floating(jax.numpy.bfloat16) and not V.is_floating(np.int32)
+    e = V.as_embeddings(half, "images")
+    assert isinstance(e, jax.Array) and e.dtype == np.float32
+    h = V.host_rows([[1.0, 2.0]], "omega")
+    assert isinstance(h, np.ndarray) and h.shape == (1, 2)
+    with pytest.raises(ValueError, match="^omega: contains NaN at row 0$"):
+        V.host_rows([[np.nan, 1.0]], "omega")
+    with pytest.raises(ValueError, match=r"^texts: 3 rows but images has 4"):
+        V.check_pair(np.ones((4, 2)), np.ones((3, 2)), same_dim=False)
+    V.check_pair(np.ones((4, 2)), np.ones((4, 5)), same_dim=False)
+    with pytest.raises(ValueError, match=r"^texts: dimension 5 differs from images' 2"):
+        V.check_pair(np.ones((4, 2)), np.ones((4, 5)), same_dim=True)
+    cols = np.ones((4, 3))
+    cols[:, 1] = 0
+    with pytest.raises(ValueError, match="^images: column 1 has zero norm; the clip-dissection convention"):
+        V.check_nonzero_columns(cols, "images")

@@ -1,5 +1,5 @@
-"""clipcore.fit_editor against the correction fixtures (README: abs 1e-4) and
-the float64 NumPy reference (same formula: abs ~1e-10)."""
+"""clipcore.editing (fit_editor / Editor) against the correction fixtures (README: abs 1e-4) and
+the float64 NumPy reference (same formula: abs ~1e-10); the Editor is a pytree through jit."""
 
 from __future__ import annotations
 
@@ -203,3 +203,16 @@ def test_editor_key_draws_recorded_omega(ref_dir):
     co = R.fit_edit_coefficients(*R.covariances(phi(t), phi(x)))
     np.testing.assert_allclose(A(ed, "t2i"), co.t2i, atol=1e-9 * np.abs(co.t2i).max())
     np.testing.assert_allclose(np.asarray(ed.features(x[:3])), phi(x[:3]), atol=1e-10)
+
+
+def test_editor_is_a_pytree_through_jit():
+    """(moved from test_jit.py)"""
+    d = clipcore.synthetic_pairs(n=300, d=16, num_modes=3, seed=5)
+    images, texts = d.images, d.texts
+    ed = clipcore.fit_editor(images, texts)
+    f = jax.jit(lambda e, x, t: e.nullify(x, t))
+    np.testing.assert_allclose(f(ed, images[:5], texts[:5]), ed.nullify(images[:5], texts[:5]), rtol=1e-10, atol=1e-12)
+    leaves, tree = jax.tree_util.tree_flatten(ed)
+    back = jax.tree_util.tree_unflatten(tree, leaves)
+    np.testing.assert_array_equal(np.asarray(back.nullify(images[:5], texts[:5])),
+                                  np.asarray(ed.nullify(images[:5], texts[:5])))
