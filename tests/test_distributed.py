@@ -254,3 +254,40 @@ def test_cli_two_processes_flags_and_environment(shards, tmp_path):
     np.testing.assert_allclose(payload["scores"]["vendi"]["2.0"], clipcore.renyi_score(one.image_eigenvalues, 2.0, one.clamp),
                                rtol=1e-6)  # the CLI's Vendi of sce's C_XX spectrum, taken in float32 (no x64 there)
     assert payload["distributed"]["num_processes"] == 2 and payload["result"]["n"] == N
+
+
+def test_layouts_are_dealt_by_shard_number(tmp_path):
+    """A clip-retrieval folder (img_emb_0 ... img_emb_10, no zero padding as in LAION-400M) is listed as
+    clipcore.sce lists it: by shard number (img_emb_10 last, never after img_emb_1), texts paired by number,
+    an incomplete pair refused (or skipped with skip_incomplete), and dealt round-robin in that order; the
+    processes' shards together are the whole set."""
+    rng = np.random.default_rng(9)
+    t = rng.normal(size=(330, 6)).astype(np.float32)
+    x = (rng.normal(size=(330, 6)) + 0.5 * t).astype(np.float32)
+    (tmp_path / "img_emb").mkdir()
+    (tmp_path / "text_emb").mkdir()
+    for k in range(11):
+        np.save(tmp_path / "img_emb" / f"img_emb_{k}.npy", x[30 * k:30 * (k + 1)])
+        np.save(tmp_path / "text_emb" / f"text_emb_{k}.npy", t[30 * k:30 * (k + 1)])
+    pairs = dist.shard_files(str(tmp_path))
+    assert [os.path.basename(a) for a, _ in pairs] == [f"img_emb_{k}.npy" for k in range(11)]
+    assert [os.path.basename(b) for _, b in pairs] == [f"text_emb_{k}.npy" for k in range(11)]
+    srcs = [dist.distributed_source(str(tmp_path), info=dist.ProcessInfo(p, 3)) for p in range(3)]
+    assert [s.shards for s in srcs] == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8]]
+    np.testing.assert_array_equal(srcs[1].local.images.read(0, 120),
+                                  np.concatenate([x[30 * k:30 * (k + 1)] for k in (1, 4, 7, 10)]))
+    assert sum(s.local.n for s in srcs) == 330 and srcs[0].pairing.complete
+    got = dist.sce(str(tmp_path), progress=False)
+    want = ref.sce_primal(ref.cosine_features(t.astype(np.float64)), ref.cosine_features(x.astype(np.float64)))
+    np.testing.assert_allclose(got.sce, ref.code_score(want.complement), rtol=1e-6)
+    os.remove(tmp_path / "text_emb" / "text_emb_4.npy")
+    with pytest.raises(ValueError, match=r"text_emb_4.npy missing.*skip_incomplete=True"):
+        dist.sce(str(tmp_path), progress=False)
+    src = dist.distributed_source(str(tmp_path), info=dist.ProcessInfo(1, 3), skip_incomplete=True)
+    assert src.pairing.skipped == (4,) and src.local.n == 90  # shards 1, 5, 8 (the 10 complete ones, dealt)
+    got = dist.sce(str(tmp_path), progress=False, skip_incomplete=True)
+    keep = np.r_[0:120, 150:330]
+    want = ref.sce_primal(ref.cosine_features(t[keep].astype(np.float64)),
+                          ref.cosine_features(x[keep].astype(np.float64)))
+    np.testing.assert_allclose(got.sce, ref.code_score(want.complement), rtol=1e-6)
+    assert dist.vendi(str(tmp_path), progress=False).n == 330  # one set: the images column, all 11 shards

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,16 +28,18 @@ SAMPLE_ROWS = 10_000
 BAD_ROWS_LISTED = 100
 
 
-class BadRow(tuple):
-    """``(column, shard label, row in shard, global row, kind)`` with kind ``"nan"``, ``"inf"`` or ``"zero"``."""
+class BadRow(NamedTuple):
+    """A NaN / Inf / zero row: its column, shard, row in the shard, global row and kind (``"nan"``, ``"inf"``,
+    ``"zero"``)."""
 
-    __slots__ = ()
-
-    def __new__(cls, column: str, shard: str, row: int, global_row: int, kind: str):
-        return super().__new__(cls, (column, shard, int(row), int(global_row), kind))
+    column: str
+    shard: str
+    row: int
+    global_row: int
+    kind: str
 
     def __str__(self) -> str:
-        return f"{self[0]}: {self[1]}, row {self[2]} (global row {self[3]}): {self[4]}"
+        return f"{self.column}: {self.shard}, row {self.row} (global row {self.global_row}): {self.kind}"
 
 
 @dataclasses.dataclass
@@ -67,7 +69,7 @@ class ColumnReport:
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out["shards"] = [{"file": a, "rows": int(b)} for a, b in self.shards]
-        out["bad_rows"] = [dict(zip(("column", "shard", "row", "global_row", "kind"), r)) for r in self.bad_rows]
+        out["bad_rows"] = [r._asdict() for r in self.bad_rows]
         return out
 
 
@@ -79,7 +81,7 @@ class InspectReport:
       path, layout: the path and the recognised layout.
       images, texts: :class:`ColumnReport` (texts None when the set has none).
       pairing: the :class:`~clipcore.sources.PairingReport` (None without texts).
-      pairing_error: why images and texts cannot be paired at all (e.g. no texts shard), or None.
+      pairing_error: why no texts were read (none in the set, or none of its shards pairs), or None.
       unlisted: files in a manifest folder that its manifest does not list (never read).
       metadata_columns: the columns of the first metadata file ([] without metadata).
       checked: every row was scanned (``check=True``).
@@ -97,9 +99,9 @@ class InspectReport:
 
     @property
     def ok(self) -> bool:
-        """Nothing to fix: complete pairs (when texts exist) and, when checked, no bad row."""
+        """Nothing to fix: complete pairs (when texts were read) and, when checked, no bad row."""
         bad = any(c is not None and c.bad_rows for c in (self.images, self.texts))
-        return not bad and self.pairing_error is None and (self.pairing is None or self.pairing.complete)
+        return not bad and (self.pairing is None or self.pairing.complete)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "layout": self.layout, "ok": self.ok, "checked": self.checked,
@@ -129,7 +131,7 @@ def _scan(src: RowSource, column: str, block_rows: int, bar) -> tuple[np.ndarray
             for kind, rows in (("nan", np.isnan(x).any(axis=1)), ("inf", np.isinf(x).any(axis=1)), ("zero", sq == 0)):
                 idx = np.flatnonzero(rows)
                 counts[kind] += idx.size
-                bad += [BadRow(column, part.label, a + i, int(src.starts[k]) + a + i, kind)
+                bad += [BadRow(column, part.label, int(a + i), int(src.starts[k]) + int(a + i), kind)
                         for i in idx[:max(0, BAD_ROWS_LISTED - len(bad))]]
             sq_all.append(sq)
             bar.update(x.shape[0])
@@ -248,13 +250,13 @@ def format_report(r: InspectReport) -> str:
                         else "") + ")")
         lines += [f"  {line}" for line in p.problems]
     elif r.pairing_error:
-        lines.append(f"pairing: none ({r.pairing_error})")
+        lines.append(f"texts: none read ({r.pairing_error})")
     if r.unlisted:
         lines.append(f"not in the manifest (never read): {', '.join(r.unlisted[:10])}"
                      + (f", ... ({len(r.unlisted)})" if len(r.unlisted) > 10 else ""))
     if r.metadata_columns:
         lines.append(f"metadata columns: {', '.join(r.metadata_columns)}")
     if r.checked:
-        lines.append("check: " + ("no NaN / Inf / zero row" if r.ok or not any(
-            c is not None and c.bad_rows for c in (r.images, r.texts)) else "bad rows found (listed above)"))
+        bad = any(c is not None and c.bad_rows for c in (r.images, r.texts))
+        lines.append("check: " + ("bad rows found (listed above)" if bad else "no NaN / Inf / zero row"))
     return "\n".join(lines)
