@@ -1,12 +1,20 @@
-"""Streaming covariances against float64 NumPy, independent of the block size."""
+"""clipcore.covariance: the block kernels (joint_sums / single_sums on the compiled core and on XLA dots),
+the covariances and the n×n dual Gram matrices against float64 NumPy, independent of the block size; jit vs
+eager and no recompilation."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from clipcore.covariance import column_cosine, feature_covariance, joint_covariances, joint_sums, single_sums
+from clipcore import _ffi
+from clipcore.covariance import (column_cosine, dual_gram, dual_gram_jit, feature_covariance, joint_covariances,
+                                 joint_sums, single_sums)
 from clipcore.kernels import FeatureMap
+from reference import sce_numpy as R
+
+needs_ext = pytest.mark.skipif(not _ffi.available(), reason=f"compiled core: {_ffi.unavailable_reason()}")
+BACKENDS = [pytest.param("ffi", marks=needs_ext), "jax"]
 
 
 def _np_features(a, kind, omega=None):
@@ -106,3 +114,63 @@ def test_jit_vs_eager(data):
         eager = joint_covariances(t, x, fm, omega, block_size=256, feature_dtype=jnp.float64)
     for a, b in zip(jitted, eager):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["cosine", "rff", "identity"])
+@pytest.mark.parametrize("acc", [jnp.float64, jnp.float32], ids=["acc64", "acc32"])
+def test_block_kernels_are_unnormalised_sums(data, backend, kind, acc):
+    """joint_sums / single_sums on either backend (the compiled core's packed syrk or XLA dots), float64 or
+    Kahan-compensated float32 accumulators, over ragged blocks: Σ φ(t)ᵀφ(t), Σ φ(t)ᵀφ(x), Σ φ(x)ᵀφ(x)."""
+    t, x, omega = data
+    fm = FeatureMap(kind, 40 if kind == "rff" else None)
+    om = jnp.asarray(omega) if kind == "rff" else None
+    opts = dict(fmap=fm, block=300, feature_dtype=jnp.dtype(jnp.float64), acc_dtype=jnp.dtype(acc), backend=backend)
+    sums = joint_sums(jnp.asarray(t), jnp.asarray(x), om, **opts)
+    pt, px = _np_features(t, kind, omega), _np_features(x, kind, omega)
+    tol = 1e-12 if acc == jnp.float64 else 1e-6
+    for got, want in zip(sums, (pt.T @ pt, pt.T @ px, px.T @ px)):
+        assert got.dtype == acc
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    g = single_sums(jnp.asarray(x), om, **opts)
+    np.testing.assert_allclose(g, px.T @ px, rtol=tol, atol=tol * np.abs(px.T @ px).max())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dual_gram_matches_numpy(data, backend):
+    """K = Φ Φᵀ / n for the feature maps, k(x_i, x_j) / n for the exact kernel (rows normalised on request), and
+    the clip-dissection Φ whose Φᵀ Φ / n is the column-cosine covariance."""
+    t, x, omega = data
+    x = x[:300].astype(np.float64)
+    n = x.shape[0]
+    for fm, om, kind in ((FeatureMap("cosine"), None, "cosine"), (FeatureMap("rff", 40), omega, "rff")):
+        p = _np_features(x, kind, omega)
+        k = dual_gram(x, fm, om, backend=backend)
+        assert k.shape == (n, n) and k.dtype == jnp.float64
+        np.testing.assert_allclose(k, p @ p.T / n, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dual_gram(x, None, sigma=3.0, backend=backend), R.gaussian_kernel(x, x, 3.0) / n,
+                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dual_gram(x, None, sigma=0.5, normalize=True, backend=backend),
+                               R.gaussian_kernel(R.l2_normalize_rows(x), R.l2_normalize_rows(x), 0.5) / n,
+                               rtol=1e-12, atol=1e-15)
+    kc = np.asarray(dual_gram(x, FeatureMap("identity"), column_cosine=True, backend=backend))
+    xh = x / np.linalg.norm(x, axis=0)
+    np.testing.assert_allclose(kc, xh @ xh.T / x.shape[1], rtol=1e-12, atol=1e-15)
+    # its non-zero spectrum is the column-cosine C_XX's (the primal)
+    c_xx = R.clip_dissection_covariances(x, x)[2]
+    np.testing.assert_allclose(np.linalg.eigvalsh(kc)[::-1][:24], R.eigvals_desc(c_xx), atol=1e-12)
+    # float32 features, float64 Gram
+    k32 = dual_gram(x, FeatureMap("cosine"), feature_dtype=jnp.float32, backend=backend)
+    assert k32.dtype == jnp.float64
+    np.testing.assert_allclose(k32, _np_features(x, "cosine") @ _np_features(x, "cosine").T / n, atol=1e-7)
+
+
+def test_dual_gram_jit_composes_under_jit_with_a_traced_sigma(data):
+    _, x, _ = data
+    x = jnp.asarray(x[:100], jnp.float64)
+    static = dict(kind="exact", fmap=None, normalize=False, feature_dtype=jnp.dtype(jnp.float64),
+                  acc_dtype=jnp.dtype(jnp.float64), backend="jax")
+    f = jax.jit(lambda a, s: jnp.trace(dual_gram_jit(a, None, s, **static) @ dual_gram_jit(a, None, s, **static)))
+    want = float(np.sum((R.gaussian_kernel(np.asarray(x), np.asarray(x), 2.0) / 100) ** 2))
+    assert float(f(x, jnp.float64(2.0))) == pytest.approx(want, rel=1e-12)
+    assert float(jax.grad(f, argnums=1)(x, jnp.float64(2.0))) > 0  # wider kernel, larger Σ k²
