@@ -19,6 +19,8 @@ import contextlib
 import threading
 from typing import Any, Iterator
 
+import numpy as np
+
 __all__ = ["DELAY", "check_progress", "bar", "busy"]
 
 #: Seconds a step runs before ``progress=None`` shows its bar.
@@ -29,7 +31,7 @@ def check_progress(progress: Any) -> bool | None:
     """``progress`` validated: ``None``, ``True`` or ``False`` (NumPy bools accepted)."""
     if progress is None:
         return None
-    if isinstance(progress, bool) or type(progress).__name__ == "bool_":
+    if isinstance(progress, (bool, np.bool_)):
         return bool(progress)
     raise ValueError(f"progress: expected None (a bar after {DELAY:g} s), True or False, got {progress!r}")
 
