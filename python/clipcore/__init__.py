@@ -90,3 +90,12 @@ __all__ = [
     "distributed",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    """``clipcore.models`` (Flax NNX models) is imported on first use, so ``import clipcore`` stays light."""
+    if name in ("models", "encoder"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
