@@ -208,9 +208,12 @@ class ParquetPart:
         return self._cache
 
     # ------------------------------------------------------------------ the part interface
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``[start, stop)`` as a fresh 64-byte-aligned ``[stop - start, d]`` array (stored dtype)."""
-        out = aligned_empty((stop - start, self.d), self.dtype)
+    #: :meth:`read_into` converts to the buffer's dtype (float16 rows widened as they are copied).
+    casts = True
+
+    def read_into(self, out: np.ndarray, start: int) -> None:
+        """Rows ``[start, start + len(out))`` into ``out`` (any floating dtype: converted as copied)."""
+        stop = start + out.shape[0]
         with self._lock:
             pos = start
             try:
@@ -222,6 +225,11 @@ class ParquetPart:
             finally:
                 if stop >= self.n or pos < stop:
                     self._close()  # the pass has left this file (or failed): let go of it and its cache
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` as a fresh 64-byte-aligned ``[stop - start, d]`` array (stored dtype)."""
+        out = aligned_empty((stop - start, self.d), self.dtype)
+        self.read_into(out, start)
         return out
 
     def take(self, rows: np.ndarray) -> np.ndarray:

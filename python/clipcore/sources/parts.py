@@ -93,14 +93,21 @@ class NpyPart:
                 raise ValueError(f"{self.path}: unexpected end of file at byte {pos + got}")
             got += k
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``[start, stop)`` as a fresh 64-byte-aligned ``[stop - start, d]`` array."""
-        out = aligned_empty((stop - start, self.d), self.dtype)
+    #: :meth:`read_into` fills a buffer of this part's own dtype only.
+    casts = False
+
+    def read_into(self, out: np.ndarray, start: int) -> None:
+        """Rows ``[start, start + len(out))`` into ``out`` (C-contiguous, this part's dtype)."""
         fd = os.open(self.path, os.O_RDONLY)
         try:
             self._pread(fd, out, start)
         finally:
             os.close(fd)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` as a fresh 64-byte-aligned ``[stop - start, d]`` array."""
+        out = aligned_empty((stop - start, self.d), self.dtype)
+        self.read_into(out, start)
         return out
 
     def take(self, rows: np.ndarray) -> np.ndarray:

@@ -65,17 +65,26 @@ class RowSource:
         return f"{self.parts[k].label}, row {row - int(self.starts[k])}"
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) as one contiguous host array ``[stop - start, d]`` (copied)."""
-        out = []
+        """Rows [start, stop) as one contiguous host array ``[stop - start, d]`` (copied), in :attr:`dtype`.
+
+        A block within one part is that part's read (widened in place of a copy when half precision); a block
+        across parts is assembled in one aligned buffer, each part reading straight into its slice."""
         k = int(np.searchsorted(self.starts, start, side="right") - 1)
+        if stop <= int(self.starts[k + 1]) and not getattr(self.parts[k], "casts", False):
+            base = int(self.starts[k])
+            return self.parts[k].read(start - base, stop - base).astype(self.dtype, copy=False)
+        out = aligned_empty((stop - start, self.d), self.dtype)
         pos = start
         while pos < stop:
             part, base = self.parts[k], int(self.starts[k])
             hi = min(stop, base + part.n)
-            out.append(part.read(pos - base, hi - base))
+            dst = out[pos - start:hi - start]
+            if hasattr(part, "read_into") and (np.dtype(part.dtype) == self.dtype or part.casts):
+                part.read_into(dst, pos - base)
+            else:
+                dst[...] = part.read(pos - base, hi - base)
             pos, k = hi, k + 1
-        block = out[0] if len(out) == 1 else np.concatenate(out)
-        return block.astype(self.dtype, copy=False)
+        return out
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Scattered rows ``[k]`` (any order, in that order) as ``[k, d]``, e.g. a sample for σ; one open
