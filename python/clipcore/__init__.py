@@ -24,7 +24,7 @@ from .tables import ClipScoreResult, SimilarityTable, clip_score, similarity_tab
 from .modes import ModesResult, modes
 from .metrics import ClusterMetrics, cluster_metrics
 from .retrieval import RetrievalResult, retrieval
-from . import distributed, sharding
+from . import distributed, functional, sharding
 
 from ._version import __version__
 
@@ -88,6 +88,7 @@ __all__ = [
     # sharded and multi-process scoring
     "sharding",
     "distributed",
+    "functional",
     "__version__",
 ]
 

@@ -2,7 +2,8 @@
 
 :func:`stream_sums` is the streamed pass (its host fast path sends host blocks of the cosine / identity
 map straight to the compiled core, with no device copy); :func:`primal_covariances` the in-memory primal
-sums (one device or a mesh); :func:`dual_spectra` / :func:`dual_image_eigs` the n×n forms.
+sums (one device or a mesh); :func:`dual_spectra` / :func:`dual_image_eigs` the n×n forms (the Gram matrices
+here, the dual Schur spectra :mod:`clipcore.functional`'s).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _ffi
+from .. import functional as F
 from .. import sharding as SH
 from .._progress import bar
 from ..covariance import (Covariances, column_cosine, default_block_size, dual_gram_jit, feature_covariance,
                           joint_covariances, joint_sums, single_sums)
-from ..schur import EPSILON, SchurSpectra, desc_eigvalsh, pad, schur_dual
+from ..schur import EPSILON, SchurSpectra, desc_eigvalsh, pad
 from .inputs import KernelSetup, reduce_sums
 
 __all__ = ["stream_sums", "streamed_covariances", "streamed_covariance", "primal_covariances",
@@ -181,11 +183,12 @@ _STATIC = ("kind", "fmap", "normalize", "feature_dtype", "acc_dtype", "backend")
 
 @functools.partial(jax.jit, static_argnames=_STATIC + ("mode", "pad_to"))
 def dual_spectra(texts, images, omega, sigma, rtol, ridge, *, mode, pad_to, **static) -> SchurSpectra:
-    """Both n×n Gram matrices and the dual Schur spectra in one program."""
+    """Both n×n Gram matrices and the dual Schur spectra (:func:`clipcore.functional.schur_spectra_dual`)
+    in one program."""
     sig = None if sigma is None else jnp.asarray(sigma, static["acc_dtype"])
     k_t = dual_gram_jit(texts, omega, sig, **static)
     k_x = dual_gram_jit(images, omega, sig, **static)
-    return schur_dual(k_t, k_x, rtol, EPSILON, ridge, mode=mode, pad_to=pad_to)
+    return F.schur_spectra_dual(k_t, k_x, rtol, EPSILON, ridge, mode=mode, pad_to=pad_to)
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC + ("pad_to",))
@@ -193,5 +196,3 @@ def dual_image_eigs(x, omega, sigma, *, pad_to, **static) -> jax.Array:
     """Descending eigenvalues of K_X = Φ Φᵀ / n, cut or zero-padded to ``pad_to``."""
     sig = None if sigma is None else jnp.asarray(sigma, static["acc_dtype"])
     return pad(desc_eigvalsh(dual_gram_jit(x, omega, sig, **static)), pad_to)
-
-

@@ -12,9 +12,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _validate as V
+from .. import functional as F
 from .._progress import busy
-from ..entropy import matrix_entropy, renyi_entropy
-from ..schur import EPSILON, schur_primal
 from . import passes as P
 from .inputs import Inputs, KernelSetup
 from .nystrom_run import Entropies, NystromRun, run_nystrom, sce_entropies, vendi_entropies
@@ -87,12 +86,14 @@ def run_sce(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execu
     if colcos and not inputs.streamed:
         V.check_nonzero_columns(inputs.images, "images")
         V.check_nonzero_columns(inputs.texts, "texts")
-    prec, mode, ridge = numerics.precision, numerics.mode, numerics.ridge_value
+    prec, ridge, clamp = numerics.precision, numerics.ridge_value, numerics.clamp
     with busy("sce", execution.progress) if not inputs.streamed else contextlib.nullcontext():
+        # the linear algebra and the entropies are clipcore.functional's (one implementation)
         if plan.path == "dual":
             sp = P.dual_spectra(inputs.texts, inputs.images, setup.omega, setup.sigma, rtol, ridge,
                                 **P.dual_static(setup, prec, numerics.convention, execution.backend),
-                                mode=mode, pad_to=None if setup.exact else d_x)
+                                mode=numerics.mode, pad_to=None if setup.exact else d_x)
+            sc = F.sce_scores(sp, clamp)
         else:
             if plan.path == "streamed":
                 cov, n = P.streamed_covariances(inputs.src, setup, prec, numerics.convention, execution,
@@ -100,11 +101,10 @@ def run_sce(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execu
             else:
                 cov = P.primal_covariances(setup, prec, numerics.convention, execution, inputs.texts,
                                            inputs.images)
-            sp = schur_primal(cov.tt, cov.tx, cov.xx, rtol, EPSILON, ridge, mode=mode)
-        logs = (float(matrix_entropy(sp.complement, numerics.clamp)), float(matrix_entropy(sp.text, numerics.clamp)),
-                float(renyi_entropy(sp.image, 1.0, numerics.clamp)))
-        comp, text, image = _host(sp.complement), _host(sp.text), _host(sp.image)
-        rank = int(sp.rank)
+            sc = F.sce_from_covariances(cov, rtol=rtol, ridge=ridge, clamp=clamp)
+        logs = (float(sc.log_sce), float(sc.log_text_score), float(sc.log_image_score))
+        comp, text, image = _host(sc.complement), _host(sc.text), _host(sc.image)
+        rank = int(sc.rank)
     how = "dual" if plan.path == "dual" else "primal"
     return SCERun(comp, text, image, *logs, (float(comp.sum()), float(text.sum()), float(image.sum())), rank, n,
                   f"{how}/{setup.kind}", d_x, rtol, setup.seed)
@@ -120,22 +120,23 @@ def run_vendi(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, exe
         ests = vendi_entropies(run, order, numerics.clamp)
         return VendiRun(run.image, ests[nys.estimate].log_image, run.n, "primal/nystrom", run.nmap.rank,
                         run.seed, run, ests)
-    n, prec = inputs.n, numerics.precision
+    n, prec, clamp = inputs.n, numerics.precision, numerics.clamp
     d = feature_dim(setup, inputs.d_images, n)
     with busy("vendi", execution.progress) if not inputs.streamed else contextlib.nullcontext():
+        # eigenvalues and the Rényi entropy are clipcore.functional's (one implementation)
         if plan.path == "streamed":
             c, n = P.streamed_covariance(inputs.src, setup, prec, execution, nonzero=nonzero, desc="vendi")
-            eigs = P.image_eigs(c, d)
+            vs = F.vendi_from_covariance(c, order=order, clamp=clamp, pad_to=d)
         elif plan.path == "primal":
-            eigs = P.image_eigs(P.primal_covariance(setup, prec, execution, inputs.images), d)
+            c = P.primal_covariance(setup, prec, execution, inputs.images)
+            vs = F.vendi_from_covariance(c, order=order, clamp=clamp, pad_to=d)
         else:
             # the dual's n eigenvalues are cut or zero-padded to the primal dimension d, so the 1e-10
             # clamp counts the same entries.
             eigs = P.dual_image_eigs(inputs.images, setup.omega, setup.sigma, pad_to=None if setup.exact else d,
                                      **P.dual_static(setup, prec, "paper", execution.backend))
-        log_score = float(renyi_entropy(eigs, order, numerics.clamp))
-        host = _host(eigs)
+            vs = F.vendi_scores(eigs, order, clamp)
+        log_score = float(vs.log_score)
+        host = _host(vs.eigenvalues)
     how = "dual" if plan.path == "dual" else "primal"
     return VendiRun(host, log_score, n, f"{how}/{setup.kind}", d, setup.seed)
-
-
