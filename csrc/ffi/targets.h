@@ -69,4 +69,10 @@ extern "C" XLA_FFI_Error* ClipcoreGaussianSqFrobeniusCpu(XLA_FFI_CallFrame* fram
 inline constexpr const char kPivotedCholeskyTarget[] = "clipcore_pivoted_cholesky";
 extern "C" XLA_FFI_Error* ClipcorePivotedCholeskyCpu(XLA_FFI_CallFrame* frame);
 
+// "clipcore_hadamard_sq_frobenius": (x [n, dx], t [n, dt], sigmas [2]) -> []
+//   sum_ij k_X(x_i, x_j)^2 k_T(t_i, t_j)^2 (csrc/frobenius/hadamard_frobenius.h,
+//   csrc/ffi/hadamard_handler.cc). Attributes kernel (0 Gaussian, 1 cosine), tile_rows, num_threads.
+inline constexpr const char kHadamardSqFrobeniusTarget[] = "clipcore_hadamard_sq_frobenius";
+extern "C" XLA_FFI_Error* ClipcoreHadamardSqFrobeniusCpu(XLA_FFI_CallFrame* frame);
+
 }  // namespace clipcore

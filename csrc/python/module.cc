@@ -16,6 +16,7 @@
 #include "nystrom/kernel_frobenius.h"
 #include "nystrom/nystrom_accumulate.h"
 #include "nystrom/pivoted_cholesky.h"
+#include "python/hadamard_host.h"
 
 namespace py = pybind11;
 
@@ -107,10 +108,13 @@ PYBIND11_MODULE(_ext, m) {
             make_capsule(clipcore::ClipcoreGaussianSqFrobeniusCpu);
         d[clipcore::kPivotedCholeskyTarget] =
             make_capsule(clipcore::ClipcorePivotedCholeskyCpu);
+        d[clipcore::kHadamardSqFrobeniusTarget] = make_capsule(clipcore::ClipcoreHadamardSqFrobeniusCpu);
         return d;
       },
       "dict: XLA FFI target name -> PyCapsule of its CPU handler "
       "(typed FFI, api_version 1).");
+
+  clipcore::python::add_hadamard_host(m);  // hadamard_sq_frobenius_host (csrc/python/hadamard_host.cc)
 
   m.def(
       "blas_info",
