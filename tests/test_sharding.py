@@ -363,3 +363,52 @@ def test_cli_devices_flag_matches_one_device(tmp_path):
     bad = subprocess.run(base + ["--devices", "3"], env=env, capture_output=True, text=True, timeout=240)
     assert bad.returncode == 2
     assert "mesh: asked for 3 devices but JAX sees 2" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+# ------------------------------------------------------------------ in this (one-device) process
+def test_resolve_mesh_and_shard_rows_on_one_device():
+    import jax
+
+    from clipcore import sharding as S
+
+    assert S.resolve_mesh(None) is None
+    mesh = S.resolve_mesh(1)
+    assert mesh.size == 1 and tuple(mesh.axis_names) == (S.AXIS,)
+    assert S.resolve_mesh(mesh) is mesh
+    many = len(jax.local_devices()) + 1
+    for bad, msg in ((0, "mesh: expected a number of devices >= 1, got 0"),
+                     (many, f"mesh: asked for {many} devices but JAX sees {many - 1}"),
+                     ("four", "mesh: expected a jax.sharding.Mesh or a number of devices, got str"),
+                     (True, "mesh: expected a jax.sharding.Mesh or a number of devices, got bool")):
+        with pytest.raises(ValueError, match=msg):
+            S.resolve_mesh(bad)
+    t, x = data(11, 2)
+    sh = S.shard_rows(mesh, t, x)
+    assert not sh.padded and sh.n == 11 and sh.per_device == 11 and len(sh.operands) == 2
+    np.testing.assert_array_equal(np.asarray(sh.arrays[1]), x)
+
+
+def test_sharded_sums_on_one_device_equal_the_unsharded_ones():
+    import jax.numpy as jnp
+
+    from clipcore import covariance as C
+    from clipcore import nystrom as NY
+    from clipcore import sharding as S
+    from clipcore.kernels import FeatureMap
+
+    mesh = S.resolve_mesh(1)
+    t, x = data(301, 3)
+    a = S.joint_covariances(t, x, FeatureMap("cosine"), mesh=mesh, feature_dtype=jnp.float64, block_size=77)
+    b = C.joint_covariances(t, x, FeatureMap("cosine"), feature_dtype=jnp.float64, block_size=77)
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u, v, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(S.feature_covariance(x, FeatureMap("cosine"), mesh=mesh, feature_dtype=jnp.float64),
+                               C.feature_covariance(x, FeatureMap("cosine"), feature_dtype=jnp.float64),
+                               rtol=1e-13, atol=1e-15)
+    gt, gx, _ = gaussian_data(301, 4)
+    nm = NY.nystrom_map(gx[:M], SIGMA)
+    g, n = S.nystrom_gram(gt, nm, mesh=mesh, images=gx, backend="jax")
+    assert n == 301
+    np.testing.assert_allclose(g, NY.nystrom_joint_gram(gt, gx, nm, backend="jax"), rtol=1e-11, atol=1e-12)
+    with pytest.raises(ValueError, match="images: shape"):
+        S.nystrom_gram(gt, nm, mesh=mesh, images=gx[:10])
