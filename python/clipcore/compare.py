@@ -1,0 +1,329 @@
+"""Compare text-to-image models fairly: one shared kernel for every set, bootstrap intervals over prompts,
+and a ranking that says when two models cannot be told apart.
+
+A comparison of SCE (Ospanov, Farnia & Jalali 2024) across models is only meaningful at ONE kernel: a
+Gaussian bandwidth σ taken per set (the single-set default, each set's own median distance) rescales
+each model's kernel differently, so :func:`compare` takes σ once, as the median distance over the pooled
+image sets (or as given), and draws one ω (random Fourier features) or one landmark set (Nyström) from the
+pooled rows for every model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+
+from . import _validate as V
+from ._options import KERNELS, resolve_key, x64
+from ._pipeline.bootstrap import draw_prompt_weights, prompt_ids, replicate_scores
+from ._pipeline.plan import EXACT_ROWS
+from .kernels import draw_omega, median_sigma, rff_features as rff_map
+from .landmarks import select_landmarks
+from .nystrom import nystrom_features, nystrom_map
+from .results import SCEResult
+from .scores import sce
+from .sources import paired_source
+from .tables import CLIP_SCORE_VARIANTS, clip_score
+
+__all__ = ["compare", "CompareResult", "ModelComparison", "RankEntry", "SCORES", "BOOTSTRAP_LANDMARKS"]
+
+#: The scores every model gets, in table order.
+SCORES = ("sce", "text_score", "image_score", "clip_score")
+#: Nyström features the bootstrap replicates of the Gaussian kernel use (when no ω is shared).
+BOOTSTRAP_LANDMARKS = 500
+
+
+class ModelComparison(NamedTuple):
+    """One model's scores at the shared kernel.
+
+    Attributes:
+      name: the set's name; n: its rows; prompts: its distinct prompts.
+      sce, text_score, image_score: SCE, the text score and Vendi (order 1) of its images.
+      clip_score: CLIPScore (the chosen variant).
+      intervals: score name → (low, high) bootstrap interval over prompts at the comparison's level.
+      result: the full :class:`clipcore.SCEResult`.
+    """
+
+    name: str
+    n: int
+    prompts: int
+    sce: float
+    text_score: float
+    image_score: float
+    clip_score: float
+    intervals: dict
+    result: SCEResult
+
+    def __repr__(self) -> str:
+        lo, hi = self.intervals.get("sce", (np.nan, np.nan))
+        return (f"ModelComparison({self.name!r}, sce={self.sce:.5g} [{lo:.5g}, {hi:.5g}], "
+                f"text_score={self.text_score:.5g}, image_score={self.image_score:.5g}, "
+                f"clip_score={self.clip_score:.4g}, n={self.n})")
+
+
+class RankEntry(NamedTuple):
+    """A place in the SCE ranking: the model, its SCE, and whether it is separable from the next one
+    (the bootstrap interval of the difference excludes 0), with that interval."""
+
+    name: str
+    sce: float
+    separable_from_next: bool | None
+    difference_interval: tuple[float, float] | None
+
+
+class CompareResult:
+    """Scores of several models at one shared kernel, indexable by name (``r["model A"].sce``)."""
+
+    def __init__(self, models: dict, ranking: list, settings: dict):
+        self.models, self.ranking, self.settings = models, ranking, settings
+
+    def __getitem__(self, name: str) -> ModelComparison:
+        return self.models[name]
+
+    def __iter__(self):
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def keys(self):
+        return self.models.keys()
+
+    @property
+    def sigma(self) -> float | None:
+        return self.settings["sigma"]
+
+    def __repr__(self) -> str:
+        order = " > ".join(e.name if e.separable_from_next in (True, None) else f"{e.name} ≈" for e in self.ranking)
+        return f"CompareResult({len(self)} models, kernel={self.settings['kernel']!r}, sigma={self.sigma}, ranking: {order})"
+
+    def table(self) -> str:
+        """The scores with their intervals, one row per model in ranking order."""
+        level = int(round(100 * self.settings["level"]))
+        head = f"{'model':<20} " + " ".join(f"{s:>26}" for s in SCORES)
+        rows = [head, f"{'':<20} " + " ".join(f"{f'value [{level}% interval]':>26}" for _ in SCORES)]
+        for e in self.ranking:
+            m = self.models[e.name]
+            cells = []
+            for s in SCORES:
+                lo, hi = m.intervals.get(s, (np.nan, np.nan))
+                cells.append(f"{getattr(m, s):>9.4g} [{lo:.4g}, {hi:.4g}]".rjust(26))
+            rows.append(f"{e.name:<20} " + " ".join(cells))
+        rows.append("ranking by SCE: " + self._ranking_text())
+        return "\n".join(rows)
+
+    def _ranking_text(self) -> str:
+        parts = []
+        for e in self.ranking:
+            parts.append(e.name)
+            if e.separable_from_next is not None:
+                parts.append(">" if e.separable_from_next else "≈ (not separable)")
+        return " ".join(parts)
+
+    def summary(self) -> dict:
+        """JSON-ready: settings, every model's scores and intervals, the ranking."""
+        models = {}
+        for name, m in self.models.items():
+            models[name] = {"n": m.n, "prompts": m.prompts, **{s: getattr(m, s) for s in SCORES},
+                            "intervals": {k: list(v) for k, v in m.intervals.items()},
+                            "provenance": m.result.summary()}
+        ranking = [{"name": e.name, "sce": e.sce, "separable_from_next": e.separable_from_next,
+                    "difference_interval": None if e.difference_interval is None else list(e.difference_interval)}
+                   for e in self.ranking]
+        return {"settings": self.settings, "models": models, "ranking": ranking}
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        with open(path, "w") as f:
+            json.dump(self.summary(), f, indent=2, default=float)
+
+    def plot(self, path: str | os.PathLike) -> None:
+        """A PNG bar chart of every score with its interval, one group of bars per score."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        names = [e.name for e in self.ranking]
+        fig, axes = plt.subplots(1, len(SCORES), figsize=(3.2 * len(SCORES), 3.4))
+        for ax, s in zip(axes, SCORES):
+            vals = np.array([getattr(self.models[k], s) for k in names])
+            iv = np.array([self.models[k].intervals.get(s, (v, v)) for k, v in zip(names, vals)])
+            err = np.abs(np.stack([vals - iv[:, 0], iv[:, 1] - vals]))
+            ax.bar(range(len(names)), vals, yerr=err, capsize=4, color="tab:blue", alpha=0.8)
+            ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+            ax.set_title(s)
+        fig.suptitle(f"kernel {self.settings['kernel']}, σ = {self.sigma}; "
+                     f"{int(round(100 * self.settings['level']))}% bootstrap intervals over prompts")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+
+def _load(name: str, value: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A set's images and texts as host arrays: a pair, a mapping with "images"/"texts", or any path form."""
+    if isinstance(value, Mapping):
+        images, texts = value.get("images"), value.get("texts")
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and not all(isinstance(v, (str, os.PathLike))
+                                                                         for v in value):
+        images, texts = value
+    else:
+        images, texts = value, None
+    if isinstance(images, (str, os.PathLike)) or isinstance(texts, (str, os.PathLike)):
+        src = paired_source(images, texts)
+        if src.texts is None:
+            raise ValueError(f"sets: {name!r} has no texts (give a shard directory with both columns, or a pair)")
+        images, texts = src.images.read(0, src.n), src.texts.read(0, src.n)
+    x = np.asarray(V.host_rows(images, f"sets[{name!r}].images", nonzero=True), np.float64)
+    t = np.asarray(V.host_rows(texts, f"sets[{name!r}].texts", nonzero=True), np.float64)
+    V.check_pair(x, t, same_dim=True, why="the sets are compared at one kernel over one embedding space")
+    return x, t
+
+
+def _check_sets(sets: Any) -> dict:
+    if not isinstance(sets, Mapping) or len(sets) < 2:
+        raise ValueError("sets: expected a mapping of at least two names to sets (images, texts)")
+    loaded = {str(k): _load(str(k), v) for k, v in sets.items()}
+    dims = {k: x.shape[1] for k, (x, _) in loaded.items()}
+    if len(set(dims.values())) > 1:
+        raise ValueError(f"sets: the embedding dimensions differ ({dims}); compare sets from one CLIP model")
+    return loaded
+
+
+def _shared_kernel(loaded: dict, kernel: str, sigma, rff_features, landmarks, key):
+    """σ over the pooled images, and the one ω or landmark set every model uses."""
+    seed = resolve_key(key)
+    pooled_x = np.concatenate([x for x, _ in loaded.values()])
+    if kernel == "cosine":
+        return None, None, None, seed
+    sigma = V.check_sigma(sigma) if sigma is not None else median_sigma(pooled_x)
+    if rff_features is not None:
+        with x64():
+            omega = np.asarray(draw_omega(seed.key, pooled_x.shape[1], int(rff_features), sigma))
+        return sigma, omega, None, seed
+    pool = np.concatenate([np.concatenate([t, x]) for x, t in loaded.values()])
+    n_max = max(x.shape[0] for x, _ in loaded.values())
+    m = landmarks if landmarks is not None else (None if n_max <= EXACT_ROWS else 2000)
+    points = None
+    if m is not None:
+        points = np.asarray(select_landmarks(pool, int(m), sigma=sigma, method="pivoted-cholesky",
+                                             key=seed.numpy).points)
+    return sigma, None, points, seed
+
+
+def _features(x, t, kernel, sigma, omega, boot_map):
+    """Fixed features [Φ(T) | Φ(X)] of the bootstrap replicates."""
+    if kernel == "cosine":
+        f = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    elif omega is not None:
+        f = lambda a: np.asarray(rff_map(a, omega))  # noqa: E731
+    else:
+        f = lambda a: np.asarray(nystrom_features(a, boot_map, dtype=np.float64))  # noqa: E731
+    with x64():
+        return np.concatenate([f(t), f(x)], axis=1), f(t).shape[1]
+
+
+def _interval(point: float, reps: np.ndarray, level: float) -> tuple[float, float]:
+    """The basic bootstrap interval: the point estimate plus the replicates' central spread."""
+    a = (1.0 - level) / 2
+    lo, hi = np.quantile(reps - reps.mean(), [a, 1 - a])
+    return float(point + lo), float(point + hi)
+
+
+def _ranking(models: dict, reps: dict, level: float) -> list:
+    order = sorted(models, key=lambda k: -models[k].sce)
+    out = []
+    for i, name in enumerate(order):
+        if i + 1 == len(order):
+            out.append(RankEntry(name, models[name].sce, None, None))
+            continue
+        nxt = order[i + 1]
+        iv = _interval(models[name].sce - models[nxt].sce, reps[name].sce - reps[nxt].sce, level)
+        out.append(RankEntry(name, models[name].sce, bool(iv[0] > 0 or iv[1] < 0), iv))
+    return out
+
+
+def compare(
+    sets: Mapping[str, Any],
+    *,
+    kernel: str = "gaussian",
+    sigma: float | None = None,
+    rff_features: int | None = None,
+    landmarks: int | None = None,
+    key: Any = 0,
+    bootstrap: int = 200,
+    level: float = 0.9,
+    clip_variant: str = "hessel",
+    progress: bool | None = None,
+) -> CompareResult:
+    """Score several models' image sets for the same prompts at ONE kernel and rank them.
+
+    Every model gets SCE, the text score and Vendi (Ospanov, Farnia & Jalali 2024; :func:`clipcore.sce`)
+    and CLIPScore (:func:`clipcore.clip_score`), with bootstrap intervals over prompts (the prompts are
+    resampled with replacement, each image following its prompt; models with the same prompts share the
+    draws, so their differences are paired), and a ranking by SCE that says where two neighbours are not
+    separable (the interval of their difference contains 0).
+
+    Args:
+      sets: name → the model's embeddings: ``(images [n, d], texts [n, d])``, a mapping with ``"images"``
+        and ``"texts"``, or any path form :func:`clipcore.sce` reads (a shard directory with both columns).
+        Rows of texts that are equal are one prompt.
+      kernel: ``"gaussian"`` (the paper's) or ``"cosine"``.
+      sigma: the one Gaussian bandwidth; default the median pairwise distance of a seeded sample of the
+        pooled images of every set (stated in ``result.sigma``). Unit-norm CLIP embeddings have
+        distances up to 2 (median about 1); raw CLIP features (norm ≈ 10) about 10× more.
+      rff_features: D random Fourier frequencies shared by every model (one ω); default the exact
+        kernel (n×n) up to 16,384 rows per set, else Nyström with ``landmarks`` (default 2,000) drawn once
+        from the pooled rows.
+      landmarks: Nyström landmarks shared by every model.
+      key: seed or ``jax.random`` key of ω, the landmarks and the bootstrap.
+      bootstrap: resamples of the prompts (0: no intervals).
+      level: the intervals' coverage (0.9: from the 5th to the 95th percentile).
+      clip_variant: ``"hessel"`` or ``"torchmetrics"`` (:func:`clipcore.clip_score`).
+      progress: bars (None: after 2 s; True; False).
+
+    Returns:
+      :class:`CompareResult` (``r["name"].sce``, ``r.ranking``, ``r.table()``, ``r.summary()``, ``r.plot(path)``).
+    """
+    V.check_choice(kernel, "kernel", KERNELS)
+    V.check_choice(clip_variant, "clip_variant", tuple(CLIP_SCORE_VARIANTS))
+    draws = V.check_positive_int(bootstrap, "bootstrap") if bootstrap != 0 else 0
+    level = V.check_number(level, "level", positive=True)
+    if not level < 1:
+        raise ValueError(f"level: expected a coverage in (0, 1), got {level}")
+    loaded = _check_sets(sets)
+    sigma, omega, points, seed = _shared_kernel(loaded, kernel, sigma, rff_features, landmarks, key)
+    kw = dict(kernel=kernel, progress=progress)
+    if kernel == "gaussian":
+        kw.update(sigma=sigma, omega=omega, landmarks=points)
+    boot_map = None
+    if kernel == "gaussian" and omega is None and draws:
+        pool = np.concatenate([np.concatenate([t, x]) for x, t in loaded.values()])
+        m = min(BOOTSTRAP_LANDMARKS, pool.shape[0])
+        boot_map = nystrom_map(select_landmarks(pool, m, sigma=sigma, method="pivoted-cholesky",
+                                                key=seed.numpy), sigma)
+    keys_ids = {name: prompt_ids(t) for name, (_, t) in loaded.items()}
+    weights = dict(zip(loaded, draw_prompt_weights([k for k, _ in keys_ids.values()], draws, seed.numpy + 1)))
+    models, reps = {}, {}
+    for name, (x, t) in loaded.items():
+        res = sce(x, t, **kw)
+        clip = clip_score(x, t, variant=clip_variant)
+        point = dict(sce=res.sce, text_score=res.text_score, image_score=res.image_score, clip_score=clip.score)
+        intervals = {}
+        if draws:
+            z, dt = _features(x, t, kernel, sigma, omega, boot_map)
+            reps[name] = replicate_scores(z, dt, clip.per_sample, keys_ids[name][1], weights[name],
+                                          clamp=res.clamp, desc=f"compare: {name}", progress=progress)
+            intervals = {s: _interval(point[s], getattr(reps[name], s), level) for s in SCORES}
+        models[name] = ModelComparison(name, x.shape[0], len(keys_ids[name][0]), **point, intervals=intervals,
+                                       result=res)
+    ranking = (_ranking(models, reps, level) if draws else
+               [RankEntry(k, models[k].sce, None, None) for k in sorted(models, key=lambda k: -models[k].sce)])
+    settings = dict(kernel=kernel, sigma=sigma, rff_features=rff_features,
+                    landmarks=None if points is None else int(points.shape[0]), bootstrap=draws, level=level,
+                    clip_variant=clip_variant, seed=seed.seed,
+                    bootstrap_features=("cosine" if kernel == "cosine" else "rff" if omega is not None
+                                        else f"nystrom-{BOOTSTRAP_LANDMARKS}"))
+    return CompareResult(models, ranking, settings)
