@@ -15,7 +15,7 @@ Layers, lowest first (an import may point down, or sideways within a layer when 
 7. _pipeline/
 8. functional
 9. models/, encoder/
-10. host API:    scores, results, compare, conditional, editing, modes, tables, retrieval, embed, distributed,
+10. host API:    scores, results, comparison, conditional, editing, modes, tables, retrieval, embed, distributed,
                  models/*_eval
 11. __init__
 12. cli/
@@ -45,7 +45,7 @@ LAYERS: list[tuple[int, str]] = [  # (layer, regex over the dotted module name w
     (8, r"functional(\..*)?"),
     (10, r"models\.\w+_eval"),
     (9, r"(models|encoder)(\..*)?"),
-    (10, r"(scores|results|editing|modes|tables|retrieval|embed|distributed|compare|conditional)"),
+    (10, r"(scores|results|editing|modes|tables|retrieval|embed|distributed|comparison|conditional)"),
     (11, r""),  # the package's __init__
     (12, r"cli(\..*)?"),
 ]

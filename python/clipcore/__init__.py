@@ -17,6 +17,7 @@ from .kernels import FeatureMap, cosine_features, features, gaussian_kernel, med
 from .schur import SchurSpectra, regression_coefficient, schur_dual, schur_matrices, schur_primal
 from .results import DegenerateWarning, LowCaptureWarning, NystromInfo, SCEResult, VendiResult
 from .scores import rke, sce, vendi
+from .comparison import CompareResult, ModelComparison, compare
 from .datasets import LabelledImages, PairedEmbeddings, digits, fashion_mnist, synthetic_pairs
 from .sources import paired_source, row_source, write_shards
 from .embed import EmbedResult, embed, load_clip
@@ -33,6 +34,9 @@ __all__ = [
     "sce",
     "vendi",
     "rke",
+    "compare",
+    "CompareResult",
+    "ModelComparison",
     "SCEResult",
     "VendiResult",
     "DegenerateWarning",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import clipcore
-from clipcore.compare import compare
+from clipcore.comparison import compare
 from clipcore.kernels import median_sigma
 
 P, K, D = 40, 8, 16
