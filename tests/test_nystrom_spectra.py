@@ -202,3 +202,28 @@ def test_residual_estimate_is_closer_to_the_exact_entropy_than_missing_mass(kind
             assert abs(sce_res) <= SCE_TOL[m], (m, e)
     assert abs(errs[240]["residual"][0]) < abs(errs[60]["residual"][0])
     assert abs(errs[240]["residual"][1]) < abs(errs[60]["residual"][1])
+
+
+def test_fully_explained_sample_spreads_the_missing_mass_evenly():
+    """When the residual sample is the landmarks themselves, E = K − K̃ is rounding noise (~1e-15): the
+    tail must not scale that noise up to carry the missing mass (it gave 20 noise-shaped values holding
+    0.3); it is spread evenly over the unseen directions, as "missing-mass" does."""
+    from clipcore.nystrom import nystrom_map
+    from clipcore.nystrom_spectra import residual_tail
+
+    L = np.random.default_rng(4).standard_normal((20, 5))
+    tail = residual_tail(L, nystrom_map(L, 2.0, rtol=0.0), 600, 0.3)
+    assert tail.explicit.size == 0
+    assert tail.count == 600 - 20 and tail.value == pytest.approx(0.3 / 580, rel=1e-12)
+
+
+def test_gaussian_tile_host_at_zero_bandwidth_is_silent_and_exact():
+    import warnings
+
+    from clipcore.kernels import gaussian_tile_host
+
+    a = np.random.default_rng(5).standard_normal((6, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        k = gaussian_tile_host(a, a, np.inf)
+    np.testing.assert_array_equal(k, np.eye(6))

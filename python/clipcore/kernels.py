@@ -142,8 +142,9 @@ def gaussian_tile_host(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray
     nsum *= _floor(k.dtype, a.shape[1])
     near = k <= nsum  # coincident to working precision (and rounding below zero)
     del nsum
-    k *= -float(gamma)
-    np.exp(k, out=k)
+    with np.errstate(invalid="ignore", over="ignore"):  # γ = ∞: 0·∞ and exp(+∞) only where `near` resets
+        k *= -float(gamma)
+        np.exp(k, out=k)
     k[near] = 1.0
     return k
 

@@ -92,7 +92,7 @@ def residual_tail(sample: np.ndarray, nmap: NystromMap, n: int, mass: float) -> 
     explicit = np.maximum(cbar / n + struct[:k], 0.0)
     flat = unseen - k
     total = explicit.sum() + flat * cbar / n
-    if total <= 0:  # no residual left in the sample: spread evenly
+    if total <= 1e-10 * unseen / n:  # no residual left in the sample (rounding noise only): spread evenly
         return Spectrum(np.zeros(0), float(unseen), mass / unseen)
     scale = mass / total
     return Spectrum(explicit * scale, float(flat), cbar / n * scale)
