@@ -18,13 +18,17 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
+from jax.custom_derivatives import SymbolicZero
 from jax.sharding import PartitionSpec as P
 
 from ..covariance import default_block_size, joint_sums, single_sums
 from ..entropy import DEFAULT_CLAMP
+from ..kernels import features
 from .setup import KernelSpec, backend_of, kernel_spec, resolve_dtype, sigma_and_omega
 from .spectra import sce_from_covariances, vendi_from_covariance
 from .types import Moments, SCEScores, VendiScores
+
+_HI = jax.lax.Precision.HIGHEST
 
 __all__ = ["moments", "accumulate", "sums", "sce_from_moments", "vendi_from_moments", "row_axes"]
 
@@ -64,9 +68,76 @@ def _axis_size(mesh, axes) -> int:
     return size
 
 
+def _gram_terms(a, da, b, db, acc):
+    """The tangent of Σ aᵀ b: daᵀ b + aᵀ db (None: a zero tangent, its GEMM skipped)."""
+    dims = (((0,), (0,)), ((), ()))
+    out = None
+    if da is not None:
+        out = jax.lax.dot_general(da, b, dims, precision=_HI, preferred_element_type=acc)
+    if db is not None:
+        term = jax.lax.dot_general(a, db, dims, precision=_HI, preferred_element_type=acc)
+        out = term if out is None else out + term
+    return jnp.zeros((a.shape[1], b.shape[1]), acc) if out is None else out
+
+
+def _local_sums(fmap, feature_dtype, acc_dtype, backend, width, block_size):
+    """The per-device sums as a ``jax.custom_jvp`` function ``f(omega, *rows)``.
+
+    Forward: :func:`clipcore.covariance.joint_sums` / ``single_sums`` (the compiled core on CPU). Tangent:
+    the GEMMs dΦ_Aᵀ Φ_B + Φ_Aᵀ dΦ_B of the features' tangents, skipping the inputs that are not
+    differentiated (a batch's texts, ω): the gradient of a score with respect to the images costs two
+    [n, D_X]-wide GEMMs, not the [n, D_T + D_X] joint Gram's.
+    """
+    opts = dict(fmap=fmap, feature_dtype=feature_dtype, acc_dtype=acc_dtype, backend=backend)
+
+    def primal(om, *rows):
+        blk = _block(rows[0].shape[0], width, fmap, backend, acc_dtype, block_size)
+        if len(rows) == 2:
+            return joint_sums(rows[0], rows[1], om, block=blk, **opts)
+        return (single_sums(rows[0], om, block=blk, **opts),)
+
+    f = jax.custom_jvp(primal)
+
+    def rule(primals, tangents):
+        om, rows = primals[0], primals[1:]
+        dom, drows = tangents[0], tangents[1:]
+        phis, dphis = [], []
+        for r, dr in zip(rows, drows):
+            phi, dphi = _feature_jvp(r, dr, om, dom, fmap, feature_dtype)
+            phis.append(phi)
+            dphis.append(dphi)
+        out = f(om, *rows)
+        if len(rows) == 1:
+            return out, (_gram_terms(phis[0], dphis[0], phis[0], dphis[0], acc_dtype),)
+        (pt, px), (dt, dx) = phis, dphis
+        return out, tuple(_gram_terms(a, da, b, db, acc_dtype)
+                          for a, da, b, db in ((pt, dt, pt, dt), (pt, dt, px, dx), (px, dx, px, dx)))
+
+    f.defjvp(rule, symbolic_zeros=True)
+    return f
+
+
+def _feature_jvp(rows, drows, om, dom, fmap, feature_dtype):
+    """``(φ(rows), dφ)``: the features and their tangent (None when neither rows nor ω are differentiated)."""
+    def feats(r, o):
+        return features(r.astype(feature_dtype), fmap, o)
+
+    zr, zo = isinstance(drows, SymbolicZero), om is None or isinstance(dom, SymbolicZero)
+    if zr and zo:
+        return feats(rows, om), None
+    if zo:
+        return jax.jvp(lambda r: feats(r, om), (rows,), (drows,))
+    if zr:
+        return jax.jvp(lambda o: feats(rows, o), (om,), (dom,))
+    return jax.jvp(feats, (rows, om), (drows, dom))
+
+
 def sums(images, texts, omega, fmap, *, feature_dtype, acc_dtype, backend: str, block_size: int | None = None,
          mesh: Any = None) -> tuple:
     """Unnormalised (Σφ(t)ᵀφ(t), Σφ(t)ᵀφ(x), Σφ(x)ᵀφ(x)) (texts given) or (Σφ(x)ᵀφ(x),), in ``acc_dtype``.
+
+    Differentiable in the rows and ω (the tangent skips what is not differentiated, see
+    :func:`_local_sums`).
 
     Args:
       images: ``[n, d_x]``; texts: ``[n, d_t]`` or None; omega: ``[d, D]`` (RFF) or None.
@@ -78,14 +149,7 @@ def sums(images, texts, omega, fmap, *, feature_dtype, acc_dtype, backend: str, 
     arrays = (images,) if texts is None else (texts, images)
     sharded = row_axes(mesh, *arrays)
     width = sum(fmap.dim(a.shape[1]) for a in arrays)
-    opts = dict(fmap=fmap, feature_dtype=jnp.dtype(feature_dtype), acc_dtype=jnp.dtype(acc_dtype), backend=backend)
-
-    def local(om, *rows):
-        blk = _block(rows[0].shape[0], width, fmap, backend, acc_dtype, block_size)
-        if len(rows) == 2:
-            return joint_sums(rows[0], rows[1], om, block=blk, **opts)
-        return (single_sums(rows[0], om, block=blk, **opts),)
-
+    local = _local_sums(fmap, jnp.dtype(feature_dtype), jnp.dtype(acc_dtype), backend, width, block_size)
     if sharded is None:
         return local(omega, *arrays)
     sm, axes = sharded

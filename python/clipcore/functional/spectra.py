@@ -30,6 +30,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from jax.custom_derivatives import SymbolicZero
+
+from .._ffi import eigvalsh, eigvalsh_tangent
 from ..covariance import Covariances
 from ..entropy import DEFAULT_CLAMP, matrix_entropy, renyi_entropy
 from ..schur import EPSILON, SchurSpectra, desc_eigvalsh, pad
@@ -37,7 +40,33 @@ from .schur_rules import dual_blocks, schur_matrices
 from .setup import check_clamp, default_rtol, ridge_mode
 from .types import SCEScores, VendiScores
 
-__all__ = ["schur_spectra_primal", "schur_spectra_dual", "sce_scores", "vendi_scores", "sce_from_covariances",
+def _three(a, b, c):
+    e = eigvalsh(jnp.stack([a, b, c]))
+    return e[0], e[1], e[2]
+
+
+_three_eigvalsh = jax.custom_jvp(_three)
+
+
+def _three_jvp(primals, tangents):
+    # each spectrum's tangent on its own (eigenvectors only for those differentiated), so a loss that uses
+    # one spectrum (log SCE) pays one eigendecomposition in its gradient: the others' are dead code
+    out = _three_eigvalsh(*primals)
+    return out, tuple(jnp.zeros_like(e) if isinstance(t, SymbolicZero) else eigvalsh_tangent(m, t)
+                      for m, t, e in zip(primals, tangents, out))
+
+
+_three_eigvalsh.defjvp(_three_jvp, symbolic_zeros=True)
+
+
+def three_spectra(a: jax.Array, b: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Descending eigenvalues, clipped at 0, of three symmetric ``[k, k]`` matrices: one batched solve
+    (:func:`clipcore.schur.desc_eigvalsh` of their stack, same numbers), the tangents separately."""
+    sym = [0.5 * (m + m.T) for m in (a, b, c)]
+    return tuple(jnp.maximum(e[::-1], 0.0) for e in _three_eigvalsh(*sym))
+
+
+__all__ = ["three_spectra", "schur_spectra_primal", "schur_spectra_dual", "sce_scores", "vendi_scores", "sce_from_covariances",
            "sce_from_grams", "vendi_from_covariance"]
 
 
@@ -54,7 +83,7 @@ def schur_spectra_primal(c_tt, c_tx, c_xx, rtol, eps=EPSILON, ridge=0.0, *, mode
       :class:`clipcore.schur.SchurSpectra` (``[D_X]`` each, and the kept rank).
     """
     r, s, rank = schur_matrices(c_tt, c_tx, c_xx, rtol, eps, ridge, mode)
-    text, comp, image = desc_eigvalsh(jnp.stack([r, s, c_xx]))
+    text, comp, image = three_spectra(r, s, c_xx)
     return SchurSpectra(text, comp, image, rank)
 
 
@@ -68,7 +97,7 @@ def schur_spectra_dual(k_t, k_x, rtol, eps=EPSILON, ridge=0.0, *, mode="pinv", p
         same entries as the primal), or None to keep n.
     """
     b_r, b_s, rank = dual_blocks(k_t, k_x, rtol, eps, ridge, mode)
-    text, comp, image = desc_eigvalsh(jnp.stack([b_r, b_s, k_x]))
+    text, comp, image = three_spectra(b_r, b_s, k_x)
     return SchurSpectra(pad(text, pad_to), pad(comp, pad_to), pad(image, pad_to), rank)
 
 
