@@ -611,3 +611,37 @@ def test_compile_counter_sees_compilations():
     with count_compiles() as events:
         jax.jit(lambda a: a * 3.0 + 1.0)(jax.numpy.ones((7, 3)))
     assert len(events) >= 1
+
+
+def test_folders_of_other_tools_score_with_their_pairing_recorded(tmp_path):
+    """A clip-retrieval folder (shards paired by number) scores like the same rows in memory; with a
+    missing text shard it stops naming it, or with skip_incomplete=True scores the complete pairs and
+    records what it skipped in result.pairing (and its JSON)."""
+    import json
+    import os
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((300, 8)).astype(np.float32)
+    t = (x + rng.standard_normal((300, 8))).astype(np.float32)
+    clipcore.write_shards(tmp_path / "cr", x, t, layout="clip-retrieval", shard_rows=100)
+    r = clipcore.sce(str(tmp_path / "cr"))
+    assert r.sce == pytest.approx(clipcore.sce(x, t).sce, rel=1e-12)
+    assert r.pairing["complete"] and r.pairing["shards"] == 3
+    assert clipcore.sce(x, t).pairing is None
+    os.remove(tmp_path / "cr" / "manifest.json")
+    os.remove(tmp_path / "cr" / "text_emb" / "text_emb_1.npy")
+    with pytest.raises(ValueError, match="text_emb_1.npy missing"):
+        clipcore.sce(str(tmp_path / "cr"))
+    r = clipcore.sce(str(tmp_path / "cr"), skip_incomplete=True)
+    keep = np.r_[0:100, 200:300]
+    assert r.sce == pytest.approx(clipcore.sce(x[keep], t[keep]).sce, rel=1e-12)
+    assert r.pairing["complete"] is False and r.pairing["skipped_rows"] == 100
+    assert json.loads(json.dumps(r.summary()))["pairing"]["skipped_rows"] == 100
+
+
+@pytest.mark.parametrize("kw,name", [(dict(images_key="img"), "images_key"), (dict(texts_key=3), "texts_key"),
+                                     (dict(skip_incomplete="yes"), "skip_incomplete")])
+def test_file_options_are_validated_for_arrays_too(kw, name):
+    x = np.random.default_rng(1).standard_normal((30, 4))
+    with pytest.raises(ValueError, match=f"^{name}:"):
+        clipcore.sce(x, x + 1.0, **kw)

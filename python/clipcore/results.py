@@ -194,6 +194,7 @@ class SCEResult(NamedTuple):
     seed: int | None
     omega: np.ndarray | None
     nystrom: "NystromInfo | None" = None
+    pairing: dict | None = None
 
     def __repr__(self) -> str:
         """The scores and how they were computed, on one line (the eigenvalues and ω are fields)."""
@@ -235,6 +236,7 @@ class VendiResult(NamedTuple):
     backend: str
     seed: int | None
     nystrom: "NystromInfo | None" = None
+    pairing: dict | None = None
 
     def __float__(self) -> float:
         return float(self.score)
@@ -252,7 +254,7 @@ class VendiResult(NamedTuple):
         return out
 
 
-def sce_result(run: SCERun, setup: KernelSetup, numerics, execution, nys) -> SCEResult:
+def sce_result(run: SCERun, setup: KernelSetup, numerics, execution, nys, pairing: dict | None = None) -> SCEResult:
     """The typed :class:`SCEResult` of a run (SPEC.md's provenance)."""
     info = None
     if run.nystrom is not None:
@@ -268,11 +270,12 @@ def sce_result(run: SCERun, setup: KernelSetup, numerics, execution, nys) -> SCE
         rff_features=None if run.nystrom is not None else setup.rff_frequencies, rtol=run.rtol,
         ridge=numerics.ridge, clamp=numerics.clamp, dtype=numerics.precision.name, backend=execution.backend,
         seed=run.seed, omega=None if setup.omega is None or run.nystrom is not None else np.asarray(setup.omega),
-        nystrom=info,
+        nystrom=info, pairing=pairing,
     )
 
 
-def vendi_result(run: VendiRun, order: float, setup: KernelSetup, numerics, execution, nys) -> VendiResult:
+def vendi_result(run: VendiRun, order: float, setup: KernelSetup, numerics, execution, nys,
+                 pairing: dict | None = None) -> VendiResult:
     """The typed :class:`VendiResult` of a run."""
     info = None
     if run.nystrom is not None:
@@ -281,15 +284,16 @@ def vendi_result(run: VendiRun, order: float, setup: KernelSetup, numerics, exec
         score=float(np.exp(run.log_score)), log_score=run.log_score, order=order, eigenvalues=run.eigenvalues,
         kernel=setup.kernel, sigma=setup.sigma, method=run.method, n=run.n, num_features=run.num_features,
         rff_features=None if run.nystrom is not None else setup.rff_frequencies, clamp=numerics.clamp,
-        dtype=numerics.precision.name, backend=execution.backend, seed=run.seed, nystrom=info,
+        dtype=numerics.precision.name, backend=execution.backend, seed=run.seed, nystrom=info, pairing=pairing,
     )
 
 
-def frobenius_result(f: float, n: int, setup: KernelSetup, numerics, execution) -> VendiResult:
+def frobenius_result(f: float, n: int, setup: KernelSetup, numerics, execution,
+                     pairing: dict | None = None) -> VendiResult:
     """The exact RKE n² / ‖K‖_F² as a :class:`VendiResult` (no eigenvalues; the clamp is not applied)."""
     log_score = float(np.log(n) * 2 - np.log(f))
     return VendiResult(
         score=float(np.exp(log_score)), log_score=log_score, order=2.0, eigenvalues=np.zeros(0),
         kernel="gaussian", sigma=setup.sigma, method="frobenius/exact", n=n, num_features=n, rff_features=None,
-        clamp=None, dtype=numerics.precision.name, backend=execution.backend, seed=None,
+        clamp=None, dtype=numerics.precision.name, backend=execution.backend, seed=None, pairing=pairing,
     )

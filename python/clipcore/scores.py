@@ -22,7 +22,8 @@ from . import sharding as SH
 from ._options import (DEFAULT_ESTIMATE, DEFAULT_RESIDUAL_SAMPLE, METHODS, resolve_execution, resolve_numerics,
                        resolve_nystrom)
 from ._pipeline.frobenius_run import frobenius_sq
-from ._pipeline.inputs import paired_inputs, resolve_kernel, resolve_kernel_options, single_inputs
+from ._pipeline.inputs import (paired_inputs, resolve_kernel, resolve_kernel_options, resolve_source_options,
+                               single_inputs)
 from ._pipeline.plan import DEFAULT_LANDMARKS, EXACT_ROWS, FROBENIUS_ROWS, plan_call
 from ._pipeline.run import feature_dim, run_sce, run_vendi
 from .entropy import DEFAULT_CLAMP
@@ -68,6 +69,9 @@ def sce(
     estimate: str = DEFAULT_ESTIMATE,
     residual_sample: int = DEFAULT_RESIDUAL_SAMPLE,
     mesh: Any = None,
+    images_key: str | None = None,
+    texts_key: str | None = None,
+    skip_incomplete: bool = False,
 ) -> SCEResult:
     """Schur Complement Entropy of images given their prompts.
 
@@ -133,6 +137,11 @@ def sce(
         (:mod:`clipcore.sharding`); same result to float rounding. Streamed
         inputs shard each block. Across processes: :mod:`clipcore.distributed`.
 
+      images_key, texts_key: the array inside ``.npz`` shards (DataComp: ``"l14_img"``) or the Parquet
+        column of the embeddings, for folders holding several (:func:`clipcore.sources.paired_source`).
+      skip_incomplete: for shards paired by number, score the complete pairs only (recorded in
+        ``result.pairing``) instead of stopping with one error naming every missing or mismatched shard.
+
     Returns:
       :class:`SCEResult`.
 
@@ -149,10 +158,11 @@ def sce(
                           residual_sample=residual_sample)
     execution = resolve_execution(backend=backend, block_size=block_size, progress=progress,
                                   mesh=SH.resolve_mesh(mesh))
+    files = resolve_source_options(images_key=images_key, texts_key=texts_key, skip_incomplete=skip_incomplete)
     V.check_choice(method, "method", METHODS)
     with numerics.precision.context():
         inputs = paired_inputs(images, texts, nonzero=kopts.kernel == "cosine" or numerics.normalize,
-                               same_dim=kopts.kernel == "gaussian")
+                               same_dim=kopts.kernel == "gaussian", files=files)
         setup = resolve_kernel(kopts, normalize=numerics.normalize, convention=numerics.convention,
                                sample=inputs.sample, dim=inputs.d_images)
         dims = (feature_dim(setup, inputs.d_texts, inputs.n), feature_dim(setup, inputs.d_images, inputs.n))
@@ -161,7 +171,7 @@ def sce(
                          mesh=execution.mesh is not None, convention=numerics.convention)
         run = run_sce(plan, inputs, setup, numerics, nys, execution, kopts.seed)
     warn_degenerate(run.rank_kept, run.n, stacklevel=2)
-    return sce_result(run, setup, numerics, execution, nys)
+    return sce_result(run, setup, numerics, execution, nys, inputs.pairing)
 
 
 def vendi(
@@ -185,6 +195,8 @@ def vendi(
     estimate: str = DEFAULT_ESTIMATE,
     residual_sample: int = DEFAULT_RESIDUAL_SAMPLE,
     mesh: Any = None,
+    images_key: str | None = None,
+    skip_incomplete: bool = False,
 ) -> VendiResult:
     """Vendi score of order α: exp of the Rényi entropy of eig(K / n).
 
@@ -211,6 +223,8 @@ def vendi(
         Gaussian kernel at large n, as in :func:`sce` (landmarks drawn from x).
       mesh: shard the rows over a device mesh (primal paths), as in :func:`sce`.
 
+      images_key, skip_incomplete: as in :func:`sce` (the set's column in shards).
+
     Returns:
       :class:`VendiResult` (``float(result)`` is the score).
     """
@@ -221,9 +235,10 @@ def vendi(
                           residual_sample=residual_sample)
     execution = resolve_execution(backend=backend, block_size=block_size, progress=progress,
                                   mesh=SH.resolve_mesh(mesh))
+    files = resolve_source_options(images_key=images_key, skip_incomplete=skip_incomplete)
     V.check_choice(method, "method", METHODS)
     with numerics.precision.context():
-        inputs = single_inputs(x, nonzero=kopts.kernel == "cosine" or numerics.normalize)
+        inputs = single_inputs(x, nonzero=kopts.kernel == "cosine" or numerics.normalize, files=files)
         setup = resolve_kernel(kopts, normalize=numerics.normalize, convention="paper", sample=inputs.sample,
                                dim=inputs.d_images)
         plan = plan_call(score="vendi", kernel=setup.kind, n=inputs.n,
@@ -232,9 +247,9 @@ def vendi(
                          mesh=execution.mesh is not None)
         if plan.path == "frobenius":
             f, n = frobenius_sq(inputs, setup.sigma, numerics.precision, execution, numerics.normalize)
-            return frobenius_result(f, n, setup, numerics, execution)
+            return frobenius_result(f, n, setup, numerics, execution, inputs.pairing)
         run = run_vendi(plan, inputs, setup, numerics, nys, execution, kopts.seed, order)
-    return vendi_result(run, order, setup, numerics, execution, nys)
+    return vendi_result(run, order, setup, numerics, execution, nys, inputs.pairing)
 
 
 def rke(
@@ -258,6 +273,8 @@ def rke(
     estimate: str = DEFAULT_ESTIMATE,
     residual_sample: int = DEFAULT_RESIDUAL_SAMPLE,
     mesh: Any = None,
+    images_key: str | None = None,
+    skip_incomplete: bool = False,
 ) -> VendiResult:
     """RKE (Rényi Kernel Entropy) score: :func:`vendi` of order 2.
 
@@ -271,4 +288,5 @@ def rke(
     return vendi(x, kernel=kernel, sigma=sigma, order=2.0, rff_features=rff_features, omega=omega, key=key,
                  clamp=clamp, normalize=normalize, method=method, dtype=dtype, block_size=block_size,
                  backend=backend, progress=progress, landmarks=landmarks, landmark_method=landmark_method,
-                 estimate=estimate, residual_sample=residual_sample, mesh=mesh)
+                 estimate=estimate, residual_sample=residual_sample, mesh=mesh, images_key=images_key,
+                 skip_incomplete=skip_incomplete)

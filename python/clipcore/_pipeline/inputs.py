@@ -20,7 +20,7 @@ from .._options import KERNELS, Seed, resolve_key
 from ..kernels import FeatureMap, draw_omega, median_sigma
 from ..sources import PairedSource, check_block, paired_source
 
-__all__ = ["IN_MEMORY_ROWS", "Inputs", "sigma_sample", "paired_inputs", "single_inputs", "reduce_sums", "KernelOptions",
+__all__ = ["IN_MEMORY_ROWS", "Inputs", "sigma_sample", "SourceOptions", "resolve_source_options", "paired_inputs", "single_inputs", "reduce_sums", "KernelOptions",
            "resolve_kernel_options", "KernelSetup", "resolve_kernel", "to_user"]
 
 #: Files and host arrays with at most this many rows are in-memory inputs; larger ones stream.
@@ -37,6 +37,8 @@ class Inputs(NamedTuple):
       n: rows (None for an iterator until it is read).
       d_images, d_texts: dimensions (d_texts None for one set).
       sample: rows for the σ heuristic, or a callable that reads them (only when σ is needed).
+      pairing: how shards paired by number were matched (:class:`clipcore.sources.PairingReport` as a
+        dict), or None.
     """
 
     src: PairedSource | None
@@ -46,6 +48,7 @@ class Inputs(NamedTuple):
     d_images: int
     d_texts: int | None
     sample: Any
+    pairing: dict | None = None
 
     @property
     def streamed(self) -> bool:
@@ -126,12 +129,35 @@ def _streamed_dims(src: PairedSource) -> tuple[int, int | None]:
     return first[0].shape[1], None if first[1] is None else first[1].shape[1]
 
 
-def paired_inputs(images: Any, texts: Any, *, nonzero: bool, same_dim: bool) -> Inputs:
+class SourceOptions(NamedTuple):
+    """How files are read: the array / column names and whether incomplete shard pairs are skipped."""
+
+    images_key: str | None = None
+    texts_key: str | None = None
+    skip_incomplete: bool = False
+
+
+def resolve_source_options(*, images_key: Any = None, texts_key: Any = None,
+                           skip_incomplete: Any = False) -> SourceOptions:
+    for name, key in (("images_key", images_key), ("texts_key", texts_key)):
+        if key is not None and not isinstance(key, str):
+            raise ValueError(f"{name}: expected the name of an array or column (a str), got {key!r}")
+    return SourceOptions(images_key, texts_key, V.check_flag(skip_incomplete, "skip_incomplete"))
+
+
+def _pairing(src) -> dict | None:
+    report = getattr(src, "pairing", None)
+    return None if report is None else report.to_dict()
+
+
+def paired_inputs(images: Any, texts: Any, *, nonzero: bool, same_dim: bool,
+                  files: SourceOptions = SourceOptions()) -> Inputs:
     """Classify and check paired images / texts (row i of each belong together).
 
     Args:
       nonzero: refuse zero rows (the cosine kernel, or normalised rows).
       same_dim: texts and images must share d (one Gaussian feature map).
+      files: array / column names inside shards and the incomplete-pairs rule (file inputs).
     """
     V.refuse_tracer(images, "images")
     V.refuse_tracer(texts, "texts")
@@ -139,10 +165,13 @@ def paired_inputs(images: Any, texts: Any, *, nonzero: bool, same_dim: bool) -> 
         if texts is None:
             raise ValueError("texts: missing; pass the prompts' embeddings [n, d]")
         if not _large_host(images, texts):
+            _no_file_options(files)
             return _memory_pair(images, texts, nonzero, same_dim)
-    src = paired_source(images, texts)
+    src = paired_source(images, texts, images_key=files.images_key, texts_key=files.texts_key,
+                        skip_incomplete=files.skip_incomplete)
     if src.texts is not None and _small(src):
-        return _memory_pair(_read_whole(src.images, nonzero), _read_whole(src.texts, nonzero), nonzero, same_dim)
+        whole = _memory_pair(_read_whole(src.images, nonzero), _read_whole(src.texts, nonzero), nonzero, same_dim)
+        return whole._replace(pairing=_pairing(src))
     if src.iterator is None and src.texts is None:
         raise ValueError("texts: missing; pass the prompts' embeddings (or a clipcore shard directory)")
     d_img, d_txt = _streamed_dims(src)
@@ -150,7 +179,14 @@ def paired_inputs(images: Any, texts: Any, *, nonzero: bool, same_dim: bool) -> 
         raise ValueError(f"texts: dimension {d_txt} differs from images' {d_img}; {V.GAUSSIAN_SAME_DIM}")
     if d_txt is not None:
         V.warn_dimension_mismatch(d_img, d_txt, stacklevel=3)
-    return Inputs(src, None, None, src.n, d_img, d_txt, sigma_sample(src))
+    return Inputs(src, None, None, src.n, d_img, d_txt, sigma_sample(src), _pairing(src))
+
+
+def _no_file_options(files: SourceOptions) -> None:
+    for name in ("images_key", "texts_key"):
+        if getattr(files, name) is not None:
+            raise ValueError(f"{name}: names an array inside .npz shards or a Parquet column; the inputs here are "
+                             "arrays in memory")
 
 
 def _memory_pair(images, texts, nonzero: bool, same_dim: bool) -> Inputs:
@@ -161,21 +197,25 @@ def _memory_pair(images, texts, nonzero: bool, same_dim: bool) -> Inputs:
     return Inputs(None, images, texts, images.shape[0], images.shape[1], texts.shape[1], images)
 
 
-def single_inputs(x: Any, *, nonzero: bool) -> Inputs:
+def single_inputs(x: Any, *, nonzero: bool, files: SourceOptions = SourceOptions()) -> Inputs:
     """Classify and check one set (vendi, rke): files, large host arrays and iterators of ``[b, d]``
-    blocks stream."""
+    blocks stream (``files.images_key``: the array / column of the set in shards)."""
     V.refuse_tracer(x, "x")
+    if files.texts_key is not None:
+        raise ValueError("texts_key: one set (vendi / rke) reads one column; use images_key")
     if isinstance(x, PairedSource):
         src = x
     elif _is_streamed(x) or _large_host(x):
-        src = paired_source(x, None, single=True, name="x")
+        src = paired_source(x, None, single=True, name="x", images_key=files.images_key,
+                            skip_incomplete=files.skip_incomplete)
     else:
+        _no_file_options(files)
         x = V.as_embeddings(x, "x", nonzero_rows=nonzero)
         return Inputs(None, x, None, x.shape[0], x.shape[1], None, x)
     if _small(src):
         x = V.as_embeddings(_read_whole(src.images, nonzero), "x", nonzero_rows=nonzero)
-        return Inputs(None, x, None, x.shape[0], x.shape[1], None, x)
-    return Inputs(src, None, None, src.n, _streamed_dims(src)[0], None, sigma_sample(src))
+        return Inputs(None, x, None, x.shape[0], x.shape[1], None, x, _pairing(src))
+    return Inputs(src, None, None, src.n, _streamed_dims(src)[0], None, sigma_sample(src), _pairing(src))
 
 
 # ------------------------------------------------------------------ the kernel
