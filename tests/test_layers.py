@@ -12,8 +12,8 @@ Layers, lowest first (an import may point down, or sideways within a layer when 
 4. data:         sources/, io, datasets
 5. math:         covariance, schur, entropy, landmarks, nystrom, frobenius, nystrom_spectra, _blocks, metrics
 6. sharding
-7. _pipeline/
-8. functional
+7. functional     (the transformable scores; the host pipeline's in-memory math is this layer's, issue 17)
+8. _pipeline/
 9. models/, encoder/
 10. host API:    scores, results, comparison, conditional, editing, modes, tables, retrieval, embed, distributed,
                  models/*_eval
@@ -41,8 +41,8 @@ LAYERS: list[tuple[int, str]] = [  # (layer, regex over the dotted module name w
     (4, r"(sources(\..*)?|io|datasets)"),
     (5, r"(covariance|schur|entropy|landmarks|nystrom|frobenius|nystrom_spectra|_blocks|metrics)"),
     (6, r"sharding"),
-    (7, r"_pipeline(\..*)?"),
-    (8, r"functional(\..*)?"),
+    (7, r"functional(\..*)?"),
+    (8, r"_pipeline(\..*)?"),
     (10, r"models\.\w+_eval"),
     (9, r"(models|encoder)(\..*)?"),
     (10, r"(scores|results|editing|modes|tables|retrieval|embed|distributed|comparison|conditional)"),
