@@ -49,7 +49,7 @@ from .schur import desc_eigvalsh
 
 __all__ = [
     "PRODUCT_KERNELS", "scaled_concat", "tensor_features", "ProductFeatureMap", "draw_product_features",
-    "product_random_features", "marginal_gram", "hadamard_gram", "truncate_top_k", "spectrum_entropy",
+    "product_random_features", "marginal_gram", "hadamard_gram", "drop_rounding", "truncate_top_k", "spectrum_entropy",
     "truncated_spectrum", "spectrum_entropy_host", "ConditionalEntropies", "combine", "conditional_entropies",
     "dual_spectra", "dual_purities", "hadamard_sq_frobenius", "hadamard_sq_frobenius_panels",
     "entropy_from_sq_frobenius",
@@ -142,6 +142,19 @@ def hadamard_gram(x: jax.Array, t: jax.Array, *, kernel: str, sigma_x=None, sigm
 
 
 # ------------------------------------------------------------------ spectra → entropies
+def drop_rounding(eigs):
+    """Eigenvalues at the rounding level of their decomposition, λ ≤ k·eps·λ_max (k of them), set to 0.
+
+    They decide nothing at α ≥ 1 (λ log λ ≈ 1e-15), but at α < 1 each adds λ^α (√1e-17 ≈ 3e-9 at
+    α = ½), so a rank-d spectrum computed as n×n would gain the noise of its n − d zeros (NumPy in,
+    NumPy out; else jnp)."""
+    xp = _xp(eigs)
+    if eigs.shape[0] == 0:
+        return eigs
+    tol = eigs.shape[0] * float(np.finfo(eigs.dtype).eps) * xp.max(eigs)
+    return xp.where(eigs > tol, eigs, xp.zeros((), eigs.dtype))
+
+
 def truncate_top_k(eigs: jax.Array, top_k: int | None) -> jax.Array:
     """The k largest of descending eigenvalues, each raised by (1 − their sum)/k (the authors'
     ``truncated-vendi``); eigenvalues beyond the array count as 0 (k may exceed its length)."""
@@ -156,8 +169,9 @@ def truncate_top_k(eigs: jax.Array, top_k: int | None) -> jax.Array:
 def spectrum_entropy(eigs: jax.Array, order: float, *, top_k: int | None = None,
                      clamp: float | None = None) -> jax.Array:
     """H_α of descending eigenvalues of a trace-one ρ, after ``top_k`` truncation (jit-able; order,
-    top_k and clamp static). ``clamp=None``: eigenvalues ≤ 0 dropped (the authors' p > 0)."""
-    return renyi_entropy(truncate_top_k(eigs, top_k), order, clamp)
+    top_k and clamp static). ``clamp=None``: eigenvalues ≤ 0 dropped (the authors' p > 0), and those at
+    the rounding level of the decomposition too (:func:`drop_rounding`)."""
+    return renyi_entropy(truncate_top_k(drop_rounding(eigs), top_k), order, clamp)
 
 
 def truncated_spectrum(sp: Spectrum, top_k: int, n: int) -> np.ndarray:
@@ -175,7 +189,9 @@ def truncated_spectrum(sp: Spectrum, top_k: int, n: int) -> np.ndarray:
 
 def spectrum_entropy_host(sp: Spectrum, order: float, *, top_k: int | None, n: int,
                           clamp: float | None = None) -> float:
-    """H_α of a :class:`clipcore.entropy.Spectrum` (float64 NumPy), after ``top_k`` truncation."""
+    """H_α of a :class:`clipcore.entropy.Spectrum` (float64 NumPy), after ``top_k`` truncation (explicit
+    eigenvalues at rounding level dropped first, :func:`drop_rounding`)."""
+    sp = Spectrum(drop_rounding(np.asarray(sp.explicit, np.float64)), sp.count, sp.value)
     if top_k is not None:
         sp = Spectrum(truncated_spectrum(sp, top_k, n))
     return renyi_entropy_tail(sp, order, clamp)

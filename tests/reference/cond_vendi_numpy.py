@@ -53,9 +53,9 @@ def truncate(p: np.ndarray, k: int | None) -> np.ndarray:
     return top + (1.0 - top.sum()) / len(top)
 
 
-def renyi(p: np.ndarray, order) -> float:
-    """Rényi entropy of order α (natural log) of eigenvalues p, over p > 0."""
-    pos = p[p > 0]
+def renyi(p: np.ndarray, order, cutoff: float = 0.0) -> float:
+    """Rényi entropy of order α (natural log) of eigenvalues p, over p > cutoff (the authors: 0)."""
+    pos = p[p > cutoff]
     if order == 1:
         return float(-np.sum(pos * np.log(pos)))
     if order == "inf" or order == np.inf:
@@ -63,17 +63,21 @@ def renyi(p: np.ndarray, order) -> float:
     return float(np.log(np.sum(pos ** order)) / (1.0 - order))
 
 
-def _entropy(rho: np.ndarray, order, top_k) -> float:
+def _entropy(rho: np.ndarray, order, top_k, rank_cutoff: bool) -> float:
     if order == 2 and top_k is None:
         return float(-np.log(np.sum(rho * rho)))  # −log ‖ρ‖_F², no eigendecomposition
     p = np.linalg.eigvalsh(rho)
+    if rank_cutoff:  # eigenvalues at rounding level are 0 (numerical rank)
+        p = np.where(p > len(p) * np.finfo(np.float64).eps * p.max(), p, 0.0)
     return renyi(truncate(p, top_k), order)
 
 
-def entropies(x, t, *, kernel="gaussian", sigma_x=None, sigma_t=None, order=1, top_k=None) -> dict:
-    """H(X), H(T), H(X,T), H(X|T), I(X;T) and the two scores, the reference's keys."""
+def entropies(x, t, *, kernel="gaussian", sigma_x=None, sigma_t=None, order=1, top_k=None,
+              rank_cutoff=False) -> dict:
+    """H(X), H(T), H(X,T), H(X|T), I(X;T) and the two scores, the reference's keys. ``rank_cutoff``:
+    eigenvalues ≤ n·eps·max count as 0 (they matter only at α < 1, where rounding noise adds λ^α)."""
     rx, rt, rxt = density_matrices(x, t, kernel, sigma_x, sigma_t)
-    hx, ht, hxt = (_entropy(r, order, top_k) for r in (rx, rt, rxt))
+    hx, ht, hxt = (_entropy(r, order, top_k, rank_cutoff) for r in (rx, rt, rxt))
     return {"H_X": hx, "H_T": ht, "H_XT": hxt, "H_X_given_T": hxt - ht, "I_X_T": hx + ht - hxt,
             "cond_vendi": float(np.exp(hxt - ht)), "info_vendi": float(np.exp(hx + ht - hxt))}
 

@@ -115,7 +115,8 @@ def _cosine_path(n, d_joint, in_memory, order, top_k, method, rff_features, mesh
         return "product-features"
     if exact2 and method == "auto" and not mesh and d_joint > TENSOR_FEATURES_MAX and in_memory and n > FROBENIUS_ROWS:
         return "frobenius"
-    if d_joint <= TENSOR_FEATURES_MAX and (d_joint <= n or not in_memory or method == "primal" or mesh):
+    if method != "dual" and d_joint <= TENSOR_FEATURES_MAX and (d_joint <= n or not in_memory or method == "primal"
+                                                                or mesh):
         return "tensor"
     if method == "dual" or (method == "auto" and in_memory and not mesh and n <= EXACT_ROWS):
         if mesh:
