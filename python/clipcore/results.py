@@ -12,12 +12,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._pipeline.errors import ApproximationWarning, SCEError
 from ._pipeline.inputs import KernelSetup
 from ._pipeline.nystrom_run import Entropies, LowCaptureWarning, NystromRun
 from ._pipeline.run import SCERun, VendiRun
 
 __all__ = ["SCEResult", "VendiResult", "NystromInfo", "SCEEstimate", "VendiEstimate", "DegenerateWarning",
-           "LowCaptureWarning", "nystrom_info", "warn_degenerate", "sce_result", "vendi_result", "frobenius_result"]
+           "LowCaptureWarning", "ApproximationWarning", "SCEError", "nystrom_info", "warn_degenerate", "sce_result", "vendi_result", "frobenius_result"]
 
 
 class DegenerateWarning(UserWarning):
@@ -164,6 +165,10 @@ class SCEResult(NamedTuple):
         :class:`NystromInfo` (landmarks, rank, captured trace, the estimate
         used and every named estimate's scores); else None. The eigenvalue
         fields hold the r Nyström eigenvalues as measured.
+      pairing: how shards paired by number were matched (a dict), or None.
+      error: for approximate kernels (random Fourier features, Nyström) the ± of each score as an
+        :class:`SCEError` (:mod:`clipcore._pipeline.errors`: how it is estimated and how often it brackets
+        the exact value); None for exact kernels.
     """
 
     sce: float
@@ -195,18 +200,22 @@ class SCEResult(NamedTuple):
     omega: np.ndarray | None
     nystrom: "NystromInfo | None" = None
     pairing: dict | None = None
+    error: SCEError | None = None
 
     def __repr__(self) -> str:
         """The scores and how they were computed, on one line (the eigenvalues and ω are fields)."""
         sigma = "" if self.sigma is None else f", sigma={self.sigma:.4g}"
-        return (f"SCEResult(sce={self.sce:.6g}, text_score={self.text_score:.6g}, image_score={self.image_score:.6g}, "
-                f"kernel={self.kernel!r}{sigma}, method={self.method!r}, n={self.n}, dtype={self.dtype!r})")
+        pm = ("", "", "") if self.error is None else tuple(f" ± {e:.3g}" for e in self.error)
+        return (f"SCEResult(sce={self.sce:.6g}{pm[0]}, text_score={self.text_score:.6g}{pm[1]}, "
+                f"image_score={self.image_score:.6g}{pm[2]}, kernel={self.kernel!r}{sigma}, method={self.method!r}, "
+                f"n={self.n}, dtype={self.dtype!r})")
 
     def summary(self) -> dict:
         """JSON-ready scores and provenance (eigenvalues and ω left out; the Nyström info as a dict)."""
         skip = {"complement_eigenvalues", "text_eigenvalues", "image_eigenvalues", "omega"}
         out = {k: v for k, v in self._asdict().items() if k not in skip}
         out["nystrom"] = None if self.nystrom is None else self.nystrom.as_dict()
+        out["error"] = None if self.error is None else self.error._asdict()
         return out
 
 
@@ -219,6 +228,8 @@ class VendiResult(NamedTuple):
       eigenvalues: ``[k]`` descending, clipped at 0 (empty for
         ``method="frobenius"``, which never forms them).
       nystrom: a :class:`NystromInfo` (provenance and every named estimate), or None.
+      pairing: how shards paired by number were matched, or None.
+      error: the ± of the score for approximate kernels (RFF, Nyström), else None.
     """
 
     score: float
@@ -237,6 +248,7 @@ class VendiResult(NamedTuple):
     seed: int | None
     nystrom: "NystromInfo | None" = None
     pairing: dict | None = None
+    error: float | None = None
 
     def __float__(self) -> float:
         return float(self.score)
@@ -244,7 +256,8 @@ class VendiResult(NamedTuple):
     def __repr__(self) -> str:
         """The score and how it was computed, on one line (the eigenvalues are a field)."""
         sigma = "" if self.sigma is None else f", sigma={self.sigma:.4g}"
-        return (f"VendiResult(score={self.score:.6g}, order={self.order:g}, kernel={self.kernel!r}{sigma}, "
+        pm = "" if self.error is None else f" ± {self.error:.3g}"
+        return (f"VendiResult(score={self.score:.6g}{pm}, order={self.order:g}, kernel={self.kernel!r}{sigma}, "
                 f"method={self.method!r}, n={self.n}, dtype={self.dtype!r})")
 
     def summary(self) -> dict:
@@ -254,7 +267,8 @@ class VendiResult(NamedTuple):
         return out
 
 
-def sce_result(run: SCERun, setup: KernelSetup, numerics, execution, nys, pairing: dict | None = None) -> SCEResult:
+def sce_result(run: SCERun, setup: KernelSetup, numerics, execution, nys, pairing: dict | None = None,
+               error: SCEError | None = None) -> SCEResult:
     """The typed :class:`SCEResult` of a run (SPEC.md's provenance)."""
     info = None
     if run.nystrom is not None:
@@ -270,12 +284,12 @@ def sce_result(run: SCERun, setup: KernelSetup, numerics, execution, nys, pairin
         rff_features=None if run.nystrom is not None else setup.rff_frequencies, rtol=run.rtol,
         ridge=numerics.ridge, clamp=numerics.clamp, dtype=numerics.precision.name, backend=execution.backend,
         seed=run.seed, omega=None if setup.omega is None or run.nystrom is not None else np.asarray(setup.omega),
-        nystrom=info, pairing=pairing,
+        nystrom=info, pairing=pairing, error=error,
     )
 
 
 def vendi_result(run: VendiRun, order: float, setup: KernelSetup, numerics, execution, nys,
-                 pairing: dict | None = None) -> VendiResult:
+                 pairing: dict | None = None, error: float | None = None) -> VendiResult:
     """The typed :class:`VendiResult` of a run."""
     info = None
     if run.nystrom is not None:
@@ -285,6 +299,7 @@ def vendi_result(run: VendiRun, order: float, setup: KernelSetup, numerics, exec
         kernel=setup.kernel, sigma=setup.sigma, method=run.method, n=run.n, num_features=run.num_features,
         rff_features=None if run.nystrom is not None else setup.rff_frequencies, clamp=numerics.clamp,
         dtype=numerics.precision.name, backend=execution.backend, seed=run.seed, nystrom=info, pairing=pairing,
+        error=error,
     )
 
 

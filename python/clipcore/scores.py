@@ -21,6 +21,7 @@ from . import _validate as V
 from . import sharding as SH
 from ._options import (DEFAULT_ESTIMATE, DEFAULT_RESIDUAL_SAMPLE, METHODS, resolve_execution, resolve_numerics,
                        resolve_nystrom)
+from ._pipeline.errors import sce_error, vendi_error, warn_if_large
 from ._pipeline.frobenius_run import frobenius_sq
 from ._pipeline.inputs import (paired_inputs, resolve_kernel, resolve_kernel_options, resolve_source_options,
                                single_inputs)
@@ -170,8 +171,11 @@ def sce(
                          in_memory=inputs.in_memory, method=method, landmarks=nys.requested,
                          mesh=execution.mesh is not None, convention=numerics.convention)
         run = run_sce(plan, inputs, setup, numerics, nys, execution, kopts.seed)
+        error = sce_error(run, setup, numerics, inputs, execution, nys.estimate)
     warn_degenerate(run.rank_kept, run.n, stacklevel=2)
-    return sce_result(run, setup, numerics, execution, nys, inputs.pairing)
+    result = sce_result(run, setup, numerics, execution, nys, inputs.pairing, error)
+    warn_if_large(error, (result.sce, result.text_score, result.image_score), "sce", stacklevel=2)
+    return result
 
 
 def vendi(
@@ -249,7 +253,10 @@ def vendi(
             f, n = frobenius_sq(inputs, setup.sigma, numerics.precision, execution, numerics.normalize)
             return frobenius_result(f, n, setup, numerics, execution, inputs.pairing)
         run = run_vendi(plan, inputs, setup, numerics, nys, execution, kopts.seed, order)
-    return vendi_result(run, order, setup, numerics, execution, nys, inputs.pairing)
+        error = vendi_error(run, setup, numerics, inputs, execution, nys.estimate, order)
+    result = vendi_result(run, order, setup, numerics, execution, nys, inputs.pairing, error)
+    warn_if_large(error, result.score, "vendi", stacklevel=2)
+    return result
 
 
 def rke(

@@ -7,7 +7,7 @@ Nyström passes show their own bars.
 from __future__ import annotations
 
 import contextlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,6 +40,7 @@ class SCERun(NamedTuple):
     seed: int | None
     nystrom: NystromRun | None = None
     estimates: dict[str, Entropies] | None = None
+    covariances: Any = None  # the primal covariances (primal and streamed paths), for the RFF error
 
 
 class VendiRun(NamedTuple):
@@ -53,6 +54,7 @@ class VendiRun(NamedTuple):
     seed: int | None
     nystrom: NystromRun | None = None
     estimates: dict[str, Entropies] | None = None
+    covariance: Any = None  # the primal covariance (primal and streamed paths), for the RFF error
 
 
 def feature_dim(setup: KernelSetup, d: int, n: int | None) -> int:
@@ -107,7 +109,7 @@ def run_sce(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execu
         rank = int(sc.rank)
     how = "dual" if plan.path == "dual" else "primal"
     return SCERun(comp, text, image, *logs, (float(comp.sum()), float(text.sum()), float(image.sum())), rank, n,
-                  f"{how}/{setup.kind}", d_x, rtol, setup.seed)
+                  f"{how}/{setup.kind}", d_x, rtol, setup.seed, covariances=None if how == "dual" else cov)
 
 
 def run_vendi(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execution, seed,
@@ -121,7 +123,7 @@ def run_vendi(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, exe
         return VendiRun(run.image, ests[nys.estimate].log_image, run.n, "primal/nystrom", run.nmap.rank,
                         run.seed, run, ests)
     n, prec, clamp = inputs.n, numerics.precision, numerics.clamp
-    d = feature_dim(setup, inputs.d_images, n)
+    d, c = feature_dim(setup, inputs.d_images, n), None
     with busy("vendi", execution.progress) if not inputs.streamed else contextlib.nullcontext():
         # eigenvalues and the Rényi entropy are clipcore.functional's (one implementation)
         if plan.path == "streamed":
@@ -139,4 +141,4 @@ def run_vendi(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, exe
         log_score = float(vs.log_score)
         host = _host(vs.eigenvalues)
     how = "dual" if plan.path == "dual" else "primal"
-    return VendiRun(host, log_score, n, f"{how}/{setup.kind}", d, setup.seed)
+    return VendiRun(host, log_score, n, f"{how}/{setup.kind}", d, setup.seed, covariance=c)
