@@ -55,7 +55,7 @@ def draw_prompt_weights(prompt_keys: list, draws: int, seed: int) -> list[np.nda
         if tag not in shared:
             p = len(keys)
             picks = rng.integers(0, p, size=(draws, p))
-            shared[tag] = np.stack([np.bincount(row, minlength=p) for row in picks]).astype(np.float64)
+            shared[tag] = np.array([np.bincount(row, minlength=p) for row in picks], np.float64).reshape(draws, p)
         out.append(shared[tag])
     return out
 

@@ -1,4 +1,4 @@
-"""The ``clipcore`` command: score, edit, demo, embed, table, modes, mds, cluster, iin.
+"""The ``clipcore`` command: score, edit, demo, compare, clipscore, embed, table, modes, mds, cluster, iin.
 
 Every command prints a readable table and can write JSON that carries the
 provenance of each number (SPEC.md, "Results carry their provenance").
@@ -6,7 +6,7 @@ Errors in the input are reported in one line (``clipcore: error: ...``) with
 exit status 2.
 
 One module per command group, each with ``add_commands(subparsers)``:
-:mod:`.score` (score, edit, demo), :mod:`.data` (embed, table, modes),
+:mod:`.score` (score, edit, demo), :mod:`.compare` (compare, clipscore), :mod:`.data` (embed, table, modes),
 :mod:`.mds`, :mod:`.cluster`, :mod:`.iin`; what they share is in
 :mod:`._common`. The command modules import Flax, transformers and
 scikit-learn only when their command runs, so ``clipcore score`` never pays
@@ -19,12 +19,12 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import cluster, data, iin, mds, score
+from . import cluster, compare, data, iin, mds, score
 
 __all__ = ["main", "build_parser"]
 
 #: The command groups, in the order ``clipcore --help`` lists them.
-_GROUPS = (score, data, mds, cluster, iin)
+_GROUPS = (score, compare, data, mds, cluster, iin)
 
 
 def build_parser() -> argparse.ArgumentParser:
