@@ -80,3 +80,19 @@ def test_clipscore_both_variants_and_per_prompt(folders, capsys):
     per = 2.5 * np.maximum(cos, 0).reshape(P, K).mean(1)
     assert sorted(data["per_prompt"]["score"]) == pytest.approx(sorted(per), rel=1e-6)
     assert data["per_prompt"]["prompts"] == P
+
+
+def test_score_prints_the_error_of_an_approximation(tmp_path, capsys):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((200, 6))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", x + rng.standard_normal((200, 6)))
+    assert main(["score", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"), "--kernel",
+                 "gaussian", "--rff-features", "64", "--json", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert f"± {data['scores']['error']['sce']:.3g}" in out and "SCE (Scendi" in out
+    assert main(["score", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"),
+                 "--json", str(tmp_path / "c.json")]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["scores"]["error"] is None
+    assert "±" not in capsys.readouterr().out

@@ -67,7 +67,7 @@ def score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tup
         "scores": {"sce": res.sce, "text_score": res.text_score, "image_score": res.image_score,
                    "log_sce": res.log_sce, "log_text_score": res.log_text_score,
                    "log_image_score": res.log_image_score,
-                   "vendi": vendis},
+                   "vendi": vendis, "error": None if res.error is None else res.error._asdict()},
         "result": summary,
         "eigenvalues": {
             "count": int(res.complement_eigenvalues.shape[0]),
@@ -84,15 +84,18 @@ def score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tup
 def _print_scores(payload: dict, out=None) -> None:
     out = sys.stdout if out is None else out
     s, r = payload["scores"], payload["result"]
+    err = s.get("error") or {}
+    pm = (lambda k: f"± {err[k]:.3g}" if k in err else None) if err else (lambda k: None)  # noqa: E731
     rows = [
-        ("SCE (prompt-independent diversity)", s["sce"], r["trace_complement"]),
-        ("text score (prompt-explained)", s["text_score"], r["trace_text"]),
-        ("image Vendi (order 1)", s["image_score"], r["trace_image"]),
+        ("SCE (Scendi; prompt-independent diversity)", s["sce"], pm("sce"), r["trace_complement"]),
+        ("text score (prompt-explained)", s["text_score"], pm("text_score"), r["trace_text"]),
+        ("image Vendi (order 1)", s["image_score"], pm("image_score"), r["trace_image"]),
     ]
     for a, v in s["vendi"].items():
         label = "RKE (Vendi order 2)" if float(a) == 2.0 else f"Vendi order {a}"
-        rows.append((label, v, None))
-    print(table(rows, ("score", "value", "trace")), file=out)
+        rows.append((label, v, None, None))
+    header = ("score", "value", "± (approximation)", "trace") if err else ("score", "value", "trace")
+    print(table(rows if err else [(a, b, d) for a, b, _, d in rows], header), file=out)
     sig = "-" if r["sigma"] is None else f"{r['sigma']:.6g}"
     print(
         f"\nkernel={r['kernel']} sigma={sig} method={r['method']} convention={r['convention']} "
