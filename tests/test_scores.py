@@ -277,6 +277,39 @@ def test_default_sigma_is_median_distance(ref_dir):
     assert res.sigma is not None and abs(res.sigma / med - 1) < 0.05
 
 
+@pytest.mark.parametrize("call", ["sce-exact", "sce-rff", "vendi", "rke", "sce-file"])
+def test_default_sigma_is_exactly_the_median_distance_without_sampling(ref_dir, tmp_path, call):
+    """n = 500 ≤ 2000: no sampling, so the default σ is THE median pairwise distance of the images (an odd
+    count of pairs, 124 750: no averaging of two middle values), to rounding; the root-mean-square distance
+    (what the 5 % test above lets pass) is 2.2 % away."""
+    from scipy.spatial.distance import pdist
+
+    x, t = F.images(ref_dir), F.texts(ref_dir)
+    d = pdist(x.astype(np.float64))
+    med, rms = float(np.median(d)), float(np.sqrt(np.mean(d ** 2)))
+    assert abs(rms / med - 1) > 0.01
+    if call == "sce-file":
+        np.save(tmp_path / "x.npy", x)
+        np.save(tmp_path / "t.npy", t)
+        sigma = quiet_sce(str(tmp_path / "x.npy"), str(tmp_path / "t.npy"), kernel="gaussian").sigma
+    elif call.startswith("sce"):
+        sigma = quiet_sce(x, t, kernel="gaussian", **({"rff_features": 64} if call == "sce-rff" else {})).sigma
+    else:
+        sigma = getattr(clipcore, call)(x, kernel="gaussian").sigma
+    assert sigma == pytest.approx(med, rel=1e-12)
+
+
+@pytest.mark.parametrize("sigma", [0.37, 4.2])
+def test_rff_frequencies_are_scaled_by_one_over_sigma(sigma):
+    """ω = N(0, 1)/σ (SPEC.md): at σ ≠ 1 the frequencies divide by σ (they would multiply by σ if the scaling
+    were inverted, which σ = 1 cannot tell apart); checked against the seed's own normal draw."""
+    x = np.random.default_rng(0).standard_normal((80, 5))
+    res = quiet_sce(x, x + 0.1, kernel="gaussian", sigma=sigma, rff_features=50, key=3)
+    want = np.asarray(jax.random.normal(jax.random.key(3), (5, 50), dtype=np.float32)) / np.float32(sigma)
+    np.testing.assert_allclose(res.omega, want, rtol=1e-6)
+    assert np.std(res.omega) == pytest.approx(1.0 / sigma, rel=0.15)
+
+
 # ---------------------------------------------------------------------------
 # primal vs dual
 # ---------------------------------------------------------------------------
