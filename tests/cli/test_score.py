@@ -171,3 +171,17 @@ def test_score_vendi_orders_are_float64(tmp_path):
     for order in (1.0, 2.0):
         want = clipcore.vendi(d.images, order=order).score
         assert abs(got[str(order)] - want) <= 1e-12 * want
+
+
+def test_demo_compares_both_generators_at_one_sigma(tmp_path):
+    from clipcore.datasets import synthetic_pairs
+    from clipcore.kernels import median_sigma
+
+    out = tmp_path / "demo.json"
+    assert main(["demo", "--quiet", "--n", "300", "--d", "8", "--rff-features", "20", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    pooled = np.concatenate([synthetic_pairs(n=300, d=8, num_prompts=10, seed=0, num_modes=k,
+                                             mode_strength=0.6).images for k in (8, 1)])
+    assert data["sigma"] == pytest.approx(median_sigma(pooled), rel=1e-12)
+    sigmas = {k: v["result"]["sigma"] for k, v in data["results"].items() if "gaussian" in k}
+    assert len(sigmas) == 2 and all(s == data["sigma"] for s in sigmas.values())

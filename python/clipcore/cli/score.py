@@ -233,25 +233,31 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..datasets import synthetic_pairs
+    from ..kernels import median_sigma
 
     rows, results = [], {}
     models = {
         "diverse (8 image modes)": dict(num_modes=8, mode_strength=0.6),
         "collapsed (1 image mode)": dict(num_modes=1, mode_strength=0.6),
     }
-    for label, extra in models.items():
-        data = synthetic_pairs(n=args.n, d=args.d, num_prompts=10, seed=args.seed, **extra)
-        for kernel, kw in (("cosine", {}), ("gaussian RFF", dict(kernel="gaussian", rff_features=args.rff_features,
-                                                                   key=args.seed))):
-            payload, _ = score_payload(data.images, data.texts, kw, [2.0], top=20)
+    data = {label: synthetic_pairs(n=args.n, d=args.d, num_prompts=10, seed=args.seed, **extra)
+            for label, extra in models.items()}
+    # one kernel for both generators: σ from their pooled images (each set's own median would rescale
+    # each generator's kernel differently and make the scores incomparable)
+    sigma = median_sigma(np.concatenate([d.images for d in data.values()]))
+    gauss = dict(kernel="gaussian", sigma=sigma, rff_features=args.rff_features, key=args.seed)
+    for label, d in data.items():
+        for kernel, kw in (("cosine", {}), ("gaussian RFF", gauss)):
+            payload, _ = score_payload(d.images, d.texts, kw, [2.0], top=20)
             results[f"{label} / {kernel}"] = payload
             s = payload["scores"]
             rows.append((label, kernel, s["sce"], s["text_score"], s["image_score"], s["vendi"]["2.0"]))
     if not args.quiet:
         print(f"clipcore demo: seeded synthetic pairs (n={args.n}, d={args.d}, seed={args.seed}); "
-              "two simulated generators for the same 10 prompts\n")
+              f"two simulated generators for the same 10 prompts, compared at one kernel (Gaussian σ = "
+              f"{sigma:.4g}, the median distance of their pooled images; one ω)\n")
         print(table(rows, ("generator", "kernel", "SCE", "text score", "Vendi", "RKE")))
-    payload = {"command": "demo", "n": args.n, "d": args.d, "seed": args.seed, "results": results,
+    payload = {"command": "demo", "n": args.n, "d": args.d, "seed": args.seed, "sigma": sigma, "results": results,
                "environment": environment()}
     write_json(args.json, payload)
     if not args.quiet:
