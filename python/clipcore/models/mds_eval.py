@@ -143,7 +143,8 @@ def run_mds(
     say = log or (lambda line: None)
     n, d = u.shape
     score_kw = dict(ks=tuple(ks), metric=metric, seed=seed, cross=mds_options.get("cross_modal_fraction", 0.5),
-                    matched=mds_options.get("matched_fraction", 0.25), size=metrics_size)
+                    matched=0.25 if mds_options.get("matched_fraction") is None else mds_options["matched_fraction"],
+                    size=metrics_size)
     hu = hv = test_idx = None
     if n_test > 0:
         perm = np.random.default_rng(seed).permutation(n)
@@ -218,6 +219,8 @@ def _fit_neural(method: str, k: int, run: _Run):
     low = (np.asarray(model.transform(run.u)), np.asarray(model.transform(run.v)))
     held = None if run.hu is None else (np.asarray(model.transform(run.hu)), np.asarray(model.transform(run.hv)))
     entry: dict = {"best_epoch": model.best_epoch, "initial_metrics": model.initial_metrics._asdict(),
+                   "initial_validation_top1": model.initial_validation_top1,
+                   "validation_pairs": model.validation_pairs, "matched_fraction": model.config.matched_fraction,
                    "history": [h._asdict() for h in model.history],
                    "seconds_per_epoch": float(np.median([h.seconds for h in model.history]))}
     if run.save_dir:

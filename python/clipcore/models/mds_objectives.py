@@ -9,11 +9,13 @@ docstring for the references: Kruskal 1964 for the stress, Terada & von Luxburg
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from .._validate import as_embeddings, check_positive_int
 
 __all__ = [
     "embedded_distance",
@@ -27,6 +29,11 @@ __all__ = [
     "EvalSample",
     "eval_sample",
     "metrics_on",
+    "paired_top1",
+    "pooled",
+    "mds_metrics",
+    "pca_map",
+    "check_paired",
 ]
 
 
@@ -187,3 +194,135 @@ def metrics_on(y: np.ndarray, s: EvalSample) -> MDSMetrics:
     frac = float(np.mean((near < far)[s.keep]))
     rho = float(spearmanr(s.delta, dist).statistic)
     return MDSMetrics(stress1, frac, rho)
+
+
+def paired_top1(low_images: np.ndarray, low_texts: np.ndarray, *, extra_images: np.ndarray | None = None,
+                extra_texts: np.ndarray | None = None, block: int = 1024) -> tuple[float, float]:
+    """Image→text and text→image top-1 of paired rows by Euclidean nearest neighbour (host, in blocks).
+
+    Row i of ``low_images`` and ``low_texts`` is a pair; a query counts when
+    its own partner is strictly nearer than every other candidate (ties count
+    as misses): the deck's measure of a D' map (SPEC_MODELS.md, "Retrieval
+    accuracy"), computed here for model selection on a few hundred pairs; the
+    full evaluation is :func:`clipcore.retrieval`.
+
+    Args:
+      low_images, low_texts: ``[m, D']`` mapped pairs (the queries, and their partners).
+      extra_images, extra_texts: ``[r, D']`` further candidates of each modality (e.g. the fitted
+        pairs when the queries are validation pairs), or None.
+      block: query rows per distance block (``[block, m + r]`` held at once).
+
+    Returns:
+      ``(image_to_text, text_to_image)`` fractions in [0, 1].
+    """
+    a = np.asarray(low_images, np.float64)
+    b = np.asarray(low_texts, np.float64)
+
+    def hits(q: np.ndarray, k: np.ndarray) -> int:
+        kk = np.einsum("ij,ij->i", k, k)
+        count = 0
+        for start in range(0, q.shape[0], block):
+            part = q[start:start + block]
+            d = kk[None, :] - 2.0 * part @ k.T  # ‖q‖² is constant along a row
+            rows = np.arange(part.shape[0])
+            own = d[rows, start + rows].copy()
+            d[rows, start + rows] = np.inf
+            count += int(np.sum(own < d.min(axis=1)))
+        return count
+
+    def gallery(partners: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
+        return partners if extra is None else np.concatenate([partners, np.asarray(extra, np.float64)])
+
+    m = a.shape[0]
+    return hits(a, gallery(b, extra_texts)) / m, hits(b, gallery(a, extra_images)) / m
+
+
+# ---------------------------------------------------------- pairs and maps
+def pooled(images: jax.Array, texts: jax.Array, normalize: bool) -> jax.Array:
+    """The pooled set Z = [images; texts] (``[2n, D]``), rows L2-normalised when ``normalize``."""
+    z = jnp.concatenate([images, texts], axis=0)
+    if normalize:
+        z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
+    return z
+
+
+def mds_metrics(
+    images: Any,
+    texts: Any,
+    low_images: Any,
+    low_texts: Any,
+    *,
+    size: int = 4096,
+    seed: int = 0,
+    cross_modal_fraction: float = 0.5,
+    matched_fraction: float = 0.25,
+    normalize: bool = True,
+) -> MDSMetrics:
+    """Stress-1, satisfied-quad fraction and Spearman ρ of any embedding of a paired set.
+
+    Pairs and quads are drawn as in training (:func:`sample_pairs`,
+    :func:`sample_quads`) with a fixed seed, so every method (neural MDS,
+    PCA, random projection, scikit-learn MDS) is scored on the same sample.
+
+    Args:
+      images, texts: ``[n, D]`` the original paired embeddings.
+      low_images, low_texts: ``[n, D']`` their embedding.
+      size: number of evaluation pairs and of evaluation quads.
+      seed: seed of the evaluation sample.
+      cross_modal_fraction, matched_fraction: as in :class:`NeuralMDS`.
+      normalize: L2-normalise the original rows first (as ``NeuralMDS`` does).
+
+    Returns:
+      MDSMetrics(stress1, quad_fraction, spearman); tied quads (δ equal) are
+      left out of the fraction.
+    """
+    u = as_embeddings(images, "images", nonzero_rows=normalize)
+    v = as_embeddings(texts, "texts", nonzero_rows=normalize)
+    check_paired(u, v)
+    lu = as_embeddings(low_images, "low_images")
+    lv = as_embeddings(low_texts, "low_texts")
+    if lu.shape[0] != u.shape[0] or lv.shape != lu.shape:
+        raise ValueError(
+            f"low_images / low_texts: shapes {tuple(lu.shape)} and {tuple(lv.shape)} must both be "
+            f"[{u.shape[0]}, D'] like the {u.shape[0]} pairs"
+        )
+    n = int(u.shape[0])
+    z = pooled(u.astype(jnp.float64) if jax.config.jax_enable_x64 else u, v, normalize)
+    s = eval_sample(z, n, check_positive_int(size, "size"), seed, cross_modal_fraction, matched_fraction)
+    return metrics_on(np.concatenate([np.asarray(lu), np.asarray(lv)]), s)
+
+
+def pca_map(z: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """PCA (classical MDS on Euclidean distances) as an affine map.
+
+    Args:
+      z: ``[m, D]`` points.
+      dim: D'.
+
+    Returns:
+      ``(W, b)``: ``[D, D']`` top principal directions (float64) and ``[D']``
+      offset, so that ``z @ W + b`` are the centred principal coordinates.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    mu = z.mean(axis=0)
+    c = (z - mu).T @ (z - mu) / z.shape[0]
+    evals, evecs = np.linalg.eigh(c)
+    w = evecs[:, ::-1][:, :dim]
+    # a fixed sign per direction (largest |entry| positive) so the map is reproducible
+    signs = np.sign(w[np.argmax(np.abs(w), axis=0), np.arange(dim)])
+    w = w * np.where(signs == 0, 1.0, signs)
+    return w, -mu @ w
+
+
+def check_paired(u: jax.Array, v: jax.Array) -> None:
+    """Images ``u`` and captions ``v`` pair by row and share one dimension (one map for both)."""
+    if u.shape[0] != v.shape[0]:
+        raise ValueError(
+            f"texts: {v.shape[0]} rows but images has {u.shape[0]} (shapes {tuple(v.shape)} and "
+            f"{tuple(u.shape)}); row i of texts must be the caption of row i of images"
+        )
+    if u.shape[1] != v.shape[1]:
+        raise ValueError(
+            f"texts: dimension {v.shape[1]} differs from images' {u.shape[1]} (shapes {tuple(v.shape)} "
+            f"and {tuple(u.shape)}); one map g is shared by both modalities"
+        )
