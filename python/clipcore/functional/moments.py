@@ -69,8 +69,14 @@ def _axis_size(mesh, axes) -> int:
 
 
 def _gram_terms(a, da, b, db, acc):
-    """The tangent of Σ aᵀ b: daᵀ b + aᵀ db (None: a zero tangent, its GEMM skipped)."""
+    """The tangent of Σ aᵀ b: daᵀ b + aᵀ db (None: a zero tangent, its GEMM skipped); for Σ aᵀ a one GEMM,
+    s + sᵀ with s = daᵀ a (its transpose in a gradient is one GEMM too)."""
     dims = (((0,), (0,)), ((), ()))
+    if a is b:
+        if da is None:
+            return jnp.zeros((a.shape[1], a.shape[1]), acc)
+        s = jax.lax.dot_general(da, a, dims, precision=_HI, preferred_element_type=acc)
+        return s + s.T
     out = None
     if da is not None:
         out = jax.lax.dot_general(da, b, dims, precision=_HI, preferred_element_type=acc)
@@ -84,9 +90,9 @@ def _local_sums(fmap, feature_dtype, acc_dtype, backend, width, block_size):
     """The per-device sums as a ``jax.custom_jvp`` function ``f(omega, *rows)``.
 
     Forward: :func:`clipcore.covariance.joint_sums` / ``single_sums`` (the compiled core on CPU). Tangent:
-    the GEMMs dΦ_Aᵀ Φ_B + Φ_Aᵀ dΦ_B of the features' tangents, skipping the inputs that are not
-    differentiated (a batch's texts, ω): the gradient of a score with respect to the images costs two
-    [n, D_X]-wide GEMMs, not the [n, D_T + D_X] joint Gram's.
+    the GEMMs dΦ_Aᵀ Φ_B + Φ_Aᵀ dΦ_B of the features' tangents (one GEMM, s + sᵀ, for Φᵀ Φ), skipping the
+    inputs that are not differentiated (a batch's texts, ω): the gradient of SCE with respect to the images
+    costs two [n, D_X] × [D, D_X] GEMMs (Vendi's one), not the [n, D_T + D_X] joint Gram's.
     """
     opts = dict(fmap=fmap, feature_dtype=feature_dtype, acc_dtype=acc_dtype, backend=backend)
 
