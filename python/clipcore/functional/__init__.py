@@ -17,6 +17,11 @@ the median heuristic computed in JAX (:func:`median_sigma`, ``stop_gradient``-ed
 fixed σ). The primal D×D or dual n×n form is chosen statically from the shapes (primal when every feature
 dimension D ≤ n), as the host API does.
 
+Arguments: the arrays (images, texts, x, ``sigma``, ``omega``, ``key``, ``rtol``, a ``ridge`` λ > 0) may be
+traced; every other option (kernel, method, order, clamp, dtype, backend, mesh, …) is static Python — close
+over it, ``jax.jit(lambda x, t: F.sce(x, t, kernel="gaussian", sigma=s))``. A traced ``ridge`` selects the
+ridge form (λ > 0); ``ridge=0`` (the cut pseudo-inverse) must be a Python number.
+
 Sums as a monoid: :func:`moments` → :class:`Moments` (``+``, ``sum``, ``jax.lax.psum``);
 :func:`sce_from_moments`, :func:`vendi_from_moments`. Linear algebra: :func:`sce_from_covariances`,
 :func:`sce_from_grams`, :func:`vendi_from_covariance`, :func:`sce_scores`, :func:`vendi_scores` (the host
