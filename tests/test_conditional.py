@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 import clipcore
-from clipcore.conditional import ConditionalVendiResult, conditional_vendi, per_group
+from clipcore.conditional import ConditionalVendiResult, conditional_vendi
+from clipcore.groups import per_group
 from clipcore.product_kernel import conditional_entropies
 from reference import cond_vendi_numpy as ref
 

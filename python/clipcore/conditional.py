@@ -14,12 +14,13 @@ mjalali/conditional-vendi, ``ConditionalEvaluation.conditional_entropy``). With 
 (:func:`clipcore._pipeline.inputs.paired_inputs`: arrays, files, shards, iterators), plans
 (:func:`clipcore._pipeline.conditional_run.plan_conditional`), runs
 (:func:`clipcore._pipeline.conditional_run.run_conditional`) and returns a
-:class:`ConditionalVendiResult`. :func:`per_group` gives any score per prompt / class id.
+:class:`ConditionalVendiResult`; ``groups=`` adds per-prompt scores (:mod:`clipcore.groups` does the
+same for any score).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,11 +31,11 @@ from ._options import (DEFAULT_ESTIMATE, DEFAULT_RESIDUAL_SAMPLE, METHODS, resol
 from ._pipeline.conditional_run import (ConditionalRun, Part, check_sigma_pair, plan_conditional, resolve_sigmas,
                                         run_conditional, spooled)
 from ._pipeline.inputs import paired_inputs
+from .groups import check_groups
 from .results import VendiEstimate, nystrom_info
 from .scores import check_order
 
-__all__ = ["ConditionalVendiResult", "GroupScores", "GroupedScores", "conditional_vendi", "per_group",
-           "check_groups"]
+__all__ = ["ConditionalVendiResult", "GroupScores", "conditional_vendi"]
 
 _SCORES = ("conditional_vendi", "information_vendi", "conditional_entropy", "mutual_information",
            "joint_entropy", "image_entropy", "text_entropy")
@@ -177,20 +178,6 @@ def _result(run: ConditionalRun, *, kernel, order, top_k, numerics, execution, s
         backend=execution.backend, seed=seed.seed, estimate=estimate, estimates=ests, nystrom=infos, groups=groups)
 
 
-def check_groups(groups: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``groups``: an ``[n]`` array of prompt / class ids (ints or strings; no NaN) → (sorted distinct
-    ids, ``[n]`` index of each row's id)."""
-    g = np.asarray(groups)
-    if g.ndim != 1 or g.shape[0] != n:
-        raise ValueError(f"groups: expected one id per row, an [{n}] array, got shape {list(g.shape)}")
-    if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
-        raise ValueError(f"groups: row {int(np.flatnonzero(~np.isfinite(g))[0])} has a non-finite id")
-    if g.dtype.kind not in "biufUSO":
-        raise ValueError(f"groups: expected integer or string ids, got dtype {g.dtype}")
-    ids, inverse = np.unique(g, return_inverse=True)
-    return ids, inverse
-
-
 def _group_rows(inputs, idx: np.ndarray):
     if inputs.src is None:
         return np.asarray(inputs.images)[idx], np.asarray(inputs.texts)[idx]
@@ -323,61 +310,3 @@ def conditional_vendi(
                 grouped = _groups(inputs, groups, run, options)
     return _result(run, kernel=kernel, order=order, top_k=top_k, numerics=numerics, execution=execution, seed=seed,
                    nys=nys, groups=grouped)
-
-
-class GroupedScores(NamedTuple):
-    """A score pooled and per group (:func:`per_group`).
-
-    Attributes:
-      pooled: the score's result on all rows.
-      ids: the distinct group ids, sorted. sizes: ``[G]`` rows per group.
-      results: each group's result. scores: ``[G]`` ``float(result)`` of each. mean: their unweighted mean.
-    """
-
-    pooled: Any
-    ids: list
-    sizes: np.ndarray
-    results: list
-    scores: np.ndarray
-    mean: float
-
-    def summary(self) -> dict:
-        pooled = self.pooled.summary() if hasattr(self.pooled, "summary") else float(self.pooled)
-        return {"pooled": pooled, "ids": [i.item() if hasattr(i, "item") else i for i in self.ids],
-                "sizes": self.sizes.tolist(), "scores": self.scores.tolist(), "mean": self.mean}
-
-
-def per_group(fn: Callable[..., Any], x: Any, groups: Any, *, shared: tuple[str, ...] = ("sigma",),
-              **kwargs) -> GroupedScores:
-    """``fn`` (e.g. :func:`clipcore.vendi`, :func:`clipcore.rke`) on all rows of ``x`` and on each group's.
-
-    The options named in ``shared`` that the call left unset (None) take the pooled result's value, so
-    every group is scored with the pooled bandwidth (the σ heuristic of a small group would differ).
-
-    Args:
-      fn: a score taking ``fn(x, **kwargs)`` and returning a result with ``float(result)``.
-      x: ``[n, d]`` rows in memory (an array).
-      groups: ``[n]`` prompt / class ids.
-      shared: option names copied from the pooled result when not given.
-      **kwargs: ``fn``'s options.
-
-    Returns:
-      :class:`GroupedScores`.
-    """
-    rows = np.asarray(x)
-    if rows.ndim != 2:
-        raise ValueError(f"x: expected [n, d] rows, got shape {list(rows.shape)}")
-    ids, inverse = check_groups(groups, rows.shape[0])
-    pooled = fn(rows, **kwargs)
-    opts = dict(kwargs)
-    for name in shared:
-        if opts.get(name) is None and getattr(pooled, name, None) is not None:
-            opts[name] = getattr(pooled, name)
-    results, sizes = [], []
-    for k in range(ids.shape[0]):
-        idx = np.flatnonzero(inverse == k)
-        results.append(fn(rows[idx], **opts))
-        sizes.append(idx.size)
-    scores = np.asarray([float(r) for r in results], np.float64)
-    return GroupedScores(pooled, [i.item() if hasattr(i, "item") else i for i in ids], np.asarray(sizes), results,
-                         scores, float(scores.mean()))

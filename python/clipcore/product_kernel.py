@@ -211,6 +211,16 @@ class ConditionalEntropies(NamedTuple):
     conditional: Any
     mutual: Any
 
+    @property
+    def conditional_vendi(self):
+        """exp H(X|T)."""
+        return jnp.exp(self.conditional)
+
+    @property
+    def information_vendi(self):
+        """exp I(X; T)."""
+        return jnp.exp(self.mutual)
+
 
 def combine(joint, images, texts) -> ConditionalEntropies:
     """The five entropies from H(X, T), H(X), H(T)."""

@@ -37,7 +37,7 @@ from .._options import ESTIMATES
 from .._progress import bar, busy
 from ..entropy import Spectrum
 from ..kernels import FeatureMap, draw_omega, median_sigma
-from ..sources import check_block
+from ..sources import check_block, paired_source
 from .frobenius_run import frobenius_sq, panel_rows
 from .inputs import SIGMA_SAMPLE, Inputs, KernelSetup, paired_inputs
 from .mapped import MappedSource, spool
@@ -225,8 +225,6 @@ def _paired_source_of(inputs: Inputs):
     """The call's rows as a paired source (in-memory arrays wrapped), for features mapped block by block."""
     if inputs.src is not None:
         return inputs
-    from ..sources import paired_source
-
     src = paired_source(np.asarray(inputs.images), np.asarray(inputs.texts))
     return Inputs(src, None, None, inputs.n, inputs.d_images, inputs.d_texts, None)
 

@@ -1,0 +1,88 @@
+"""Scores per group: one id per row (the prompt of each image, or a class), each group scored alone.
+
+Prompts repeat in real evaluations (k images per prompt), so a pooled diversity score mixes the spread
+across prompts with the spread within each; :func:`per_group` gives a score of every group and their
+mean next to the pooled value, with the pooled call's bandwidth so the groups are comparable.
+:func:`clipcore.conditional.conditional_vendi` takes ``groups=`` itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+__all__ = ["check_groups", "GroupedScores", "per_group"]
+
+
+def check_groups(groups: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``groups``: an ``[n]`` array of prompt / class ids (ints or strings; no NaN) → (sorted distinct
+    ids, ``[n]`` index of each row's id)."""
+    g = np.asarray(groups)
+    if g.ndim != 1 or g.shape[0] != n:
+        raise ValueError(f"groups: expected one id per row, an [{n}] array, got shape {list(g.shape)}")
+    if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
+        raise ValueError(f"groups: row {int(np.flatnonzero(~np.isfinite(g))[0])} has a non-finite id")
+    if g.dtype.kind not in "biufUSO":
+        raise ValueError(f"groups: expected integer or string ids, got dtype {g.dtype}")
+    ids, inverse = np.unique(g, return_inverse=True)
+    return ids, inverse
+
+
+class GroupedScores(NamedTuple):
+    """A score pooled and per group (:func:`per_group`).
+
+    Attributes:
+      pooled: the score's result on all rows.
+      ids: the distinct group ids, sorted. sizes: ``[G]`` rows per group.
+      results: each group's result. scores: ``[G]`` ``float(result)`` of each. mean: their unweighted mean.
+    """
+
+    pooled: Any
+    ids: list
+    sizes: np.ndarray
+    results: list
+    scores: np.ndarray
+    mean: float
+
+    def summary(self) -> dict:
+        pooled = self.pooled.summary() if hasattr(self.pooled, "summary") else float(self.pooled)
+        return {"pooled": pooled, "ids": [i.item() if hasattr(i, "item") else i for i in self.ids],
+                "sizes": self.sizes.tolist(), "scores": self.scores.tolist(), "mean": self.mean}
+
+
+def per_group(fn: Callable[..., Any], x: Any, groups: Any, *, shared: tuple[str, ...] = ("sigma",),
+              pooled: Any = None, **kwargs) -> GroupedScores:
+    """``fn`` (e.g. :func:`clipcore.vendi`, :func:`clipcore.rke`) on all rows of ``x`` and on each group's.
+
+    The options named in ``shared`` that the call left unset (None) take the pooled result's value, so
+    every group is scored with the pooled bandwidth (the σ heuristic of a small group would differ).
+
+    Args:
+      fn: a score taking ``fn(x, **kwargs)`` and returning a result with ``float(result)``.
+      x: ``[n, d]`` rows in memory (an array).
+      groups: ``[n]`` prompt / class ids.
+      shared: option names copied from the pooled result when not given.
+      pooled: the pooled result when already computed (else ``fn(x, **kwargs)`` is).
+      **kwargs: ``fn``'s options.
+
+    Returns:
+      :class:`GroupedScores`.
+    """
+    rows = np.asarray(x)
+    if rows.ndim != 2:
+        raise ValueError(f"x: expected [n, d] rows, got shape {list(rows.shape)}")
+    ids, inverse = check_groups(groups, rows.shape[0])
+    pooled = fn(rows, **kwargs) if pooled is None else pooled
+    opts = dict(kwargs)
+    for name in shared:
+        if opts.get(name) is None and getattr(pooled, name, None) is not None:
+            opts[name] = getattr(pooled, name)
+    results, sizes = [], []
+    for k in range(ids.shape[0]):
+        idx = np.flatnonzero(inverse == k)
+        results.append(fn(rows[idx], **opts))
+        sizes.append(idx.size)
+    scores = np.asarray([float(r) for r in results], np.float64)
+    return GroupedScores(pooled, [i.item() if hasattr(i, "item") else i for i in ids], np.asarray(sizes), results,
+                         scores, float(scores.mean()))
