@@ -32,4 +32,16 @@ int syevr_values(int64_t n, float* a, int64_t lda, float* w) {
   return syevr_impl<float>(scipy_LAPACKE_ssyevr, n, a, lda, w);
 }
 
+int syevd_2stage_values(int64_t n, double* a, int64_t lda, double* w) {
+  if (n == 0) return 0;
+  return static_cast<int>(scipy_LAPACKE_dsyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', static_cast<lapack_int>(n), a,
+                                                      static_cast<lapack_int>(lda), w));
+}
+
+int syevd_2stage_values(int64_t n, float* a, int64_t lda, float* w) {
+  if (n == 0) return 0;
+  return static_cast<int>(scipy_LAPACKE_ssyevd_2stage(LAPACK_COL_MAJOR, 'N', 'L', static_cast<lapack_int>(n), a,
+                                                      static_cast<lapack_int>(lda), w));
+}
+
 }  // namespace clipcore::lapack

@@ -30,8 +30,10 @@ ffi::Error run(ffi::AnyBuffer a, ffi::Result<ffi::AnyBuffer> w, int64_t batch, i
   const int participants =
       static_cast<int>(std::min<int64_t>(batch, 1 + executor->helpers_available()));
   // Several matrices at once: one single-threaded LAPACK call per thread
-  // (OpenBLAS set to one thread, as the Gram accumulation does).
-  if (participants > 1 && blas::get_num_threads() != 1) blas::set_num_threads(1);
+  // (OpenBLAS set to one thread, as the Gram accumulation does); one matrix: LAPACK with every thread
+  // (a Gram accumulation before may have left OpenBLAS at one).
+  const int blas_threads = participants > 1 ? 1 : gram::default_num_threads();
+  if (blas::get_num_threads() != blas_threads) blas::set_num_threads(blas_threads);
   parallel_chunks(batch, participants, executor, [&](int, int64_t k) {
     errors[k] = linalg::eigvalsh<T>(in + k * n * n, n, out + k * n);
   });

@@ -48,8 +48,11 @@ std::string eigvalsh(const T* a, int64_t n, T* w) {
   std::vector<T> work(static_cast<size_t>(n > 0 ? n : 0) * static_cast<size_t>(n > 0 ? n : 0));
   std::string err = copy_upper(a, n, work.data(), "eigvalsh");
   if (!err.empty()) return err;
-  const int info = lapack::syevr_values(n, work.data(), n, w);
-  return info == 0 ? "" : lapack_error("eigvalsh", "?syevr", info, n);
+  // the two-stage reduction wins from a few hundred rows on (bench/bench_paper.py); ?syevr below
+  const bool two_stage = n >= kTwoStageRows;
+  const int info = two_stage ? lapack::syevd_2stage_values(n, work.data(), n, w)
+                             : lapack::syevr_values(n, work.data(), n, w);
+  return info == 0 ? "" : lapack_error("eigvalsh", two_stage ? "?syevd_2stage" : "?syevr", info, n);
 }
 
 template std::string eigvalsh<float>(const float*, int64_t, float*);

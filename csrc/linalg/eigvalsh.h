@@ -1,14 +1,17 @@
 // Eigenvalues of a symmetric matrix through LAPACK (no eigenvectors).
 //
 // XLA's CPU eigh always forms eigenvectors (jnp.linalg.eigvalsh discards
-// them); the scores only need the spectrum, which ?syevr computes for about
-// half the cost. Pure algorithm: no XLA, no Python.
+// them); the scores only need the spectrum, which ?syevr (small n) or the
+// two-stage ?syevd_2stage (large n) computes for a fraction of the cost. Pure algorithm: no XLA, no Python.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
 namespace clipcore::linalg {
+
+// From this many rows on, LAPACK's two-stage reduction (?syevd_2stage) is used; ?syevr below.
+constexpr int64_t kTwoStageRows = 256;
 
 // w[0..n) = eigenvalues (ascending) of the symmetric n×n row-major matrix a.
 // The upper triangle of `a` (row-major) is used; `a` is not modified.
