@@ -248,8 +248,10 @@ def conditional_vendi(
       kernel: ``"gaussian"`` (default, as the authors) or ``"cosine"``.
       sigma: a number (both modalities), a pair ``(sigma_images, sigma_texts)`` or None: clipcore's
         median heuristic per modality (the median pairwise distance of a seeded sample of ≤ 2000 rows of
-        each; an entry of the pair may be None). Any real number type is honoured (the authors' code
-        silently ignores a NumPy scalar). Refused with the cosine kernel.
+        each, as :func:`clipcore.vendi` takes it; for the texts, of the distinct prompts in the sample,
+        since repeated prompts would pull the median to 0; an entry of the pair may be None). Any real
+        number type is honoured (the authors' code silently ignores a NumPy scalar). Refused with the
+        cosine kernel.
       order: the Rényi order α > 0, including 1 (Shannon) and ``inf``; order 2 uses ‖ρ‖_F².
       top_k: keep the k largest eigenvalues of each ρ and spread the missing mass evenly over them (the
         authors' ``truncated-vendi``), applied alike to the joint and both marginals at every order (the

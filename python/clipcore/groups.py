@@ -45,10 +45,14 @@ class GroupedScores(NamedTuple):
     scores: np.ndarray
     mean: float
 
-    def summary(self) -> dict:
-        pooled = self.pooled.summary() if hasattr(self.pooled, "summary") else float(self.pooled)
-        return {"pooled": pooled, "ids": [i.item() if hasattr(i, "item") else i for i in self.ids],
-                "sizes": self.sizes.tolist(), "scores": self.scores.tolist(), "mean": self.mean}
+    def summary(self, pooled: bool = True) -> dict:
+        """JSON-ready (ids as Python scalars); ``pooled=False`` leaves the pooled result out (when it is the
+        result that holds these groups)."""
+        out = {"ids": [i.item() if hasattr(i, "item") else i for i in self.ids], "sizes": self.sizes.tolist(),
+               "scores": self.scores.tolist(), "mean": self.mean}
+        if pooled:
+            out["pooled"] = self.pooled.summary() if hasattr(self.pooled, "summary") else float(self.pooled)
+        return out
 
 
 def per_group(fn: Callable[..., Any], x: Any, groups: Any, *, shared: tuple[str, ...] = ("sigma",),

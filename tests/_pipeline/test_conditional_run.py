@@ -16,6 +16,7 @@ from clipcore.product_kernel import scaled_concat, tensor_features
 from clipcore.sources import paired_source
 
 INF = float("inf")
+pytestmark = pytest.mark.filterwarnings("ignore::clipcore._validate.DimensionMismatchWarning")
 
 
 def plan(kernel="gaussian", n=400, d=32, streamed=False, in_memory=True, order=1.0, top_k=None, method="auto",
@@ -100,6 +101,15 @@ def test_sigmas_are_the_median_heuristic_of_each_modality(tmp_path, monkeypatch)
     sx, st = CR.resolve_sigmas("gaussian", (None, None), inputs)
     assert (sx, st) == (median_sigma(x), median_sigma(t)) and st > 2 * sx
     assert CR.resolve_sigmas("gaussian", (None, 1.5), inputs) == (sx, 1.5)
+    # repeated prompts (k images per prompt): the median of the distinct prompts' distances
+    reps = np.repeat(t[:3], [2800, 100, 100], axis=0)  # one prompt dominates: most pairs are a prompt with itself
+    with pytest.raises(ValueError, match="median pairwise distance is 0"):
+        median_sigma(reps)
+    rep_inputs = paired_inputs(x, reps, nonzero=False, same_dim=False)
+    assert CR.resolve_sigmas("gaussian", (None, None), rep_inputs)[1] == pytest.approx(median_sigma(t[:3]), rel=1e-12)
+    with pytest.raises(ValueError, match="sigma: the texts hold one distinct prompt"):
+        CR.resolve_sigmas("gaussian", (None, None), paired_inputs(x, np.repeat(t[:1], 3000, 0), nonzero=False,
+                                                                  same_dim=False))
     assert CR.resolve_sigmas("cosine", (None, None), inputs) == (None, None)
     with pytest.raises(ValueError, match="sigma: only used by kernel='gaussian'"):
         CR.resolve_sigmas("cosine", (1.0, 1.0), inputs)

@@ -70,19 +70,23 @@ def check_sigma_pair(sigma: Any) -> tuple[float | None, float | None]:
 
 
 def _text_sample(inputs: Inputs) -> np.ndarray:
-    """The texts' rows for the σ heuristic: the rows the images' sample takes (median_sigma's pick)."""
-    if inputs.src is None:
-        return np.asarray(inputs.texts)
-    n = inputs.src.n
+    """The distinct prompts among the texts' rows that :func:`clipcore.kernels.median_sigma` would sample."""
+    n = inputs.n
     idx = (np.arange(n) if n <= SIGMA_SAMPLE
            else np.sort(np.random.default_rng(0).choice(n, SIGMA_SAMPLE, replace=False)))
-    return inputs.src.texts.take(idx)
+    rows = np.asarray(inputs.texts)[idx] if inputs.src is None else inputs.src.texts.take(idx)
+    distinct = np.unique(rows, axis=0)
+    if distinct.shape[0] < 2:
+        raise ValueError("sigma: the texts hold one distinct prompt, so they have no bandwidth to estimate (and "
+                         "H(T) = 0); pass sigma=(sigma_images, sigma_texts)")
+    return distinct
 
 
 def resolve_sigmas(kernel: str, given: tuple[float | None, float | None], inputs: Inputs):
     """(σ_images, σ_texts): as given, else clipcore's median heuristic per modality (the median pairwise
-    distance of a seeded sample of ≤ 2000 rows, :func:`clipcore.kernels.median_sigma`); (None, None) for
-    the cosine kernel (a given σ is refused)."""
+    distance of a seeded sample of ≤ 2000 rows, :func:`clipcore.kernels.median_sigma`; for the texts, of
+    the distinct prompts in that sample: prompts repeat, k images each, and the pairs of a prompt with
+    itself would pull the median to 0); (None, None) for the cosine kernel (a given σ is refused)."""
     if kernel == "cosine":
         if given != (None, None):
             raise ValueError("sigma: only used by kernel='gaussian' (got kernel='cosine')")
