@@ -146,6 +146,16 @@ def test_exact_paths_equal_the_dual():
     assert_matches(c_frob, reference(x, t, kernel="cosine", order=2), 1e-10)
 
 
+@pytest.mark.parametrize("kernel", ["gaussian", "cosine"])
+def test_order_inf_by_lanczos_above_512_rows(kernel):
+    """The exact order ∞ needs λ_max only: Lanczos (ARPACK) on the n×n densities above 512 rows."""
+    x, t = pairs(700, dx=9, dt=8, seed=15)
+    sig = dict(sigma_x=2.0, sigma_t=1.5) if kernel == "gaussian" else {}
+    r = conditional_vendi(x, t, kernel=kernel, sigma=(2.0, 1.5) if sig else None, order=INF, method="dual")
+    assert r.joint_eigenvalues.shape == (1,)
+    assert_matches(r, reference(x, t, kernel=kernel, order=INF, **sig), 1e-10)
+
+
 def _err(r, want):
     return max(abs(r.conditional_entropy - want["H_X_given_T"]), abs(r.mutual_information - want["I_X_T"]))
 

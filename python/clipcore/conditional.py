@@ -90,8 +90,9 @@ class ConditionalVendiResult(NamedTuple):
       method: the joint's path (``"dual"``, ``"frobenius"``, ``"nystrom"``, ``"rff"``, ``"tensor"``,
         ``"product-features"``). methods: ``{"joint", "images", "texts"}`` → how each entropy was computed.
       n: rows. num_features: part → n (exact), Nyström rank or feature dimension.
-      joint_eigenvalues, image_eigenvalues, text_eigenvalues: the spectra (descending; empty for the
-        order-2 Frobenius forms, which never form them).
+      joint_eigenvalues, image_eigenvalues, text_eigenvalues: the spectra (descending; empty at order 2
+        without truncation, which uses ‖ρ‖_F² and never forms them; λ_max alone for the exact order ∞ above
+        512 rows, found by Lanczos).
       clamp, dtype, backend, seed: provenance.
       estimate: the named Nyström estimate the scores use (None off Nyström); estimates: every
         estimate → the seven values; nystrom: part → :class:`clipcore.results.NystromInfo`.

@@ -51,7 +51,7 @@ __all__ = [
     "PRODUCT_KERNELS", "scaled_concat", "tensor_features", "ProductFeatureMap", "draw_product_features",
     "product_random_features", "marginal_gram", "hadamard_gram", "drop_rounding", "truncate_top_k", "spectrum_entropy",
     "truncated_spectrum", "spectrum_entropy_host", "ConditionalEntropies", "combine", "conditional_entropies",
-    "dual_spectra", "dual_purities", "hadamard_sq_frobenius", "hadamard_sq_frobenius_panels",
+    "dual_spectra", "dual_densities", "dual_purities", "hadamard_sq_frobenius", "hadamard_sq_frobenius_panels",
     "entropy_from_sq_frobenius",
 ]
 
@@ -266,6 +266,16 @@ def dual_spectra(x: jax.Array, t: jax.Array, *, kernel: str, sigma_x=None, sigma
     kt = marginal_gram(t, kernel=kernel, sigma=sigma_t).astype(acc_dtype)
     h = kx * kt
     return desc_eigvalsh(h / jnp.trace(h)), desc_eigvalsh(kx / n), desc_eigvalsh(kt / n)
+
+
+@functools.partial(jax.jit, static_argnames=("kernel", "acc_dtype"))
+def dual_densities(x: jax.Array, t: jax.Array, *, kernel: str, sigma_x=None, sigma_t=None, acc_dtype=jnp.float64):
+    """ρ_XT = K_X ∘ K_T / tr, ρ_X = K_X / n, ρ_T = K_T / n (``[n, n]`` each, in ``acc_dtype``)."""
+    n = x.shape[0]
+    kx = marginal_gram(x, kernel=kernel, sigma=sigma_x).astype(acc_dtype)
+    kt = marginal_gram(t, kernel=kernel, sigma=sigma_t).astype(acc_dtype)
+    h = kx * kt
+    return h / jnp.trace(h), kx / n, kt / n
 
 
 @functools.partial(jax.jit, static_argnames=("kernel", "acc_dtype"))

@@ -4,7 +4,7 @@ bandwidths, the plan and the three entropies H(X), H(T), H(X, T), before the typ
 Paths (the joint's; :func:`plan_conditional`):
 
 * ``"dual"``: the n×n kernels K_X, K_T and K_X ∘ K_T of rows in memory (n ≤ ``EXACT_ROWS`` by the auto
-  rule), three eigendecompositions, or at order 2 only ‖ρ‖_F²;
+  rule), three eigendecompositions; at order 2 only ‖ρ‖_F², at order ∞ only λ_max (Lanczos);
 * ``"frobenius"``: order 2, exact at any n: ‖K_X ∘ K_T‖_F² streamed by tiles, panel against panel with a
   progress bar (the compiled core, :mod:`clipcore._ffi.hadamard`); the marginals by the exact RKE tiles
   (Gaussian) or their d×d covariances (cosine);
@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse.linalg
 
 from .. import _validate as V
 from .. import nystrom_spectra as NS
@@ -45,7 +46,7 @@ from .nystrom_run import NystromRun
 from .plan import EXACT_ROWS, FROBENIUS_ROWS, Plan, plan_call
 from .run import run_vendi
 
-__all__ = ["DEFAULT_PRODUCT_FEATURES", "TENSOR_FEATURES_MAX", "PATHS", "check_sigma_pair", "resolve_sigmas",
+__all__ = ["DEFAULT_PRODUCT_FEATURES", "TENSOR_FEATURES_MAX", "LANCZOS_ROWS", "PATHS", "check_sigma_pair", "resolve_sigmas",
            "ConditionalPlan", "plan_conditional", "Part", "ConditionalRun", "run_conditional", "spooled"]
 
 #: Random features of the cosine product kernel when d_x·d_t is too large for the exact tensor features.
@@ -163,7 +164,8 @@ class Part(NamedTuple):
 
     Attributes:
       entropy: the Rényi entropy of order α (natural log), after truncation.
-      eigenvalues: the spectrum it came from (descending; empty for the Frobenius path).
+      eigenvalues: the spectrum it came from (descending; empty for the order-2 forms, λ_max alone for the
+        exact order ∞ above ``LANCZOS_ROWS``).
       method: how (e.g. ``"dual/exact"``, ``"frobenius/exact"``, ``"primal/nystrom"``).
       num_features: n (exact), m's rank r (Nyström) or the feature dimension.
       estimates: Nyström: the entropy under every named estimate; else None.
@@ -242,6 +244,20 @@ def _setup(kind: str, sigma=None, omega=None, features: int | None = None, seed=
 
 
 # ------------------------------------------------------------------ the paths
+#: Above this many rows the exact order ∞ takes the largest eigenvalue by Lanczos (ARPACK), not all n.
+LANCZOS_ROWS = 512
+
+
+def _top_eigenvalue(a: np.ndarray) -> float:
+    """λ_max of a symmetric PSD matrix: Lanczos (ARPACK, to machine precision, a fixed start vector), or all
+    eigenvalues for small n. O(n²) per step instead of the O(n³) decomposition."""
+    a = np.asarray(a, np.float64)
+    if a.shape[0] <= LANCZOS_ROWS:
+        return float(np.linalg.eigvalsh(a)[-1])
+    return float(scipy.sparse.linalg.eigsh(a, k=1, which="LA", tol=0, v0=np.ones(a.shape[0]),
+                                           return_eigenvectors=False)[0])
+
+
 def _dual(c: _Call, inputs: Inputs, kernel: str, sx, st) -> tuple[Part, Part, Part]:
     prec = c.numerics.precision
     x, t = (jnp.asarray(a).astype(prec.feature) for a in (inputs.images, inputs.texts))
@@ -251,6 +267,9 @@ def _dual(c: _Call, inputs: Inputs, kernel: str, sx, st) -> tuple[Part, Part, Pa
         if c.order == 2.0 and c.top_k is None:
             purities = [float(v) for v in PK.dual_purities(x, t, **opts)]
             return tuple(Part(-float(np.log(p)), np.zeros(0), method, inputs.n) for p in purities)
+        if np.isinf(c.order) and c.top_k is None:  # −log λ_max: the largest eigenvalue is all it needs
+            tops = [_top_eigenvalue(r) for r in PK.dual_densities(x, t, **opts)]
+            return tuple(Part(-float(np.log(v)), np.array([v]), method, inputs.n) for v in tops)
         spectra = [np.asarray(e, np.float64) for e in PK.dual_spectra(x, t, **opts)]
     return tuple(Part(PK.spectrum_entropy_host(Spectrum(e), c.order, top_k=c.top_k, n=inputs.n, clamp=c.clamp), e,
                       method, inputs.n) for e in spectra)
