@@ -40,7 +40,7 @@ LAYERS: list[tuple[int, str]] = [  # (layer, regex over the dotted module name w
     (2, r"_ffi(\..*)?|_ext"),
     (3, r"_options"),
     (4, r"(sources(\..*)?|io|datasets)"),
-    (5, r"(covariance|schur|entropy|landmarks|nystrom|frobenius|nystrom_spectra|product_kernel|_blocks|metrics)"),
+    (5, r"(covariance|schur|dual_lowrank|entropy|landmarks|nystrom|frobenius|nystrom_spectra|product_kernel|_blocks|metrics)"),
     (6, r"sharding"),
     (7, r"functional(\..*)?"),
     (8, r"_pipeline(\..*)?"),

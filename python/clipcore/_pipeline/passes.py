@@ -21,11 +21,13 @@ from .. import sharding as SH
 from .._progress import bar
 from ..covariance import (Covariances, column_cosine, default_block_size, dual_gram_jit, feature_covariance,
                           joint_covariances, joint_sums, single_sums)
+from ..dual_lowrank import schur_dual_lowrank
 from ..schur import EPSILON, SchurSpectra, desc_eigvalsh, pad
 from .inputs import KernelSetup, reduce_sums
 
 __all__ = ["stream_sums", "streamed_covariances", "streamed_covariance", "primal_covariances",
-           "primal_covariance", "dual_static", "dual_spectra", "dual_image_eigs", "image_eigs"]
+           "primal_covariance", "dual_static", "dual_spectra", "dual_grams", "dual_schur", "LOWRANK_ROWS",
+           "dual_image_eigs", "image_eigs"]
 
 
 def _host_path(paired: bool, mesh, backend: str, fmap, acc_dtype) -> bool:
@@ -189,6 +191,34 @@ def dual_spectra(texts, images, omega, sigma, rtol, ridge, *, mode, pad_to, **st
     k_t = dual_gram_jit(texts, omega, sig, **static)
     k_x = dual_gram_jit(images, omega, sig, **static)
     return F.schur_spectra_dual(k_t, k_x, rtol, EPSILON, ridge, mode=mode, pad_to=pad_to)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def dual_grams(texts, images, omega, sigma, **static):
+    """K_T and K_X (÷ n) of the dual form in one program."""
+    sig = None if sigma is None else jnp.asarray(sigma, static["acc_dtype"])
+    return dual_gram_jit(texts, omega, sig, **static), dual_gram_jit(images, omega, sig, **static)
+
+
+#: From this many rows on, the pseudo-inverse dual form goes through the kept subspace of K_T
+#: (:mod:`clipcore.dual_lowrank`) instead of a full eigendecomposition with vectors.
+LOWRANK_ROWS = 512
+
+
+def dual_schur(texts, images, omega, sigma, rtol, ridge, *, mode, pad_to, **static) -> SchurSpectra:
+    """The dual Schur spectra: :func:`dual_spectra` (one jitted program), or from
+    :data:`LOWRANK_ROWS` rows on in the pseudo-inverse mode the kept-subspace form (same spectra to
+    float64 rounding; three two-stage ``eigvalsh`` and O(n²k) products instead of an eigendecomposition
+    with vectors and n³ products)."""
+    n = texts.shape[0]
+    if mode != "pinv" or n < LOWRANK_ROWS or jnp.dtype(static["acc_dtype"]) != jnp.float64:
+        return dual_spectra(texts, images, omega, sigma, rtol, ridge, mode=mode, pad_to=pad_to, **static)
+    k_t, k_x = dual_grams(texts, images, omega, sigma, **static)
+    k_t, k_x = np.asarray(k_t, np.float64), np.asarray(k_x, np.float64)
+    sp = schur_dual_lowrank(0.5 * (k_t + k_t.T), 0.5 * (k_x + k_x.T), rtol)
+    del k_t, k_x
+    return SchurSpectra(pad(jnp.asarray(sp.text), pad_to), pad(jnp.asarray(sp.complement), pad_to),
+                        pad(jnp.asarray(sp.image), pad_to), jnp.asarray(sp.rank))
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC + ("pad_to",))

@@ -92,7 +92,7 @@ def run_sce(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execu
     with busy("sce", execution.progress) if not inputs.streamed else contextlib.nullcontext():
         # the linear algebra and the entropies are clipcore.functional's (one implementation)
         if plan.path == "dual":
-            sp = P.dual_spectra(inputs.texts, inputs.images, setup.omega, setup.sigma, rtol, ridge,
+            sp = P.dual_schur(inputs.texts, inputs.images, setup.omega, setup.sigma, rtol, ridge,
                                 **P.dual_static(setup, prec, numerics.convention, execution.backend),
                                 mode=numerics.mode, pad_to=None if setup.exact else d_x)
             sc = F.sce_scores(sp, clamp)

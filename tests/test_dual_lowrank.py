@@ -1,0 +1,77 @@
+"""clipcore.dual_lowrank: the exact dual Schur spectra through the kept subspace of K_T equal the dense
+float64 form (SPEC.md, "Primal and dual"), whatever the kept rank."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+from clipcore.dual_lowrank import MAX_KEPT_FRACTION, schur_dual_lowrank, top_eigenvectors
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def dense(k_t, k_x, rtol, eps=1e-12):
+    """The dense dual form in NumPy float64: eigh of K_T, the filter, both n×n spectra."""
+    w, u = np.linalg.eigh(k_t)
+    sh = w + eps
+    keep = np.abs(sh) > rtol * np.abs(sh).max()
+    f = np.clip(np.where(keep, w / np.where(keep, sh, 1.0), 0.0), 0.0, 1.0)
+    m = u.T @ k_x @ u
+    sf, sc = np.sqrt(f), np.sqrt(1.0 - f)
+    spec = [np.maximum(np.linalg.eigvalsh(a)[::-1], 0.0)
+            for a in (sf[:, None] * m * sf[None, :], sc[:, None] * m * sc[None, :], k_x)]
+    return (*spec, int(keep.sum()))
+
+
+def grams(kind, n=600, d=12, seed=0):
+    rng = np.random.default_rng(seed)
+    if kind == "repeated prompts":  # K_T of rank = the number of prompts
+        t = np.repeat(rng.standard_normal((40, d)), n // 40, axis=0)
+        sigma = 3.0
+    elif kind == "smooth":  # distinct prompts, a wide kernel: fast decay, small kept rank
+        t = rng.standard_normal((n, d))
+        sigma = 6.0
+    else:  # "sharp": a narrow kernel, slow decay: many kept directions (the subset solver)
+        t = rng.standard_normal((n, d))
+        sigma = 1.0
+    x = t + 0.8 * rng.standard_normal(t.shape)
+    g = lambda a: np.exp(-cdist(a, a, "sqeuclidean") / (2 * sigma ** 2)) / n  # noqa: E731
+    return g(t), g(x)
+
+
+@pytest.mark.parametrize("kind", ["repeated prompts", "smooth", "sharp"])
+def test_equals_the_dense_form(kind):
+    k_t, k_x = grams(kind)
+    rtol = k_t.shape[0] * EPS32
+    text, comp, image, rank = dense(k_t, k_x, rtol)
+    sp = schur_dual_lowrank(k_t, k_x, rtol)
+    assert sp.rank == rank
+    scale = image.max()
+    np.testing.assert_allclose(sp.text, text, atol=1e-13 * scale)
+    np.testing.assert_allclose(sp.complement, comp, atol=1e-13 * scale)
+    np.testing.assert_allclose(sp.image, image, atol=1e-13 * scale)
+    if kind == "sharp":
+        assert rank > MAX_KEPT_FRACTION * k_t.shape[0]  # this case goes through LAPACK's subset solver
+    else:
+        assert rank < MAX_KEPT_FRACTION * k_t.shape[0]  # ... and these through the subspace iteration
+
+
+def test_texts_that_explain_nothing_leave_the_image_spectrum_to_the_complement():
+    """K_T = 0: every |w + ε| = ε passes the cutoff (as in the dense form) with f = 0, so R = 0 and S = K_X."""
+    k_t, k_x = grams("smooth", n=300)
+    sp = schur_dual_lowrank(k_t * 0.0, k_x, 1e-3)
+    text, comp, image, rank = dense(k_t * 0.0, k_x, 1e-3)
+    assert sp.rank == rank == 300 and not sp.text.any()
+    np.testing.assert_allclose(sp.complement, comp, atol=1e-15)
+    np.testing.assert_allclose(sp.complement, sp.image, atol=1e-15)
+
+
+def test_top_eigenvectors_span_the_dominant_subspace():
+    k_t, _ = grams("smooth", n=400)
+    w, v = np.linalg.eigh(k_t)
+    u = top_eigenvectors(k_t, 12)
+    proj_err = np.linalg.norm(u @ u.T - v[:, -12:] @ v[:, -12:].T)
+    assert proj_err < 1e-10
+    np.testing.assert_allclose(np.diag(u.T @ k_t @ u), w[::-1][:12], rtol=1e-12)
