@@ -16,7 +16,7 @@ Layers, lowest first (an import may point down, or sideways within a layer when 
 7. functional     (the transformable scores; the host pipeline's in-memory math is this layer's, issue 17)
 8. _pipeline/
 9. models/, encoder/
-10. host API:    scores, results, comparison, conditional, editing, modes, tables, retrieval, embed, distributed,
+10. host API:    scores, results, comparison, conditional, groups, editing, modes, tables, retrieval, embed, distributed,
                  models/*_eval
 11. __init__
 12. cli/
@@ -46,7 +46,7 @@ LAYERS: list[tuple[int, str]] = [  # (layer, regex over the dotted module name w
     (8, r"_pipeline(\..*)?"),
     (10, r"models\.\w+_eval"),
     (9, r"(models|encoder)(\..*)?"),
-    (10, r"(scores|results|editing|modes|tables|retrieval|embed|distributed|comparison|conditional)"),
+    (10, r"(scores|results|editing|modes|tables|retrieval|embed|distributed|comparison|conditional|groups)"),
     (11, r""),  # the package's __init__
     (12, r"cli(\..*)?"),
 ]
