@@ -71,7 +71,7 @@ from .kernel import (
 )
 from .linalg import EIGVALSH_TARGET, eigvalsh, eigvalsh_jax, eigvalsh_tangent
 from .registration import PREFERRED, available, blas_info, cuda_available, load, unavailable_reason
-from .hadamard import *  # noqa: F401,F403 (issue 19: the Hadamard-kernel ‖K_X∘K_T‖_F², its twin and host entry)
+from .hadamard import *  # noqa: F401,F403 (the Hadamard-kernel ‖K_X∘K_T‖_F², its twin and host entry)
 
 #: The raw extension module (None when it could not be loaded), kept for modules not yet migrated to
 #: the public host entries of :mod:`.host`; new code uses those.

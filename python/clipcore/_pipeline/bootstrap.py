@@ -1,4 +1,4 @@
-"""Bootstrap over prompts for comparisons of models (issue 16): resample the prompts with replacement and
+"""Bootstrap over prompts for comparisons of models: resample the prompts with replacement and
 recompute SCE, the text score, Vendi and CLIPScore from fixed features, B times.
 
 A replicate weights each row by how many times its prompt was drawn, so the covariances of a replicate

@@ -1,4 +1,4 @@
-"""Error bars of the approximate paths (issue 16): how far a random-Fourier-feature or Nyström score may be
+"""Error bars of the approximate paths: how far a random-Fourier-feature or Nyström score may be
 from the exact kernel's, as ± per score, and a warning when that is large.
 
 * Nyström: the named estimates differ only in how the kernel trace the landmarks miss enters the
