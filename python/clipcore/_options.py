@@ -24,7 +24,7 @@ from ._progress import check_progress
 __all__ = [
     "KERNELS", "CONVENTIONS", "METHODS", "BACKENDS", "LANDMARK_METHODS", "ESTIMATES",
     "DEFAULT_ESTIMATE", "DEFAULT_RESIDUAL_SAMPLE", "DEFAULT_LANDMARKS", "EPS32",
-    "x64", "Precision", "resolve_precision", "resolve_backend", "Seed", "resolve_key",
+    "x64", "Precision", "resolve_precision", "precision_for", "resolve_backend", "Seed", "resolve_key",
     "Numerics", "NystromOptions", "Execution", "resolve_numerics", "resolve_nystrom", "resolve_execution",
 ]
 
@@ -69,6 +69,8 @@ class Precision:
 
 
 def resolve_precision(dtype: Any) -> Precision:
+    """``dtype=`` → :class:`Precision`; ``None`` is float64 here (the input-following default is
+    :func:`precision_for`)."""
     if dtype is None:
         return Precision(jnp.float64, jnp.float64)
     try:
@@ -80,6 +82,23 @@ def resolve_precision(dtype: Any) -> Precision:
     if dt == np.float64:
         return Precision(jnp.float64, jnp.float64)
     raise ValueError(f"dtype: expected None, 'float32' or 'float64', got {dtype!r}")
+
+
+def precision_for(dtype: Any, input_dtype: Any, *, path: str, kernel: str, score: str) -> Precision:
+    """THE precision rule: ``dtype=`` when given; else precision follows the input. float64 inputs stay
+    float64; float32 / float16 / bfloat16 inputs (float32 once read) get float32 features and block
+    products, accumulated and decomposed in float64 — except SCE through random Fourier features in the
+    primal (D×D) form, which keeps float64 products: there S = C_XX − R subtracts two nearly equal
+    covariances when the prompts explain most of the images, and float32 products moved SCE by 3e-5 on the
+    reference fixtures (σ = 0.5, D = 200), above the 1e-6 every float32 path must meet (the others measure
+    ≤ 2e-7; README "Precision")."""
+    if dtype is not None:
+        return resolve_precision(dtype)
+    if input_dtype is None or np.dtype(input_dtype) == np.float64:
+        return Precision(jnp.float64, jnp.float64)
+    if score == "sce" and kernel == "rff" and path in ("primal", "streamed"):
+        return Precision(jnp.float64, jnp.float64)
+    return Precision(jnp.float32, jnp.float64)
 
 
 # ------------------------------------------------------------------ backend
@@ -159,6 +178,10 @@ class Numerics:
     @property
     def ridge_value(self) -> float:
         return self.ridge if self.ridge is not None else 0.0
+
+    def follow(self, precision: Precision) -> "Numerics":
+        """These numerics at ``precision`` (the input-following rule, :func:`precision_for`)."""
+        return dataclasses.replace(self, precision=precision)
 
     def rtol_for(self, dim: int) -> float:
         """The cutoff: the given rtol, else dim · eps(float32) whatever the dtype (SPEC.md)."""

@@ -19,8 +19,8 @@ from typing import Any
 
 from . import _validate as V
 from . import sharding as SH
-from ._options import (DEFAULT_ESTIMATE, DEFAULT_RESIDUAL_SAMPLE, METHODS, resolve_execution, resolve_numerics,
-                       resolve_nystrom)
+from ._options import (DEFAULT_ESTIMATE, DEFAULT_RESIDUAL_SAMPLE, METHODS, precision_for, resolve_execution,
+                       resolve_numerics, resolve_nystrom)
 from ._pipeline.errors import sce_error, vendi_error, warn_if_large
 from ._pipeline.frobenius_run import frobenius_sq
 from ._pipeline.inputs import (paired_inputs, resolve_kernel, resolve_kernel_options, resolve_source_options,
@@ -102,9 +102,10 @@ def sce(
       method: ``"auto"`` (the smaller of D×D and n×n), ``"primal"``, ``"dual"``.
       convention: ``"paper"`` or ``"clip-dissection"`` (the reference code's
         column-cosine covariance for the cosine kernel).
-      dtype: ``None``/``"float64"`` (everything in float64; x64 is enabled
-        locally for the call) or ``"float32"`` (features and block GEMMs in
-        float32, accumulation and linear algebra in float64: the fast path).
+      dtype: ``None`` (default): precision follows the input — float64 rows stay float64; float32,
+        float16 or bfloat16 rows get float32 features and block GEMMs, accumulated and decomposed in
+        float64 (:func:`clipcore._options.precision_for`; SCE through RFF in the primal form keeps
+        float64). ``"float64"`` or ``"float32"`` force one (x64 is enabled locally, no global switch).
       rtol: pseudo-inverse cutoff relative to the largest eigenvalue of
         C_TT + εI; default D_T · eps(float32) whatever the dtype.
       ridge: use (C_TT + ridge·I)⁻¹ instead of the cut pseudo-inverse.
@@ -170,6 +171,7 @@ def sce(
         plan = plan_call(score="sce", kernel=setup.kind, n=inputs.n, feature_dims=dims, streamed=inputs.streamed,
                          in_memory=inputs.in_memory, method=method, landmarks=nys.requested,
                          mesh=execution.mesh is not None, convention=numerics.convention)
+        numerics = numerics.follow(precision_for(dtype, inputs.dtype, path=plan.path, kernel=setup.kind, score="sce"))
         run = run_sce(plan, inputs, setup, numerics, nys, execution, kopts.seed)
         error = sce_error(run, setup, numerics, inputs, execution, nys.estimate)
     warn_degenerate(run.rank_kept, run.n, stacklevel=2)
@@ -249,6 +251,8 @@ def vendi(
                          feature_dims=(feature_dim(setup, inputs.d_images, inputs.n),), streamed=inputs.streamed,
                          in_memory=inputs.in_memory, method=method, order=order, landmarks=nys.requested,
                          mesh=execution.mesh is not None)
+        numerics = numerics.follow(precision_for(dtype, inputs.dtype, path=plan.path, kernel=setup.kind,
+                                                 score="vendi"))
         if plan.path == "frobenius":
             f, n = frobenius_sq(inputs, setup.sigma, numerics.precision, execution, numerics.normalize)
             return frobenius_result(f, n, setup, numerics, execution, inputs.pairing)

@@ -51,6 +51,15 @@ class Inputs(NamedTuple):
     pairing: dict | None = None
 
     @property
+    def dtype(self):
+        """The rows' dtype as read (half precision is read as float32); None for an iterator not yet read."""
+        if self.src is None:
+            return self.images.dtype
+        if self.src.iterator is not None:
+            return np.asarray(self.src.peek()[0]).dtype
+        return self.src.images.dtype
+
+    @property
     def streamed(self) -> bool:
         return self.src is not None
 
