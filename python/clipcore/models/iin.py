@@ -22,28 +22,41 @@ here), the attribute checks, CSV reader and pair sampler in
 :mod:`clipcore.models.iin_data`, the probes and edit success in
 :mod:`clipcore.models.iin_eval` (:func:`~clipcore.models.evaluate_iin`). This
 module holds the :class:`IIN` fit / encode / decode / edit / save / load API;
-training is the models' one scan trainer (:mod:`clipcore.models._common`).
+training is the models' one scan trainer (:mod:`clipcore.models._common`,
+programs in :mod:`clipcore.models.iin_train`).
+
+Held-out edits and training length: a flow this size memorises a few
+thousand training rows (its NLL falls on them and rises held out; held-out
+rows land far from their class cluster in z̄_F), so edits of held-out rows got
+worse the longer it trained while those of the training rows stayed near
+perfect. ``fit`` therefore jitters the pair members (``input_noise``) and
+keeps the checkpoint whose edits of a validation split succeed best
+(``validation_fraction``, ``eval_every``; :mod:`clipcore.models.iin_select`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from .._progress import bar as progress_bar
 from .._progress import check_progress
 from .._validate import as_embeddings, check_positive_int
-from ._common import apply_rows, load_model, restore_state, save_model, scan_trainer, state_tensors, train_in_chunks
+from ._common import apply_rows, load_model, restore_state, save_model, state_tensors, train_in_chunks
 from .iin_data import PairSampler, check_attributes, read_attributes
 from .iin_flow import Flow, equal_factor_sizes, estimate_factor_sizes, flow_loss, pair_loss
+from .iin_select import EditJudge
+from .iin_train import actnorm_init, batch_maker, check_finite, flow_trainer, pairs_trainer
+
+#: Rows per jitted call of encode / decode (:func:`clipcore.models._common.apply_rows`: smaller inputs are
+#: zero-padded to 16, 64, 256 or 1024 rows, so at most four shapes are ever compiled).
+_CHUNK = 1024
 
 __all__ = [
     "IIN",
@@ -78,29 +91,40 @@ class IINConfig:
       residual_size: with ``factor_sizes="equal"``, the residual's size
         (None: an equal chunk, the published default). A small residual
         (e.g. 2 of 512) matters when each attribute is spread densely over
-        the input coordinates (as in :func:`~clipcore.models.iin_data.synthetic_attributes`):
-        the pair loss purges attribute F quickly from the *other attribute*
-        factors (a pair sharing G but not F pays ½‖Δ‖²/(1 − ρ²) for F's
-        trace in z̄_G) but from the residual only through the weak N(0, I)
-        prior (at most the attribute's entropy, ln 2 nats for a balanced
-        binary one), so the share of F that starts in the residual (≈ its
-        fraction of D) stays there, and setting z̄_F alone moves only the
-        rest. On the 512-d synthetic set (3 attributes, 4 blocks, hidden
-        128) equal chunks (residual 128) leave about half of each
-        attribute's probe logit in the residual (edit success 0.40–0.71
-        after 1 500 steps); a 2-d residual reaches ≥ 0.98 in 500 steps on
-        every seed tried (an 8-d one kept one attribute in 1 of 6 runs).
-        The price: the nuisance information (what no attribute explains) is
-        then held, squeezed, inside the attribute factors, so setting z̄_F
-        to a class mean also resets F's share of it. See bench/RESULTS.md, IIN.
+        the input coordinates (:func:`~clipcore.models.iin_data.synthetic_attributes`):
+        the pair loss purges attribute F quickly from the other attribute
+        factors but from the residual only through the weak N(0, I) prior,
+        so F's share that starts in the residual stays there and setting
+        z̄_F moves only the rest (512-d: edit success 0.40–0.71 with equal
+        chunks, ≥ 0.98 with a 2-d residual). The price: what no attribute
+        explains is then squeezed into the attribute factors, and setting
+        z̄_F to a class mean resets F's share of it. bench/RESULTS.md, IIN.
       objective: ``"pairs"`` (the factor pair loss, ρ = ``rho``) or ``"flow"``
         (unsupervised likelihood ½‖T(z)‖² − log|det J|).
       rho: correlation of a shared factor in the pair loss (0.975).
       learning_rate, betas: Adam (1e−4, (0.5, 0.9)).
       batch_size: pairs (or samples) per step; steps: optimiser steps.
-      seed: initialisation, permutations and pair sampling.
+      seed: initialisation, permutations, pair sampling and the validation split.
       dtype: parameter and compute dtype, ``"float32"`` or ``"float64"``
         (float64 needs ``jax_enable_x64``).
+      input_noise: each pair member is jittered by ``input_noise`` times the
+        data's per-coordinate standard deviation times N(0, 1), drawn afresh
+        every step (0.1; 0: the paper's plain pairs). Why: on 4 500 rows the
+        flow learns the training rows themselves — held out, its edits got
+        worse the longer it trained (64-d, three attributes, 4 blocks ×
+        hidden 128, lr 1e-3: edit success 0.95 → 0.82 and collateral 0.08 →
+        0.15 from 1 500 to 4 000 steps, while on the training rows they stayed
+        at 0.99 / 0.02). The jitter makes the pair loss hold on a neighbourhood
+        of each row instead (see :func:`clipcore.models.iin_train.pairs_trainer`).
+      validation_fraction: with attributes and the pair objective, this seeded
+        fraction of the rows is kept out of training (0.1; 0: none, the last
+        step is kept) and judges a checkpoint every ``eval_every`` steps: each
+        validation row is edited once per attribute and judged by probes
+        trained on the other rows' original embeddings
+        (:class:`~clipcore.models.iin_select.EditJudge`); the checkpoint with
+        the best mean edit success (flip and no collateral) is kept, so more
+        steps can only add candidates.
+      eval_every: steps between checkpoints (250).
     """
 
     num_blocks: int = 12
@@ -117,10 +141,17 @@ class IINConfig:
     steps: int = 2000
     seed: int = 0
     dtype: str = "float32"
+    input_noise: float = 0.1
+    validation_fraction: float = 0.1
+    eval_every: int = 250
 
     def validated(self) -> "IINConfig":
-        for name in ("num_blocks", "hidden", "hidden_layers", "batch_size", "steps"):
+        for name in ("num_blocks", "hidden", "hidden_layers", "batch_size", "steps", "eval_every"):
             check_positive_int(getattr(self, name), name)
+        for name, top in (("input_noise", np.inf), ("validation_fraction", 1.0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) < top:
+                raise ValueError(f"{name}: expected a number in [0, {top:g}), got {v!r}")
         if self.objective not in ("pairs", "flow"):
             raise ValueError(f"objective: expected 'pairs' or 'flow', got {self.objective!r}")
         if not (isinstance(self.rho, (int, float)) and 0.0 <= float(self.rho) < 1.0):
@@ -178,6 +209,8 @@ class IIN:
         self.class_means: list[np.ndarray] = []
         self.losses = np.zeros(0)
         self.initialized = False
+        self.validation_history: list[dict] = []
+        self.best_step: int | None = None
 
     # ------------------------------------------------------------ building
     @property
@@ -253,7 +286,7 @@ class IIN:
         if x.shape[0] < 2:
             raise ValueError(f"z: ActNorm initialisation needs at least 2 rows, got {x.shape[0]}")
         graphdef, params, rest = self._split()
-        nnx.update(self.flow, _actnorm_init(graphdef, params, rest, x))
+        nnx.update(self.flow, actnorm_init(graphdef, params, rest, x))
         self.initialized = True
         return self
 
@@ -371,15 +404,33 @@ class IIN:
             raise ValueError(f"z: the coupling splits D in halves, so D must be even; got shape {tuple(x.shape)}")
         a, k = self._fit_attributes(attributes, names, n)
         rng = np.random.default_rng(cfg.seed)
-        self.build(dim, k, factor_sizes=self._fit_sizes(x, a, k), names=names)
-        x = x.astype(self.dtype)
-        bs = min(cfg.batch_size, n)
-        first = rng.choice(n, size=bs, replace=False) if bs < n else np.arange(n)
-        self.initialize(x[first])
-        self._train(x, a, rng, progress)
+        fit_rows, val_rows = self._validation_split(a, n)
+        xf, af = x[fit_rows], (None if a is None else a[fit_rows])
+        self.build(dim, k, factor_sizes=self._fit_sizes(xf, af, k), names=names)
+        xf = xf.astype(self.dtype)
+        bs = min(cfg.batch_size, xf.shape[0])
+        first = rng.choice(xf.shape[0], size=bs, replace=False) if bs < xf.shape[0] else np.arange(xf.shape[0])
+        self.initialize(xf[first])
+        val = None if val_rows is None else (np.asarray(x[val_rows], np.float64), a[val_rows])
+        self._train(xf, af, rng, progress, val)
         if a is not None:
-            self._store_class_means(x, a)
+            self._store_class_means(xf, af)
         return self
+
+    def _validation_split(self, a: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows to fit and rows to select the checkpoint on (None: no selection, the last step is kept).
+
+        A seeded (``seed + 3``) ``validation_fraction`` of the rows, when there are attributes, the pair
+        objective, at least 2 rows on each side and every class of every attribute left to fit on."""
+        cfg = self.config
+        m = int(round(cfg.validation_fraction * n))
+        if a is None or cfg.objective != "pairs" or m < 2 or n - m < 2:
+            return np.arange(n), None
+        perm = np.random.default_rng(cfg.seed + 3).permutation(n)
+        fit_rows, val_rows = np.sort(perm[m:]), np.sort(perm[:m])
+        if any(np.unique(a[fit_rows, j]).size != np.unique(a[:, j]).size for j in range(a.shape[1])):
+            return np.arange(n), None
+        return fit_rows, val_rows
 
     def _fit_attributes(self, attributes: Any, names: Sequence[str] | None, n: int) -> tuple[np.ndarray | None, int]:
         """The checked attributes (None for the flow objective without them) and K."""
@@ -409,35 +460,54 @@ class IIN:
             return equal_factor_sizes(int(x.shape[1]), k, cfg.residual_size)
         return sizes
 
-    def _train(self, x: jax.Array, a: np.ndarray | None, rng: np.random.Generator, progress: bool | None) -> None:
-        """``config.steps`` Adam steps (pairs, or the flow likelihood), 100 per compiled chunk; sets ``losses``."""
+    def _train(self, x: jax.Array, a: np.ndarray | None, rng: np.random.Generator, progress: bool | None,
+               val: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """``config.steps`` Adam steps (pairs, or the flow likelihood), 100 per compiled chunk; sets ``losses``.
+
+        With ``val`` (validation rows and their attributes), a checkpoint every ``eval_every`` steps is judged
+        by its edits of those rows (:class:`~clipcore.models.iin_select.EditJudge`, probes trained on ``x``)
+        and the best one is kept (``best_step``, ``validation_history``)."""
         cfg = self.config
-        n, bs = x.shape[0], min(cfg.batch_size, x.shape[0])
-        hyper = (float(cfg.learning_rate), float(cfg.betas[0]), float(cfg.betas[1]))
         graphdef, params, rest = self._split()
         pairs = a is not None and cfg.objective == "pairs"
-        tx, run = (pairs_trainer(graphdef, hyper, self.factor_sizes, float(cfg.rho)) if pairs
-                   else flow_trainer(graphdef, hyper))
-        sampler = PairSampler(a, rng) if pairs else None
-
-        def batches(steps: int):
-            if sampler is not None:
-                i, j, f = sampler.sample((steps, bs))
-                return _gather(x, jnp.asarray(i)), _gather(x, jnp.asarray(j)), jnp.asarray(f)
-            return _gather(x, jnp.asarray(rng.integers(0, n, size=(steps, bs))))
-
-        def check(done: int, ls: np.ndarray) -> None:
-            if not np.isfinite(ls).all():
-                raise FloatingPointError(
-                    f"IIN: the loss became non-finite at step {done + int(np.argmin(np.isfinite(ls)))}; "
-                    "lower learning_rate")
-
+        noise = float(cfg.input_noise) if pairs else 0.0
+        hyper = (float(cfg.learning_rate), float(cfg.betas[0]), float(cfg.betas[1]))
+        tx, run = pairs_trainer(graphdef, hyper, self.factor_sizes, float(cfg.rho), noise) if pairs \
+            else flow_trainer(graphdef, hyper)
+        data = (rest, jnp.std(x, axis=0)) if noise > 0 else rest
+        batches = batch_maker(x, PairSampler(a, rng) if pairs else None, rng, min(cfg.batch_size, x.shape[0]),
+                               noise > 0)
+        judge = None if val is None else EditJudge(np.asarray(x, np.float64), a, cfg.seed)
+        segment = cfg.eval_every if judge is not None else cfg.steps
+        opt_state, done, best, out = tx.init(params), 0, None, []
+        self.validation_history, self.best_step = [], None
         with progress_bar(cfg.steps, "IIN", progress, unit="step", unit_scale=False) as bar:
-            params, _, losses = train_in_chunks(run, params, tx.init(params), rest, total=cfg.steps,
-                                                chunk=max(1, min(cfg.steps, 100)), batches=batches, bar=bar,
-                                                check=check)
+            while done < cfg.steps:
+                steps = min(segment, cfg.steps - done)
+                params, opt_state, losses = train_in_chunks(
+                    run, params, opt_state, data, total=steps, chunk=min(steps, 100), batches=batches, bar=bar,
+                    check=lambda first, ls, base=done: check_finite(base + first, ls))
+                out += losses
+                done += steps
+                if judge is not None:
+                    score = self._judge_checkpoint(params, x, a, judge, val, done)
+                    if best is None or score > best[0]:
+                        best = (score, done, params)
+        if best is not None:
+            params, self.best_step = best[2], best[1]
         nnx.update(self.flow, params)
-        self.losses = np.concatenate(losses)
+        self.losses = np.concatenate(out)
+
+    def _judge_checkpoint(self, params, x, a, judge: EditJudge, val, step: int) -> float:
+        """The mean edit success of the flow with ``params`` on the validation rows (appended to
+        ``validation_history``)."""
+        nnx.update(self.flow, params)
+        self._store_class_means(x, a)
+        r = judge.rates(self, *val)
+        score = float(np.mean(r.success))
+        self.validation_history.append({"step": step, "success": score, "flip": r.flip.tolist(),
+                                        "collateral": r.collateral.tolist()})
+        return score
 
     def _store_class_means(self, x: jax.Array, a: np.ndarray) -> None:
         zbar = np.asarray(self.encode(x))
@@ -463,7 +533,8 @@ class IIN:
         for k, m in enumerate(self.class_means):
             tensors[f"class_means.{k}"] = np.asarray(m)
         state = {"dim": self.dim, "factor_sizes": list(self.factor_sizes), "names": list(self.names),
-                 "initialized": self.initialized, "num_class_means": len(self.class_means)}
+                 "initialized": self.initialized, "num_class_means": len(self.class_means),
+                 "best_step": self.best_step, "validation_history": self.validation_history}
         path = os.fspath(path)
         if not path.endswith((".npz", ".safetensors")):
             path = path + ".npz"
@@ -483,6 +554,8 @@ class IIN:
         restore_state(model.flow, saved.tensors, os.fspath(path))
         model.class_means = [saved.tensors[f"class_means.{k}"] for k in range(st["num_class_means"])]
         model.initialized = st["initialized"]
+        model.best_step = st.get("best_step")
+        model.validation_history = list(st.get("validation_history", []))
         return model
 
     def numpy_params(self) -> list[dict]:
@@ -503,65 +576,3 @@ class IIN:
             out.append(d)
         return out
 
-
-
-# ----------------------------------------------------- jitted entry points
-#: Rows per jitted call of encode / decode (:func:`clipcore.models._common.apply_rows`: smaller inputs are
-#: zero-padded to 16, 64, 256 or 1024 rows, so at most four shapes are ever compiled).
-_CHUNK = 1024
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _actnorm_init(graphdef, params, rest, x):
-    """ActNorm data init, block by block (each sees the blocks before it)."""
-    flow = nnx.merge(graphdef, params, rest)
-    blocks_def, state = nnx.split(flow.blocks)
-
-    def body(v, st):
-        blk = nnx.merge(blocks_def, st)
-        blk.loc[...] = -jnp.mean(v, axis=0)
-        blk.scale[...] = 1.0 / (jnp.std(v, axis=0, ddof=1) + 1e-6)
-        v, _ = blk.forward(v)
-        return v, (blk.loc[...], blk.scale[...])
-
-    _, (locs, scales) = jax.lax.scan(body, x, state)
-    flow.blocks.loc[...] = locs
-    flow.blocks.scale[...] = scales
-    return nnx.state(flow, nnx.Param)
-
-
-
-_gather = jax.jit(lambda x, i: x[i])
-
-
-def _adam(hyper):
-    lr, b1, b2 = hyper
-    return optax.adam(lr, b1=b1, b2=b2)
-
-
-@functools.lru_cache(maxsize=16)
-def pairs_trainer(graphdef, hyper: tuple[float, float, float], factor_sizes: tuple[int, ...], rho: float):
-    """``(tx, run)`` for the pair loss: Adam ``hyper = (lr, b1, b2)``;
-    ``run(params, opt_state, rest, (xa, xb, f))`` with ``xa, xb: [steps, B, D]`` pair members and
-    ``f: [steps, B]`` their shared factors (:func:`clipcore.models._common.scan_trainer`)."""
-    tx = _adam(hyper)
-
-    def loss(params, rest, batch):
-        xa, xb, f = batch
-        flow = nnx.merge(graphdef, params, rest)
-        za, lda = flow.forward(xa)
-        zb, ldb = flow.forward(xb)
-        return pair_loss(za, lda, zb, ldb, f, factor_sizes, rho)
-
-    return tx, scan_trainer(loss, tx)
-
-
-@functools.lru_cache(maxsize=16)
-def flow_trainer(graphdef, hyper: tuple[float, float, float]):
-    """``(tx, run)`` for the flow likelihood: ``run(params, opt_state, rest, xs)``, ``xs: [steps, B, D]``."""
-    tx = _adam(hyper)
-
-    def loss(params, rest, xb):
-        return flow_loss(*nnx.merge(graphdef, params, rest).forward(xb))
-
-    return tx, scan_trainer(loss, tx)

@@ -22,8 +22,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["AttributeSet", "synthetic_attributes", "fashion_mnist_attributes", "check_attributes",
-           "read_attributes", "PairSampler"]
+__all__ = ["AttributeSet", "synthetic_attributes", "mixed_attributes", "fashion_mnist_attributes",
+           "fashion_mnist_images", "mixing_rotation", "check_attributes", "read_attributes", "PairSampler"]
 
 
 class AttributeSet(NamedTuple):
@@ -101,6 +101,51 @@ def synthetic_attributes(
                         tuple(f"attr{i}" for i in range(k)), u)
 
 
+def mixed_attributes(n: int = 6000, dim: int = 64, *, num_attributes: int = 3, separation: float = 3.0,
+                     spread: float = 0.5, linear: float = 0.5, seed: int = 0) -> AttributeSet:
+    """Seeded embeddings with independent binary attributes mixed by tanh of a rotation plus a linear term.
+
+    Latent u ∈ R^dim: u_k = (a_k − ½)·separation + spread·N(0, 1) for the K
+    attributes a_k ~ Bernoulli(½), the other dim − K coordinates N(0, 1).
+    With R, L random rotations (``[dim, dim]``, Haar),
+
+        x = tanh(u R) + linear · u L,
+
+    an invertible, nonlinear mixing (no noise): flipping a_k in u and mixing
+    again is the ideal edit, against which a model's edits can be measured.
+
+    Args:
+      n: rows; dim: dimension (even for an IIN; > K).
+      num_attributes: K; separation, spread: the attribute coordinates' class
+        distance and within-class standard deviation.
+      linear: weight of the linear term.
+      seed: ``numpy.random.default_rng`` seed.
+
+    Returns:
+      AttributeSet with ``embeddings [n, dim]`` float32, ``attributes [n, K]``,
+      names ``("attr0", …)`` and ``latent`` the ``[n, dim]`` u.
+    """
+    for name, v in (("n", n), ("dim", dim), ("num_attributes", num_attributes)):
+        if isinstance(v, bool) or int(v) != v or v <= 0:
+            raise ValueError(f"mixed_attributes: {name} must be a positive integer, got {v!r}")
+    if num_attributes >= dim:
+        raise ValueError(f"mixed_attributes: num_attributes={num_attributes} must be smaller than dim={dim}")
+    rng = np.random.default_rng(seed)
+    attrs = rng.integers(0, 2, (n, num_attributes))
+    u = rng.standard_normal((n, dim))
+    u[:, :num_attributes] = (attrs - 0.5) * separation + spread * rng.standard_normal((n, num_attributes))
+    rot, lin = (mixing_rotation(rng, dim) for _ in range(2))
+    x = np.tanh(u @ rot) + linear * (u @ lin)
+    return AttributeSet(x.astype(np.float32), attrs.astype(np.int64),
+                        tuple(f"attr{i}" for i in range(num_attributes)), u)
+
+
+def mixing_rotation(rng: np.random.Generator, dim: int) -> np.ndarray:
+    """A Haar-random rotation ``[dim, dim]`` (QR of a Gaussian matrix, signs fixed by R's diagonal)."""
+    q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+    return q * np.sign(np.diag(r))
+
+
 #: Fashion-MNIST labels counted as footwear (Sandal, Sneaker, Ankle boot).
 FOOTWEAR = (5, 7, 9)
 #: Fashion-MNIST labels counted as clothing (T-shirt/top, Trouser, Pullover, Dress, Coat, Shirt).
@@ -142,20 +187,13 @@ def fashion_mnist_attributes(
       AttributeSet with ``embeddings [n, dim]`` float32, ``attributes [n, 2]``,
       names ``("footwear", "light")`` and ``latent [n, 1]`` the class labels.
     """
-    from ..datasets import fashion_mnist
-
     if int(dim) != dim or dim <= 0 or dim % 2:
         raise ValueError(f"fashion_mnist_attributes: dim must be a positive even integer, got {dim!r}")
-    data = fashion_mnist(split, root=root)
-    keep = np.flatnonzero(np.isin(data.labels, FOOTWEAR + CLOTHING))
-    if int(n) != n or not 0 < n <= keep.size:
-        raise ValueError(f"fashion_mnist_attributes: n must be in 1..{keep.size}, got {n!r}")
     if dim > min(n, 784):
         raise ValueError(f"fashion_mnist_attributes: dim={dim} exceeds min(n, 784) = {min(n, 784)}")
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(keep, size=int(n), replace=False))
-    pix = data.images[idx].reshape(len(idx), -1).astype(np.float64) / 255.0
-    labels = data.labels[idx]
+    images, attrs, labels = fashion_mnist_images(n, split=split, seed=seed, root=root, dtype=np.float64)
+    idx = np.arange(len(labels))
+    pix = images.reshape(len(idx), -1)
     centred = pix - pix.mean(axis=0)
     # principal axes from the smaller of the 784×784 scatter and the n×n Gram matrix (no n×784 SVD)
     from scipy.linalg import eigh
@@ -171,10 +209,33 @@ def fashion_mnist_attributes(
         evals, evecs = evals[::-1], evecs[:, ::-1]
         scores = centred @ evecs
     scores /= np.sqrt(evals[0] / (len(idx) - 1))  # first feature: unit sample variance
-    intensity = pix.mean(axis=1)
-    attrs = np.stack([np.isin(labels, FOOTWEAR), intensity > np.median(intensity)], axis=1)
-    return AttributeSet(scores.astype(np.float32), attrs.astype(np.int64), ("footwear", "light"),
+    return AttributeSet(scores.astype(np.float32), attrs, ("footwear", "light"),
                         labels[:, None].astype(np.float64))
+
+
+def fashion_mnist_images(n: int = 6000, *, split: str = "train", seed: int = 0, root: str | None = None,
+                         dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fashion-MNIST images with the ``footwear`` and ``light`` attributes of :func:`fashion_mnist_attributes`.
+
+    ``n`` images (Bags excluded) drawn without replacement (seeded) from
+    ``split``, in index order; ``light`` is 1 when an image's mean pixel
+    intensity is above the median over these ``n`` images.
+
+    Returns:
+      ``(images [n, 28, 28] in [0, 1] of ``dtype``, attributes [n, 2] int64 (footwear, light), labels [n])``.
+    """
+    from ..datasets import fashion_mnist
+
+    data = fashion_mnist(split, root=root)
+    keep = np.flatnonzero(np.isin(data.labels, FOOTWEAR + CLOTHING))
+    if int(n) != n or not 0 < n <= keep.size:
+        raise ValueError(f"fashion_mnist_attributes: n must be in 1..{keep.size}, got {n!r}")
+    idx = np.sort(np.random.default_rng(seed).choice(keep, size=int(n), replace=False))
+    pix = data.images[idx].astype(np.float64) / 255.0
+    labels = np.asarray(data.labels[idx])
+    intensity = pix.reshape(len(idx), -1).mean(axis=1)
+    attrs = np.stack([np.isin(labels, FOOTWEAR), intensity > np.median(intensity)], axis=1).astype(np.int64)
+    return pix.astype(dtype), attrs, labels
 
 
 # -------------------------------------------------------------- attributes

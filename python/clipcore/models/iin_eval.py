@@ -14,6 +14,7 @@ import numpy as np
 
 from .iin import IIN
 from .iin_data import check_attributes
+from .iin_select import EditJudge, probe
 
 __all__ = ["IINEvaluation", "probe", "evaluate_iin"]
 
@@ -51,15 +52,6 @@ class IINEvaluation(NamedTuple):
     collateral_rate: np.ndarray
     success_rate: np.ndarray
     edit_success: float
-
-
-def probe(seed: int):
-    """A fresh probe: ``StandardScaler`` then ``LogisticRegression(max_iter=2000, random_state=seed)``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
 
 
 def evaluate_iin(model: IIN, z_train: Any, a_train: Any, z_test: Any, a_test: Any, *,
@@ -102,24 +94,9 @@ def evaluate_iin(model: IIN, z_train: Any, a_train: Any, z_test: Any, a_test: An
         for kk in range(k):
             acc[f, kk] = probe(seed).fit(ftr[f], atr[:, kk]).score(fte[f], ate[:, kk])
     chance = np.array([np.bincount(ate[:, kk]).max() / ate.shape[0] for kk in range(k)])
-    probes = [probe(seed).fit(xtr, atr[:, kk]) for kk in range(k)]
-    raw = np.array([p.score(xte, ate[:, kk]) for kk, p in enumerate(probes)])
-    before = np.stack([p.predict(xte) for p in probes], axis=1)
-    flip, coll, succ = np.zeros(k), np.zeros(k), np.zeros(k)
-    for f in range(k):
-        c = model.class_means[f].shape[0]
-        target = (ate[:, f] + 1) % c
-        zbar = zte.copy()
-        lo, hi = int(sum(model.factor_sizes[:f])), int(sum(model.factor_sizes[:f + 1]))
-        zbar[:, lo:hi] = model.class_means[f][target]
-        edited = np.asarray(model.decode(zbar), np.float64)
-        after = np.stack([p.predict(edited) for p in probes], axis=1)
-        flipped = after[:, f] == target
-        others = [kk for kk in range(k) if kk != f]
-        changed = after[:, others] != before[:, others]
-        flip[f] = flipped.mean()
-        coll[f] = changed.mean() if others else 0.0
-        succ[f] = (flipped & ~changed.any(axis=1)).mean()
+    judge = EditJudge(xtr, atr, seed)
+    raw = np.array([p.score(xte, ate[:, kk]) for kk, p in enumerate(judge.probes)])
+    flip, coll, succ = judge.rates(model, xte, ate)
     scale = float(np.linalg.norm(xte, axis=1).max())
     return IINEvaluation(tuple(model.names), tuple(model.factor_sizes), float(err.max()),
                          float(err.max() / scale) if scale > 0 else float("nan"), acc, chance, raw,
