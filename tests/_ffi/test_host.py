@@ -118,9 +118,10 @@ def test_streamed_cosine_uses_the_host_core_and_agrees(monkeypatch):
     from clipcore._pipeline import inputs
 
     d = clipcore.synthetic_pairs(3000, 20, seed=2)
-    a = clipcore.sce(d.images, d.texts, backend="jax")
+    # (synthetic_pairs gives float32 rows, whose default precision is float32 now: float64 asked for)
+    a = clipcore.sce(d.images, d.texts, backend="jax", dtype="float64")
     monkeypatch.setattr(inputs, "IN_MEMORY_ROWS", 100)  # host arrays above this are streamed
-    b = clipcore.sce(d.images, d.texts, backend="ffi", block_size=777, progress=False)
+    b = clipcore.sce(d.images, d.texts, backend="ffi", block_size=777, progress=False, dtype="float64")
     c = clipcore.sce(d.images, d.texts, backend="ffi", dtype="float32", progress=False)
     assert b.log_sce == pytest.approx(a.log_sce, rel=1e-12)
     assert c.log_sce == pytest.approx(a.log_sce, rel=1e-6)
