@@ -73,3 +73,74 @@ def test_cli_iin_errors_exit_2(tmp_path, capsys, setup, message):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("clipcore: error:") and message in err[0]
+
+
+def _digit_files(tmp_path):
+    import clipcore
+
+    d = clipcore.digits()
+    x = (d.images[:400] / 16.0).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    a = np.stack([d.labels[:400] >= 5, d.labels[:400] % 2], axis=1).astype(int)
+    (tmp_path / "a.csv").write_text("high,odd\n" + "\n".join(f"{r[0]},{r[1]}" for r in a) + "\n")
+    return x, a
+
+
+def test_cli_vae_then_iin_on_its_latent(tmp_path, capsys):
+    """clipcore vae trains and saves; clipcore iin --vae fits on its codes and writes the grid, the
+    correlation heat maps with their JSON, and the decoded edits."""
+    x, a = _digit_files(tmp_path)
+    vae, vj, vp = tmp_path / "vae.safetensors", tmp_path / "v.json", tmp_path / "v.png"
+    assert main(["vae", "--images", str(tmp_path / "x.npy"), "--latent-dim", "8", "--steps", "60",
+                 "--save", str(vae), "--json", str(vj), "--plot", str(vp)]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out reconstruction" in printed and "mean image" in printed
+    r = json.loads(vj.read_text())["result"]
+    assert r["test_images"] == 80 and r["train_images"] == 320 and 0 < r["reconstruction_mse"] < 1
+    assert vp.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out, grid, corr = tmp_path / "o.json", tmp_path / "g.png", tmp_path / "c.png"
+    assert main(["iin", "--images", str(tmp_path / "x.npy"), "--attributes", str(tmp_path / "a.csv"), "--vae",
+                 str(vae), "--blocks", "3", "--hidden", "32", "--hidden-layers", "2", "--steps", "60", "--lr", "1e-3",
+                 "--batch-size", "128", "--grid", str(grid), "--grid-factor", "odd", "--grid-rows", "3",
+                 "--correlation", str(corr), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "decoded edits" in printed and "flipped to target" in printed
+    res = json.loads(out.read_text())["result"]
+    assert res["names"] == ["high", "odd"] and res["test_rows"] == 100
+    assert set(res["decoded_edits"]) >= {"flip_rate", "collateral_rate", "reconstruction_error", "probe_accuracy"}
+    assert [p["kind"] for p in res["correlation"]] == ["factors", "pca"]
+    c = json.loads((tmp_path / "c.json").read_text())["correlation"]
+    assert c[0]["features"] == ["high", "odd"] and c[0]["components"] == ["high", "odd", "residual"]
+    assert np.array(c[1]["matrix"]).shape == (2, 8)
+    for png in (grid, corr):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_iin_correlation_with_prompt_embeddings(tmp_path):
+    from clipcore.models.correlation import principal_components, prompt_similarities
+
+    ds = synthetic_attributes(400, 8, num_attributes=2, seed=4)
+    np.save(tmp_path / "z.npy", ds.embeddings)
+    (tmp_path / "a.csv").write_text("p,q\n" + "\n".join(f"{r[0]},{r[1]}" for r in ds.attributes) + "\n")
+    prompts = np.random.default_rng(0).standard_normal((3, 8))
+    np.save(tmp_path / "p.npy", prompts)
+    corr = tmp_path / "c.png"
+    assert main(["iin", "--embeddings", str(tmp_path / "z.npy"), "--attributes", str(tmp_path / "a.csv"),
+                 "--blocks", "3", "--hidden", "32", "--hidden-layers", "2", "--steps", "40", "--lr", "1e-3",
+                 "--batch-size", "128", "--correlation", str(corr), "--prompts", str(tmp_path / "p.npy"),
+                 "--prompt-names", "a dog,a cat,a car", "--quiet"]) == 0
+    c = json.loads((tmp_path / "c.json").read_text())["correlation"]
+    assert c[1]["features"] == ["a dog", "a cat", "a car"] and c[1]["kind"] == "pca"
+    # the held-out rows' similarities against their principal components, recomputed here with NumPy
+    te = np.sort(np.random.default_rng(0).permutation(400)[:100])
+    z = ds.embeddings[te].astype(np.float64)
+    f, pcs = prompt_similarities(z, prompts), principal_components(z, 8)
+    ref = np.corrcoef(np.concatenate([f, pcs], axis=1), rowvar=False)[:3, 3:]
+    np.testing.assert_allclose(np.array(c[1]["matrix"], dtype=float), ref, atol=1e-9)
+
+
+def test_cli_iin_vae_flags_need_a_vae(tmp_path, capsys):
+    assert main(["iin", "--data", "synthetic", "--grid", str(tmp_path / "g.png"), "--quiet"]) == 2
+    assert "--grid and --images need --vae" in capsys.readouterr().err
+    assert main(["iin", "--data", "synthetic", "--vae", str(tmp_path / "v.safetensors"), "--quiet"]) == 2
+    assert "--data fashion-mnist" in capsys.readouterr().err

@@ -7,7 +7,7 @@ exit status 2.
 
 One module per command group, each with ``add_commands(subparsers)``:
 :mod:`.score` (score, edit, demo), :mod:`.compare` (compare, clipscore), :mod:`.data` (embed, table, modes),
-:mod:`.mds`, :mod:`.cluster`, :mod:`.iin`; what they share is in
+:mod:`.mds`, :mod:`.cluster`, :mod:`.iin`, :mod:`.vae`; what they share is in
 :mod:`._common`. The command modules import Flax, transformers and
 scikit-learn only when their command runs, so ``clipcore score`` never pays
 for them.
@@ -19,12 +19,13 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import cluster, compare, data, iin, mds, score
+from .._version import __version__
+from . import cluster, compare, data, iin, mds, score, vae
 
 __all__ = ["main", "build_parser"]
 
 #: The command groups, in the order ``clipcore --help`` lists them.
-_GROUPS = (score, compare, data, mds, cluster, iin)
+_GROUPS = (score, compare, data, mds, cluster, iin, vae)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="clipcore",
         description="Schur Complement Entropy, Vendi, RKE and embedding editing for CLIP embeddings.",
     )
+    p.add_argument("--version", action="version", version=f"clipcore {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for group in _GROUPS:

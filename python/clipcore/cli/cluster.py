@@ -1,4 +1,4 @@
-"""`clipcore cluster`: k-means, AE + k-means and DEC on embeddings (issue 7); the clusterings are
+"""`clipcore cluster`: k-means, AE + k-means and DEC on embeddings; the clusterings are
 :func:`clipcore.models.dec_eval.evaluate_dec`, this module loads, prints, plots and writes JSON.
 
 Prints ACC / ARI / AMI / NMI / FMI for the three methods (when true labels

@@ -1,4 +1,4 @@
-"""`clipcore embed`, `clipcore table`, `clipcore modes` (issue 5): the data commands.
+"""`clipcore embed`, `clipcore table`, `clipcore modes`: the data commands.
 
 * embed: image folder / prompt file → shard directory (``clipcore score
   --images OUT`` reads it), resumable, unreadable images reported.

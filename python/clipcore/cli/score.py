@@ -163,7 +163,7 @@ def _emit_score(args: argparse.Namespace, payload: dict, **extra) -> int:
 
 
 def _cmd_score_distributed(args: argparse.Namespace) -> int:
-    """``score --distributed``: this process scores its own shards; sums added across processes (issue 4)."""
+    """``score --distributed``: this process scores its own shards; sums added across processes."""
     from .. import distributed as dist
 
     # the CPU collectives are chosen here, where the distributed run starts (this process only)
@@ -294,7 +294,7 @@ def _add_score(sub) -> None:
     s.add_argument("--top-eigenvalues", type=int, default=100, help="eigenvalues kept in the JSON (default 100)")
     s.add_argument("--json", default=None, metavar="OUT.json", help="write the scores and provenance here")
     s.add_argument("--quiet", action="store_true", help="print nothing")
-    dg = s.add_argument_group("multi-device and multi-process (issue 4; see README 'Sharded and multi-process "
+    dg = s.add_argument_group("multi-device and multi-process (see README 'Sharded and multi-process "
                               "scoring')")
     dg.add_argument("--devices", type=int, default=None, metavar="K",
                     help="shard the rows over K of this process's devices (jax Mesh; one psum of the D×D sums); "
