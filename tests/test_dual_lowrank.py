@@ -75,3 +75,31 @@ def test_top_eigenvectors_span_the_dominant_subspace():
     proj_err = np.linalg.norm(u @ u.T - v[:, -12:] @ v[:, -12:].T)
     assert proj_err < 1e-10
     np.testing.assert_allclose(np.diag(u.T @ k_t @ u), w[::-1][:12], rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["repeated prompts", "smooth", "sharp"])
+def test_primal_equals_the_dense_schur_primal(kind):
+    """The primal form through the kept subspace of C_TT equals clipcore.schur.schur_primal (dense eigh of
+    C_TT and three eigvalsh) on random-Fourier-feature covariances of the three kinds of data."""
+    import jax.numpy as jnp
+
+    from clipcore.dual_lowrank import schur_primal_lowrank
+    from clipcore.schur import schur_primal
+
+    rng = np.random.default_rng(5)
+    n, d, D = 900, 12, 300
+    t = (np.repeat(rng.standard_normal((30, d)), 30, axis=0) if kind == "repeated prompts"
+         else rng.standard_normal((n, d)))
+    x = t + 0.8 * rng.standard_normal(t.shape)
+    sigma = {"repeated prompts": 3.0, "smooth": 6.0, "sharp": 1.0}[kind]
+    om = rng.standard_normal((d, D)) / sigma
+    phi = lambda a: np.concatenate([np.cos(a @ om), np.sin(a @ om)], 1) / np.sqrt(D)  # noqa: E731
+    pt, px = phi(t), phi(x)
+    c_tt, c_tx, c_xx = pt.T @ pt / n, pt.T @ px / n, px.T @ px / n
+    rtol = 2 * D * EPS32
+    want = schur_primal(jnp.asarray(c_tt), jnp.asarray(c_tx), jnp.asarray(c_xx), rtol)
+    got = schur_primal_lowrank(c_tt, c_tx, c_xx, rtol)
+    assert got.rank == int(want.rank)
+    scale = float(np.max(want.image))
+    for a, b in ((got.text, want.text), (got.complement, want.complement), (got.image, want.image)):
+        np.testing.assert_allclose(a, np.asarray(b), atol=1e-12 * scale)

@@ -1,4 +1,4 @@
-"""The exact dual Schur spectra through the kept subspace of K_T (host float64 linear algebra).
+"""The Schur spectra through the kept subspace of K_T (dual) or C_TT (primal): host float64 linear algebra.
 
 SPEC.md's dual form: with K_T = U diag(w) Uᵀ and the pseudo-inverse filter f = w·g(w) (1 on the kept
 directions to within ε/w, 0 on the dropped ones), R and S have the non-zero spectra of
@@ -32,7 +32,7 @@ from . import _ffi
 from ._options import x64
 from .schur import EPSILON, spectral_filter
 
-__all__ = ["LowRankSpectra", "top_eigenvectors", "schur_dual_lowrank", "RESIDUAL_TOL", "MAX_KEPT_FRACTION"]
+__all__ = ["LowRankSpectra", "top_eigenvectors", "schur_dual_lowrank", "schur_primal_lowrank", "RESIDUAL_TOL", "MAX_KEPT_FRACTION"]
 
 #: Ritz pairs are accepted when ‖K u − θ u‖ ≤ RESIDUAL_TOL · λ_max.
 RESIDUAL_TOL = 1e-13
@@ -116,4 +116,36 @@ def schur_dual_lowrank(k_t: np.ndarray, k_x: np.ndarray, rtol: float, eps: float
     comp = np.maximum(_eigvalsh(0.5 * (s + s.T))[::-1], 0.0)
     del s
     image = np.maximum(_eigvalsh(k_x)[::-1], 0.0)
+    return LowRankSpectra(text, comp, image, k)
+
+
+def schur_primal_lowrank(c_tt: np.ndarray, c_tx: np.ndarray, c_xx: np.ndarray, rtol: float,
+                         eps: float = EPSILON) -> LowRankSpectra:
+    """The primal Schur spectra (pseudo-inverse mode) through the kept subspace of C_TT.
+
+    R = Bᵀ diag(g_k) B with B = U_kᵀ C_TX over the k kept eigen-directions of C_TT (the dropped ones have
+    g = 0), so its spectrum is that of the k×k matrix diag(√g) B Bᵀ diag(√g); S = C_XX − R and C_XX need
+    one ``eigvalsh`` each, and C_TT one for its spectrum (to find k as the dense form does) — no
+    eigendecomposition with vectors of a D×D matrix.
+
+    Args:
+      c_tt: ``[D_T, D_T]``; c_tx: ``[D_T, D_X]``; c_xx: ``[D_X, D_X]`` host float64 (Φᵀ Φ / n).
+    """
+    d_x = c_xx.shape[0]
+    c_tt = 0.5 * (c_tt + c_tt.T)
+    w = _eigvalsh(c_tt)
+    g, keep = spectral_filter(w, rtol, eps, 0.0, mode="pinv", xp=np)
+    k = int(keep.sum())
+    gk = g[::-1][:k]
+    b = top_eigenvectors(c_tt, k).T @ c_tx  # [k, D_X]
+    sg = np.sqrt(gk)
+    text = np.zeros(d_x)
+    if k:
+        small = (sg[:, None] * b) @ (b.T * sg[None, :])
+        text[:min(k, d_x)] = np.maximum(scipy.linalg.eigvalsh(0.5 * (small + small.T), check_finite=False)[::-1],
+                                        0.0)[:d_x]
+    s = 0.5 * (c_xx + c_xx.T)
+    image = np.maximum(_eigvalsh(s)[::-1], 0.0)
+    s -= b.T @ (gk[:, None] * b)
+    comp = np.maximum(_eigvalsh(0.5 * (s + s.T))[::-1], 0.0)
     return LowRankSpectra(text, comp, image, k)

@@ -21,12 +21,12 @@ from .. import sharding as SH
 from .._progress import bar
 from ..covariance import (Covariances, column_cosine, default_block_size, dual_gram_jit, feature_covariance,
                           joint_covariances, joint_sums, single_sums)
-from ..dual_lowrank import schur_dual_lowrank
+from ..dual_lowrank import schur_dual_lowrank, schur_primal_lowrank
 from ..schur import EPSILON, SchurSpectra, desc_eigvalsh, pad
 from .inputs import KernelSetup, reduce_sums
 
 __all__ = ["stream_sums", "streamed_covariances", "streamed_covariance", "primal_covariances",
-           "primal_covariance", "dual_static", "dual_spectra", "dual_grams", "dual_schur", "LOWRANK_ROWS",
+           "primal_covariance", "dual_static", "dual_spectra", "dual_grams", "dual_schur", "primal_schur", "LOWRANK_ROWS",
            "dual_image_eigs", "image_eigs"]
 
 
@@ -219,6 +219,18 @@ def dual_schur(texts, images, omega, sigma, rtol, ridge, *, mode, pad_to, **stat
     del k_t, k_x
     return SchurSpectra(pad(jnp.asarray(sp.text), pad_to), pad(jnp.asarray(sp.complement), pad_to),
                         pad(jnp.asarray(sp.image), pad_to), jnp.asarray(sp.rank))
+
+
+def primal_schur(cov, rtol: float, numerics):
+    """SCE scores of the primal covariances: :func:`clipcore.functional.sce_from_covariances`, or from
+    :data:`LOWRANK_ROWS` features on in the pseudo-inverse mode the kept-subspace form
+    (:func:`clipcore.dual_lowrank.schur_primal_lowrank`: equal spectra to float64 rounding, no D×D
+    eigendecomposition with vectors)."""
+    if numerics.mode != "pinv" or cov.tt.shape[0] < LOWRANK_ROWS or cov.tt.dtype != jnp.float64:
+        return F.sce_from_covariances(cov, rtol=rtol, ridge=numerics.ridge_value, clamp=numerics.clamp)
+    sp = schur_primal_lowrank(*(np.asarray(c, np.float64) for c in cov), rtol)
+    return F.sce_scores(SchurSpectra(jnp.asarray(sp.text), jnp.asarray(sp.complement), jnp.asarray(sp.image),
+                                     jnp.asarray(sp.rank)), numerics.clamp)
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC + ("pad_to",))

@@ -103,7 +103,7 @@ def run_sce(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execu
             else:
                 cov = P.primal_covariances(setup, prec, numerics.convention, execution, inputs.texts,
                                            inputs.images)
-            sc = F.sce_from_covariances(cov, rtol=rtol, ridge=ridge, clamp=clamp)
+            sc = P.primal_schur(cov, rtol, numerics)
         logs = (float(sc.log_sce), float(sc.log_text_score), float(sc.log_image_score))
         comp, text, image = _host(sc.complement), _host(sc.text), _host(sc.image)
         rank = int(sc.rank)

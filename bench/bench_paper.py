@@ -1,0 +1,160 @@
+"""The paper's settings at the paper's n, side by side with their floors, in one run (issue 18).
+
+1. Exact Gaussian SCE (the default method, dual n×n) at n = 6000, d = 64, σ = 3.5 and the median σ,
+   against ONE ``numpy.linalg.eigvalsh`` of an n×n matrix timed in the same run, and its distance to a
+   dense float64 NumPy computation (eigh of K_T, the filter, both n×n spectra); also n = 10 000 and 16 384
+   (the largest n the default takes exactly; above it the default is Nyström).
+2. Vendi and RKE of the exact Gaussian kernel at the same n.
+3. The reference code's RFF setting: convention="clip-dissection", a given ω, D = 2500 (5000 features),
+   n = 6000, against one ``eigvalsh`` of 5000×5000, and its distance to a NumPy float64 port of the
+   reference algorithm.
+4. Cosine SCE of 10⁶ × 512 float32 embeddings in memory (default dtype: float32 products for float32
+   rows), against the syrk floor: half of NumPy's GEMM ``Z.T @ Z`` over the same 65 536-row blocks.
+
+Data: CLIP-like unit-norm embeddings in d = 64 (prompts on the sphere, ten images per prompt with their
+own noise and a modality offset), seeded.
+
+    python bench/bench_paper.py                 # everything (about 10 minutes on 2 cores)
+    python bench/bench_paper.py --only exact --n 6000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import warnings
+
+import numpy as np
+
+import clipcore
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def clip_like(n: int, d: int = 64, per_prompt: int = 10, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    p = max(1, n // per_prompt)
+    prompts = rng.standard_normal((p, d))
+    t = np.repeat(prompts, per_prompt, axis=0)[:n]
+    x = t + 0.9 * rng.standard_normal((n, d)) + 1.5 * rng.standard_normal(d)  # noise + a modality gap
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    return unit(x), unit(t + 0.05 * rng.standard_normal((n, d)))
+
+
+def timed(fn, repeat=1):
+    best, out = np.inf, None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def eigvalsh_floor(n: int) -> float:
+    a = np.random.default_rng(1).standard_normal((n, n))
+    a = a @ a.T / n
+    return timed(lambda: np.linalg.eigvalsh(a))[0]
+
+
+def dense_sce(x, t, sigma, rtol):
+    """SPEC.md's dual form, dense, float64 NumPy (eigh of K_T with vectors, the filter, the spectra)."""
+    from scipy.spatial.distance import cdist
+
+    n = x.shape[0]
+    kt = np.exp(-cdist(t, t, "sqeuclidean") / (2 * sigma ** 2)) / n
+    kx = np.exp(-cdist(x, x, "sqeuclidean") / (2 * sigma ** 2)) / n
+    w, u = np.linalg.eigh(kt)
+    sh = w + 1e-12
+    keep = np.abs(sh) > rtol * np.abs(sh).max()
+    f = np.clip(np.where(keep, w / np.where(keep, sh, 1.0), 0.0), 0, 1)
+    m = u.T @ kx @ u
+    sc = np.sqrt(1 - f)
+    c = np.maximum(np.linalg.eigvalsh(sc[:, None] * m * sc[None, :]), 1e-10)
+    return float(np.exp(-np.sum(c * np.log(c / c.sum()))))
+
+
+def bench_exact(ns, check_dense: bool):
+    rows = []
+    for n in ns:
+        x, t = clip_like(n)
+        floor = eigvalsh_floor(n)
+        for label, sigma in (("σ = 3.5", 3.5), ("median σ", None)):
+            sec, r = timed(lambda: clipcore.sce(x, t, kernel="gaussian", sigma=sigma, progress=False))
+            err = abs(r.sce / dense_sce(x, t, r.sigma, n * EPS32) - 1) if check_dense and n <= 6000 else None
+            rows.append((f"exact SCE n={n} {label}", sec, floor, r.rank_kept, err))
+        sec, v = timed(lambda: clipcore.vendi(x, kernel="gaussian", progress=False))
+        rows.append((f"exact Vendi n={n}", sec, floor, None, None))
+        sec, v = timed(lambda: clipcore.rke(x, kernel="gaussian", progress=False))
+        rows.append((f"exact RKE n={n} ({v.method})", sec, floor, None, None))
+    return rows
+
+
+def reference_port(x, t, omega):
+    """The reference code's algorithm (clip-dissection, RFF), NumPy float64."""
+    D = omega.shape[1]
+    phi = lambda a: np.concatenate([np.cos(a @ omega), np.sin(a @ omega)], 1) / np.sqrt(D)  # noqa: E731
+    pt, px = phi(t.astype(np.float64)), phi(x.astype(np.float64))
+    n = x.shape[0]
+    c_tt, c_tx, c_xx = pt.T @ pt / n, pt.T @ px / n, px.T @ px / n
+    inv = np.linalg.pinv(c_tt + 1e-12 * np.eye(2 * D), rcond=2 * D * EPS32, hermitian=True)
+    s = c_xx - c_tx.T @ inv @ c_tx
+    e = np.maximum(np.linalg.eigvalsh(s), 1e-10)
+    return float(np.exp(-np.sum(e * np.log(e / e.sum()))))
+
+
+def bench_rff(n: int, D: int, check: bool):
+    x, t = clip_like(n)
+    omega = np.random.default_rng(2).standard_normal((x.shape[1], D)).astype(np.float32) / 0.5
+    floor = eigvalsh_floor(2 * D)
+    sec, r = timed(lambda: clipcore.sce(x.astype(np.float32), t.astype(np.float32), kernel="gaussian", omega=omega,
+                                        convention="clip-dissection", progress=False))
+    err = abs(r.sce / reference_port(x, t, omega.astype(np.float64)) - 1) if check else None
+    return [(f"RFF clip-dissection n={n} D={D} ({r.method}, {r.dtype})", sec, floor, r.rank_kept, err)]
+
+
+def bench_cosine(n: int, d: int = 512):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    t = rng.standard_normal((n, d), dtype=np.float32)
+    sec, r = timed(lambda: clipcore.sce(x, t, progress=False), repeat=2)
+
+    def floor():
+        b = 65536
+        for i in range(0, n, b):
+            z = np.concatenate([t[i:i + b], x[i:i + b]], axis=1)
+            z.T @ z
+
+    gemm, _ = timed(floor, repeat=2)
+    return [(f"cosine SCE {n}×{d} float32 in memory ({r.dtype} products)", sec, gemm / 2, None, None)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=("exact", "rff", "cosine"), default=None)
+    ap.add_argument("--n", type=int, nargs="*", default=None, help="rows of the exact runs (default 6000 10000 16384)")
+    ap.add_argument("--rff-n", type=int, default=6000)
+    ap.add_argument("--cosine-n", type=int, default=1_000_000)
+    ap.add_argument("--no-check", action="store_true", help="skip the dense float64 references")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    rows = []
+    if args.only in (None, "exact"):
+        rows += bench_exact(args.n or [6000, 10000, 16384], not args.no_check)
+    if args.only in (None, "rff"):
+        rows += bench_rff(args.rff_n, 2500, not args.no_check)
+    if args.only in (None, "cosine"):
+        rows += bench_cosine(args.cosine_n)
+    print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, clipcore {clipcore.__version__}")
+    print(f"{'workload':58s} {'clipcore s':>10s} {'floor s':>9s} {'ratio':>6s} {'kept':>5s} {'rel. err':>9s}")
+    for name, sec, floor, kept, err in rows:
+        e = "-" if err is None else f"{err:.1e}"
+        print(f"{name:58s} {sec:10.2f} {floor:9.2f} {sec / floor:6.2f} {kept if kept is not None else '-':>5} {e:>9s}")
+    print("floor: one numpy.linalg.eigvalsh of n×n (exact), of 2D×2D (RFF), half NumPy's GEMM Z.T @ Z (cosine)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
