@@ -74,15 +74,21 @@ def _plot(payload: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method, res in payload["results"].items():
-        ks = sorted(int(k) for k in res if k.isdigit())
+    ho = payload.get("holdout")
+    for i, (method, res) in enumerate(payload["results"].items()):
+        ks = sorted(int(k) for k in res if k.isdigit() and "top1_image_to_text" in res[k])
         if not ks:
             continue
-        ys = [res[str(k)]["top1_image_to_text"] for k in ks]
-        style = "--" if method.startswith("sklearn") else "-"
-        ax.plot(ks, ys, style, marker="o", label=method)
-    full = payload["full"]["top1_image_to_text"]
-    ax.axhline(full, color="k", lw=1, label=f"full D={payload['d']} ({full:.3f})")
+        style, color = ("--" if method.startswith("sklearn") else "-"), f"C{i}"
+        if ho and all(res[str(k)].get("holdout") for k in ks):
+            ax.plot(ks, [res[str(k)]["holdout"]["top1_image_to_text"] for k in ks], style, marker="o", color=color,
+                    label=f"{method} (held out)")
+            ax.plot(ks, [res[str(k)]["top1_image_to_text"] for k in ks], ":", color=color, lw=1, alpha=0.7,
+                    label=f"{method} (in-sample)")
+        else:
+            ax.plot(ks, [res[str(k)]["top1_image_to_text"] for k in ks], style, marker="o", color=color, label=method)
+    full = (ho or payload)["full"]["top1_image_to_text"]
+    ax.axhline(full, color="k", lw=1, label=f"full D={payload['d']}{' (held out)' if ho else ''} ({full:.3f})")
     if "sklearn_subsample" in payload:
         s = payload["sklearn_subsample"]
         ax.axhline(s["full"]["top1_image_to_text"], color="grey", lw=1, ls=":",
@@ -90,7 +96,8 @@ def _plot(payload: dict, path: str) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("D' (output dimension)")
     ax.set_ylabel("image→text top-1")
-    ax.set_title(f"retrieval vs D' (n={payload['n']} pairs, {payload['metric']} in D')")
+    ax.set_title(f"retrieval vs D' (fitted on {payload['n']} pairs"
+                 + (f", {ho['pairs']} held out" if ho else "") + f"; {payload['metric']} in D')")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
