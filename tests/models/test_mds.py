@@ -117,13 +117,12 @@ def test_isotonic_beats_or_equals_pca_on_satisfied_quads(isotonic_fit):
     assert m_pca.quad_fraction < 0.99  # PCA at this D' does lose order
     assert m_iso.quad_fraction >= m_pca.quad_fraction, (m_iso, m_pca)
     # the model holds the parameters of the epoch best on the fixed evaluation sample (seed + 1) among those
-    # that retrieve at least as well as the start up to one binomial standard error (800 queries), and the
-    # per-epoch metrics are those of the map after each epoch on that sample
+    # that retrieve at least as well as the start, and the per-epoch metrics are those of the map after each
+    # epoch on that sample
     h = iso.history
     assert 0 <= iso.best_epoch <= len(h)
     held = h[iso.best_epoch - 1] if iso.best_epoch else iso.initial_metrics
-    p0 = iso.initial_validation_top1
-    qualified = [e.quad_fraction for e in h if e.validation_top1 >= p0 - np.sqrt(p0 * (1 - p0) / 800)]
+    qualified = [e.quad_fraction for e in h if e.validation_top1 >= iso.initial_validation_top1]
     assert held.quad_fraction == max([iso.initial_metrics.quad_fraction] + qualified)
     # no validation split: the epochs are ranked by their top-1 on the fitted pairs themselves (numpy)
     assert iso.validation_pairs == 0
@@ -161,12 +160,15 @@ def test_isotonic_beats_pca_on_satisfied_quads_with_isotropic_noise():
 
 
 def test_deterministic_and_save_load_roundtrip(isotonic_fit, tmp_path):
-    u, v, a = isotonic_fit
-    assert a.best_epoch > 0  # a trained map, not the (seed-independent) PCA start
-    b = NeuralMDS(6, **ISO).fit(u, v, progress=False)
+    u, v, _ = isotonic_fit
+    # the last epoch: a trained map, not the (seed-independent) PCA start, which the retrieval guard keeps
+    # here (no epoch of this short run retrieves as well as it)
+    a = NeuralMDS(6, **ISO, keep_best=False).fit(u, v, progress=False)
+    assert a.best_epoch == 4
+    b = NeuralMDS(6, **ISO, keep_best=False).fit(u, v, progress=False)
     np.testing.assert_array_equal(np.asarray(a.transform(u)), np.asarray(b.transform(u)))
     assert a.history[-1].loss == b.history[-1].loss
-    c = NeuralMDS(6, **ISO, seed=4).fit(u, v, progress=False)
+    c = NeuralMDS(6, **ISO, keep_best=False, seed=4).fit(u, v, progress=False)
     assert not np.array_equal(np.asarray(a.transform(u)), np.asarray(c.transform(u)))
     path = tmp_path / "m" / "mds.safetensors"
     a.save(path)

@@ -43,9 +43,12 @@ collapsed, so ``keep_best`` no longer selects on the method's own measure
 alone: a seeded ``validation_fraction`` of the pairs is kept out of training
 and every epoch is scored by its image→text and text→image top-1 on them
 (each validation image among all captions, the fitted ones included: the
-deck's measure). Only epochs that retrieve at least as well as the start (the
-PCA map), up to one binomial standard error, qualify; among them the method's own measure on the evaluation sample
-(Stress-1, or the satisfied-quad fraction) picks one.
+deck's measure). The start is the PCA map of all the pairs given (the baseline
+itself); only epochs that retrieve at least as well as the start on the
+validation pairs qualify, and among them the method's own measure on the
+evaluation sample (Stress-1, or the satisfied-quad fraction) picks one. An
+epoch that retrieves worse than PCA is never kept (with a tolerance of one
+standard error, isotonic slipped 0.002–0.03 below PCA held out on the bench).
 
 Distances in the embedded space use sqrt(Σ² + ε) so that the gradient stays
 finite at coincident points.  Training is seeded and deterministic: a whole
@@ -245,7 +248,8 @@ class NeuralMDS:
       cross_modal_fraction, matched_fraction: oversampling of image–caption
         pairs and of matched pairs among them (module docstring; ``matched_fraction``
         defaults to 0 for isometric, 0.25 for isotonic).
-      init: ``"pca"`` (start at the PCA map of the pooled set, default) or
+      init: ``"pca"`` (start at the PCA map of the pooled set of all the pairs
+        given, validation pairs included, default) or
         ``"random"`` (Flax's default initialisation).
       normalize: L2-normalise input rows (CLIP embeddings are compared by cosine).
       eps: ε in sqrt(‖·‖² + ε).
@@ -258,10 +262,9 @@ class NeuralMDS:
         epoch best by the method's own measure on the evaluation sample (the
         satisfied-quad fraction for isotonic, Stress-1 for isometric) among
         those whose top-1 retrieval (mean of both directions) on the
-        validation pairs is at least the starting map's, less one binomial
-        standard error sqrt(p(1 − p)/queries): no epoch that retrieves worse
-        than its start beyond sampling error is kept. ``False``: the last
-        epoch's (and no pairs are held back).
+        validation pairs is at least the starting map's: no epoch that
+        retrieves worse than its start is kept. ``False``: the last epoch's
+        (and no pairs are held back).
       validation_fraction: with ``keep_best``, this seeded fraction of the pairs
         (seed ``seed + 2``) is kept out of training and scores the epochs
         (default 0.1). When it would leave fewer than 2 pairs on either side
@@ -330,8 +333,8 @@ class NeuralMDS:
         z = pooled(u[fit_rows], v[fit_rows], c.normalize)
         zv = z if val_rows is None else pooled(u[val_rows], v[val_rows], c.normalize)
         net = self._build(d)
-        if c.init == "pca":
-            w, b = pca_map(z, c.dim)
+        if c.init == "pca":  # the PCA baseline itself: all pairs given (an unsupervised map of the points)
+            w, b = pca_map(z if val_rows is None else jnp.concatenate([z, zv]), c.dim)
             net.skip.kernel.set_value(jnp.asarray(w, jnp.float32))
             net.skip.bias.set_value(jnp.asarray(b, jnp.float32))
         graphdef, params, rest = nnx.split(net, nnx.Param, ...)
@@ -367,12 +370,11 @@ class NeuralMDS:
     def _epochs(self, run, score, params, rest, opt_state, z: jax.Array, progress: bool | None) -> tuple[int, Any]:
         """Train epoch by epoch, appending to ``history``; the epoch kept (0: the start) and its parameters.
 
-        Kept: among the epochs whose validation top-1 is at least the start's less one binomial standard
-        error (the start always qualifies), the one best by the method's own measure on the evaluation
-        sample (the satisfied-quad fraction, or Stress-1)."""
+        Kept: among the epochs whose validation top-1 is at least the start's (the start qualifies), the
+        one best by the method's own measure on the evaluation sample (the satisfied-quad fraction, or
+        Stress-1)."""
         c = self.config
-        p0, queries = self.initial_validation_top1, 2 * (self.validation_pairs or z.shape[0] // 2)
-        floor = p0 - float(np.sqrt(p0 * (1.0 - p0) / queries))
+        floor = self.initial_validation_top1
 
         def rank(m: MDSMetrics, top1: float) -> tuple[bool, float]:
             return top1 >= floor, (m.quad_fraction if c.method == "isotonic" else -m.stress1)
