@@ -176,13 +176,32 @@ def test_example_runs(block: Block, template: pathlib.Path, tmp_path, monkeypatc
     exec(block.compiled(), ns)
 
 
+def test_readme_layout_calls_run(template, tmp_path, monkeypatch):
+    """Each call the README's layouts section writes inline (`clipcore.sce("laion5b/laion2B-en/")`, ...) runs
+    on the generated folder it names, in the order written (``path`` stands for a clip-retrieval folder)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Embedding sets as other tools write them", 1)[1].split("\n#", 1)[0]
+    calls = [c for c in re.findall(r"`([^`]+)`", section) if c.startswith("clipcore.") and c.endswith(")")]
+    assert len(calls) >= 8, calls
+    shutil.copytree(template, tmp_path / "work")
+    monkeypatch.chdir(tmp_path / "work")
+    ns: dict = {"__name__": "__docs__"}
+    exec(setup_block().compiled(), ns)
+    ns["path"] = "laion400m-embeddings/"
+    for call in calls:
+        result = eval(call, ns)
+        if call.startswith(("clipcore.sce(", "clipcore.vendi(")):
+            assert np.isfinite(float(getattr(result, "sce", getattr(result, "score", np.nan)))), call
+
+
 def test_examples_are_counted_and_skips_say_why():
     """Every skipped example names what it needs; most examples run."""
     skipped = [b for b in BLOCKS if b.skip is not None]
     for b in skipped:
         assert b.skip.startswith("needs "), f"{b.id}: a skip-test marker says what the example needs"
-    runnable = len(BLOCKS) - len(skipped)
-    print(f"\n{len(BLOCKS)} Python examples: {runnable} run, {len(skipped)} skipped "
+    slow = [b for b in BLOCKS if b.slow and b.skip is None]
+    runnable = len(BLOCKS) - len(skipped) - len(slow)
+    print(f"\n{len(BLOCKS)} Python examples: {runnable} run, {len(slow)} under -m slow, {len(skipped)} skipped "
           f"({', '.join(f'{b.id} ({b.skip})' for b in skipped)})")
     assert runnable >= 25 and len(skipped) <= 5
     assert {b.path for b in BLOCKS} >= {ROOT / "README.md", DOCS / "guides" / "evaluate.md",
