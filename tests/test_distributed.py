@@ -55,12 +55,17 @@ if kw:  # a mesh must hold this process's devices only: more than it has, or the
             dist.sce(shards, progress=False, mesh=bad)
         except ValueError as e:
             res.setdefault("mesh_errors", []).append(str(e))
-r = dist.sce(shards, progress=False, **kw)
+# float32 shards: computed in float64 here and in the single-process runs compared with (float32 block products
+# would round differently for other splits of the rows)
+r = dist.sce(shards, progress=False, dtype="float64", **kw)
 res["sce_cos"] = [r.sce, r.text_score, r.image_score, r.n]
-r = dist.sce(shards, kernel="gaussian", sigma=SIGMA, rff_features=6, key=0, progress=False, **kw)
+res["dtypes"] = [r.dtype]
+r = dist.sce(shards, kernel="gaussian", sigma=SIGMA, rff_features=6, key=0, progress=False, dtype="float64", **kw)
 res["sce_rff"] = [r.sce, r.text_score, r.image_score, r.n]
-r = dist.vendi(shards, kernel="gaussian", sigma=SIGMA, landmarks=12, progress=False, **kw)
+res["dtypes"].append(r.dtype)
+r = dist.vendi(shards, kernel="gaussian", sigma=SIGMA, landmarks=12, progress=False, dtype="float64", **kw)
 res["vendi_nys"] = [r.score, r.n]
+res["dtypes"].append(r.dtype)
 if dist.is_writer():
     with open(out, "w") as f:
         json.dump(res, f)
@@ -191,17 +196,19 @@ def test_two_processes_match_single_process(shards, tmp_path, devices):
         assert "holds devices of processes [1]" in res["mesh_errors"][1] or \
             "holds devices of processes [0]" in res["mesh_errors"][1]
     assert res["shards"] == [0, 2, 4] and res["local_rows"] == 2 * SHARD_ROWS + (N - 4 * SHARD_ROWS)  # process 0: shards 0, 2, 4 (the short last one)
-    one = clipcore.sce(str(d), progress=False)
+    assert res["dtypes"] == ["float64"] * 3
+    one = clipcore.sce(str(d), progress=False, dtype="float64")
     np.testing.assert_allclose(res["sce_cos"][:3], [one.sce, one.text_score, one.image_score], rtol=1e-10)
     assert res["sce_cos"][3] == N
     want = ref.sce_primal(ref.cosine_features(t), ref.cosine_features(x))
     np.testing.assert_allclose(res["sce_cos"][0], ref.code_score(want.complement), rtol=1e-6)
-    one = clipcore.sce(str(d), kernel="gaussian", sigma=SIGMA, rff_features=6, key=0, progress=False)
+    one = clipcore.sce(str(d), kernel="gaussian", sigma=SIGMA, rff_features=6, key=0, progress=False, dtype="float64")
     omega = np.asarray(one.omega)
     want = ref.sce_primal(ref.rff_features(t, omega), ref.rff_features(x, omega))
     np.testing.assert_allclose(res["sce_rff"][:3], [one.sce, one.text_score, one.image_score], rtol=1e-10)
     np.testing.assert_allclose(res["sce_rff"][0], ref.code_score(want.complement), rtol=1e-5)
-    one = clipcore.vendi(dist.distributed_source(d), kernel="gaussian", sigma=SIGMA, landmarks=12, progress=False)
+    one = clipcore.vendi(dist.distributed_source(d), kernel="gaussian", sigma=SIGMA, landmarks=12, progress=False,
+                         dtype="float64")
     np.testing.assert_allclose(res["vendi_nys"][0], one.score, rtol=1e-10)
     assert res["vendi_nys"][1] == N
 
@@ -236,7 +243,9 @@ def test_cli_two_processes_flags_and_environment(shards, tmp_path):
     d, _, _ = shards
     port = _free_port()
     out = tmp_path / "cli.json"
-    cmd = [sys.executable, "-m", "clipcore.cli", "score", "--images", str(d), "--distributed", "--quiet"]
+    # float32 shards: the CLI and the single-process run both compute in float64
+    cmd = [sys.executable, "-m", "clipcore.cli", "score", "--images", str(d), "--distributed", "--quiet",
+           "--dtype", "float64"]
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
     p0 = subprocess.Popen(cmd + ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "0",
@@ -249,11 +258,12 @@ def test_cli_two_processes_flags_and_environment(shards, tmp_path):
         assert rc == 0, err[-3000:]
     assert not (tmp_path / "not-written.json").exists()  # only process 0 writes
     payload = json.loads(out.read_text())
-    one = clipcore.sce(str(d), progress=False)
+    one = clipcore.sce(str(d), progress=False, dtype="float64")
     np.testing.assert_allclose(payload["scores"]["sce"], one.sce, rtol=1e-10)
     np.testing.assert_allclose(payload["scores"]["vendi"]["2.0"], clipcore.renyi_score(one.image_eigenvalues, 2.0, one.clamp),
                                rtol=1e-6)  # the CLI's Vendi of sce's C_XX spectrum, taken in float32 (no x64 there)
     assert payload["distributed"]["num_processes"] == 2 and payload["result"]["n"] == N
+    assert payload["result"]["dtype"] == "float64"
 
 
 def test_layouts_are_dealt_by_shard_number(tmp_path):

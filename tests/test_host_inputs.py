@@ -24,12 +24,22 @@ def test_torch_tensors_score_like_numpy(dtype):
     tdt = getattr(torch, dtype)
     xt = torch.tensor(X).to(tdt).requires_grad_(True)  # requires_grad: the host API detaches
     tt = torch.tensor(T).to(tdt)
-    # the reference: the same values (rounded to the tensor's dtype) as float64 NumPy arrays
+    # the reference: the same values (rounded to the tensor's dtype) as float64 NumPy arrays, both sides
+    # computed in float64
     xr, tr = xt.detach().double().numpy(), tt.double().numpy()
-    want = clipcore.sce(xr, tr)
-    got = clipcore.sce(xt, tt)
+    want = clipcore.sce(xr, tr, dtype="float64")
+    got = clipcore.sce(xt, tt, dtype="float64")
     assert got.sce == pytest.approx(want.sce, rel=1e-12)
-    assert clipcore.vendi(xt).score == pytest.approx(clipcore.vendi(xr).score, rel=1e-12)
+    assert clipcore.vendi(xt, dtype="float64").score == pytest.approx(clipcore.vendi(xr, dtype="float64").score,
+                                                                      rel=1e-12)
+    # by default precision follows the tensor's dtype as it follows a NumPy array's (half precision is read
+    # as float32): the same values as NumPy rows of that precision score the same
+    npdt = np.float64 if dtype == "float64" else np.float32
+    xn, tn = xr.astype(npdt), tr.astype(npdt)
+    got, want = clipcore.sce(xt, tt), clipcore.sce(xn, tn)
+    assert got.dtype == want.dtype == np.dtype(npdt).name
+    assert got.sce == pytest.approx(want.sce, rel=1e-12)
+    assert clipcore.vendi(xt).score == pytest.approx(clipcore.vendi(xn).score, rel=1e-12)
     assert xt.grad is None  # nothing flowed back into the user's graph
 
 

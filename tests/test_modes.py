@@ -25,7 +25,7 @@ def test_cosine_modes_match_reference(part):
 def test_complement_eigenvalues_are_sces():
     d = clipcore.synthetic_pairs(n=500, d=12, seed=2)
     res = clipcore.modes(d.images, d.texts, k=5, progress=False)
-    sce = clipcore.sce(d.images, d.texts, method="primal")
+    sce = clipcore.sce(d.images, d.texts, method="primal", dtype="float64")  # modes computes in float64
     np.testing.assert_allclose(res.eigenvalues, sce.complement_eigenvalues[:5], rtol=1e-9, atol=1e-14)
     assert res.trace == pytest.approx(sce.trace_complement, rel=1e-9)
 

@@ -199,7 +199,9 @@ def test_nystrom_vendi_matches_numpy_reference(pairs, order):
 def test_nystrom_streamed_equals_in_memory(pairs, tmp_path, monkeypatch):
     x, t = pairs
     clipcore.write_shards(tmp_path / "emb", x, t, shard_rows=128)
-    kw = dict(kernel="gaussian", sigma=0.9, landmarks=64, key=5, residual_sample=100, progress=False)
+    # float64 arrays against float32 shards of the same values: both computed in float64
+    kw = dict(kernel="gaussian", sigma=0.9, landmarks=64, key=5, residual_sample=100, progress=False,
+              dtype="float64")
     a = clipcore.sce(x, t, **kw)
     va = clipcore.vendi(x, order=2, **kw)
     monkeypatch.setattr(PI, "IN_MEMORY_ROWS", 100)  # force the streamed path on this small set

@@ -30,11 +30,13 @@ def test_iterator_sigma_comes_from_the_first_block(pairs):
 def test_vendi_and_rke_stream(stream_all, tmp_path, pairs, order):
     images, _ = pairs
     paths = save_uneven_shards(tmp_path, "x", images, [600, 600, 300])
+    # float32 rows: both sides computed in float64 (float32 block products would round per block)
     for kw in (dict(), dict(kernel="gaussian", rff_features=50, key=0)):
-        got = clipcore.vendi(paths, order=order, block_size=250, progress=False, **kw)
-        want = clipcore.vendi(images, order=order, method="primal", **kw)
+        got = clipcore.vendi(paths, order=order, block_size=250, progress=False, dtype="float64", **kw)
+        want = clipcore.vendi(images, order=order, method="primal", dtype="float64", **kw)
         assert got.score == pytest.approx(want.score, rel=1e-10)
-    assert clipcore.rke(paths, progress=False).score == pytest.approx(clipcore.rke(images).score, rel=1e-10)
+    assert clipcore.rke(paths, progress=False, dtype="float64").score == pytest.approx(
+        clipcore.rke(images, dtype="float64").score, rel=1e-10)
 
 
 def test_nan_in_a_shard_names_file_and_row(stream_all, tmp_path, pairs):
@@ -59,13 +61,14 @@ def test_vendi_and_rke_take_an_iterator_of_blocks(pairs, kw):
     images, _ = pairs
     if kw.get("landmarks") == "points":  # the same landmark points both ways
         kw = dict(kw, landmarks=images[::37])
+    kw = dict(kw, dtype="float64")  # float32 rows: both sides computed in float64
     for order in (1.0, 2.0):
         blocks = (images[a:b] for a, b in [(0, 700), (700, 703), (703, 1500)])
         got = clipcore.vendi(blocks, order=order, block_size=256, progress=False, **kw)
         want = clipcore.vendi(images, order=order, method="primal", **kw)
         assert got.n == 1500 and got.score == pytest.approx(want.score, rel=1e-10)
-    got = clipcore.rke(iter([images[:800], images[800:]]), progress=False)
-    assert got.score == pytest.approx(clipcore.rke(images).score, rel=1e-10)
+    got = clipcore.rke(iter([images[:800], images[800:]]), progress=False, dtype="float64")
+    assert got.score == pytest.approx(clipcore.rke(images, dtype="float64").score, rel=1e-10)
 
 
 def test_single_set_iterators_refuse_bad_blocks(pairs):

@@ -19,8 +19,10 @@ def test_uncompressed_npz_is_read_by_rows(stream_all, tmp_path, pairs):
     x, t = row_source(str(tmp_path / "x.npz"), "images"), row_source(str(tmp_path / "t.npz"), "texts")
     assert isinstance(x.parts[0], NpyPart) and isinstance(t.parts[0], ArrayPart)
     np.testing.assert_array_equal(x.read(17, 1499), images[17:1499])
-    got = clipcore.sce(str(tmp_path / "x.npz"), str(tmp_path / "t.npz"), block_size=200, progress=False)
-    agree(got, clipcore.sce(images, texts))
+    # float32 rows both ways, computed in float64 (float32 block products would round per block of 200)
+    got = clipcore.sce(str(tmp_path / "x.npz"), str(tmp_path / "t.npz"), block_size=200, progress=False,
+                       dtype="float64")
+    agree(got, clipcore.sce(images, texts, dtype="float64"))
     bad = images.copy()
     bad[900, 1] = np.nan
     np.savez(tmp_path / "bad.npz", bad)
@@ -82,8 +84,9 @@ def test_reader_details(tmp_path, pairs):
 
 def test_half_precision_embeddings_are_widened(stream_all, tmp_path, pairs):
     """float16 (how CLIP outputs are often saved) and bfloat16 embeddings are read as float32, which holds
-    them exactly: arrays, .npy files and iterator blocks give the scores of the same values in float64,
-    on every path (including the Nyström core, which takes float32 / float64 only)."""
+    them exactly: with dtype="float64", arrays, .npy files and iterator blocks give the scores of the same
+    values in float64, on every path (including the Nyström core, which takes float32 / float64 only); by
+    default precision follows the input (issue 18): float32 products, within 1e-6 of float64."""
     import jax.numpy as jnp
 
     images, texts = pairs
@@ -92,29 +95,41 @@ def test_half_precision_embeddings_are_widened(stream_all, tmp_path, pairs):
     np.save(tmp_path / "x16.npy", x16)
     np.save(tmp_path / "t16.npy", t16)
     want = clipcore.sce(x64, t64)
-    for got in (clipcore.sce(x16, t16), clipcore.sce(str(tmp_path / "x16.npy"), str(tmp_path / "t16.npy"),
-                                                    progress=False),
-                clipcore.sce(iter([(x16[:700], t16[:700]), (x16[700:], t16[700:])]), progress=False)):
+    assert want.dtype == "float64"
+
+    def forms(**kw):
+        return (clipcore.sce(x16, t16, **kw),
+                clipcore.sce(str(tmp_path / "x16.npy"), str(tmp_path / "t16.npy"), progress=False, **kw),
+                clipcore.sce(iter([(x16[:700], t16[:700]), (x16[700:], t16[700:])]), progress=False, **kw))
+
+    for got in forms(dtype="float64"):
         assert got.sce == pytest.approx(want.sce, rel=1e-12)
+    for got in forms():
+        assert got.dtype == "float32"
+        assert got.sce == pytest.approx(want.sce, rel=1e-6)
     assert row_source(str(tmp_path / "x16.npy"), "images").read(0, 5).dtype == np.float32
     kw = dict(kernel="gaussian", sigma=4.0, landmarks=images[::50].astype(np.float16), estimate="missing-mass")
-    v = clipcore.vendi(str(tmp_path / "x16.npy"), progress=False, **kw)
+    v = clipcore.vendi(str(tmp_path / "x16.npy"), progress=False, dtype="float64", **kw)
     assert v.score == pytest.approx(clipcore.vendi(x64, **dict(kw, landmarks=x64[::50])).score, rel=1e-9)
     xb = jnp.asarray(images, dtype=jnp.bfloat16)
     want_b = clipcore.vendi(np.asarray(xb.astype(jnp.float32)).astype(np.float64))
-    assert clipcore.vendi(xb).score == pytest.approx(want_b.score, rel=1e-12)
+    assert want_b.dtype == "float64"
+    assert clipcore.vendi(xb, dtype="float64").score == pytest.approx(want_b.score, rel=1e-12)
+    got_b = clipcore.vendi(xb)
+    assert got_b.dtype == "float32" and got_b.score == pytest.approx(want_b.score, rel=1e-6)
 
 
 def test_large_numpy_arrays_stream_andagree(stream_all, pairs, capsys):
     import jax.numpy as jnp
 
     images, texts = pairs
-    got = clipcore.sce(images, texts, progress=True, block_size=400)
+    # float32 rows both ways, computed in float64 (float32 block products would round per block of 400)
+    got = clipcore.sce(images, texts, progress=True, block_size=400, dtype="float64")
     assert "rows" in capsys.readouterr().err  # streamed: the bar shows
-    want = clipcore.sce(jnp.asarray(images), jnp.asarray(texts))  # device arrays: in-memory path
+    want = clipcore.sce(jnp.asarray(images), jnp.asarray(texts), dtype="float64")  # device arrays: in-memory path
     agree(got, want)
-    v = clipcore.vendi(images, progress=False)
-    assert v.score == pytest.approx(clipcore.vendi(jnp.asarray(images)).score, rel=1e-10)
+    v = clipcore.vendi(images, progress=False, dtype="float64")
+    assert v.score == pytest.approx(clipcore.vendi(jnp.asarray(images), dtype="float64").score, rel=1e-10)
 
 
 def test_reads_are_fresh_aligned_buffers(tmp_path, pairs):

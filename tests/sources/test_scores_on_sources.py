@@ -62,9 +62,11 @@ def test_opaque_steps_show_elapsed_time(pairs, capsys):
 
     images, texts = pairs
     x = np.concatenate([images] * 4)  # 6000 rows: rke takes the exact ‖K‖_F² path (> FROBENIUS_ROWS)
-    want = clipcore.rke(x, kernel="gaussian", sigma=2.0, progress=False)
+    # float32 rows: both backends compute in float64, so they agree to rounding
+    want = clipcore.rke(x, kernel="gaussian", sigma=2.0, progress=False, dtype="float64")
     assert want.method == "frobenius/exact" and capsys.readouterr().err == ""
-    got = clipcore.rke(x, kernel="gaussian", sigma=2.0, progress=True, backend="jax")  # one call: elapsed time
+    got = clipcore.rke(x, kernel="gaussian", sigma=2.0, progress=True, backend="jax",
+                       dtype="float64")  # one call: elapsed time
     err = capsys.readouterr().err
     assert "rke (exact ‖K‖_F²): 00:0" in err and "elapsed" in err
     assert got.score == pytest.approx(want.score, rel=1e-12)

@@ -15,7 +15,8 @@ from .helpers import agree, save_uneven_shards
 
 def test_npy_paths_globs_lists_and_plain_directories(stream_all, tmp_path, pairs):
     images, texts = pairs
-    want = clipcore.sce(images, texts)
+    # float32 rows both ways, computed in float64 (float32 block products would round per block)
+    want = clipcore.sce(images, texts, dtype="float64")
     (tmp_path / "img").mkdir()
     (tmp_path / "txt").mkdir()
     ip = save_uneven_shards(tmp_path / "img", "part", images, [1, 700, 3, 796])
@@ -23,9 +24,11 @@ def test_npy_paths_globs_lists_and_plain_directories(stream_all, tmp_path, pairs
     np.save(tmp_path / "all_images.npy", images)
     np.save(tmp_path / "all_texts.npy", texts)
     for got in (
-        clipcore.sce(str(tmp_path / "all_images.npy"), str(tmp_path / "all_texts.npy"), block_size=256, progress=False),
-        clipcore.sce(ip, tp, block_size=256, progress=False),
-        clipcore.sce(str(tmp_path / "img" / "part-*.npy"), str(tmp_path / "txt"), block_size=333, progress=False),
+        clipcore.sce(str(tmp_path / "all_images.npy"), str(tmp_path / "all_texts.npy"), block_size=256, progress=False,
+                     dtype="float64"),
+        clipcore.sce(ip, tp, block_size=256, progress=False, dtype="float64"),
+        clipcore.sce(str(tmp_path / "img" / "part-*.npy"), str(tmp_path / "txt"), block_size=333, progress=False,
+                     dtype="float64"),
     ):
         agree(got, want)
 
