@@ -5,7 +5,7 @@ over 80 lines of code, and on a test that imports a private name.
 
 Layers, lowest first (an import may point down, or sideways within a layer when no cycle forms):
 
-0. shared:       _validate, _progress, _hostmem, _version
+0. shared:       _validate, _progress, _hostmem, _version, _warnings
 1. kernels       (pure jnp: the one Gaussian tile, which the compiled core's JAX twins use too)
 2. _ffi/         (the compiled core: the only code that touches _ext)
 3. _options      (option groups; asks _ffi whether the core loaded)
@@ -35,7 +35,7 @@ PKG = ROOT / "python" / "clipcore"
 TESTS = ROOT / "tests"
 
 LAYERS: list[tuple[int, str]] = [  # (layer, regex over the dotted module name without "clipcore.")
-    (0, r"(_validate|_progress|_hostmem|_version)"),
+    (0, r"(_validate|_progress|_hostmem|_version|_warnings)"),
     (1, r"kernels"),
     (2, r"_ffi(\..*)?|_ext"),
     (3, r"_options"),

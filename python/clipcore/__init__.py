@@ -15,7 +15,8 @@ from .editing import Editor, fit_editor
 from .entropy import matrix_entropy, matrix_entropy_score, renyi_entropy, renyi_score
 from .kernels import FeatureMap, cosine_features, features, gaussian_kernel, median_sigma, rff_features
 from .schur import SchurSpectra, regression_coefficient, schur_dual, schur_matrices, schur_primal
-from .results import DegenerateWarning, LowCaptureWarning, NystromInfo, SCEResult, VendiResult
+from .results import (ApproximationWarning, DegenerateWarning, LowCaptureWarning, NystromInfo, SCEError, SCEResult,
+                      VendiResult)
 from .scores import rke, sce, vendi
 from .comparison import CompareResult, ModelComparison, compare
 from .datasets import LabelledImages, PairedEmbeddings, digits, fashion_mnist, synthetic_pairs
@@ -42,6 +43,8 @@ __all__ = [
     "DegenerateWarning",
     "LowCaptureWarning",
     "NystromInfo",
+    "SCEError",
+    "ApproximationWarning",
     # editing
     "fit_editor",
     "Editor",

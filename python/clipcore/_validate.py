@@ -183,17 +183,17 @@ class DimensionMismatchWarning(UserWarning):
     """Images and texts of different dimensions: probably embeddings of two different CLIP models."""
 
 
-def warn_dimension_mismatch(d_images: int, d_texts: int, stacklevel: int = 3) -> None:
+def warn_dimension_mismatch(d_images: int, d_texts: int) -> None:
     """Warn when paired images and texts differ in dimension (the cosine kernel accepts it; CLIP pairs
     share one embedding space, so different d usually means two different models)."""
     if d_images != d_texts:
-        import warnings
+        from ._warnings import warn_user
 
-        warnings.warn(
+        warn_user(
             f"texts: dimension {d_texts} differs from images' {d_images}: CLIP embeds images and texts in one "
             "space of one dimension, so these are probably embeddings of two different models; the cosine "
             "kernel scores them, but check that the pairs come from the same CLIP model",
-            DimensionMismatchWarning, stacklevel=stacklevel + 1)
+            DimensionMismatchWarning)
 
 
 def refuse_tracer(x: Any, name: str) -> None:

@@ -33,7 +33,7 @@ __all__ = ["compare", "CompareResult", "ModelComparison", "RankEntry", "SCORES",
 #: The scores every model gets, in table order.
 SCORES = ("sce", "text_score", "image_score", "clip_score")
 #: Nyström features the bootstrap replicates of the Gaussian kernel use (when no ω is shared).
-BOOTSTRAP_LANDMARKS = 500
+BOOTSTRAP_LANDMARKS = 256
 
 
 class ModelComparison(NamedTuple):
@@ -97,8 +97,8 @@ class CompareResult:
         return self.settings["sigma"]
 
     def __repr__(self) -> str:
-        order = " > ".join(e.name if e.separable_from_next in (True, None) else f"{e.name} ≈" for e in self.ranking)
-        return f"CompareResult({len(self)} models, kernel={self.settings['kernel']!r}, sigma={self.sigma}, ranking: {order})"
+        return (f"CompareResult({len(self)} models, kernel={self.settings['kernel']!r}, sigma={self.sigma}, "
+                f"ranking: {self._ranking_text()})")
 
     def table(self) -> str:
         """The scores with their intervals, one row per model in ranking order."""
@@ -116,12 +116,14 @@ class CompareResult:
         return "\n".join(rows)
 
     def _ranking_text(self) -> str:
+        """``A > B ≈ C``: ``>`` where the next model is separable, ``≈`` where it is not, ``,`` where no
+        bootstrap was run (order by SCE only)."""
         parts = []
-        for e in self.ranking:
+        for i, e in enumerate(self.ranking):
             parts.append(e.name)
-            if e.separable_from_next is not None:
-                parts.append(">" if e.separable_from_next else "≈ (not separable)")
-        return " ".join(parts)
+            if i + 1 < len(self.ranking):
+                parts.append({True: ">", False: "≈", None: ","}[e.separable_from_next])
+        return " ".join(parts).replace(" ,", ",")
 
     def summary(self) -> dict:
         """JSON-ready: settings, every model's scores and intervals, the ranking."""

@@ -69,8 +69,11 @@ __all__ = [
     "ENV_PROCESS_ID",
 ]
 
+#: Environment variable with process 0's coordinator address ``HOST:PORT`` (when not passed to initialize).
 ENV_COORDINATOR = "CLIPCORE_COORDINATOR"
+#: Environment variable with the number of processes of the job.
 ENV_NUM_PROCESSES = "CLIPCORE_NUM_PROCESSES"
+#: Environment variable with this process's id in [0, number of processes).
 ENV_PROCESS_ID = "CLIPCORE_PROCESS_ID"
 
 

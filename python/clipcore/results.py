@@ -7,11 +7,11 @@ Results are NamedTuples of host values (Python floats, NumPy arrays) that carry 
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import numpy as np
 
+from ._warnings import warn_user
 from ._pipeline.errors import ApproximationWarning, SCEError
 from ._pipeline.inputs import KernelSetup
 from ._pipeline.nystrom_run import Entropies, LowCaptureWarning, NystromRun
@@ -136,14 +136,14 @@ def nystrom_info(run: NystromRun, estimate: str, estimates: dict) -> NystromInfo
                        1.0 - float(run.captured), estimate, estimates)
 
 
-def warn_degenerate(rank: int, n: int, stacklevel: int) -> None:
+def warn_degenerate(rank: int, n: int) -> None:
     """The text part kept as many directions as there are samples: S ≈ 0."""
     if rank >= n:
-        warnings.warn(
+        warn_user(
             f"sce: the text part kept {rank} directions for n = {n} samples, so it explains every "
             "sample direction: S ≈ 0 and SCE ≈ 1 say nothing about diversity. Use more samples "
             "than text features (n > D), fewer RFF features, or a larger rtol/ridge.",
-            DegenerateWarning, stacklevel=stacklevel + 1)
+            DegenerateWarning)
 
 
 class SCEResult(NamedTuple):
@@ -166,9 +166,9 @@ class SCEResult(NamedTuple):
         used and every named estimate's scores); else None. The eigenvalue
         fields hold the r Nyström eigenvalues as measured.
       pairing: how shards paired by number were matched (a dict), or None.
-      error: for approximate kernels (random Fourier features, Nyström) the ± of each score as an
-        :class:`SCEError` (:mod:`clipcore._pipeline.errors`: how it is estimated and how often it brackets
-        the exact value); None for exact kernels.
+      error: for approximate kernels (random Fourier features, Nyström) the ± of each score as a
+        :class:`clipcore.results.SCEError` (how it is estimated and how often it brackets the exact value:
+        the guide "Evaluate a model"); None for exact kernels.
     """
 
     sce: float

@@ -174,9 +174,9 @@ def sce(
         numerics = numerics.follow(precision_for(dtype, inputs.dtype, path=plan.path, kernel=setup.kind, score="sce"))
         run = run_sce(plan, inputs, setup, numerics, nys, execution, kopts.seed)
         error = sce_error(run, setup, numerics, inputs, execution, nys.estimate)
-    warn_degenerate(run.rank_kept, run.n, stacklevel=2)
+    warn_degenerate(run.rank_kept, run.n)
     result = sce_result(run, setup, numerics, execution, nys, inputs.pairing, error)
-    warn_if_large(error, (result.sce, result.text_score, result.image_score), "sce", stacklevel=2)
+    warn_if_large(error, (result.sce, result.text_score, result.image_score), "sce")
     return result
 
 
@@ -259,7 +259,7 @@ def vendi(
         run = run_vendi(plan, inputs, setup, numerics, nys, execution, kopts.seed, order)
         error = vendi_error(run, setup, numerics, inputs, execution, nys.estimate, order)
     result = vendi_result(run, order, setup, numerics, execution, nys, inputs.pairing, error)
-    warn_if_large(error, result.score, "vendi", stacklevel=2)
+    warn_if_large(error, result.score, "vendi")
     return result
 
 

@@ -17,12 +17,12 @@ On seeded test data the ± brackets the exact kernel's value in at least 90 % of
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
+from .._warnings import warn_user
 from ..covariance import Covariances, dual_gram, feature_covariance, joint_covariances
 from ..entropy import matrix_entropy, renyi_entropy
 from ..kernels import FeatureMap
@@ -105,7 +105,7 @@ def rff_vendi_error(c, num_frequencies: int, point: float, order: float, clamp) 
     return _bar(point, vals)
 
 
-def warn_if_large(error, point, what: str, stacklevel: int) -> None:
+def warn_if_large(error, point, what: str) -> None:
     """An :class:`ApproximationWarning` when a ± exceeds :data:`WARN_RELATIVE` of its score."""
     if error is None:
         return
@@ -113,9 +113,9 @@ def warn_if_large(error, point, what: str, stacklevel: int) -> None:
     large = [(k, e, p) for k, e, p in pairs if p > 0 and e > WARN_RELATIVE * p]
     if large:
         worst = ", ".join(f"{k} ±{e:.3g} ({100 * e / p:.0f} %)" for k, e, p in large)
-        warnings.warn(f"{what}: the approximation may be far from the exact kernel's value: {worst}; use more "
+        warn_user(f"{what}: the approximation may be far from the exact kernel's value: {worst}; use more "
                       "features (rff_features=) or landmarks (landmarks=), or a larger sigma",
-                      ApproximationWarning, stacklevel=stacklevel + 1)
+                      ApproximationWarning)
 
 
 def _group_spectra(inputs, setup, numerics, execution, freq: np.ndarray):

@@ -187,7 +187,7 @@ def paired_inputs(images: Any, texts: Any, *, nonzero: bool, same_dim: bool,
     if same_dim and d_img != d_txt:
         raise ValueError(f"texts: dimension {d_txt} differs from images' {d_img}; {V.GAUSSIAN_SAME_DIM}")
     if d_txt is not None:
-        V.warn_dimension_mismatch(d_img, d_txt, stacklevel=3)
+        V.warn_dimension_mismatch(d_img, d_txt)
     return Inputs(src, None, None, src.n, d_img, d_txt, sigma_sample(src), _pairing(src))
 
 
@@ -202,7 +202,7 @@ def _memory_pair(images, texts, nonzero: bool, same_dim: bool) -> Inputs:
     images = V.as_embeddings(images, "images", nonzero_rows=nonzero)
     texts = V.as_embeddings(texts, "texts", nonzero_rows=nonzero)
     V.check_pair(images, texts, same_dim=same_dim)
-    V.warn_dimension_mismatch(images.shape[1], texts.shape[1], stacklevel=4)
+    V.warn_dimension_mismatch(images.shape[1], texts.shape[1])
     return Inputs(None, images, texts, images.shape[0], images.shape[1], texts.shape[1], images)
 
 

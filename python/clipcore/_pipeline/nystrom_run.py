@@ -14,7 +14,6 @@ peak is its own.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
@@ -27,6 +26,7 @@ from .. import sharding as SH
 from .._hostmem import release_heap
 from .._options import ESTIMATES
 from .._progress import bar, busy
+from .._warnings import warn_user
 from ..entropy import Spectrum, matrix_entropy_tail, renyi_entropy_tail
 from ..landmarks import Landmarks, default_pool, select_landmarks
 from .inputs import Inputs, KernelSetup, reduce_sums
@@ -169,10 +169,10 @@ def _warn_low_capture(captured: float, what: str, lm: Landmarks) -> None:
         if lm.method == "pivoted-cholesky":
             hint += (", or landmark_method='uniform' (pivoted Cholesky takes the worst-explained rows first: when "
                      "one modality's rows are isolated from each other it can take every landmark from it)")
-        warnings.warn(
+        warn_user(
             f"nyström: the {lm.points.shape[0]} {lm.method} landmarks capture only {captured:.3g} of the {what}' "
             f"kernel trace, so the score rests mostly on the estimate of the missing part: {hint}",
-            LowCaptureWarning, stacklevel=5)
+            LowCaptureWarning)
 
 
 class NystromRun(NamedTuple):
