@@ -124,7 +124,8 @@ def add_kernel_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--convention", choices=("paper", "clip-dissection"), default="paper",
                    help="paper (default) or the reference code's column-cosine convention")
     g.add_argument("--dtype", choices=("float64", "float32"), default=None,
-                   help="float64 (default) or float32 block products (faster)")
+                   help="precision of the block products (default: follow the input: float32 rows get float32 products, "
+                        "float64 rows float64; accumulation and linear algebra are float64 either way)")
     g.add_argument("--rtol", type=float, default=None, help="pseudo-inverse cutoff (default D·eps32)")
     g.add_argument("--ridge", type=float, default=None, help="use (C_TT + ridge·I)⁻¹ instead of the cut pinv")
 
