@@ -99,9 +99,10 @@ def test_frobenius_result():
 
 
 def test_warn_degenerate_only_when_the_text_part_keeps_every_direction():
-    with pytest.warns(RS.DegenerateWarning, match="kept 10 directions for n = 10"):
-        RS.warn_degenerate(10, 10, stacklevel=1)
+    with pytest.warns(RS.DegenerateWarning, match="kept 10 directions for n = 10") as record:
+        RS.warn_degenerate(10, 10)
+    assert record[0].filename == __file__  # points at the caller outside the package
     with warnings.catch_warnings():
         warnings.simplefilter("error", RS.DegenerateWarning)
-        RS.warn_degenerate(9, 10, stacklevel=1)
+        RS.warn_degenerate(9, 10)
     assert clipcore.DegenerateWarning is RS.DegenerateWarning and clipcore.NystromInfo is RS.NystromInfo

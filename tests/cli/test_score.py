@@ -141,13 +141,17 @@ def test_score_streams_a_shard_directory(tmp_path, monkeypatch):
     d = clipcore.synthetic_pairs(n=900, d=16, seed=2)
     clipcore.write_shards(tmp_path / "s", d.images, d.texts, shard_rows=250)
     out = tmp_path / "o.json"
-    assert main(["score", "--images", str(tmp_path / "s"), "--json", str(out), "--quiet"]) == 0
+    # streamed vs in memory compared in float64 (float32 rows default to float32 products)
+    assert main(["score", "--images", str(tmp_path / "s"), "--json", str(out), "--quiet",
+                 "--dtype", "float64"]) == 0
     payload = json.loads(out.read_text())
-    want = clipcore.sce(d.images, d.texts)
+    want = clipcore.sce(d.images, d.texts, dtype="float64")
     assert payload["scores"]["sce"] == pytest.approx(want.sce, rel=1e-10)
     # Vendi orders come from the SCE's own C_XX spectrum: equal to clipcore.vendi
-    assert payload["scores"]["vendi"]["2.0"] == pytest.approx(clipcore.rke(d.images).score, rel=1e-10)
-    assert payload["scores"]["vendi"]["inf"] == pytest.approx(clipcore.vendi(d.images, order=float("inf")).score, rel=1e-10)
+    assert payload["scores"]["vendi"]["2.0"] == pytest.approx(
+        clipcore.rke(d.images, dtype="float64").score, rel=1e-10)
+    assert payload["scores"]["vendi"]["inf"] == pytest.approx(
+        clipcore.vendi(d.images, order=float("inf"), dtype="float64").score, rel=1e-10)
     assert payload["inputs"]["images"]["rows"] == 900 and payload["inputs"]["images"]["files"] == 4
     assert len(payload["inputs"]["images"]["sha256"]) == 64  # the manifest's hash
 
@@ -166,11 +170,18 @@ def test_score_vendi_orders_are_float64(tmp_path):
     np.save(tmp_path / "t.npy", d.texts)
     out = tmp_path / "s.json"
     assert cli.main(["score", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"),
-                     "--json", str(out), "--quiet"]) == 0
+                     "--json", str(out), "--quiet", "--dtype", "float64"]) == 0
     got = json.loads(out.read_text())["scores"]["vendi"]
     for order in (1.0, 2.0):
-        want = clipcore.vendi(d.images, order=order).score
+        want = clipcore.vendi(d.images, order=order, dtype="float64").score
         assert abs(got[str(order)] - want) <= 1e-12 * want
+    # the default follows the float32 rows: within float32's reach of the float64 scores
+    out32 = tmp_path / "s32.json"
+    assert cli.main(["score", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"),
+                     "--json", str(out32), "--quiet"]) == 0
+    got32 = json.loads(out32.read_text())["scores"]["vendi"]
+    for order in (1.0, 2.0):
+        assert abs(got32[str(order)] - got[str(order)]) <= 1e-6 * got[str(order)]
 
 
 def test_demo_compares_both_generators_at_one_sigma(tmp_path):
