@@ -114,14 +114,15 @@ def cmd_table(args: argparse.Namespace) -> int:
         raise ValueError("texts: pass --embeddings DIR (a `clipcore embed` output) or both --texts and --images")
     t, tl = _table_texts(texts_path, args.text_labels)
     x, il = _table_images(images_path, args.image_labels)
-    cut = x.shape[0] > args.max_images
-    if cut:
-        x, il = x[: args.max_images], None if il is None else il[: args.max_images]
     table = similarity_table(t, x, tl, il)
     if not args.quiet:
-        print(table.format(digits=args.digits))
+        k = args.max_images
+        cut = table.values.shape[1] > k
+        shown = table._replace(values=table.values[:, :k], image_labels=table.image_labels[:k]) if cut else table
+        print(shown.format(digits=args.digits))
         if cut:
-            print(f"(first {args.max_images} images; --max-images to show more)")
+            print(f"(printed: the first {k} of {table.values.shape[1]} images, --max-images to print more; "
+                  "the CSV, PNG and JSON hold every image)")
     table.to_csv(args.csv)
     table.plot(args.png)
     _out(args, f"wrote {args.csv} and {args.png}")
@@ -237,7 +238,8 @@ def add_commands(sub) -> None:
     t.add_argument("--images", default=None, metavar="X.npy", help="image embeddings (columns)")
     t.add_argument("--text-labels", default=None, metavar="FILE.txt", help="one row label a line")
     t.add_argument("--image-labels", default=None, metavar="FILE.txt", help="one column label a line")
-    t.add_argument("--max-images", type=int, default=40, help="columns shown (default 40)")
+    t.add_argument("--max-images", type=int, default=40,
+                   help="image columns printed (default 40; the CSV, PNG and JSON hold every image)")
     t.add_argument("--digits", type=int, default=3, help="decimals printed (default 3)")
     t.add_argument("--csv", default="similarity_table.csv", help="CSV output (default similarity_table.csv)")
     t.add_argument("--png", default="similarity_table.png", help="heat map (default similarity_table.png)")
