@@ -9,7 +9,7 @@ import sys
 
 from clipcore.cli import build_parser
 
-COMMANDS = ["score", "edit", "demo", "compare", "clipscore", "embed", "table", "modes", "mds", "cluster", "iin", "vae"]
+COMMANDS = ["score", "edit", "demo", "compare", "clipscore", "embed", "table", "modes", "inspect", "mds", "cluster", "iin", "vae"]
 
 
 def test_parser_lists_every_command():

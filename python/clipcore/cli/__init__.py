@@ -1,4 +1,4 @@
-"""The ``clipcore`` command: score, edit, demo, compare, clipscore, embed, table, modes, mds, cluster, iin.
+"""The ``clipcore`` command: score, edit, demo, compare, clipscore, embed, table, modes, inspect, mds, cluster, iin.
 
 Every command prints a readable table and can write JSON that carries the
 provenance of each number (SPEC.md, "Results carry their provenance").
@@ -7,7 +7,7 @@ exit status 2.
 
 One module per command group, each with ``add_commands(subparsers)``:
 :mod:`.score` (score, edit, demo), :mod:`.compare` (compare, clipscore), :mod:`.data` (embed, table, modes),
-:mod:`.mds`, :mod:`.cluster`, :mod:`.iin`, :mod:`.vae`; what they share is in
+:mod:`.inspect`, :mod:`.mds`, :mod:`.cluster`, :mod:`.iin`, :mod:`.vae`; what they share is in
 :mod:`._common`. The command modules import Flax, transformers and
 scikit-learn only when their command runs, so ``clipcore score`` never pays
 for them.
@@ -20,12 +20,12 @@ import sys
 from typing import Sequence
 
 from .._version import __version__
-from . import cluster, compare, data, iin, mds, score, vae
+from . import cluster, compare, data, iin, inspect, mds, score, vae
 
 __all__ = ["main", "build_parser"]
 
 #: The command groups, in the order ``clipcore --help`` lists them.
-_GROUPS = (score, compare, data, mds, cluster, iin, vae)
+_GROUPS = (score, compare, data, inspect, mds, cluster, iin, vae)
 
 
 def build_parser() -> argparse.ArgumentParser:
