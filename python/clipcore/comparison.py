@@ -19,13 +19,13 @@ import numpy as np
 from . import _validate as V
 from ._options import KERNELS, resolve_key, x64
 from ._pipeline.bootstrap import draw_prompt_weights, prompt_ids, replicate_scores
+from ._pipeline.inputs import SourceOptions, paired_arrays, resolve_source_options
 from ._pipeline.plan import EXACT_ROWS
 from .kernels import draw_omega, median_sigma, rff_features as rff_map
 from .landmarks import select_landmarks
 from .nystrom import nystrom_features, nystrom_map
 from .results import SCEResult
 from .scores import sce
-from .sources import paired_source
 from .tables import CLIP_SCORE_VARIANTS, clip_score
 
 __all__ = ["compare", "CompareResult", "ModelComparison", "RankEntry", "SCORES", "BOOTSTRAP_LANDMARKS"]
@@ -45,6 +45,8 @@ class ModelComparison(NamedTuple):
       clip_score: CLIPScore (the chosen variant).
       intervals: score name → (low, high) bootstrap interval over prompts at the comparison's level.
       result: the full :class:`clipcore.SCEResult`.
+      pairing: how the set's shards were paired by number (:meth:`clipcore.sources.PairingReport.to_dict`:
+        complete pairs read, shards skipped with ``skip_incomplete``), or None for arrays and plain files.
     """
 
     name: str
@@ -56,6 +58,7 @@ class ModelComparison(NamedTuple):
     clip_score: float
     intervals: dict
     result: SCEResult
+    pairing: dict | None = None
 
     def __repr__(self) -> str:
         lo, hi = self.intervals.get("sce", (np.nan, np.nan))
@@ -132,6 +135,8 @@ class CompareResult:
             models[name] = {"n": m.n, "prompts": m.prompts, **{s: getattr(m, s) for s in SCORES},
                             "intervals": {k: list(v) for k, v in m.intervals.items()},
                             "provenance": m.result.summary()}
+            if m.pairing is not None:
+                models[name]["pairing"] = m.pairing
         ranking = [{"name": e.name, "sce": e.sce, "separable_from_next": e.separable_from_next,
                     "difference_interval": None if e.difference_interval is None else list(e.difference_interval)}
                    for e in self.ranking]
@@ -164,8 +169,9 @@ class CompareResult:
         plt.close(fig)
 
 
-def _load(name: str, value: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A set's images and texts as host arrays: a pair, a mapping with "images"/"texts", or any path form."""
+def _load(name: str, value: Any, files: SourceOptions) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """A set's images and texts as host arrays (a pair, a mapping with "images"/"texts", or any path form)
+    and its shards' pairing."""
     if isinstance(value, Mapping):
         images, texts = value.get("images"), value.get("texts")
     elif isinstance(value, (tuple, list)) and len(value) == 2 and not all(isinstance(v, (str, os.PathLike))
@@ -173,25 +179,30 @@ def _load(name: str, value: Any) -> tuple[np.ndarray, np.ndarray]:
         images, texts = value
     else:
         images, texts = value, None
+    pairing = None
     if isinstance(images, (str, os.PathLike)) or isinstance(texts, (str, os.PathLike)):
-        src = paired_source(images, texts)
-        if src.texts is None:
-            raise ValueError(f"sets: {name!r} has no texts (give a shard directory with both columns, or a pair)")
-        images, texts = src.images.read(0, src.n), src.texts.read(0, src.n)
+        try:
+            images, texts, pairing = paired_arrays(images, texts, nonzero=True, files=files)
+        except ValueError as exc:
+            raise ValueError(f"sets[{name!r}]: {exc}") from None
+    if texts is None:
+        raise ValueError(f"sets: {name!r} has no texts (give a folder with both columns, or a pair)")
     x = np.asarray(V.host_rows(images, f"sets[{name!r}].images", nonzero=True), np.float64)
     t = np.asarray(V.host_rows(texts, f"sets[{name!r}].texts", nonzero=True), np.float64)
     V.check_pair(x, t, same_dim=True, why="the sets are compared at one kernel over one embedding space")
-    return x, t
+    return x, t, pairing
 
 
-def _check_sets(sets: Any) -> dict:
+def _check_sets(sets: Any, files: SourceOptions) -> tuple[dict, dict]:
+    """name → (images, texts) host arrays, and name → the pairing of its shards (None for arrays)."""
     if not isinstance(sets, Mapping) or len(sets) < 2:
         raise ValueError("sets: expected a mapping of at least two names to sets (images, texts)")
-    loaded = {str(k): _load(str(k), v) for k, v in sets.items()}
+    read = {str(k): _load(str(k), v, files) for k, v in sets.items()}
+    loaded = {k: (x, t) for k, (x, t, _) in read.items()}
     dims = {k: x.shape[1] for k, (x, _) in loaded.items()}
     if len(set(dims.values())) > 1:
         raise ValueError(f"sets: the embedding dimensions differ ({dims}); compare sets from one CLIP model")
-    return loaded
+    return loaded, {k: p for k, (_, _, p) in read.items()}
 
 
 def _shared_kernel(loaded: dict, kernel: str, sigma, rff_features, landmarks, key):
@@ -259,6 +270,9 @@ def compare(
     level: float = 0.9,
     clip_variant: str = "hessel",
     progress: bool | None = None,
+    images_key: str | None = None,
+    texts_key: str | None = None,
+    skip_incomplete: bool = False,
 ) -> CompareResult:
     """Score several models' image sets for the same prompts at ONE kernel and rank them.
 
@@ -285,6 +299,9 @@ def compare(
       level: the intervals' coverage (0.9: from the 5th to the 95th percentile).
       clip_variant: ``"hessel"`` or ``"torchmetrics"`` (:func:`clipcore.clip_score`).
       progress: bars (None: after 2 s; True; False).
+      images_key, texts_key, skip_incomplete: for the sets given as paths, as in :func:`clipcore.sce` (the
+        arrays inside ``.npz`` shards or the Parquet columns; only the complete shard pairs, reported in
+        each model's ``pairing``).
 
     Returns:
       :class:`CompareResult` (``r["name"].sce``, ``r.ranking``, ``r.table()``, ``r.summary()``, ``r.plot(path)``).
@@ -295,7 +312,8 @@ def compare(
     level = V.check_number(level, "level", positive=True)
     if not level < 1:
         raise ValueError(f"level: expected a coverage in (0, 1), got {level}")
-    loaded = _check_sets(sets)
+    files = resolve_source_options(images_key=images_key, texts_key=texts_key, skip_incomplete=skip_incomplete)
+    loaded, pairings = _check_sets(sets, files)
     sigma, omega, points, seed = _shared_kernel(loaded, kernel, sigma, rff_features, landmarks, key)
     kw = dict(kernel=kernel, progress=progress)
     if kernel == "gaussian":
@@ -320,7 +338,7 @@ def compare(
                                           clamp=res.clamp, desc=f"compare: {name}", progress=progress)
             intervals = {s: _interval(point[s], getattr(reps[name], s), level) for s in SCORES}
         models[name] = ModelComparison(name, x.shape[0], len(keys_ids[name][0]), **point, intervals=intervals,
-                                       result=res)
+                                       result=res, pairing=pairings[name])
     ranking = (_ranking(models, reps, level) if draws else
                [RankEntry(k, models[k].sce, None, None) for k in sorted(models, key=lambda k: -models[k].sce)])
     settings = dict(kernel=kernel, sigma=sigma, rff_features=rff_features,

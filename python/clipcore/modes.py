@@ -25,13 +25,13 @@ import numpy as np
 
 from . import _validate as V
 from ._options import EPS32, resolve_precision
-from ._pipeline.inputs import resolve_kernel, resolve_kernel_options, sigma_sample
+from ._pipeline.inputs import (file_source, resolve_kernel, resolve_kernel_options, resolve_source_options,
+                               sigma_sample)
 from ._pipeline.passes import stream_sums
 from ._progress import bar as progress_bar, check_progress
 from .covariance import default_block_size
 from .kernels import FeatureMap, features
 from .schur import EPSILON, schur_matrices
-from .sources import PairedSource, paired_source
 
 __all__ = ["modes", "ModesResult", "PARTS"]
 
@@ -52,6 +52,8 @@ class ModesResult(NamedTuple):
       scores: ``[k, per_mode]`` their scores φ(x_i)·v (descending).
       trace: tr of the matrix (for the share eigenvalue / trace).
       kernel, sigma, rff_features, seed, n, num_features, rtol, ridge: provenance.
+      pairing: how shards paired by number were matched (:meth:`clipcore.sources.PairingReport.to_dict`),
+        or None; ``indices`` count the rows read (the complete pairs when shards were skipped).
     """
 
     part: str
@@ -68,6 +70,7 @@ class ModesResult(NamedTuple):
     num_features: int
     rtol: float
     ridge: float | None
+    pairing: dict | None = None
 
     def summary(self) -> dict:
         """JSON-ready: everything but the eigenvectors."""
@@ -103,6 +106,9 @@ def modes(
     ridge: float | None = None,
     block_size: int | None = None,
     progress: bool | None = None,
+    images_key: str | None = None,
+    texts_key: str | None = None,
+    skip_incomplete: bool = False,
 ) -> ModesResult:
     """Top-k modes of S (prompt-independent) or R (prompt-explained) and their samples.
 
@@ -113,9 +119,10 @@ def modes(
     φ(x_i)·v in a second pass.
 
     Args:
-      images: ``[n, d_x]`` image embeddings: an array, ``.npy`` path, shard
-        directory or glob (read twice, so not an iterator); a clipcore
-        shard directory gives both columns (``texts=None``).
+      images: ``[n, d_x]`` image embeddings: an array, ``.npy`` / ``.npz`` path, shard
+        directory or glob (read twice, so not an iterator); a folder of any
+        layout :func:`clipcore.sce` reads (clipcore shards, clip-retrieval /
+        LAION, DataComp, Parquet) gives both columns (``texts=None``).
       texts: ``[n, d_t]`` prompt embeddings, row i ↔ image i.
       part: ``"complement"`` (S), ``"text"`` (R) or ``"image"`` (C_XX).
       k: number of modes (≤ D).
@@ -125,6 +132,8 @@ def modes(
       sigma, rff_features, omega, key, normalize, rtol, ridge: as in :func:`clipcore.sce`.
       block_size: rows per block of both passes.
       progress: tqdm bars (``None``: after 2 s; ``False``: never).
+      images_key, texts_key, skip_incomplete: as in :func:`clipcore.sce` (the arrays inside ``.npz``
+        shards or the Parquet columns; only the complete shard pairs, reported in ``result.pairing``).
 
     Returns:
       :class:`ModesResult`.
@@ -140,7 +149,8 @@ def modes(
     if kernel == "gaussian" and rff_features is None and omega is None:
         raise ValueError("rff_features: modes of the Gaussian kernel are eigenvectors in the random Fourier feature "
                          "space; pass rff_features= (e.g. 2000)")
-    src = images if isinstance(images, PairedSource) else paired_source(images, texts)
+    files = resolve_source_options(images_key=images_key, texts_key=texts_key, skip_incomplete=skip_incomplete)
+    src = file_source(images, texts, files)
     if src.iterator is not None:
         raise ValueError("images: modes reads the images twice (covariances, then scores); pass arrays or files, "
                          "not an iterator")
@@ -189,4 +199,5 @@ def modes(
         kernel=setup.kernel, sigma=setup.sigma,
         rff_features=fmap.num_frequencies if fmap.kind == "rff" else None, seed=setup.seed,
         n=n, num_features=dx, rtol=rtol_v, ridge=ridge,
+        pairing=None if src.pairing is None else src.pairing.to_dict(),
     )

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._pipeline.inputs import paired_arrays, resolve_source_options
 from ._validate import as_embeddings, check_choice, check_positive_int
 
 __all__ = ["RetrievalResult", "retrieval"]
@@ -43,6 +44,8 @@ class RetrievalResult(NamedTuple):
       text_to_image_rank: ``[n]`` 0-based rank of caption i's own image.
       metric: ``"cosine"`` or ``"euclidean"``.
       n: number of pairs.
+      pairing: how shards paired by number were matched (:meth:`clipcore.sources.PairingReport.to_dict`),
+        or None for arrays and plain files.
     """
 
     ks: tuple[int, ...]
@@ -52,6 +55,7 @@ class RetrievalResult(NamedTuple):
     text_to_image_rank: np.ndarray
     metric: str
     n: int
+    pairing: dict | None = None
 
     @property
     def image_to_text_top1(self) -> float:
@@ -72,6 +76,7 @@ class RetrievalResult(NamedTuple):
             "text_to_image": {f"R@{k}": float(r) for k, r in zip(self.ks, self.text_to_image)},
             "image_to_text_top1": self.image_to_text_top1,
             "text_to_image_top1": self.text_to_image_top1,
+            **({"pairing": self.pairing} if self.pairing is not None else {}),
         }
 
 
@@ -134,12 +139,15 @@ def _check_ks(k: Any) -> tuple[int, ...]:
 
 def retrieval(
     images: Any,
-    texts: Any,
+    texts: Any = None,
     k: int | Sequence[int] = (1, 5, 10),
     *,
     metric: str = "cosine",
     block_size: int | None = None,
     progress: bool | None = None,
+    images_key: str | None = None,
+    texts_key: str | None = None,
+    skip_incomplete: bool = False,
 ) -> RetrievalResult:
     """Image→text and text→image recall@k of paired embeddings.
 
@@ -149,7 +157,9 @@ def retrieval(
     (SPEC_MODELS.md; Radford et al. 2021).  Text→image swaps the roles.
 
     Args:
-      images: ``[n, d]`` image embeddings (any float dtype; computed in it).
+      images: ``[n, d]`` image embeddings (any float dtype; computed in it), or any path form
+        :func:`clipcore.sce` reads (a folder of any layout holding both columns, then ``texts=None``),
+        read whole (half precision widened to float32).
       texts: ``[n, d]`` caption embeddings, row i the caption of image i.
       k: the cut-offs, e.g. ``(1, 5, 10)``.
       metric: ``"cosine"`` (rows L2-normalised, default) or ``"euclidean"``
@@ -157,6 +167,8 @@ def retrieval(
       block_size: query rows per block (default: about 4·10⁶ similarities
         held at once, so ``[block_size, n]`` stays small for any n).
       progress: tqdm bar over the query blocks (``None``: shown after 2 s).
+      images_key, texts_key, skip_incomplete: as in :func:`clipcore.sce` (the arrays inside ``.npz``
+        shards or the Parquet columns; only the complete shard pairs, reported in ``result.pairing``).
 
     Returns:
       RetrievalResult with recall@k in both directions and every rank.
@@ -167,6 +179,10 @@ def retrieval(
     """
     metric = check_choice(metric, "metric", METRICS)
     ks = _check_ks(k)
+    files = resolve_source_options(images_key=images_key, texts_key=texts_key, skip_incomplete=skip_incomplete)
+    images, texts, pairing = paired_arrays(images, texts, nonzero=metric == "cosine", files=files)
+    if texts is None:
+        raise ValueError("texts: missing; pass the captions' embeddings [n, d]")
     u = as_embeddings(images, "images", nonzero_rows=metric == "cosine")
     v = as_embeddings(texts, "texts", nonzero_rows=metric == "cosine")
     if u.shape[0] != v.shape[0]:
@@ -196,4 +212,4 @@ def retrieval(
         t2i = _ranks(v, u, metric, block, bar)
     rec_i2t = np.array([np.mean(i2t < kk) for kk in ks])
     rec_t2i = np.array([np.mean(t2i < kk) for kk in ks])
-    return RetrievalResult(ks, rec_i2t, rec_t2i, i2t, t2i, metric, n)
+    return RetrievalResult(ks, rec_i2t, rec_t2i, i2t, t2i, metric, n, pairing)

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validate as V
+from ._pipeline.inputs import SourceOptions, column_array, paired_arrays, resolve_source_options
 
 __all__ = ["clip_score", "ClipScoreResult", "similarity_table", "SimilarityTable", "pair_cosines",
            "cosine_matrix", "CLIP_SCORE_VARIANTS"]
@@ -60,6 +61,8 @@ class ClipScoreResult(NamedTuple):
         torchmetrics: w·cos, unclamped, as its per-sample scores).
       cosines: ``[n]`` the raw cosines.
       n: number of pairs.
+      pairing: how shards paired by number were matched (:meth:`clipcore.sources.PairingReport.to_dict`:
+        complete pairs read, shards skipped with ``skip_incomplete``), or None for arrays and plain files.
     """
 
     score: float
@@ -68,34 +71,27 @@ class ClipScoreResult(NamedTuple):
     per_sample: np.ndarray
     cosines: np.ndarray
     n: int
+    pairing: dict | None = None
 
     def __float__(self) -> float:
         return float(self.score)
 
 
-def _paired_arrays(images: Any, texts: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Host arrays from arrays, .npy files or a clipcore shard directory (validated)."""
-    from .sources import paired_source
-
-    def is_path(a):
-        return isinstance(a, (str, os.PathLike)) or (
-            isinstance(a, (list, tuple)) and len(a) > 0 and all(isinstance(p, (str, os.PathLike)) for p in a))
-
-    if is_path(images) or is_path(texts):
-        src = paired_source(images, texts)
-        if src.texts is None:
-            raise ValueError("texts: missing; pass the prompts' embeddings (or a clipcore shard directory)")
-        images, texts = src.images.read(0, src.n), src.texts.read(0, src.n)
-    elif texts is None:
+def _paired_arrays(images: Any, texts: Any, files: SourceOptions) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """Host arrays from arrays, files or a folder of any layout (validated), and the shards' pairing."""
+    images, texts, pairing = paired_arrays(images, texts, nonzero=True, files=files)
+    if texts is None:
         raise ValueError("texts: missing; pass the prompts' embeddings [n, d]")
     x = V.as_embeddings(images, "images", nonzero_rows=True)
     t = V.as_embeddings(texts, "texts", nonzero_rows=True)
     V.check_pair(x, t, same_dim=True, why="CLIPScore compares each image with its prompt in one embedding space "
                  "(embeddings of one CLIP model)")
-    return x, t
+    return x, t, pairing
 
 
-def clip_score(images: Any, texts: Any = None, *, variant: str = "hessel", weight: float | None = None) -> ClipScoreResult:
+def clip_score(images: Any, texts: Any = None, *, variant: str = "hessel", weight: float | None = None,
+               images_key: str | None = None, texts_key: str | None = None,
+               skip_incomplete: bool = False) -> ClipScoreResult:
     """CLIPScore of images and their captions, in one of two named conventions.
 
     ``variant="hessel"`` (Hessel et al. 2021, Eq. 1): mean over pairs of
@@ -104,18 +100,23 @@ def clip_score(images: Any, texts: Any = None, *, variant: str = "hessel", weigh
     w = 100 — the clamp comes after the mean.
 
     Args:
-      images: ``[n, d]`` image embeddings (array, ``.npy`` path, or a
-        clipcore shard directory holding both columns, then ``texts=None``).
+      images: ``[n, d]`` image embeddings: an array, a ``.npy`` / ``.npz`` path, a glob or list of shards,
+        or a folder of any layout :func:`clipcore.sce` reads (clipcore shards, clip-retrieval / LAION,
+        DataComp, Parquet) holding both columns, then ``texts=None``; files are read whole.
       texts: ``[n, d]`` caption embeddings; row i describes image i.
       variant: ``"hessel"`` or ``"torchmetrics"``.
       weight: override w.
+      images_key, texts_key, skip_incomplete: as in :func:`clipcore.sce` (the arrays inside ``.npz``
+        shards or the Parquet columns; score only the complete shard pairs, reported in
+        ``result.pairing``).
 
     Returns:
       :class:`ClipScoreResult`.
     """
     V.check_choice(variant, "variant", tuple(CLIP_SCORE_VARIANTS))
     w = V.check_number(weight, "weight", positive=True, default=CLIP_SCORE_VARIANTS[variant])
-    x, t = _paired_arrays(images, texts)
+    files = resolve_source_options(images_key=images_key, texts_key=texts_key, skip_incomplete=skip_incomplete)
+    x, t, pairing = _paired_arrays(images, texts, files)
     cos = np.asarray(pair_cosines(x, t), np.float64)
     if variant == "hessel":
         per = w * np.maximum(cos, 0.0)
@@ -123,7 +124,7 @@ def clip_score(images: Any, texts: Any = None, *, variant: str = "hessel", weigh
     else:
         per = w * cos
         score = float(max(per.mean(), 0.0))
-    return ClipScoreResult(score, variant, w, per, cos, int(cos.shape[0]))
+    return ClipScoreResult(score, variant, w, per, cos, int(cos.shape[0]), pairing)
 
 
 class SimilarityTable(NamedTuple):
@@ -132,11 +133,14 @@ class SimilarityTable(NamedTuple):
     Attributes:
       values: ``[m, k]`` cos(text_i, image_j) (float64).
       text_labels: ``m`` row labels; image_labels: ``k`` column labels.
+      pairing: when both sides came from one folder of shards paired by number, how they were paired
+        (:meth:`clipcore.sources.PairingReport.to_dict`); else None.
     """
 
     values: np.ndarray
     text_labels: list
     image_labels: list
+    pairing: dict | None = None
 
     def format(self, digits: int = 3, max_label: int = 40) -> str:
         """The table as aligned text (labels cut to ``max_label`` characters)."""
@@ -197,18 +201,37 @@ def _labels(labels: Sequence | None, n: int, name: str, prefix: str) -> list:
     return labels
 
 
+def _table_inputs(texts: Any, images: Any, files: SourceOptions) -> tuple[Any, Any, dict | None]:
+    """The two sides of a table: one folder given for both reads its two columns paired (the shards'
+    pairing rules and ``skip_incomplete``); otherwise each side is read on its own."""
+    same = isinstance(texts, (str, os.PathLike)) and isinstance(images, (str, os.PathLike)) and \
+        os.path.abspath(os.fspath(texts)) == os.path.abspath(os.fspath(images))
+    if same:
+        x, t, pairing = paired_arrays(images, None, nonzero=True, files=files)
+        return t, x, pairing
+    return (column_array(texts, "text_embeddings", role="texts", nonzero=True, files=files),
+            column_array(images, "image_embeddings", role="images", nonzero=True, files=files), None)
+
+
 def similarity_table(text_embeddings: Any, image_embeddings: Any, text_labels: Sequence | None = None,
-                     image_labels: Sequence | None = None) -> SimilarityTable:
+                     image_labels: Sequence | None = None, *, images_key: str | None = None,
+                     texts_key: str | None = None, skip_incomplete: bool = False) -> SimilarityTable:
     """The prompt × image cosine table of the deck.
 
     Args:
-      text_embeddings: ``[m, d]`` prompt embeddings (rows of the table).
-      image_embeddings: ``[k, d]`` image embeddings (columns).
+      text_embeddings: ``[m, d]`` prompt embeddings (rows of the table): an array, or any path form
+        :func:`clipcore.sce` reads (a folder holding both columns gives its texts column), read whole.
+      image_embeddings: ``[k, d]`` image embeddings (columns), likewise (a folder gives its images column).
       text_labels, image_labels: ``m`` / ``k`` labels (default ``t0…``, ``i0…``).
+      images_key, texts_key: the arrays inside ``.npz`` shards or the Parquet columns of each side.
+      skip_incomplete: when both sides are one folder of shards paired by number: read only the complete
+        pairs (reported in ``table.pairing``).
 
     Returns:
       :class:`SimilarityTable` with ``values[i, j] = cos(t_i, x_j)``.
     """
+    files = resolve_source_options(images_key=images_key, texts_key=texts_key, skip_incomplete=skip_incomplete)
+    text_embeddings, image_embeddings, pairing = _table_inputs(text_embeddings, image_embeddings, files)
     t = V.as_embeddings(text_embeddings, "text_embeddings", nonzero_rows=True)
     x = V.as_embeddings(image_embeddings, "image_embeddings", nonzero_rows=True)
     if t.shape[1] != x.shape[1]:
@@ -218,4 +241,4 @@ def similarity_table(text_embeddings: Any, image_embeddings: Any, text_labels: S
         )
     vals = np.asarray(cosine_matrix(t, x), np.float64)
     return SimilarityTable(vals, _labels(text_labels, t.shape[0], "text_labels", "t"),
-                           _labels(image_labels, x.shape[0], "image_labels", "i"))
+                           _labels(image_labels, x.shape[0], "image_labels", "i"), pairing)

@@ -18,10 +18,11 @@ import numpy as np
 from .. import _validate as V
 from .._options import KERNELS, Seed, resolve_key
 from ..kernels import FeatureMap, draw_omega, median_sigma
-from ..sources import PairedSource, check_block, paired_source
+from ..sources import PairedSource, check_block, paired_source, row_source
 
-__all__ = ["IN_MEMORY_ROWS", "Inputs", "sigma_sample", "SourceOptions", "resolve_source_options", "paired_inputs", "single_inputs", "reduce_sums", "KernelOptions",
-           "resolve_kernel_options", "KernelSetup", "resolve_kernel", "to_user"]
+__all__ = ["IN_MEMORY_ROWS", "Inputs", "sigma_sample", "SourceOptions", "resolve_source_options", "paired_inputs",
+           "single_inputs", "PairedArrays", "paired_arrays", "file_source", "column_array", "reduce_sums",
+           "KernelOptions", "resolve_kernel_options", "KernelSetup", "resolve_kernel", "to_user"]
 
 #: Files and host arrays with at most this many rows are in-memory inputs; larger ones stream.
 IN_MEMORY_ROWS = 1 << 16
@@ -225,6 +226,59 @@ def single_inputs(x: Any, *, nonzero: bool, files: SourceOptions = SourceOptions
         x = V.as_embeddings(_read_whole(src.images, nonzero), "x", nonzero_rows=nonzero)
         return Inputs(None, x, None, x.shape[0], x.shape[1], None, x, _pairing(src))
     return Inputs(src, None, None, src.n, _streamed_dims(src)[0], None, sigma_sample(src), _pairing(src))
+
+
+class PairedArrays(NamedTuple):
+    """Paired rows held in memory (:func:`paired_arrays`): ``images``, ``texts`` and the pairing of shards
+    paired by number (:meth:`clipcore.sources.PairingReport.to_dict`, or None)."""
+
+    images: Any
+    texts: Any
+    pairing: dict | None = None
+
+
+def paired_arrays(images: Any, texts: Any, *, nonzero: bool, files: SourceOptions = SourceOptions()) -> PairedArrays:
+    """Paired images / texts for the entries that hold every row in memory (CLIPScore, retrieval, compare):
+    arrays are returned as given (the file options refused); paths, folders of any layout, globs and lists
+    of paths are read whole through :func:`clipcore.sources.paired_source` (the lister and the pairing by
+    shard number :func:`clipcore.sce` uses), NaN / Inf (and with ``nonzero`` zero) rows named by shard and
+    row."""
+    V.refuse_tracer(images, "images")
+    V.refuse_tracer(texts, "texts")
+    if not (_is_files(images) or _is_files(texts)):
+        _no_file_options(files)
+        return PairedArrays(images, texts)
+    src = paired_source(images, texts, images_key=files.images_key, texts_key=files.texts_key,
+                        skip_incomplete=files.skip_incomplete)
+    if src.texts is None:
+        raise ValueError("texts: missing; pass the prompts' embeddings (or a folder that holds both columns)")
+    return PairedArrays(_read_whole(src.images, nonzero), _read_whole(src.texts, nonzero), _pairing(src))
+
+
+def file_source(images: Any, texts: Any, files: SourceOptions = SourceOptions()) -> PairedSource:
+    """:func:`clipcore.sources.paired_source` with the file options (refused for arrays in memory: they name
+    arrays inside files); a :class:`~clipcore.sources.PairedSource` is returned as given."""
+    if isinstance(images, PairedSource):
+        return images
+    if not (_is_streamed(images) or _is_streamed(texts)):
+        _no_file_options(files)
+    return paired_source(images, texts, images_key=files.images_key, texts_key=files.texts_key,
+                         skip_incomplete=files.skip_incomplete)
+
+
+def column_array(x: Any, name: str, *, role: str, nonzero: bool, files: SourceOptions = SourceOptions()) -> Any:
+    """One set held in memory (the rows or the columns of a similarity table): an array as given; a path,
+    folder, glob or list read whole through :func:`clipcore.sources.row_source` (``role``, ``"images"`` or
+    ``"texts"``: the column of a folder holding both, and which of ``files``' keys applies)."""
+    V.refuse_tracer(x, name)
+    key = files.images_key if role == "images" else files.texts_key
+    if not _is_files(x):
+        if key is not None:
+            raise ValueError(f"{role}_key: names an array inside .npz shards or a Parquet column; {name} is an "
+                             "array in memory")
+        return x
+    return _read_whole(row_source(x, name, key=role, images_key=files.images_key, texts_key=files.texts_key),
+                       nonzero)
 
 
 # ------------------------------------------------------------------ the kernel
