@@ -76,6 +76,34 @@ def test_save_load_roundtrip(fitted, tmp_path):
     np.testing.assert_array_equal(back.soft_assign(x), dec.soft_assign(x))
 
 
+def test_labels_survive_save_and_load(fitted, tmp_path):
+    """A loaded model keeps the training data's labels (the README's save / load / cluster_metrics example);
+    files written before labels were saved still load, with labels_ None and predict giving them."""
+    x, y, dec = fitted
+    dec.save(tmp_path / "dec.npz")
+    back = DEC.load(tmp_path / "dec.npz")
+    assert back.labels_ is not None and back.labels_.dtype == np.int64
+    np.testing.assert_array_equal(back.labels_, dec.labels_)
+    np.testing.assert_array_equal(back.labels_, back.predict(x))
+    assert clipcore.cluster_metrics(y, back.labels_) == clipcore.cluster_metrics(y, dec.labels_)
+    # a file without labels (as written before they were saved; also the earlier .npz format)
+    from safetensors.numpy import load_file, save_file
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "dec.npz"), framework="numpy") as f:
+        meta = f.metadata()
+    tensors = load_file(str(tmp_path / "dec.npz"))
+    del tensors["labels"]
+    save_file(tensors, str(tmp_path / "old.npz"), metadata=meta)
+    old = DEC.load(tmp_path / "old.npz")
+    assert old.labels_ is None
+    np.testing.assert_array_equal(old.predict(x), dec.labels_)
+    # an unfitted-then-loaded model never had labels: save writes none
+    fresh = DEC.load(tmp_path / "old.npz")
+    fresh.save(tmp_path / "again.npz")
+    assert DEC.load(tmp_path / "again.npz").labels_ is None
+
+
 def test_bad_input(fitted):
     x, _, dec = fitted
     with pytest.raises(ValueError, match=r"n_clusters: 5 clusters but x has only 3 rows"):

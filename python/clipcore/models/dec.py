@@ -550,17 +550,21 @@ class DEC:
 
     # ---------------------------------------------------------------- save / load
     def save(self, path: str | os.PathLike) -> str:
-        """Write the weights, centres, input scale and options to one file (the models' one format,
-        :func:`clipcore.models._common.save_model`); returns the path."""
+        """Write the weights, centres, training labels (``labels_``), input scale and options to one file
+        (the models' one format, :func:`clipcore.models._common.save_model`); returns the path."""
         self._require_fit()
         tensors = state_tensors(self.autoencoder)
         tensors["centers"] = np.asarray(self.centers)
+        if self.labels_ is not None:
+            tensors["labels"] = np.asarray(self.labels_, np.int64)
         state = {"scale": self.scale, "d": int(self.autoencoder.encoder.layers[0].in_features)}
         return save_model(path, "DEC", config=dataclasses.asdict(self.config), state=state, tensors=tensors)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "DEC":
-        """Read a model written by ``save`` (or by clipcore's earlier ``clipcore.DEC/1`` ``.npz`` format)."""
+        """Read a model written by ``save`` (or by clipcore's earlier ``clipcore.DEC/1`` ``.npz`` format);
+        ``labels_`` is the training data's labels when the file holds them (files written before they were
+        saved: None; ``predict(x)`` gives them)."""
         saved = load_model(path, "DEC")
         cfg = dict(saved.config)
         cfg["hidden"] = tuple(cfg["hidden"])
@@ -569,5 +573,7 @@ class DEC:
                                         rngs=nnx.Rngs(0))
         restore_state(model.autoencoder, saved.tensors, os.fspath(path))
         model.centers = saved.tensors["centers"]
+        labels = saved.tensors.get("labels")  # files written before labels were saved have none
+        model.labels_ = None if labels is None else np.asarray(labels, np.int64)
         model.scale = float(saved.state["scale"])
         return model
