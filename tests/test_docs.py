@@ -257,10 +257,7 @@ def test_api_pages_cover_the_public_api(site):
     for mod in DOCUMENTED:
         module = importlib.import_module(mod)
         for name in module.__all__:
-            # a function named like the submodule defining it (functional.moments) is documented there
-            shadowed = getattr(getattr(module, name), "__module__", None) == f"{mod}.{name}"
-            if name != "__version__" and f"{mod}.{name}" not in names and not (
-                    shadowed and f"{mod}.{name}.{name}" in names):
+            if name != "__version__" and f"{mod}.{name}" not in names:
                 missing.append(f"{mod}.{name}")
     assert not missing, "public names missing from the API pages: " + ", ".join(missing)
 

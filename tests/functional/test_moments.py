@@ -1,5 +1,7 @@
 """Sums as a monoid (clipcore.functional.moments) and batches of sets (vmap).
 
+* ``clipcore.functional.moments`` is the function, whichever way it is imported; its module is
+  ``clipcore.functional._moments`` (no submodule shares the name);
 * moments of two halves added (``+``, ``sum``, ``psum`` over a named vmap axis) equal the moments of the
   whole, and the float64 NumPy sums Σ φᵀ φ of the reference feature maps;
 * a bank ∪ batch score from moments equals the score of the concatenated rows, and its gradient in the
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 import clipcore.functional as F
+from clipcore.functional import _moments
 
 try:
     from reference import sce_numpy as R
@@ -128,3 +131,20 @@ def test_vmap_over_sets_equals_a_loop(kernel):
     median = jax.vmap(lambda a, b: F.sce(a, b, kernel="gaussian", rff_features=5, key=1))(xs, ts)
     np.testing.assert_allclose(median.sce[2], F.sce(xs[2], ts[2], kernel="gaussian", rff_features=5, key=1).sce,
                                rtol=1e-10)
+
+
+def test_moments_is_the_function_and_its_module_is_private():
+    import importlib
+    import sys
+
+    from clipcore.functional import moments
+
+    assert callable(moments) and moments is F.moments and moments is _moments.moments
+    assert moments.__module__ == "clipcore.functional._moments"
+    assert sys.modules["clipcore.functional._moments"] is _moments
+    assert "clipcore.functional.moments" not in sys.modules  # no submodule of that name
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("clipcore.functional.moments")
+    x, t = pairs(n=40, d=6)
+    m = moments(x, t, kernel="cosine")
+    assert isinstance(m, F.Moments)

@@ -47,7 +47,7 @@ Sharding: ``mesh=`` (or inputs with an explicit row sharding) sums each device's
 sums with one psum; the compiled program holds no all-gather of the ``[n, d]`` rows.
 """
 
-from .moments import moments, sce_from_moments, vendi_from_moments
+from ._moments import moments, sce_from_moments, vendi_from_moments
 from .scores import CLIP_SCORE_VARIANTS, clip_score, rke, sce, vendi
 from .setup import PrecisionWarning, median_sigma
 from .spectra import (check_order, sce_from_covariances, sce_from_grams, sce_scores, schur_spectra_dual,

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from .. import _validate as V
 from ..covariance import dual_gram_jit
 from ..entropy import DEFAULT_CLAMP
-from .moments import accumulate, sce_from_moments, vendi_from_moments
+from ._moments import accumulate, sce_from_moments, vendi_from_moments
 from .setup import backend_of, check_clamp, choose_path, default_rtol, kernel_spec, resolve_dtype, sigma_and_omega
 from .spectra import check_order, sce_from_grams, vendi_from_covariance
 from .types import ClipScores, SCEScores, VendiScores
