@@ -26,6 +26,10 @@ __all__ = [
     "table",
     "add_kernel_options",
     "add_pair_inputs",
+    "add_source_options",
+    "source_kwargs",
+    "read_pair",
+    "pairing_lines",
     "kernel_kwargs",
     "HASH_LIMIT",
     "file_provenance",
@@ -131,14 +135,56 @@ def add_kernel_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_pair_inputs(p: argparse.ArgumentParser) -> None:
-    """``--images``, ``--texts`` and their ``.npz`` keys."""
+    """``--images``, ``--texts`` and the file options (:func:`add_source_options`)."""
     g = p.add_argument_group("inputs")
     g.add_argument("--images", required=True, metavar="X.npy",
-                   help="image embeddings [n, d]: .npy, .npz, a directory or glob of .npy / .npz shards, or a clipcore "
-                        "shard directory (then --texts may be omitted); large inputs are streamed")
+                   help="image embeddings [n, d]: .npy, .npz, .parquet, a directory or glob of shards, or a folder of "
+                        "a known layout (clipcore shards, clip-retrieval / LAION, DataComp, Parquet; then --texts "
+                        "may be omitted); large inputs are streamed")
     g.add_argument("--texts", default=None, metavar="T.npy", help="text embeddings [n, d], row i ↔ image i")
-    g.add_argument("--images-key", default=None, help="array name inside an .npz of images")
-    g.add_argument("--texts-key", default=None, help="array name inside an .npz of texts")
+    add_source_options(g)
+
+
+def add_source_options(g) -> None:
+    """``--images-key``, ``--texts-key``, ``--skip-incomplete`` on a parser or argument group: how files are
+    read (the ``images_key`` / ``texts_key`` / ``skip_incomplete`` of the entry points)."""
+    g.add_argument("--images-key", default=None, metavar="NAME",
+                   help="the images' array inside .npz shards (DataComp: l14_img) or their Parquet column")
+    g.add_argument("--texts-key", default=None, metavar="NAME",
+                   help="the texts' array inside .npz shards (DataComp: follows --images-key, l14_txt) or their "
+                        "Parquet column")
+    g.add_argument("--skip-incomplete", action="store_true",
+                   help="shards paired by number (clip-retrieval / LAION, DataComp, Parquet): use only the complete "
+                        "pairs and report the shards left out (printed and in the JSON) instead of stopping with an "
+                        "error that names them")
+
+
+def source_kwargs(args: argparse.Namespace) -> dict:
+    """``images_key``, ``texts_key``, ``skip_incomplete`` of the entry points from :func:`add_source_options`'
+    flags (absent flags: the defaults)."""
+    return dict(images_key=getattr(args, "images_key", None), texts_key=getattr(args, "texts_key", None),
+                skip_incomplete=bool(getattr(args, "skip_incomplete", False)))
+
+
+def read_pair(images, texts, args: argparse.Namespace, *, nonzero: bool = True):
+    """``--images`` / ``--texts`` read whole with the file options: ``(images, texts, pairing)``; the rows
+    checked (NaN / Inf / zero rows named by shard and row), ``pairing`` the shards' pairing dict or None."""
+    from .._pipeline.inputs import paired_arrays, resolve_source_options
+
+    got = paired_arrays(images, texts, nonzero=nonzero, files=resolve_source_options(**source_kwargs(args)))
+    if got.texts is None:
+        raise ValueError("texts: missing; pass --texts, or --images a folder that holds both columns")
+    return np.asarray(got.images), np.asarray(got.texts), got.pairing
+
+
+def pairing_lines(pairing: dict | None) -> list[str]:
+    """What a terminal shows of a pairing that left shards out (none when complete or absent)."""
+    if not pairing or pairing.get("complete", True):
+        return []
+    lines = [f"pairing: {pairing['shards']} complete shard pair(s), {pairing['rows']} rows used; "
+             f"{len(pairing['skipped'])} shard(s) with {pairing['skipped_rows']} image rows left out (--skip-incomplete)"]
+    problems = [*pairing.get("missing", ()), *pairing.get("mismatched", ()), *pairing.get("empty", ())]
+    return lines + [f"  {p}" for p in problems[:20]] + ([f"  ... ({len(problems)} in all)"] if len(problems) > 20 else [])
 
 
 def kernel_kwargs(args: argparse.Namespace) -> dict:
@@ -156,14 +202,14 @@ def kernel_kwargs(args: argparse.Namespace) -> dict:
 
 
 # -------------------------------------------------------------- provenance
-def file_provenance(path: str, name: str) -> dict:
+def file_provenance(path: str, name: str, images_key: str | None = None, texts_key: str | None = None) -> dict:
     """Absolute path, shape / rows / dtype / shard count when readable as rows, size and SHA-256 (or mtime)."""
     from ..io import file_digest
     from ..sources import MANIFEST, row_source
 
     out: dict = {"path": os.path.abspath(path)}
     try:
-        src = row_source(path, name, key=name)
+        src = row_source(path, name, key=name, images_key=images_key, texts_key=texts_key)
         out.update(shape=[src.n, src.d], rows=src.n, dim=src.d, dtype=str(src.dtype), files=len(src.parts))
     except (ValueError, FileNotFoundError):
         pass
@@ -180,9 +226,10 @@ def file_provenance(path: str, name: str) -> dict:
 
 def inputs_provenance(args: argparse.Namespace) -> dict:
     """:func:`file_provenance` of ``--images``, ``--texts`` and ``--omega`` where given."""
-    out = {"images": file_provenance(args.images, "images")}
+    keys = dict(images_key=getattr(args, "images_key", None), texts_key=getattr(args, "texts_key", None))
+    out = {"images": file_provenance(args.images, "images", **keys)}
     if args.texts is not None:
-        out["texts"] = file_provenance(args.texts, "texts")
+        out["texts"] = file_provenance(args.texts, "texts", **keys)
     if getattr(args, "omega", None):
         out["omega"] = file_provenance(args.omega, "omega")
     return out

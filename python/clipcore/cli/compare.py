@@ -7,7 +7,8 @@ import argparse
 
 import numpy as np
 
-from ._common import environment, quiet_progress, table, write_json
+from ._common import (add_source_options, environment, pairing_lines, quiet_progress, read_pair, source_kwargs, table,
+                      write_json)
 
 __all__ = ["add_commands", "cmd_compare", "cmd_clipscore", "parse_set"]
 
@@ -34,10 +35,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ValueError("--set: two sets share a name")
     r = compare(sets, kernel=args.kernel, sigma=args.sigma, rff_features=args.rff_features,
                 landmarks=args.landmarks, key=args.seed, bootstrap=args.bootstrap, level=args.level,
-                clip_variant=args.clip_variant, progress=quiet_progress(args))
+                clip_variant=args.clip_variant, progress=quiet_progress(args), **source_kwargs(args))
     if not args.quiet:
         print(f"kernel {args.kernel}" + ("" if r.sigma is None else f", σ = {r.sigma:.6g} (one σ for every set)"))
         print(r.table())
+        for name in r:
+            for line in pairing_lines(r[name].pairing):
+                print(f"{name}: {line.strip()}" if not line.startswith("  ") else line)
     if args.json:
         write_json(args.json, {**r.summary(), "environment": environment()})
     if args.plot:
@@ -55,16 +59,14 @@ def _per_prompt(per_sample: np.ndarray, texts: np.ndarray) -> tuple[np.ndarray, 
 
 
 def cmd_clipscore(args: argparse.Namespace) -> int:
-    from ..sources import paired_source
     from ..tables import CLIP_SCORE_VARIANTS, clip_score
 
-    src = paired_source(args.images, args.texts)
-    if src.texts is None:
-        raise ValueError("--texts: missing; pass the prompts' embeddings (or a shard directory with both)")
-    x, t = src.images.read(0, src.n), src.texts.read(0, src.n)
+    x, t, pairing = read_pair(args.images, args.texts, args)
     variants = tuple(CLIP_SCORE_VARIANTS) if args.variant == "both" else (args.variant,)
     results = {v: clip_score(x, t, variant=v) for v in variants}
-    payload = {"n": int(src.n), "scores": {v: {"score": r.score, "weight": r.weight} for v, r in results.items()}}
+    payload = {"n": int(x.shape[0]), "scores": {v: {"score": r.score, "weight": r.weight} for v, r in results.items()}}
+    if pairing is not None:
+        payload["pairing"] = pairing
     means, counts, first = _per_prompt(results[variants[0]].per_sample, np.asarray(t))
     rows = [[v, r.score, r.weight, r.n] for v, r in results.items()]
     if counts.max() > 1:
@@ -74,6 +76,8 @@ def cmd_clipscore(args: argparse.Namespace) -> int:
                                  "score": means[order].tolist()}
     if not args.quiet:
         print(table(rows, ["variant", "CLIPScore", "w", "pairs"]))
+        for line in pairing_lines(pairing):
+            print(line)
         if "per_prompt" in payload:
             show = min(args.show, len(means))
             print(f"\n{len(means)} prompts ({counts.min()}–{counts.max()} images each); the {show} lowest and "
@@ -103,6 +107,7 @@ def add_commands(sub) -> None:
     c.add_argument("--bootstrap", type=int, default=200, help="resamples of the prompts (0: none)")
     c.add_argument("--level", type=float, default=0.9, help="coverage of the intervals (default 0.9)")
     c.add_argument("--clip-variant", choices=("hessel", "torchmetrics"), default="hessel")
+    add_source_options(c.add_argument_group("files (sets given as folders or files)"))
     c.add_argument("--json", default=None, metavar="OUT.json")
     c.add_argument("--plot", default=None, metavar="OUT.png")
     c.add_argument("--quiet", action="store_true", help="print nothing")
@@ -112,6 +117,7 @@ def add_commands(sub) -> None:
                                    "max(mean of 100·cos, 0); per prompt when prompts repeat.")
     s.add_argument("--images", required=True, help="image embeddings (.npy, folder, glob)")
     s.add_argument("--texts", default=None, help="text embeddings, row i ↔ image i (omit for a shard folder)")
+    add_source_options(s)
     s.add_argument("--variant", choices=("hessel", "torchmetrics", "both"), default="both")
     s.add_argument("--show", type=int, default=5, help="prompts listed at each end (default 5)")
     s.add_argument("--json", default=None, metavar="OUT.json")

@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from ._common import environment, table, write_json
+from ._common import add_source_options, environment, pairing_lines, read_pair, source_kwargs, table, write_json
 
 __all__ = ["add_commands", "cmd_embed", "cmd_table", "cmd_modes"]
 
@@ -59,38 +59,33 @@ def _embed_dir(path) -> dict | None:
     return None
 
 
-def _column(path: str, col: str) -> np.ndarray:
-    from ..sources import row_source
+def _column(path: str, col: str, args=None) -> np.ndarray:
+    """Column ``col`` (``"images"`` / ``"texts"``) of a path, read whole with the file options of ``args``."""
+    from .._pipeline.inputs import column_array, resolve_source_options
 
-    src = row_source(path, col, key=col)
-    return src.read(0, src.n)
+    files = resolve_source_options(**source_kwargs(args))
+    return np.asarray(column_array(path, col, role=col, nonzero=True, files=files))
 
 
-def _table_texts(path: str, labels_file: str | None):
+def _table_texts(path: str, labels_file: str | None, args=None):
     man = _embed_dir(path)
     if man is not None and "prompts" in man and man.get("d_texts"):
-        t = _column(path, "texts")
+        t = _column(path, "texts", args)
         first = {}
         for row, r in enumerate(man["rows"]):
             first.setdefault(r["prompt_id"], row)
         ids = sorted(first)
         return t[[first[i] for i in ids]], [man["prompts"][i] for i in ids]
-    t = _column(path, "texts") if man is not None else _load_array(path, "texts")
+    t = _column(path, "texts", args)
     return t, _read_labels(labels_file, t.shape[0], "text_labels")
 
 
-def _table_images(path: str, labels_file: str | None):
+def _table_images(path: str, labels_file: str | None, args=None):
     man = _embed_dir(path)
-    x = _column(path, "images") if man is not None else _load_array(path, "images")
+    x = _column(path, "images", args)
     if man is not None and labels_file is None and man.get("rows") and "image" in man["rows"][0]:
         return x, [r["image"] for r in man["rows"]]
     return x, _read_labels(labels_file, x.shape[0], "image_labels")
-
-
-def _load_array(path: str, name: str) -> np.ndarray:
-    from ..io import load_embeddings
-
-    return np.asarray(load_embeddings(path, name=name))
 
 
 def _read_labels(path: str | None, n: int, name: str):
@@ -112,8 +107,15 @@ def cmd_table(args: argparse.Namespace) -> int:
     images_path = args.images or args.embeddings
     if texts_path is None or images_path is None:
         raise ValueError("texts: pass --embeddings DIR (a `clipcore embed` output) or both --texts and --images")
-    t, tl = _table_texts(texts_path, args.text_labels)
-    x, il = _table_images(images_path, args.image_labels)
+    pairing = None
+    if _embed_dir(texts_path) is None and os.path.abspath(texts_path) == os.path.abspath(images_path):
+        # one folder holding both columns: read paired (shards by number, --skip-incomplete)
+        x, t, pairing = read_pair(images_path, None, args)
+        tl, il = (_read_labels(args.text_labels, t.shape[0], "text_labels"),
+                  _read_labels(args.image_labels, x.shape[0], "image_labels"))
+    else:
+        t, tl = _table_texts(texts_path, args.text_labels, args)
+        x, il = _table_images(images_path, args.image_labels, args)
     table = similarity_table(t, x, tl, il)
     if not args.quiet:
         k = args.max_images
@@ -125,10 +127,11 @@ def cmd_table(args: argparse.Namespace) -> int:
                   "the CSV, PNG and JSON hold every image)")
     table.to_csv(args.csv)
     table.plot(args.png)
-    _out(args, f"wrote {args.csv} and {args.png}")
+    _out(args, *pairing_lines(pairing), f"wrote {args.csv} and {args.png}")
     if args.json:
         write_json(args.json, {"command": "table", "values": table.values, "text_labels": table.text_labels,
-                                "image_labels": table.image_labels, "environment": environment()})
+                                "image_labels": table.image_labels, "environment": environment(),
+                                **({"pairing": pairing} if pairing is not None else {})})
     return 0
 
 
@@ -161,36 +164,72 @@ def _image_grid(files: list, scores: np.ndarray, path: str, title: str) -> None:
     plt.close(fig)
 
 
+def _local_file(path, root: str | None) -> str | None:
+    """``image_path`` as a local file: as given, or under the data set's folder; None otherwise (a URL, a
+    file not on this machine)."""
+    if not isinstance(path, str) or not path or "://" in path:
+        return None
+    for candidate in (path, os.path.join(root, path) if root else None):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _metadata_files(args: argparse.Namespace, rows: np.ndarray, root: str | None):
+    """For a folder with per-row metadata (clip-retrieval / LAION ``image_path``, a caption column): ``({row:
+    local image file or None}, {row: caption})`` of the given rows only; ``(None, None)`` without metadata."""
+    from .._pipeline.inputs import file_source, resolve_source_options
+    from ..sources import CAPTION_COLUMNS
+
+    src = file_source(args.images, args.texts, resolve_source_options(**source_kwargs(args)))
+    if not src.shards or all(s.metadata is None for s in src.shards):
+        return None, None
+    import pyarrow.parquet as pq
+
+    names = set(pq.read_schema(next(s.metadata for s in src.shards if s.metadata is not None)).names)
+    files = captions = None
+    if "image_path" in names:
+        files = {int(r): _local_file(p, root) for r, p in zip(rows, src.metadata("image_path", rows))}
+        files = files if any(files.values()) else None
+    caption = next((c for c in CAPTION_COLUMNS if c in names), None)
+    if caption is not None:
+        captions = {int(r): c for r, c in zip(rows, src.metadata(caption, rows))}
+    return files, captions
+
+
+def _mode_files(args: argparse.Namespace, res):
+    """(each row's image file, each row's prompt) of the rows ``res`` lists: from a `clipcore embed` manifest,
+    or a folder's metadata; either may be None."""
+    man = _embed_dir(args.images)
+    if man is None:
+        root = (res.pairing or {}).get("root")
+        return _metadata_files(args, np.unique(res.indices), root if isinstance(root, str) else None)
+    files = prompts = None
+    if man.get("images_root") and man.get("rows") and "image" in man["rows"][0]:
+        files = {i: os.path.join(man["images_root"], r["image"]) for i, r in enumerate(man["rows"])}
+    if files is not None and man.get("prompts") and "prompt_id" in man["rows"][0]:
+        prompts = {i: man["prompts"][r["prompt_id"]] for i, r in enumerate(man["rows"])}
+    return files, prompts
+
+
 def cmd_modes(args: argparse.Namespace) -> int:
     from ..modes import modes
 
-    images = args.images
-    texts = args.texts
-    if texts is None and _embed_dir(images) is None:
-        raise ValueError("texts: missing; pass --texts T.npy, or --images a `clipcore embed` output directory")
-    if os.path.splitext(images)[1].lower() == ".npz":
-        images = _load_array(images, "images")
-    if texts is not None and os.path.splitext(texts)[1].lower() == ".npz":
-        texts = _load_array(texts, "texts")
-    res = modes(images, texts, part=args.part, k=args.k, per_mode=args.per_mode, kernel=args.kernel,
+    res = modes(args.images, args.texts, part=args.part, k=args.k, per_mode=args.per_mode, kernel=args.kernel,
                 sigma=args.sigma, rff_features=args.rff_features, key=args.seed, normalize=args.normalize,
-                rtol=args.rtol, ridge=args.ridge, progress=False if args.quiet else None)
-    man = _embed_dir(args.images)
-    files = None
-    if man is not None and man.get("images_root") and man.get("rows") and "image" in man["rows"][0]:
-        files = [os.path.join(man["images_root"], r["image"]) for r in man["rows"]]
+                rtol=args.rtol, ridge=args.ridge, progress=False if args.quiet else None, **source_kwargs(args))
+    files, prompts = _mode_files(args, res)
     os.makedirs(args.out, exist_ok=True)
     payload = {"command": "modes", **res.summary(), "environment": environment()}
     pngs = []
+    if prompts is not None:
+        payload["prompts"] = [[prompts[int(i)] for i in row] for row in res.indices]
     if files is not None:
-        payload["files"] = [[files[i] for i in row] for row in res.indices]
-        prompts = man.get("prompts")
-        if prompts and "prompt_id" in man["rows"][0]:
-            payload["prompts"] = [[prompts[man["rows"][i]["prompt_id"]] for i in row] for row in res.indices]
+        payload["files"] = [[files[int(i)] for i in row] for row in res.indices]
         for j in range(res.indices.shape[0]):
             p = os.path.join(args.out, f"mode-{j + 1}.png")
             share = res.eigenvalues[j] / res.trace if res.trace > 0 else float("nan")
-            _image_grid([files[i] for i in res.indices[j]], res.scores[j], p,
+            _image_grid([files[int(i)] or "(not a local file)" for i in res.indices[j]], res.scores[j], p,
                         f"{args.part} mode {j + 1}: eigenvalue {res.eigenvalues[j]:.4g} ({100 * share:.1f}% of trace)")
             pngs.append(p)
     payload["pngs"] = pngs
@@ -201,8 +240,11 @@ def cmd_modes(args: argparse.Namespace) -> int:
                  " ".join(str(int(i)) for i in res.indices[j][:8])) for j in range(len(res.eigenvalues))]
         print(table(rows, ("mode", "eigenvalue", "share of trace", "top rows")))
         print(f"\npart={res.part} kernel={res.kernel} n={res.n} features={res.num_features}")
+        for line in pairing_lines(res.pairing):
+            print(line)
         print(f"wrote {jpath}" + (f" and {len(pngs)} image grid(s)" if pngs else
-                                  " (no image files known: pass a `clipcore embed` directory for grids)"))
+                                  " (no image files known: grids need a `clipcore embed` directory, or a folder "
+                                  "whose metadata image_path names local files)"))
     return 0
 
 
@@ -238,6 +280,7 @@ def add_commands(sub) -> None:
     t.add_argument("--images", default=None, metavar="X.npy", help="image embeddings (columns)")
     t.add_argument("--text-labels", default=None, metavar="FILE.txt", help="one row label a line")
     t.add_argument("--image-labels", default=None, metavar="FILE.txt", help="one column label a line")
+    add_source_options(t)
     t.add_argument("--max-images", type=int, default=40,
                    help="image columns printed (default 40; the CSV, PNG and JSON hold every image)")
     t.add_argument("--digits", type=int, default=3, help="decimals printed (default 3)")
@@ -253,6 +296,7 @@ def add_commands(sub) -> None:
                                    "OUT/modes.json and, for a `clipcore embed` directory, OUT/mode-k.png grids.")
     m.add_argument("--images", required=True, metavar="X", help="image embeddings, or a `clipcore embed` directory")
     m.add_argument("--texts", default=None, metavar="T", help="prompt embeddings (omit for an embed directory)")
+    add_source_options(m)
     m.add_argument("--part", choices=("complement", "text", "image"), default="complement")
     m.add_argument("--k", type=int, default=5, help="modes (default 5)")
     m.add_argument("--per-mode", type=int, default=16, help="images per mode (default 16)")

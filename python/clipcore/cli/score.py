@@ -16,8 +16,8 @@ import warnings
 import numpy as np
 
 from .._options import x64
-from ._common import (add_kernel_options, add_pair_inputs, environment, inputs_provenance, kernel_kwargs, table,
-                      write_json)
+from ._common import (add_kernel_options, add_pair_inputs, environment, inputs_provenance, kernel_kwargs,
+                      pairing_lines, read_pair, source_kwargs, table, write_json)
 
 __all__ = ["add_commands", "cmd_score", "cmd_edit", "cmd_demo", "score_payload"]
 
@@ -54,13 +54,13 @@ def score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tup
     for a in orders:
         if res.nystrom is not None:
             # the tail estimate is part of the spectrum: Vendi of the images through their own landmarks
-            vendis[str(a)] = vendi(images, order=a, **vendi_kw).score
+            vendis[str(a)] = vendi(_one_set(images), order=a, **vendi_kw).score
         elif kw.get("convention", "paper") == "paper":
             # Vendi is a spectrum of C_XX, which sce already decomposed: no second pass over the data
             with x64():  # the eigenvalues are float64; keep the score float64 too
                 vendis[str(a)] = float(renyi_score(res.image_eigenvalues, a, res.clamp))
         else:
-            vendis[str(a)] = vendi(images, order=a, **vendi_kw).score
+            vendis[str(a)] = vendi(_one_set(images), order=a, **vendi_kw).score
     summary = res.summary()
     summary["seconds"] = seconds
     payload = {
@@ -78,6 +78,8 @@ def score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tup
         },
         "warnings": [str(w.message) for w in caught],
     }
+    if res.pairing is not None:
+        payload["pairing"] = res.pairing
     return payload, [str(w.message) for w in caught]
 
 
@@ -109,22 +111,28 @@ def _print_scores(payload: dict, out=None) -> None:
         print(f"nyström: m={ny['landmarks']} ({ny['landmark_method']}) rank={ny['rank']} captured trace="
               f"{ny['captured_trace']:.4f} missing mass={ny['missing_mass']:.4f}; estimate={ny['estimate']} "
               f"({est})", file=out)
+    for line in pairing_lines(payload.get("pairing")):
+        print(line, file=out)
     for w in payload.get("warnings", []):
         print(f"warning: {w}", file=out)
 
 
 def _score_inputs(args: argparse.Namespace):
-    """Arrays for .npz members; paths (streamed when large) otherwise."""
-    from ..io import load_embeddings
+    """``--images`` / ``--texts`` as one paired source with the file options (``.npz`` / Parquet keys, shards
+    paired by number, ``--skip-incomplete``), streamed when large; ``(source, None)``."""
+    from .._pipeline.inputs import file_source, resolve_source_options
 
-    def one(path, key, name):
-        if path is None:
-            return None
-        if key is not None or os.path.splitext(path)[1].lower() == ".npz":
-            return np.asarray(load_embeddings(path, key=key, name=name))
-        return path
+    return file_source(args.images, args.texts, resolve_source_options(**source_kwargs(args))), None
 
-    return one(args.images, args.images_key, "images"), one(args.texts, args.texts_key, "texts")
+
+def _one_set(images):
+    """The images column alone for the separate Vendi calls: the same rows (a paired source of files keeps
+    its complete pairs), without reading the texts again."""
+    from ..sources import PairedSource
+
+    if type(images) is PairedSource and images.iterator is None and images.texts is not None:
+        return PairedSource(images.images, None, single=True, name="x")
+    return images
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -188,10 +196,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from ..editing import fit_editor
     from ..io import load_embeddings
 
-    if args.texts is None:
-        raise ValueError("texts: clipcore edit needs --texts (the prompts of the reference images)")
-    images = np.asarray(load_embeddings(args.images, key=args.images_key, name="images"))
-    texts = np.asarray(load_embeddings(args.texts, key=args.texts_key, name="texts"))
+    images, texts, pairing = read_pair(args.images, args.texts, args, nonzero=args.kernel == "cosine")
     q_img = np.asarray(load_embeddings(args.query_images, name="query_images")) if args.query_images else images
     q_txt = np.asarray(load_embeddings(args.query_texts, name="query_texts")) if args.query_texts else texts
     if args.mode in ("nullify", "focus", "defocus", "i2t") and q_img.shape[0] != q_txt.shape[0]:
@@ -224,6 +229,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
         "convention": editor.convention, "feature_space": "rff" if editor.fmap.kind == "rff" else "embedding",
         "inputs": inputs_provenance(args), "environment": environment(),
     }
+    if pairing is not None:
+        meta["pairing"] = pairing
     if args.json:
         write_json(args.json, meta)
     if not args.quiet:

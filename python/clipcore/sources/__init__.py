@@ -36,7 +36,7 @@ Modules: :mod:`.shards` (THE shard lister :func:`list_shards`), :mod:`.names`
 (shard numbers), :mod:`.manifest`, :mod:`.layouts` (:func:`recognise`),
 :mod:`.parts` and :mod:`.parquet` (file parts read by rows), :mod:`.rows`
 (row sources), :mod:`.pairing` (shards paired by number, :class:`PairingReport`),
-:mod:`.paired` (paired sources, validated blocks), :mod:`.metadata` (captions as
+:mod:`.paired` (paired sources, validated blocks, :func:`prompt_ids`), :mod:`.metadata` (captions as
 prompt ids, ``image_path``), :mod:`.prefetch` (the reader threads), :mod:`.writer`
 (:func:`write_shards`), :mod:`.inspection` (:func:`inspect`).
 """
@@ -46,7 +46,7 @@ from __future__ import annotations
 from .inspection import BadRow, ColumnReport, InspectReport, format_report, inspect
 from .layouts import DATACOMP_ARRAYS, LAYOUTS, Layout, recognise
 from .metadata import CAPTION_COLUMNS
-from .paired import Block, PairedSource, as_block, check_block, paired_source
+from .paired import Block, PairedSource, as_block, check_block, paired_source, prompt_ids
 from .pairing import PairingReport, Shard, ShardTable, shard_table
 from .parquet import IMAGE_COLUMNS, TEXT_COLUMNS, ParquetPart, embedding_columns
 from .prefetch import prefetched
@@ -87,6 +87,7 @@ __all__ = [
     "BadRow",
     "format_report",
     "CAPTION_COLUMNS",
+    "prompt_ids",
     "IMAGE_COLUMNS",
     "TEXT_COLUMNS",
     "embedding_columns",

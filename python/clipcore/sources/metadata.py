@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CAPTION_COLUMNS", "metadata_column", "prompt_groups", "image_paths", "caption_column"]
+__all__ = ["CAPTION_COLUMNS", "metadata_column", "metadata_at", "prompt_groups", "image_paths", "caption_column"]
 
 #: Columns taken as the caption (prompt) of each row, in this order.
 CAPTION_COLUMNS = ("caption", "text", "TEXT", "prompt")
@@ -62,6 +62,24 @@ def metadata_column(shards: list, column: str, name: str) -> np.ndarray:
     """``[n]`` values of one metadata column over the shards, in row order (objects for strings)."""
     parts = [np.asarray(arr.to_numpy(zero_copy_only=False)) for _, arr in _columns(shards, column, name)]
     return np.concatenate(parts) if parts else np.empty(0, object)
+
+
+def metadata_at(shards: list, starts: np.ndarray, column: str, rows: Any, name: str) -> np.ndarray:
+    """Values of one metadata column at the global ``rows`` only (objects): the metadata files of the shards
+    those rows lie in are read, each once (``starts``: ``[len(shards) + 1]`` global index of each shard's first
+    row, and n)."""
+    rows = np.asarray(rows, np.int64)
+    n = int(starts[-1])
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise ValueError(f"{name}: rows must lie in [0, {n}), got {int(rows.min())}..{int(rows.max())}")
+    out = np.empty(rows.shape, object)
+    which = np.searchsorted(starts, rows, side="right") - 1
+    for k in np.unique(which):
+        (_, arr), = _columns([shards[int(k)]], column, name)
+        values = np.asarray(arr.to_numpy(zero_copy_only=False), object)
+        sel = which == k
+        out[sel] = values[rows[sel] - int(starts[int(k)])]
+    return out
 
 
 def image_paths(shards: list, name: str) -> np.ndarray:

@@ -18,12 +18,12 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 import numpy as np
 
 from .._validate import check_flag, check_rows, is_floating, widen_half
-from .metadata import image_paths, metadata_column, prompt_groups
+from .metadata import image_paths, metadata_at, metadata_column, prompt_groups
 from .pairing import PairingReport, ShardTable, shard_table
 from .prefetch import prefetched
 from .rows import RowSource, row_source
 
-__all__ = ["Block", "check_block", "as_block", "PairedSource", "paired_source"]
+__all__ = ["Block", "check_block", "as_block", "PairedSource", "paired_source", "prompt_ids"]
 
 
 class Block(NamedTuple):
@@ -120,9 +120,13 @@ class PairedSource:
         """``[n]`` object array of each row's ``image_path`` from the metadata."""
         return image_paths(self._need_shards("image_paths()"), self.name)
 
-    def metadata(self, column: str) -> np.ndarray:
-        """``[n]`` values of any metadata column (NumPy, objects for strings)."""
-        return metadata_column(self._need_shards(f"metadata({column!r})"), column, self.name)
+    def metadata(self, column: str, rows: Any = None) -> np.ndarray:
+        """``[n]`` values of any metadata column (NumPy, objects for strings); with ``rows`` (global row
+        indices) only those, reading only the metadata files of the shards they lie in."""
+        shards = self._need_shards(f"metadata({column!r})")
+        if rows is not None:
+            return metadata_at(shards, self.images.starts, column, rows, self.name)
+        return metadata_column(shards, column, self.name)
 
     # -- iterator support
     def _item(self, item: Any, k: int) -> tuple[Any, Any]:
@@ -270,3 +274,27 @@ def paired_source(images: Any, texts: Any = None, *, single: bool = False, name:
         return PairedSource(row_source(images, name, key="images", images_key=images_key), None, name=name)
     img = row_source(images, "images", images_key=images_key)
     return PairedSource(img, None if texts is None else row_source(texts, "texts", texts_key=texts_key))
+
+
+def prompt_ids(path: Any, texts: Any = None, *, single: bool = False, images_key: str | None = None,
+               texts_key: str | None = None, skip_incomplete: bool = False) -> np.ndarray:
+    """``[n]`` int64 prompt id of each row of a data set from its metadata's caption column: rows with the same
+    caption share one id (ids in order of first appearance; a missing caption is a prompt of its own), in the
+    order and over the shards the scores read with the same options, so the ids line up with the rows of
+    :func:`clipcore.sce` / :func:`clipcore.vendi` / :func:`clipcore.conditional_vendi` (their ``groups=``).
+
+    The caption column: ``caption`` (clip-retrieval / LAION ``metadata_N.parquet``), else ``text`` (DataComp
+    ``{shard}.parquet``) or ``TEXT`` / ``prompt``; for Parquet shards, a column beside the embeddings.
+    The captions themselves: ``paired_source(path).prompts()[ids]``.
+
+    Args:
+      path, texts: the data set as the scores take it (a folder of a known layout with per-row metadata).
+      single: the shards of one set (as :func:`clipcore.vendi` reads them: images only) instead of pairs.
+      images_key, texts_key, skip_incomplete: as for the scores (the same shards are kept).
+
+    Raises:
+      ValueError: no per-row metadata (arrays, plain ``.npy`` files), no caption column (naming the columns
+        there), or a metadata file whose rows differ from its shard's.
+    """
+    return paired_source(path, texts, single=single, images_key=images_key, texts_key=texts_key,
+                         skip_incomplete=skip_incomplete).groups()
