@@ -28,3 +28,20 @@ def test_issue_contract_names():
     vparams = inspect.signature(clipcore.vendi).parameters
     for p in ("kernel", "sigma", "order", "rff_features", "omega", "key"):
         assert p in vparams
+
+
+def test_conditional_vendi_and_groups_are_public():
+    # Conditional / Information Vendi and the per-group views are part of the flat API.
+    for name in ("conditional_vendi", "ConditionalVendiResult", "ConditionalGroupScores", "GroupedScores"):
+        assert name in clipcore.__all__
+    from clipcore import conditional, groups
+
+    assert clipcore.conditional_vendi is conditional.conditional_vendi
+    assert clipcore.GroupedScores is groups.GroupedScores
+    for attr in ("conditional_vendi", "information_vendi", "conditional_entropy", "mutual_information",
+                 "joint_entropy", "image_entropy", "text_entropy", "sigma_images", "sigma_texts", "order", "top_k",
+                 "groups", "error"):
+        assert attr in clipcore.ConditionalVendiResult._fields
+    assert "groups" in clipcore.VendiResult._fields
+    for fn in (clipcore.vendi, clipcore.rke, clipcore.conditional_vendi):
+        assert inspect.signature(fn).parameters["groups"].kind is inspect.Parameter.KEYWORD_ONLY

@@ -2,8 +2,9 @@
 
 Schur Complement Entropy (Ospanov, Farnia & Jalali 2024, "Dissecting CLIP:
 Decomposition with a Schur Complement-based Approach", arXiv:2412.18645),
-Vendi and RKE scores, and prompt nullify / focus / defocus, in JAX with a
-compiled C++ core reached through XLA FFI.
+Conditional and Information Vendi (Jalali, Ospanov, Gohari & Farnia 2024,
+arXiv:2411.02817), Vendi and RKE scores, and prompt nullify / focus /
+defocus, in JAX with a compiled C++ core reached through XLA FFI.
 
 The public API is this flat list; submodules are implementation detail except
 the math modules re-exported below for users who compose their own jit-able
@@ -19,6 +20,8 @@ from .results import (ApproximationWarning, DegenerateWarning, LowCaptureWarning
                       VendiResult)
 from .scores import rke, sce, vendi
 from .comparison import CompareResult, ModelComparison, compare
+from .conditional import ConditionalGroupScores, ConditionalVendiResult, conditional_vendi
+from .groups import GroupedScores
 from .datasets import LabelledImages, PairedEmbeddings, digits, fashion_mnist, synthetic_pairs
 from .sources import paired_source, row_source, write_shards
 from .embed import EmbedResult, embed, load_clip
@@ -45,6 +48,11 @@ __all__ = [
     "NystromInfo",
     "SCEError",
     "ApproximationWarning",
+    "GroupedScores",
+    # Conditional and Information Vendi
+    "conditional_vendi",
+    "ConditionalVendiResult",
+    "ConditionalGroupScores",
     # editing
     "fit_editor",
     "Editor",

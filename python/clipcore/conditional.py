@@ -35,13 +35,13 @@ from .groups import check_groups
 from .results import VendiEstimate, nystrom_info
 from .scores import check_order
 
-__all__ = ["ConditionalVendiResult", "GroupScores", "conditional_vendi"]
+__all__ = ["ConditionalVendiResult", "ConditionalGroupScores", "conditional_vendi"]
 
 _SCORES = ("conditional_vendi", "information_vendi", "conditional_entropy", "mutual_information",
            "joint_entropy", "image_entropy", "text_entropy")
 
 
-class GroupScores(NamedTuple):
+class ConditionalGroupScores(NamedTuple):
     """Conditional Vendi per group (prompt or class id) and the means over groups.
 
     Every group is scored alone with the pooled call's bandwidths, order, kernel and options (exact for
@@ -96,7 +96,10 @@ class ConditionalVendiResult(NamedTuple):
       clamp, dtype, backend, seed: provenance.
       estimate: the named Nyström estimate the scores use (None off Nyström); estimates: every
         estimate → the seven values; nystrom: part → :class:`clipcore.results.NystromInfo`.
-      groups: per-group scores (:class:`GroupScores`) when ``groups=`` was given.
+      groups: per-group scores (:class:`ConditionalGroupScores`) when ``groups=`` was given.
+      error: ``{"conditional_vendi": ±, "information_vendi": ±}`` (absolute) on the Nyström path: the
+        largest distance from the chosen estimate's score to another estimate's (the rule of
+        :class:`clipcore.SCEError` for Nyström); None elsewhere (exact paths; random features give no ±).
     """
 
     conditional_vendi: float
@@ -125,15 +128,18 @@ class ConditionalVendiResult(NamedTuple):
     estimate: str | None = None
     estimates: dict | None = None
     nystrom: dict | None = None
-    groups: GroupScores | None = None
+    groups: ConditionalGroupScores | None = None
+    error: dict | None = None
 
     def __repr__(self) -> str:
         """The scores and how they were computed, on one line (eigenvalues are fields)."""
         sig = "" if self.sigma_images is None else f", sigma=({self.sigma_images:.4g}, {self.sigma_texts:.4g})"
         top = "" if self.top_k is None else f", top_k={self.top_k}"
         grp = "" if self.groups is None else f", groups={len(self.groups.ids)}"
-        return (f"ConditionalVendiResult(conditional_vendi={self.conditional_vendi:.6g}, "
-                f"information_vendi={self.information_vendi:.6g}, order={self.order:g}{top}, kernel={self.kernel!r}"
+        pm = (lambda k: "" if self.error is None else f" ± {self.error[k]:.3g}")  # noqa: E731
+        return (f"ConditionalVendiResult(conditional_vendi={self.conditional_vendi:.6g}{pm('conditional_vendi')}, "
+                f"information_vendi={self.information_vendi:.6g}{pm('information_vendi')}, order={self.order:g}{top}, "
+                f"kernel={self.kernel!r}"
                 f"{sig}, method={self.method!r}, n={self.n}{grp})")
 
     def summary(self) -> dict:
@@ -165,8 +171,16 @@ def _nystrom_fields(run: ConditionalRun, estimate: str):
     return estimate, ests, infos
 
 
+def _error(ests: dict | None, estimate: str | None) -> dict | None:
+    """± of the two scores from every named Nyström estimate's (None off Nyström)."""
+    if ests is None:
+        return None
+    return {k: float(max(abs(e[k] - ests[estimate][k]) for e in ests.values()))
+            for k in ("conditional_vendi", "information_vendi")}
+
+
 def _result(run: ConditionalRun, *, kernel, order, top_k, numerics, execution, seed, nys,
-            groups: GroupScores | None) -> ConditionalVendiResult:
+            groups: ConditionalGroupScores | None) -> ConditionalVendiResult:
     parts: dict[str, Part] = {"joint": run.joint, "images": run.images, "texts": run.texts}
     estimate, ests, infos = _nystrom_fields(run, nys.estimate)
     return ConditionalVendiResult(
@@ -176,7 +190,8 @@ def _result(run: ConditionalRun, *, kernel, order, top_k, numerics, execution, s
         num_features={k: int(p.num_features) for k, p in parts.items()},
         joint_eigenvalues=run.joint.eigenvalues, image_eigenvalues=run.images.eigenvalues,
         text_eigenvalues=run.texts.eigenvalues, clamp=numerics.clamp, dtype=numerics.precision.name,
-        backend=execution.backend, seed=seed.seed, estimate=estimate, estimates=ests, nystrom=infos, groups=groups)
+        backend=execution.backend, seed=seed.seed, estimate=estimate, estimates=ests, nystrom=infos, groups=groups,
+        error=_error(ests, estimate))
 
 
 def _group_rows(inputs, idx: np.ndarray):
@@ -185,7 +200,7 @@ def _group_rows(inputs, idx: np.ndarray):
     return inputs.src.images.take(idx), inputs.src.texts.take(idx)
 
 
-def _groups(inputs, groups: Any, run: ConditionalRun, options: dict) -> GroupScores:
+def _groups(inputs, groups: Any, run: ConditionalRun, options: dict) -> ConditionalGroupScores:
     ids, inverse = check_groups(groups, inputs.n)
     sigma = None if options["kernel"] == "cosine" else (run.sigma_images, run.sigma_texts)
     rows, sizes = [], []
@@ -198,7 +213,7 @@ def _groups(inputs, groups: Any, run: ConditionalRun, options: dict) -> GroupSco
         sizes.append(idx.size)
     v = np.asarray(rows, np.float64).T
     cols = dict(zip(_SCORES, v))
-    return GroupScores([i.item() if hasattr(i, "item") else i for i in ids], np.asarray(sizes), **cols,
+    return ConditionalGroupScores([i.item() if hasattr(i, "item") else i for i in ids], np.asarray(sizes), **cols,
                        mean_conditional_vendi=float(v[0].mean()), mean_information_vendi=float(v[1].mean()),
                        mean_conditional_entropy=float(v[2].mean()), mean_mutual_information=float(v[3].mean()))
 

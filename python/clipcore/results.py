@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._warnings import warn_user
+from .groups import GroupedScores
 from ._pipeline.errors import ApproximationWarning, SCEError
 from ._pipeline.inputs import KernelSetup
 from ._pipeline.nystrom_run import Entropies, LowCaptureWarning, NystromRun
@@ -230,6 +231,8 @@ class VendiResult(NamedTuple):
       nystrom: a :class:`NystromInfo` (provenance and every named estimate), or None.
       pairing: how shards paired by number were matched, or None.
       error: the ± of the score for approximate kernels (RFF, Nyström), else None.
+      groups: with ``groups=``, a :class:`clipcore.groups.GroupedScores`: each group's score
+        (``.scores``, ``.ids``, ``.sizes``, ``.results``) and their mean (``.mean``); else None.
     """
 
     score: float
@@ -249,6 +252,7 @@ class VendiResult(NamedTuple):
     nystrom: "NystromInfo | None" = None
     pairing: dict | None = None
     error: float | None = None
+    groups: GroupedScores | None = None
 
     def __float__(self) -> float:
         return float(self.score)
@@ -257,13 +261,15 @@ class VendiResult(NamedTuple):
         """The score and how it was computed, on one line (the eigenvalues are a field)."""
         sigma = "" if self.sigma is None else f", sigma={self.sigma:.4g}"
         pm = "" if self.error is None else f" ± {self.error:.3g}"
+        grp = "" if self.groups is None else f", groups={len(self.groups.ids)} (mean {self.groups.mean:.6g})"
         return (f"VendiResult(score={self.score:.6g}{pm}, order={self.order:g}, kernel={self.kernel!r}{sigma}, "
-                f"method={self.method!r}, n={self.n}, dtype={self.dtype!r})")
+                f"method={self.method!r}, n={self.n}, dtype={self.dtype!r}{grp})")
 
     def summary(self) -> dict:
-        """JSON-ready score and provenance (eigenvalues left out; the Nyström info as a dict)."""
+        """JSON-ready score and provenance (eigenvalues left out; the Nyström info and groups as dicts)."""
         out = {k: v for k, v in self._asdict().items() if k != "eigenvalues"}
         out["nystrom"] = None if self.nystrom is None else self.nystrom.as_dict()
+        out["groups"] = None if self.groups is None else self.groups.summary(pooled=False)
         return out
 
 

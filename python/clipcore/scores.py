@@ -28,6 +28,7 @@ from ._pipeline.inputs import (paired_inputs, resolve_kernel, resolve_kernel_opt
 from ._pipeline.plan import DEFAULT_LANDMARKS, EXACT_ROWS, FROBENIUS_ROWS, plan_call
 from ._pipeline.run import feature_dim, run_sce, run_vendi
 from .entropy import DEFAULT_CLAMP
+from .groups import check_groups, per_group
 from .results import (DegenerateWarning, LowCaptureWarning, SCEResult, VendiResult, frobenius_result,
                       sce_result, vendi_result, warn_degenerate)
 
@@ -203,6 +204,7 @@ def vendi(
     mesh: Any = None,
     images_key: str | None = None,
     skip_incomplete: bool = False,
+    groups: Any = None,
 ) -> VendiResult:
     """Vendi score of order α: exp of the Rényi entropy of eig(K / n).
 
@@ -230,6 +232,12 @@ def vendi(
       mesh: shard the rows over a device mesh (primal paths), as in :func:`sce`.
 
       images_key, skip_incomplete: as in :func:`sce` (the set's column in shards).
+      groups: an ``[n]`` array of prompt or class ids (ints or strings, each on ≥ 2 rows): the result's
+        ``groups`` (:class:`clipcore.groups.GroupedScores`) holds the score of each group's rows alone and
+        their unweighted mean, next to the pooled score. Every group is scored with the pooled call's σ
+        (so the groups are comparable), kernel, features (``rff_features`` / ``omega`` / ``key``), order,
+        clamp and precision; Nyström landmarks and ``mesh`` are not used for the groups (``method="auto"``:
+        exact up to ``EXACT_ROWS`` rows). Arrays and files (each group's rows read alone); not iterators.
 
     Returns:
       :class:`VendiResult` (``float(result)`` is the score).
@@ -245,6 +253,8 @@ def vendi(
     V.check_choice(method, "method", METHODS)
     with numerics.precision.context():
         inputs = single_inputs(x, nonzero=kopts.kernel == "cosine" or numerics.normalize, files=files)
+        if groups is not None:
+            _check_vendi_groups(groups, inputs)
         setup = resolve_kernel(kopts, normalize=numerics.normalize, convention="paper", sample=inputs.sample,
                                dim=inputs.d_images)
         plan = plan_call(score="vendi", kernel=setup.kind, n=inputs.n,
@@ -255,12 +265,27 @@ def vendi(
                                                  score="vendi"))
         if plan.path == "frobenius":
             f, n = frobenius_sq(inputs, setup.sigma, numerics.precision, execution, numerics.normalize)
-            return frobenius_result(f, n, setup, numerics, execution, inputs.pairing)
-        run = run_vendi(plan, inputs, setup, numerics, nys, execution, kopts.seed, order)
-        error = vendi_error(run, setup, numerics, inputs, execution, nys.estimate, order)
-    result = vendi_result(run, order, setup, numerics, execution, nys, inputs.pairing, error)
-    warn_if_large(error, result.score, "vendi")
-    return result
+            result = frobenius_result(f, n, setup, numerics, execution, inputs.pairing)
+        else:
+            run = run_vendi(plan, inputs, setup, numerics, nys, execution, kopts.seed, order)
+            error = vendi_error(run, setup, numerics, inputs, execution, nys.estimate, order)
+            result = vendi_result(run, order, setup, numerics, execution, nys, inputs.pairing, error)
+            warn_if_large(error, result.score, "vendi")
+    if groups is None:
+        return result
+    opts = dict(kernel=kernel, order=order, rff_features=rff_features, omega=omega, key=key, clamp=clamp,
+                normalize=normalize, method="auto" if landmarks is not None else method, dtype=dtype,
+                block_size=block_size, backend=backend, progress=False)
+    rows = inputs.images if inputs.src is None else inputs.src.images
+    return result._replace(groups=per_group(vendi, rows, groups, pooled=result, **opts))
+
+
+def _check_vendi_groups(groups: Any, inputs) -> None:
+    """``groups=`` of :func:`vendi`: rows that can be read again, one id per row."""
+    if inputs.src is not None and inputs.src.iterator is not None:
+        raise ValueError("groups: per-group scores read each group's rows again; pass an array or files, not "
+                         "an iterator of blocks")
+    check_groups(groups, inputs.n)
 
 
 def rke(
@@ -286,12 +311,13 @@ def rke(
     mesh: Any = None,
     images_key: str | None = None,
     skip_incomplete: bool = False,
+    groups: Any = None,
 ) -> VendiResult:
     """RKE (Rényi Kernel Entropy) score: :func:`vendi` of order 2.
 
     exp(H₂) = 1 / Σ λ² = n² / ‖K‖_F² (Jalali et al. 2023). The options are
-    :func:`vendi`'s; ``order`` may only be 2 (use ``vendi(order=...)`` for
-    others).
+    :func:`vendi`'s (``groups=`` too); ``order`` may only be 2 (use
+    ``vendi(order=...)`` for others).
     """
     if check_order(order) != 2.0:
         raise ValueError(f"order: rke is the order-2 Vendi score (got order={order}); use vendi(order=...) for "
@@ -300,4 +326,4 @@ def rke(
                  clamp=clamp, normalize=normalize, method=method, dtype=dtype, block_size=block_size,
                  backend=backend, progress=progress, landmarks=landmarks, landmark_method=landmark_method,
                  estimate=estimate, residual_sample=residual_sample, mesh=mesh, images_key=images_key,
-                 skip_incomplete=skip_incomplete)
+                 skip_incomplete=skip_incomplete, groups=groups)
