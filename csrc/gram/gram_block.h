@@ -40,25 +40,6 @@ inline void assign_upper(int64_t d, const S* __restrict s,
   }
 }
 
-// Column-tile edge of the float32 syrk made of GEMM panels (syrk_upper_tiled).
-constexpr int64_t kSyrkTile = 128;
-
-// C(upper) = A^T A for a row-major [k, n] float32 A (lda) into row-major [n, n] C (ldc), upper triangle
-// (the diagonal tiles are written whole), as one GEMM per tile row I (columns I..n): OpenBLAS's ssyrk reaches only
-// about 55 % of sgemm's rate per useful FLOP here, the tiles reach sgemm's (bench/bench_paper.py). Below
-// two tiles one ssyrk.
-inline void syrk_upper_tiled(int64_t n, int64_t k, const float* a, int64_t lda, float* c, int64_t ldc) {
-  if (n < 2 * kSyrkTile) {
-    blas::syrk_upper_ata(n, k, 1.0f, a, lda, 0.0f, c, ldc);
-    return;
-  }
-  for (int64_t i0 = 0; i0 < n; i0 += kSyrkTile) {
-    const int64_t mi = std::min(kSyrkTile, n - i0);
-    // one GEMM for the tile row I: columns [i0, n) of C rows [i0, i0 + mi)
-    blas::gemm(true, false, mi, n - i0, k, 1.0f, a + i0, lda, a + i0, lda, 0.0f, c + i0 * ldc + i0, ldc);
-  }
-}
-
 // Scratch elements accumulate_rows<T> needs for dimension d (0 for double).
 template <typename T>
 constexpr int64_t scratch_elems(int64_t d) {
@@ -83,7 +64,7 @@ void accumulate_rows(const T* phi, int64_t r0, int64_t r1, int64_t d,
     if constexpr (std::is_same_v<T, double>) {
       blas::syrk_upper_ata(d, k, 1.0, a, d, *fresh ? 0.0 : 1.0, acc, d);
     } else {
-      syrk_upper_tiled(d, k, a, d, scratch, d);
+      blas::syrk_upper_ata(d, k, 1.0f, a, d, 0.0f, scratch, d);
       if (*fresh) {
         assign_upper(d, scratch, acc);
       } else {
