@@ -54,7 +54,7 @@ def timed(fn, repeat=1):
 
 def eigvalsh_floor(n: int) -> float:
     a = np.random.default_rng(1).standard_normal((n, n))
-    a = a @ a.T / n
+    a = a @ np.ascontiguousarray(a.T) / n  # two buffers: NumPy's own dsyrk (a @ a.T) segfaults at n = 16384 here
     return timed(lambda: np.linalg.eigvalsh(a))[0]
 
 

@@ -25,7 +25,7 @@ from ._pipeline.errors import sce_error, vendi_error, warn_if_large
 from ._pipeline.frobenius_run import frobenius_sq
 from ._pipeline.inputs import (paired_inputs, resolve_kernel, resolve_kernel_options, resolve_source_options,
                                single_inputs)
-from ._pipeline.plan import DEFAULT_LANDMARKS, EXACT_ROWS, FROBENIUS_ROWS, plan_call
+from ._pipeline.plan import DEFAULT_LANDMARKS, EXACT_ROWS, EXACT_VENDI_ROWS, FROBENIUS_ROWS, plan_call
 from ._pipeline.run import feature_dim, run_sce, run_vendi
 from .entropy import DEFAULT_CLAMP
 from .groups import check_groups, per_group
@@ -33,7 +33,7 @@ from .results import (DegenerateWarning, LowCaptureWarning, SCEResult, VendiResu
                       sce_result, vendi_result, warn_degenerate)
 
 __all__ = ["SCEResult", "VendiResult", "sce", "vendi", "rke", "DegenerateWarning", "LowCaptureWarning",
-           "EXACT_ROWS", "FROBENIUS_ROWS", "DEFAULT_LANDMARKS"]
+           "EXACT_ROWS", "EXACT_VENDI_ROWS", "FROBENIUS_ROWS", "DEFAULT_LANDMARKS"]
 
 
 def check_order(order: Any) -> float:

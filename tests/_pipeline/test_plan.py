@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clipcore._pipeline.plan import DEFAULT_LANDMARKS, EXACT_ROWS, FROBENIUS_ROWS, PATHS, Plan, plan_call
+from clipcore._pipeline.plan import DEFAULT_LANDMARKS, EXACT_ROWS, EXACT_VENDI_ROWS, FROBENIUS_ROWS, PATHS, Plan, plan_call
 
 MEM, STREAM, BIGHOST = "memory", "streamed", "large host array"
 
@@ -43,9 +43,12 @@ TABLE = [
      Plan("nystrom", landmarks=DEFAULT_LANDMARKS)),
     ("vendi", "exact", 10 ** 6, (10 ** 6,), STREAM, 2.0, False, "frobenius", False, Plan("frobenius")),
     ("vendi", "exact", 300, (300,), MEM, 2.0, False, "frobenius", False, Plan("frobenius")),
-    ("vendi", "exact", EXACT_ROWS + 1, (EXACT_ROWS + 1,), MEM, 1.0, False, "auto", False,
+    # Vendi of other orders: one n×n eigenvalue problem, exact up to EXACT_VENDI_ROWS (> SCE's EXACT_ROWS)
+    ("vendi", "exact", EXACT_ROWS + 1, (EXACT_ROWS + 1,), MEM, 1.0, False, "auto", False, Plan("dual")),
+    ("vendi", "exact", EXACT_VENDI_ROWS, (EXACT_VENDI_ROWS,), MEM, 1.0, False, "auto", False, Plan("dual")),
+    ("vendi", "exact", EXACT_VENDI_ROWS + 1, (EXACT_VENDI_ROWS + 1,), MEM, 1.0, False, "auto", False,
      Plan("nystrom", landmarks=DEFAULT_LANDMARKS)),
-    ("vendi", "exact", EXACT_ROWS + 1, (EXACT_ROWS + 1,), MEM, float("inf"), False, "auto", False,
+    ("vendi", "exact", EXACT_VENDI_ROWS + 1, (EXACT_VENDI_ROWS + 1,), MEM, float("inf"), False, "auto", False,
      Plan("nystrom", landmarks=DEFAULT_LANDMARKS)),
     ("vendi", "exact", 10 ** 6, (10 ** 6,), BIGHOST, 1.0, False, "auto", False,
      Plan("nystrom", landmarks=DEFAULT_LANDMARKS)),

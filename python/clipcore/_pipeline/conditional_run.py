@@ -43,7 +43,7 @@ from .frobenius_run import frobenius_sq, panel_rows
 from .inputs import SIGMA_SAMPLE, Inputs, KernelSetup, paired_inputs
 from .mapped import MappedSource, spool
 from .nystrom_run import NystromRun
-from .plan import EXACT_ROWS, FROBENIUS_ROWS, Plan, plan_call
+from .plan import DEFAULT_LANDMARKS, EXACT_ROWS, FROBENIUS_ROWS, Plan, plan_call
 from .run import run_vendi
 
 __all__ = ["DEFAULT_PRODUCT_FEATURES", "TENSOR_FEATURES_MAX", "LANCZOS_ROWS", "PATHS", "check_sigma_pair", "resolve_sigmas",
@@ -155,6 +155,9 @@ def plan_conditional(*, kernel: str, n: int, d_images: int, d_texts: int, stream
         return ConditionalPlan("rff", marginal)
     marginal = plan_call(score="vendi", kernel="exact", n=n, feature_dims=(n,), streamed=streamed, in_memory=in_memory,
                          method=method, order=plan_order, landmarks=landmarks, mesh=mesh)
+    if marginal.path == "dual" and method == "auto" and n > EXACT_ROWS:
+        # three n×n eigenvalue problems (K_X, K_T, K_X ∘ K_T), as SCE's: SCE's crossover, not Vendi's
+        marginal = Plan("nystrom", landmarks=DEFAULT_LANDMARKS)
     return ConditionalPlan(marginal.path, marginal, marginal.landmarks)
 
 

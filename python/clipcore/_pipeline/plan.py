@@ -18,12 +18,18 @@ from typing import NamedTuple
 from .. import _validate as V
 from .._options import DEFAULT_LANDMARKS, METHODS
 
-__all__ = ["EXACT_ROWS", "FROBENIUS_ROWS", "DEFAULT_LANDMARKS", "Plan", "plan_call", "PATHS"]
+__all__ = ["EXACT_ROWS", "EXACT_VENDI_ROWS", "FROBENIUS_ROWS", "DEFAULT_LANDMARKS", "Plan", "plan_call", "PATHS"]
 
-#: Above this many rows (or for streamed inputs) the Gaussian kernel without ``rff_features`` /
-#: ``landmarks`` / an explicit ``method`` uses Nyström with DEFAULT_LANDMARKS pivoted-Cholesky landmarks
-#: instead of the exact n×n kernel (2 GiB of float64 at this size).
-EXACT_ROWS = 16384
+#: Above this many rows (or for streamed inputs) SCE and Conditional Vendi of the Gaussian kernel without
+#: ``rff_features`` / ``landmarks`` / an explicit ``method`` use Nyström with DEFAULT_LANDMARKS
+#: pivoted-Cholesky landmarks instead of the exact n×n kernels, whose three n×n eigenvalue problems take
+#: about a minute at this size on a 2-core CPU (bench/bench_paper.py: 26–37 s at n = 6000, 118–270 s at
+#: n = 10,000).
+EXACT_ROWS = 7168
+
+#: The same crossover for Vendi of orders other than 2 (one n×n eigenvalue problem: 30 s at n = 10,000);
+#: RKE (order 2) stays exact at any in-memory n through ‖K‖_F².
+EXACT_VENDI_ROWS = 12288
 
 #: In-memory exact-Gaussian RKE uses the streamed ‖K‖_F² (O(n²d), no eigendecomposition, no n×n
 #: matrix) above this many rows with method="auto".
@@ -97,7 +103,7 @@ def _too_large_for_exact(score: str, n, streamed: bool, in_memory: bool, order: 
     """The n×n exact kernel is out of reach: Nyström (bench/accuracy.py); RKE in memory stays exact."""
     if score == "sce":
         return streamed or n > EXACT_ROWS
-    return not in_memory or (n > EXACT_ROWS and order != 2.0)
+    return not in_memory or (n > EXACT_VENDI_ROWS and order != 2.0)
 
 
 def _frobenius_auto(kernel: str, method: str, order: float, n, in_memory: bool, mesh: bool) -> bool:
