@@ -30,7 +30,7 @@ from ._options import (DEFAULT_ESTIMATE, DEFAULT_RESIDUAL_SAMPLE, METHODS, resol
                        resolve_numerics, resolve_nystrom)
 from ._pipeline.conditional_run import (ConditionalRun, Part, check_sigma_pair, plan_conditional, resolve_sigmas,
                                         run_conditional, spooled)
-from ._pipeline.inputs import paired_inputs
+from ._pipeline.inputs import paired_inputs, resolve_source_options
 from .groups import check_groups
 from .results import VendiEstimate, nystrom_info
 from .scores import check_order
@@ -100,6 +100,8 @@ class ConditionalVendiResult(NamedTuple):
       error: ``{"conditional_vendi": ±, "information_vendi": ±}`` (absolute) on the Nyström path: the
         largest distance from the chosen estimate's score to another estimate's (the rule of
         :class:`clipcore.SCEError` for Nyström); None elsewhere (exact paths; random features give no ±).
+      pairing: how shards paired by number were matched (:meth:`clipcore.sources.PairingReport.to_dict`:
+        complete pairs read, shards skipped with ``skip_incomplete``), or None.
     """
 
     conditional_vendi: float
@@ -130,6 +132,7 @@ class ConditionalVendiResult(NamedTuple):
     nystrom: dict | None = None
     groups: ConditionalGroupScores | None = None
     error: dict | None = None
+    pairing: dict | None = None
 
     def __repr__(self) -> str:
         """The scores and how they were computed, on one line (eigenvalues are fields)."""
@@ -180,7 +183,7 @@ def _error(ests: dict | None, estimate: str | None) -> dict | None:
 
 
 def _result(run: ConditionalRun, *, kernel, order, top_k, numerics, execution, seed, nys,
-            groups: ConditionalGroupScores | None) -> ConditionalVendiResult:
+            groups: ConditionalGroupScores | None, pairing: dict | None = None) -> ConditionalVendiResult:
     parts: dict[str, Part] = {"joint": run.joint, "images": run.images, "texts": run.texts}
     estimate, ests, infos = _nystrom_fields(run, nys.estimate)
     return ConditionalVendiResult(
@@ -191,7 +194,7 @@ def _result(run: ConditionalRun, *, kernel, order, top_k, numerics, execution, s
         joint_eigenvalues=run.joint.eigenvalues, image_eigenvalues=run.images.eigenvalues,
         text_eigenvalues=run.texts.eigenvalues, clamp=numerics.clamp, dtype=numerics.precision.name,
         backend=execution.backend, seed=seed.seed, estimate=estimate, estimates=ests, nystrom=infos, groups=groups,
-        error=_error(ests, estimate))
+        error=_error(ests, estimate), pairing=pairing)
 
 
 def _group_rows(inputs, idx: np.ndarray):
@@ -240,6 +243,9 @@ def conditional_vendi(
     progress: bool | None = None,
     mesh: Any = None,
     groups: Any = None,
+    images_key: str | None = None,
+    texts_key: str | None = None,
+    skip_incomplete: bool = False,
 ) -> ConditionalVendiResult:
     """Conditional Vendi exp H(X|T) and Information Vendi exp I(X; T) of paired images and texts.
 
@@ -284,7 +290,10 @@ def conditional_vendi(
         Vendi code's).
       block_size, backend, progress, mesh: as in :func:`clipcore.sce` (a mesh shards the primal paths).
       groups: an ``[n]`` array of prompt / class ids: the result's ``groups`` holds each group's scores
-        (computed alone, with the pooled σ's) and their means, next to the pooled scores.
+        (computed alone, with the pooled σ's) and their means, next to the pooled scores. For a folder
+        with per-row captions: :func:`clipcore.sources.prompt_ids` (same file options).
+      images_key, texts_key, skip_incomplete: as in :func:`clipcore.sce` (the arrays inside ``.npz``
+        shards or the Parquet columns; only the complete shard pairs, reported in ``result.pairing``).
 
     Returns:
       :class:`ConditionalVendiResult`.
@@ -304,9 +313,10 @@ def conditional_vendi(
     execution = resolve_execution(backend=backend, block_size=block_size, progress=progress,
                                   mesh=SH.resolve_mesh(mesh))
     seed = resolve_key(key)
+    files = resolve_source_options(images_key=images_key, texts_key=texts_key, skip_incomplete=skip_incomplete)
     cosine = kernel == "cosine"
     with numerics.precision.context():
-        first = paired_inputs(images, texts, nonzero=cosine, same_dim=False)
+        first = paired_inputs(images, texts, nonzero=cosine, same_dim=False, files=files)
         with spooled(first, nonzero=cosine, progress=execution.progress) as inputs:
             if top_k is not None and top_k > inputs.n:
                 raise ValueError(f"top_k: expected at most n = {inputs.n} eigenvalues, got {top_k}")
@@ -327,4 +337,4 @@ def conditional_vendi(
                                residual_sample=residual_sample)
                 grouped = _groups(inputs, groups, run, options)
     return _result(run, kernel=kernel, order=order, top_k=top_k, numerics=numerics, execution=execution, seed=seed,
-                   nys=nys, groups=grouped)
+                   nys=nys, groups=grouped, pairing=first.pairing)

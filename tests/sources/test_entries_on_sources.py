@@ -176,3 +176,48 @@ def test_skip_incomplete_keeps_the_complete_pairs(tmp_path, rows):
     c = clipcore.compare({"a": str(tmp_path), "b": (xk, tk)}, kernel="cosine", bootstrap=0, skip_incomplete=True,
                          progress=False)
     assert c["a"].sce == pytest.approx(c["b"].sce, rel=1e-12) and c["a"].pairing["skipped"] == [2]
+
+
+def test_conditional_vendi_through_keys_and_skip(npz_dir, tmp_path, rows):
+    root, x, t = npz_dir
+    r = clipcore.conditional_vendi(root, images_key="img", texts_key="txt", kernel="cosine", dtype="float64")
+    ref = clipcore.conditional_vendi(x, t, kernel="cosine", dtype="float64")
+    assert r.conditional_vendi == pytest.approx(ref.conditional_vendi, rel=1e-12)
+    assert r.information_vendi == pytest.approx(ref.information_vendi, rel=1e-12)
+    assert r.pairing["images_key"] == "img" and ref.pairing is None and r.summary()["pairing"]["shards"] == 3
+    with pytest.raises(ValueError, match="'imgs'.*'img', 'txt', 'other'"):
+        clipcore.conditional_vendi(root, images_key="imgs", texts_key="txt")
+    xs, ts = rows
+    order = folders.clip_retrieval(tmp_path, xs, ts, [70, 50, 80, 60], dtype=np.float32)
+    os.remove(tmp_path / "img_emb" / "img_emb_3.npy")
+    with pytest.raises(ValueError, match="img_emb_3.npy missing"):
+        clipcore.conditional_vendi(str(tmp_path))
+    r = clipcore.conditional_vendi(str(tmp_path), skip_incomplete=True, kernel="cosine", dtype="float64")
+    kept = order[:200]
+    ref = clipcore.conditional_vendi(xs[kept].astype(np.float32), ts[kept].astype(np.float32), kernel="cosine",
+                                     dtype="float64")
+    assert r.conditional_vendi == pytest.approx(ref.conditional_vendi, rel=1e-12) and r.pairing["skipped"] == [3]
+
+
+def test_prompt_ids_are_the_captions_of_the_rows_scored(tmp_path, rows):
+    x, t = rows
+    captions = [f"prompt {i % 9}" for i in range(len(x))]
+    order = folders.clip_retrieval(tmp_path, x, t, [70, 50, 80, 60], dtype=np.float32, captions=captions)
+    os.remove(tmp_path / "text_emb" / "text_emb_1.npy")
+    kept = np.r_[order[:70], order[120:]]
+    ids = clipcore.sources.prompt_ids(str(tmp_path), skip_incomplete=True)
+    first: dict = {}  # reference: ids by first appearance of each caption, over the rows scored
+    want = np.array([first.setdefault(captions[i], len(first)) for i in kept])
+    np.testing.assert_array_equal(ids, want)
+    assert ids.dtype == np.int64 and ids.shape == (210,)
+    with pytest.raises(ValueError, match="text_emb_1.npy missing"):
+        clipcore.sources.prompt_ids(str(tmp_path))
+    assert clipcore.sources.prompt_ids(str(tmp_path), single=True).shape == (260,)  # images only: every shard
+    r = clipcore.conditional_vendi(str(tmp_path), skip_incomplete=True, kernel="cosine", groups=ids)
+    assert r.groups.sizes.sum() == 210 and len(r.groups.ids) == 9
+    src = clipcore.sources.paired_source(str(tmp_path), skip_incomplete=True)
+    assert [src.prompts()[g] for g in ids[:5]] == [captions[i] for i in kept[:5]]
+    np.testing.assert_array_equal(src.metadata("image_path", [0, 69, 70, 209]),
+                                  [f"images/{kept[i]:06d}.jpg" for i in (0, 69, 70, 209)])
+    with pytest.raises(ValueError, match="per-row metadata"):
+        clipcore.sources.prompt_ids(x)
