@@ -11,6 +11,11 @@ import clipcore
 from clipcore.comparison import compare
 from clipcore.kernels import median_sigma
 
+try:
+    from reference import cond_vendi_numpy as CR
+except ImportError:  # tests/ collected as a package
+    from tests.reference import cond_vendi_numpy as CR
+
 P, K, D = 40, 8, 16
 
 
@@ -111,3 +116,39 @@ def test_refuses_sets_of_two_models(sets):
         compare({"a": (x, t), "b": (x[:, :8], t[:, :8])})
     with pytest.raises(ValueError, match="^level:"):
         compare(sets, level=1.5)
+
+
+def test_conditional_and_information_vendi_at_the_shared_sigma(sets, result, tmp_path):
+    """Every set's Conditional / Information Vendi at the comparison's one σ (images and texts), equal to the
+    float64 NumPy reference and to clipcore.conditional_vendi at that σ; in the table, JSON and plot."""
+    for name, (x, t) in sets.items():
+        m = result[name]
+        want = CR.entropies(x, t, sigma_x=result.sigma, sigma_t=result.sigma, order=1)
+        assert m.conditional_vendi == pytest.approx(want["cond_vendi"], rel=1e-9)
+        assert m.information_vendi == pytest.approx(want["info_vendi"], rel=1e-9)
+        assert m.conditional.sigma_images == m.conditional.sigma_texts == result.sigma
+        assert m.conditional_vendi == clipcore.conditional_vendi(x, t, sigma=result.sigma).conditional_vendi
+    # wider images given the same prompts: more diverse given the prompts, less dependent on them
+    assert result["wide"].conditional_vendi > result["mid"].conditional_vendi > result["narrow"].conditional_vendi
+    assert result["wide"].information_vendi < result["narrow"].information_vendi
+    assert "conditional_vendi" in result.table() and "information_vendi" in result.table()
+    result.to_json(tmp_path / "c.json")
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["models"]["mid"]["conditional_vendi"] == result["mid"].conditional_vendi
+    assert data["models"]["mid"]["conditional_provenance"]["sigma_texts"] == result.sigma
+    assert data["settings"]["conditional"] is True
+
+
+def test_conditional_vendi_with_one_feature_draw_cosine_and_off(sets):
+    r = compare(sets, kernel="gaussian", sigma=0.9, rff_features=64, key=4, bootstrap=0, progress=False)
+    for name, (x, t) in sets.items():
+        want = clipcore.conditional_vendi(x, t, sigma=0.9, rff_features=64, key=4)
+        assert r[name].conditional.method == "rff"
+        assert r[name].conditional_vendi == want.conditional_vendi
+    c = compare(sets, kernel="cosine", bootstrap=0, progress=False)
+    x, t = sets["narrow"]
+    want = CR.entropies(x, t, kernel="cosine", order=1, rank_cutoff=True)
+    assert c["narrow"].conditional_vendi == pytest.approx(want["cond_vendi"], rel=1e-9)
+    off = compare(sets, kernel="cosine", bootstrap=0, progress=False, conditional=False)
+    assert off["narrow"].conditional_vendi is None and off["narrow"].conditional is None
+    assert "conditional_vendi" not in off.table() and off.summary()["models"]["narrow"]["conditional_vendi"] is None

@@ -24,14 +24,18 @@ from ._pipeline.plan import EXACT_ROWS
 from .kernels import draw_omega, median_sigma, rff_features as rff_map
 from .landmarks import select_landmarks
 from .nystrom import nystrom_features, nystrom_map
+from .conditional import ConditionalVendiResult, conditional_vendi
 from .results import SCEResult
 from .scores import sce
 from .tables import CLIP_SCORE_VARIANTS, clip_score
 
-__all__ = ["compare", "CompareResult", "ModelComparison", "RankEntry", "SCORES", "BOOTSTRAP_LANDMARKS"]
+__all__ = ["compare", "CompareResult", "ModelComparison", "RankEntry", "SCORES", "CONDITIONAL_SCORES",
+           "BOOTSTRAP_LANDMARKS"]
 
-#: The scores every model gets, in table order.
+#: The scores every model gets, in table order (with bootstrap intervals).
 SCORES = ("sce", "text_score", "image_score", "clip_score")
+#: Conditional / Information Vendi (Jalali et al. 2024) at the shared kernel, after them (no intervals).
+CONDITIONAL_SCORES = ("conditional_vendi", "information_vendi")
 #: Nyström features the bootstrap replicates of the Gaussian kernel use (when no ω is shared).
 BOOTSTRAP_LANDMARKS = 256
 
@@ -47,6 +51,9 @@ class ModelComparison(NamedTuple):
       result: the full :class:`clipcore.SCEResult`.
       pairing: how the set's shards were paired by number (:meth:`clipcore.sources.PairingReport.to_dict`:
         complete pairs read, shards skipped with ``skip_incomplete``), or None for arrays and plain files.
+      conditional_vendi, information_vendi: Conditional Vendi exp H(X|T) and Information Vendi exp I(X; T)
+        (order 1) at the shared kernel; None with ``conditional=False``.
+      conditional: the full :class:`clipcore.ConditionalVendiResult`, or None.
     """
 
     name: str
@@ -59,12 +66,17 @@ class ModelComparison(NamedTuple):
     intervals: dict
     result: SCEResult
     pairing: dict | None = None
+    conditional_vendi: float | None = None
+    information_vendi: float | None = None
+    conditional: ConditionalVendiResult | None = None
 
     def __repr__(self) -> str:
         lo, hi = self.intervals.get("sce", (np.nan, np.nan))
+        cond = ("" if self.conditional_vendi is None else
+                f", conditional_vendi={self.conditional_vendi:.5g}, information_vendi={self.information_vendi:.5g}")
         return (f"ModelComparison({self.name!r}, sce={self.sce:.5g} [{lo:.5g}, {hi:.5g}], "
                 f"text_score={self.text_score:.5g}, image_score={self.image_score:.5g}, "
-                f"clip_score={self.clip_score:.4g}, n={self.n})")
+                f"clip_score={self.clip_score:.4g}{cond}, n={self.n})")
 
 
 class RankEntry(NamedTuple):
@@ -103,17 +115,24 @@ class CompareResult:
         return (f"CompareResult({len(self)} models, kernel={self.settings['kernel']!r}, sigma={self.sigma}, "
                 f"ranking: {self._ranking_text()})")
 
+    def _conditional_shown(self) -> tuple[str, ...]:
+        return CONDITIONAL_SCORES if any(m.conditional_vendi is not None for m in self.models.values()) else ()
+
     def table(self) -> str:
-        """The scores with their intervals, one row per model in ranking order."""
+        """The scores with their intervals (Conditional / Information Vendi: values), one row per model in
+        ranking order."""
         level = int(round(100 * self.settings["level"]))
-        head = f"{'model':<20} " + " ".join(f"{s:>26}" for s in SCORES)
-        rows = [head, f"{'':<20} " + " ".join(f"{f'value [{level}% interval]':>26}" for _ in SCORES)]
+        cond = self._conditional_shown()
+        head = f"{'model':<20} " + " ".join(f"{s:>26}" for s in SCORES) + "".join(f" {s:>18}" for s in cond)
+        rows = [head, f"{'':<20} " + " ".join(f"{f'value [{level}% interval]':>26}" for _ in SCORES)
+                + "".join(f" {'value':>18}" for _ in cond)]
         for e in self.ranking:
             m = self.models[e.name]
             cells = []
             for s in SCORES:
                 lo, hi = m.intervals.get(s, (np.nan, np.nan))
                 cells.append(f"{getattr(m, s):>9.4g} [{lo:.4g}, {hi:.4g}]".rjust(26))
+            cells += [f"{getattr(m, s):>18.5g}" if getattr(m, s) is not None else f"{'-':>18}" for s in cond]
             rows.append(f"{e.name:<20} " + " ".join(cells))
         rows.append("ranking by SCE: " + self._ranking_text())
         return "\n".join(rows)
@@ -132,9 +151,10 @@ class CompareResult:
         """JSON-ready: settings, every model's scores and intervals, the ranking."""
         models = {}
         for name, m in self.models.items():
-            models[name] = {"n": m.n, "prompts": m.prompts, **{s: getattr(m, s) for s in SCORES},
+            models[name] = {"n": m.n, "prompts": m.prompts, **{s: getattr(m, s) for s in SCORES + CONDITIONAL_SCORES},
                             "intervals": {k: list(v) for k, v in m.intervals.items()},
-                            "provenance": m.result.summary()}
+                            "provenance": m.result.summary(),
+                            "conditional_provenance": None if m.conditional is None else m.conditional.summary()}
             if m.pairing is not None:
                 models[name]["pairing"] = m.pairing
         ranking = [{"name": e.name, "sce": e.sce, "separable_from_next": e.separable_from_next,
@@ -154,9 +174,11 @@ class CompareResult:
         import matplotlib.pyplot as plt
 
         names = [e.name for e in self.ranking]
-        fig, axes = plt.subplots(1, len(SCORES), figsize=(3.2 * len(SCORES), 3.4))
-        for ax, s in zip(axes, SCORES):
-            vals = np.array([getattr(self.models[k], s) for k in names])
+        shown = SCORES + self._conditional_shown()
+        fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.4))
+        for ax, s in zip(axes, shown):
+            vals = np.array([np.nan if getattr(self.models[k], s) is None else getattr(self.models[k], s)
+                             for k in names], np.float64)
             iv = np.array([self.models[k].intervals.get(s, (v, v)) for k, v in zip(names, vals)])
             err = np.abs(np.stack([vals - iv[:, 0], iv[:, 1] - vals]))
             ax.bar(range(len(names)), vals, yerr=err, capsize=4, color="tab:blue", alpha=0.8)
@@ -238,6 +260,16 @@ def _features(x, t, kernel, sigma, omega, boot_map):
         return np.concatenate([f(t), f(x)], axis=1), f(t).shape[1]
 
 
+def _conditional(x, t, kernel, sigma, rff_features, points, key, progress) -> ConditionalVendiResult:
+    """Conditional / Information Vendi of one set at the shared kernel (σ for both modalities; one ω draw
+    from ``key``; Nyström with as many landmarks per set as SCE shares)."""
+    kw: dict = dict(kernel=kernel, progress=progress, key=key)
+    if kernel == "gaussian":
+        kw.update(sigma=sigma, rff_features=rff_features,
+                  landmarks=None if points is None or rff_features is not None else int(points.shape[0]))
+    return conditional_vendi(x, t, **kw)
+
+
 def _interval(point: float, reps: np.ndarray, level: float) -> tuple[float, float]:
     """The basic bootstrap interval: the point estimate plus the replicates' central spread."""
     a = (1.0 - level) / 2
@@ -273,6 +305,7 @@ def compare(
     images_key: str | None = None,
     texts_key: str | None = None,
     skip_incomplete: bool = False,
+    conditional: bool = True,
 ) -> CompareResult:
     """Score several models' image sets for the same prompts at ONE kernel and rank them.
 
@@ -291,8 +324,8 @@ def compare(
         pooled images of every set (stated in ``result.sigma``). Unit-norm CLIP embeddings have
         distances up to 2 (median about 1); raw CLIP features (norm ≈ 10) about 10× more.
       rff_features: D random Fourier frequencies shared by every model (one ω); default the exact
-        kernel (n×n) up to 16,384 rows per set, else Nyström with ``landmarks`` (default 2,000) drawn once
-        from the pooled rows.
+        kernel (n×n) up to ``EXACT_ROWS`` (7,168) rows per set, else Nyström with ``landmarks`` (default
+        2,000) drawn once from the pooled rows.
       landmarks: Nyström landmarks shared by every model.
       key: seed or ``jax.random`` key of ω, the landmarks and the bootstrap.
       bootstrap: resamples of the prompts (0: no intervals).
@@ -302,12 +335,19 @@ def compare(
       images_key, texts_key, skip_incomplete: for the sets given as paths, as in :func:`clipcore.sce` (the
         arrays inside ``.npz`` shards or the Parquet columns; only the complete shard pairs, reported in
         each model's ``pairing``).
+      conditional: also Conditional Vendi exp H(X|T) and Information Vendi exp I(X; T) of every set
+        (:func:`clipcore.conditional_vendi`, order 1; Jalali et al. 2024) at the shared kernel: the one σ
+        for images and texts (as SCE's), the same ``rff_features`` draw from ``key``; exact n×n kernels up
+        to ``EXACT_ROWS`` (7,168) rows per set, beyond ``landmarks`` (default 2,000) Nyström landmarks per
+        set. Point values, without intervals. ``False`` skips them (they cost about as much as SCE's exact
+        kernel).
 
     Returns:
       :class:`CompareResult` (``r["name"].sce``, ``r.ranking``, ``r.table()``, ``r.summary()``, ``r.plot(path)``).
     """
     V.check_choice(kernel, "kernel", KERNELS)
     V.check_choice(clip_variant, "clip_variant", tuple(CLIP_SCORE_VARIANTS))
+    conditional = V.check_flag(conditional, "conditional")
     draws = V.check_positive_int(bootstrap, "bootstrap") if bootstrap != 0 else 0
     level = V.check_number(level, "level", positive=True)
     if not level < 1:
@@ -330,6 +370,7 @@ def compare(
     for name, (x, t) in loaded.items():
         res = sce(x, t, **kw)
         clip = clip_score(x, t, variant=clip_variant)
+        cond = _conditional(x, t, kernel, sigma, rff_features, points, key, progress) if conditional else None
         point = dict(sce=res.sce, text_score=res.text_score, image_score=res.image_score, clip_score=clip.score)
         intervals = {}
         if draws:
@@ -338,12 +379,15 @@ def compare(
                                           clamp=res.clamp, desc=f"compare: {name}", progress=progress)
             intervals = {s: _interval(point[s], getattr(reps[name], s), level) for s in SCORES}
         models[name] = ModelComparison(name, x.shape[0], len(keys_ids[name][0]), **point, intervals=intervals,
-                                       result=res, pairing=pairings[name])
+                                       result=res, pairing=pairings[name],
+                                       conditional_vendi=None if cond is None else cond.conditional_vendi,
+                                       information_vendi=None if cond is None else cond.information_vendi,
+                                       conditional=cond)
     ranking = (_ranking(models, reps, level) if draws else
                [RankEntry(k, models[k].sce, None, None) for k in sorted(models, key=lambda k: -models[k].sce)])
     settings = dict(kernel=kernel, sigma=sigma, rff_features=rff_features,
                     landmarks=None if points is None else int(points.shape[0]), bootstrap=draws, level=level,
-                    clip_variant=clip_variant, seed=seed.seed,
+                    clip_variant=clip_variant, seed=seed.seed, conditional=conditional,
                     bootstrap_features=("cosine" if kernel == "cosine" else "rff" if omega is not None
                                         else f"nystrom-{BOOTSTRAP_LANDMARKS}"))
     return CompareResult(models, ranking, settings)

@@ -59,6 +59,27 @@ def test_compare_command_equals_the_python_call(folders):
         assert data["models"][name]["sce"] == r[name].sce
 
 
+def test_compare_command_reports_conditional_vendi_at_the_shared_sigma(folders, capsys):
+    root, paths = folders
+    argv = ["compare", "--bootstrap", "0", "--json", str(root / "cv.json")]
+    assert main(argv + sum([["--set", f"{k}={v}"] for k, v in paths.items()], [])) == 0
+    out = capsys.readouterr().out
+    assert "conditional_vendi" in out and "information_vendi" in out and "σ for images and texts" in out
+    data = json.loads((root / "cv.json").read_text())
+    sigma = data["settings"]["sigma"]
+    x, t = (np.load(root / f"mid_{k}.npy").astype(np.float64) for k in ("x", "t"))
+    want = clipcore.conditional_vendi(x, t, sigma=sigma, dtype="float64")
+    mid = data["models"]["mid"]
+    assert mid["conditional_vendi"] == pytest.approx(want.conditional_vendi, rel=1e-10)
+    assert mid["information_vendi"] == pytest.approx(want.information_vendi, rel=1e-10)
+    assert mid["conditional_provenance"]["sigma_images"] == mid["conditional_provenance"]["sigma_texts"] == sigma
+    cond = {k: data["models"][k]["conditional_vendi"] for k in paths}
+    assert cond["wide"] > cond["mid"] > cond["narrow"]
+    sets = sum([["--set", f"{k}={v}"] for k, v in paths.items()], [])
+    assert main(argv + ["--no-conditional", "--quiet"] + sets) == 0
+    assert json.loads((root / "cv.json").read_text())["models"]["mid"]["conditional_vendi"] is None
+
+
 @pytest.mark.parametrize("bad", ["noequals", "=path", "a=x,y,z"])
 def test_bad_set_is_one_error(bad, capsys):
     assert main(["compare", "--set", bad, "--set", "b=c"]) == 2

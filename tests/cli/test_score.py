@@ -196,3 +196,76 @@ def test_demo_compares_both_generators_at_one_sigma(tmp_path):
     assert data["sigma"] == pytest.approx(median_sigma(pooled), rel=1e-12)
     sigmas = {k: v["result"]["sigma"] for k, v in data["results"].items() if "gaussian" in k}
     assert len(sigmas) == 2 and all(s == data["sigma"] for s in sigmas.values())
+
+
+@pytest.mark.parametrize("kernel_args, kw", [
+    ([], dict(kernel="cosine")),
+    (["--kernel", "gaussian"], dict(kernel="gaussian")),
+    (["--kernel", "gaussian", "--sigma", "2.5"], dict(kernel="gaussian", sigma=2.5)),
+], ids=["cosine", "gaussian-heuristic", "gaussian-sigma"])
+def test_score_reports_conditional_and_information_vendi(tmp_path, capsys, kernel_args, kw):
+    """`clipcore score` prints and writes Conditional / Information Vendi equal to clipcore.conditional_vendi
+    on the same rows and kernel (float64 both sides)."""
+    import clipcore
+
+    d = clipcore.synthetic_pairs(240, 6, num_prompts=8, seed=7)
+    np.save(tmp_path / "x.npy", d.images)
+    np.save(tmp_path / "t.npy", d.texts)
+    out = tmp_path / "c.json"
+    assert main(["score", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"), *kernel_args,
+                 "--dtype", "float64", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "SCE (Scendi" in printed
+    assert "Conditional Vendi (images given prompts)" in printed
+    assert "Information Vendi (prompt dependence)" in printed
+    assert "conditional vendi: kernel=" in printed
+    payload = json.loads(out.read_text())
+    want = clipcore.conditional_vendi(d.images, d.texts, dtype="float64", **kw)
+    s = payload["scores"]
+    for key in ("conditional_vendi", "information_vendi", "conditional_entropy", "mutual_information"):
+        assert s[key] == pytest.approx(getattr(want, key), rel=1e-10, abs=1e-10), key
+    c = payload["conditional"]
+    assert c["method"] == want.method and c["order"] == 1.0 and c["dtype"] == "float64"
+    assert (c["sigma_images"], c["sigma_texts"]) == (want.sigma_images, want.sigma_texts)
+    if "sigma" in kw:
+        assert c["sigma_images"] == c["sigma_texts"] == 2.5
+    assert s["error"] is None  # exact: no ±
+
+
+def test_score_conditional_nystrom_has_an_error_bar(tmp_path, capsys):
+    import clipcore
+
+    d = clipcore.synthetic_pairs(400, 6, num_prompts=8, seed=8)
+    np.save(tmp_path / "x.npy", d.images)
+    np.save(tmp_path / "t.npy", d.texts)
+    out = tmp_path / "n.json"
+    assert main(["score", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"), "--kernel",
+                 "gaussian", "--sigma", "3", "--landmarks", "40", "--seed", "2", "--dtype", "float64",
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    payload = json.loads(out.read_text())
+    want = clipcore.conditional_vendi(d.images, d.texts, sigma=3.0, landmarks=40, key=2, dtype="float64")
+    assert payload["conditional"]["method"] == want.method == "nystrom"
+    s = payload["scores"]
+    assert s["conditional_vendi"] == pytest.approx(want.conditional_vendi, rel=1e-10)
+    assert s["information_vendi"] == pytest.approx(want.information_vendi, rel=1e-10)
+    # the ± is the spread of the named Nyström estimates around the chosen one
+    spread = max(abs(e["conditional_vendi"] - want.conditional_vendi) for e in want.estimates.values())
+    assert s["error"]["conditional_vendi"] == pytest.approx(spread, rel=1e-10) == want.error["conditional_vendi"]
+    assert "sce" in s["error"]  # SCE's own ± next to it
+    line = next(ln for ln in printed.splitlines() if ln.startswith("Conditional Vendi"))
+    assert "±" in line
+
+
+def test_score_no_conditional(tmp_path, capsys):
+    import clipcore
+
+    d = clipcore.synthetic_pairs(100, 4, seed=9)
+    np.save(tmp_path / "x.npy", d.images)
+    np.save(tmp_path / "t.npy", d.texts)
+    out = tmp_path / "q.json"
+    assert main(["score", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"),
+                 "--no-conditional", "--json", str(out)]) == 0
+    assert "Conditional Vendi (" not in capsys.readouterr().out
+    payload = json.loads(out.read_text())
+    assert payload["scores"]["conditional_vendi"] is None and payload["conditional"]["computed"] is False

@@ -35,10 +35,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ValueError("--set: two sets share a name")
     r = compare(sets, kernel=args.kernel, sigma=args.sigma, rff_features=args.rff_features,
                 landmarks=args.landmarks, key=args.seed, bootstrap=args.bootstrap, level=args.level,
-                clip_variant=args.clip_variant, progress=quiet_progress(args), **source_kwargs(args))
+                clip_variant=args.clip_variant, progress=quiet_progress(args), conditional=not args.no_conditional,
+                **source_kwargs(args))
     if not args.quiet:
         print(f"kernel {args.kernel}" + ("" if r.sigma is None else f", σ = {r.sigma:.6g} (one σ for every set)"))
         print(r.table())
+        if not args.no_conditional:
+            print("conditional_vendi = exp H(X|T), information_vendi = exp I(X;T) (order 1, Jalali et al. 2024) at "
+                  "the same kernel" + ("" if r.sigma is None else " (σ for images and texts)") + "; no intervals")
         for name in r:
             for line in pairing_lines(r[name].pairing):
                 print(f"{name}: {line.strip()}" if not line.startswith("  ") else line)
@@ -93,10 +97,12 @@ def cmd_clipscore(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """Register ``compare`` and ``clipscore``."""
-    c = sub.add_parser("compare", help="compare models at one kernel: SCE, text score, Vendi, CLIPScore, ranking",
+    c = sub.add_parser("compare", help="compare models at one kernel: SCE, text score, Vendi, CLIPScore, "
+                                       "Conditional / Information Vendi, ranking",
                        description="Score several models' images for the same prompts at ONE kernel (one σ over "
                                    "the pooled sets, one ω or landmark set), with bootstrap intervals over prompts "
-                                   "and a ranking by SCE that marks models it cannot separate.")
+                                   "and a ranking by SCE that marks models it cannot separate; Conditional and "
+                                   "Information Vendi of each set at the same kernel.")
     c.add_argument("--set", action="append", required=True, metavar="NAME=PATH",
                    help="a model: NAME=FOLDER (both columns) or NAME=IMAGES.npy,TEXTS.npy; repeat per model")
     c.add_argument("--kernel", choices=("gaussian", "cosine"), default="gaussian")
@@ -107,6 +113,8 @@ def add_commands(sub) -> None:
     c.add_argument("--bootstrap", type=int, default=200, help="resamples of the prompts (0: none)")
     c.add_argument("--level", type=float, default=0.9, help="coverage of the intervals (default 0.9)")
     c.add_argument("--clip-variant", choices=("hessel", "torchmetrics"), default="hessel")
+    c.add_argument("--no-conditional", action="store_true",
+                   help="skip Conditional / Information Vendi (exact n×n kernels up to 7,168 rows per set)")
     add_source_options(c.add_argument_group("files (sets given as folders or files)"))
     c.add_argument("--json", default=None, metavar="OUT.json")
     c.add_argument("--plot", default=None, metavar="OUT.png")

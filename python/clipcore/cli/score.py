@@ -1,5 +1,5 @@
-"""`clipcore score`, `clipcore edit`, `clipcore demo`: SCE / Vendi / RKE of paired embeddings, prompt
-edits, and a seeded demo.
+"""`clipcore score`, `clipcore edit`, `clipcore demo`: SCE (Scendi) / Vendi / RKE and Conditional /
+Information Vendi of paired embeddings, prompt edits, and a seeded demo.
 
 Errors in the input are reported in one line (``clipcore: error: ...``) with
 exit status 2 (:func:`clipcore.cli.main`).
@@ -19,7 +19,7 @@ from .._options import x64
 from ._common import (add_kernel_options, add_pair_inputs, environment, inputs_provenance, kernel_kwargs,
                       pairing_lines, read_pair, source_kwargs, table, write_json)
 
-__all__ = ["add_commands", "cmd_score", "cmd_edit", "cmd_demo", "score_payload"]
+__all__ = ["add_commands", "cmd_score", "cmd_edit", "cmd_demo", "score_payload", "conditional_kwargs"]
 
 
 def _parse_orders(text: str) -> list[float]:
@@ -34,9 +34,40 @@ def _parse_orders(text: str) -> list[float]:
 
 
 # ----------------------------------------------------------------- commands
-def score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tuple[dict, list]:
-    """``sce`` with ``kw`` and the Vendi ``orders`` of the images: the JSON payload (scores, result summary,
-    top eigenvalues, warnings) and the warnings' messages."""
+#: The options of ``clipcore.sce`` that ``clipcore.conditional_vendi`` takes as they are.
+_CONDITIONAL_KW = ("kernel", "rff_features", "key", "dtype", "backend", "progress", "landmarks", "landmark_method",
+                   "estimate", "block_size")
+
+
+def conditional_kwargs(kw: dict) -> dict:
+    """``clipcore.conditional_vendi``'s options from ``clipcore.sce``'s: the same kernel, features, seed and
+    precision; a given σ for both modalities (None: the median heuristic of each). A saved ω (``omega``) is
+    for the images' space, not the joint's [x/σ_x, t/σ_t]: then Conditional Vendi takes its own path (the
+    exact kernels up to ``EXACT_ROWS`` rows, Nyström beyond)."""
+    out = {k: kw[k] for k in _CONDITIONAL_KW if kw.get(k) is not None}
+    if kw.get("omega") is not None:
+        out.pop("rff_features", None)
+    if kw.get("sigma") is not None:
+        out["sigma"] = kw["sigma"]
+    return out  # one device: --devices shards SCE's primal sums; Conditional Vendi's exact kernels are n×n
+
+
+def _conditional(images, texts, kw: dict):
+    """Conditional and Information Vendi (order 1) at the score's kernel: (result or None, why not)."""
+    from ..conditional import conditional_vendi
+
+    if kw.get("normalize"):
+        if not isinstance(images, np.ndarray) or not isinstance(texts, np.ndarray):
+            return None, "not computed: --normalize needs the rows in memory for Conditional Vendi"
+        images, texts = (a / np.linalg.norm(a, axis=1, keepdims=True) for a in (images, texts))
+    return conditional_vendi(images, texts, **conditional_kwargs(kw)), None
+
+
+def score_payload(images, texts, kw: dict, orders: list[float], top: int, *,
+                  conditional: bool = True) -> tuple[dict, list]:
+    """``sce`` with ``kw``, the Vendi ``orders`` of the images and (``conditional``) Conditional /
+    Information Vendi at the same kernel: the JSON payload (scores, result summary, top eigenvalues,
+    warnings) and the warnings' messages."""
     from ..entropy import renyi_score
     from ..scores import sce, vendi
 
@@ -44,7 +75,9 @@ def score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tup
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = sce(images, texts, **kw)
-    seconds = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        cond, why = _conditional(images, texts, kw) if conditional else (None, "not computed (--no-conditional)")
+        cond_seconds = time.perf_counter() - t0 - seconds
     vendi_kw = {k: v for k, v in kw.items() if k not in ("convention", "rtol", "ridge")}
     if res.seed is not None and "key" not in vendi_kw and "omega" not in vendi_kw:
         vendi_kw["key"] = res.seed
@@ -63,12 +96,20 @@ def score_payload(images, texts, kw: dict, orders: list[float], top: int) -> tup
             vendis[str(a)] = vendi(_one_set(images), order=a, **vendi_kw).score
     summary = res.summary()
     summary["seconds"] = seconds
+    error = {**({} if res.error is None else res.error._asdict()), **((cond and cond.error) or {})}
     payload = {
         "scores": {"sce": res.sce, "text_score": res.text_score, "image_score": res.image_score,
                    "log_sce": res.log_sce, "log_text_score": res.log_text_score,
                    "log_image_score": res.log_image_score,
-                   "vendi": vendis, "error": None if res.error is None else res.error._asdict()},
+                   "vendi": vendis,
+                   "conditional_vendi": None if cond is None else cond.conditional_vendi,
+                   "information_vendi": None if cond is None else cond.information_vendi,
+                   "conditional_entropy": None if cond is None else cond.conditional_entropy,
+                   "mutual_information": None if cond is None else cond.mutual_information,
+                   "error": error or None},
         "result": summary,
+        "conditional": ({**cond.summary(), "seconds": cond_seconds} if cond is not None
+                        else {"computed": False, "reason": why}),
         "eigenvalues": {
             "count": int(res.complement_eigenvalues.shape[0]),
             "top": top,
@@ -96,6 +137,9 @@ def _print_scores(payload: dict, out=None) -> None:
     for a, v in s["vendi"].items():
         label = "RKE (Vendi order 2)" if float(a) == 2.0 else f"Vendi order {a}"
         rows.append((label, v, None, None))
+    if s.get("conditional_vendi") is not None:
+        rows += [("Conditional Vendi (images given prompts)", s["conditional_vendi"], pm("conditional_vendi"), None),
+                 ("Information Vendi (prompt dependence)", s["information_vendi"], pm("information_vendi"), None)]
     header = ("score", "value", "± (approximation)", "trace") if err else ("score", "value", "trace")
     print(table(rows if err else [(a, b, d) for a, b, _, d in rows], header), file=out)
     sig = "-" if r["sigma"] is None else f"{r['sigma']:.6g}"
@@ -105,6 +149,7 @@ def _print_scores(payload: dict, out=None) -> None:
         f"dtype={r['dtype']} backend={r['backend']} seed={r['seed']} ({r['seconds']:.3f} s)",
         file=out,
     )
+    print(_conditional_line(payload.get("conditional")), file=out)
     ny = r.get("nystrom")
     if ny:
         est = ", ".join(f"{k}: SCE {v['sce']:.4g} / text {v['text_score']:.4g}" for k, v in ny["estimates"].items())
@@ -115,6 +160,16 @@ def _print_scores(payload: dict, out=None) -> None:
         print(line, file=out)
     for w in payload.get("warnings", []):
         print(f"warning: {w}", file=out)
+
+
+def _conditional_line(c: dict | None) -> str:
+    """How Conditional / Information Vendi were computed (or why not), on one line."""
+    if not c or not c.get("computed", True):
+        return f"conditional vendi: {(c or {}).get('reason', 'not computed')}"
+    sig = "-" if c["sigma_images"] is None else f"({c['sigma_images']:.6g}, {c['sigma_texts']:.6g})"
+    feats = ", ".join(f"{k} {v}" for k, v in c["num_features"].items())
+    return (f"conditional vendi: kernel={c['kernel']} sigma (images, texts)={sig} order={c['order']} "
+            f"method={c['method']} features=({feats}) dtype={c['dtype']} ({c.get('seconds', 0.0):.3f} s)")
 
 
 def _score_inputs(args: argparse.Namespace):
@@ -140,7 +195,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         return _cmd_score_distributed(args)
     images, texts = _score_inputs(args)
     payload, _ = score_payload(images, texts, _score_kwargs(args), _parse_orders(args.vendi_orders),
-                                args.top_eigenvalues)
+                                args.top_eigenvalues, conditional=not args.no_conditional)
     return _emit_score(args, payload)
 
 
@@ -178,8 +233,10 @@ def _cmd_score_distributed(args: argparse.Namespace) -> int:
     info = dist.initialize(args.coordinator, args.num_processes, args.process_id, cpu_collectives="gloo")
     src = dist.distributed_source(args.images, args.texts)
     try:
+        # Conditional Vendi has no cross-process sums (its joint kernel pairs rows of every process)
         payload, _ = score_payload(src, None, _score_kwargs(args), _parse_orders(args.vendi_orders),
-                                    args.top_eigenvalues)
+                                    args.top_eigenvalues, conditional=False)
+        payload["conditional"]["reason"] = "not computed with --distributed (no cross-process sums)"
     except RuntimeError as exc:  # a peer died: one line, and no shutdown barrier (it would abort)
         print(f"clipcore: error: {exc}", file=sys.stderr, flush=True)
         sys.stdout.flush()
@@ -255,7 +312,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     gauss = dict(kernel="gaussian", sigma=sigma, rff_features=args.rff_features, key=args.seed)
     for label, d in data.items():
         for kernel, kw in (("cosine", {}), ("gaussian RFF", gauss)):
-            payload, _ = score_payload(d.images, d.texts, kw, [2.0], top=20)
+            payload, _ = score_payload(d.images, d.texts, kw, [2.0], top=20, conditional=False)
             results[f"{label} / {kernel}"] = payload
             s = payload["scores"]
             rows.append((label, kernel, s["sce"], s["text_score"], s["image_score"], s["vendi"]["2.0"]))
@@ -281,9 +338,11 @@ def add_commands(sub) -> None:
 
 
 def _add_score(sub) -> None:
-    s = sub.add_parser("score", help="SCE, text score, Vendi and RKE of paired embeddings",
-                       description="Score paired image/text embeddings: SCE (Ospanov et al. 2024), its text "
-                                   "part, Vendi and RKE. Prints a table; --json writes scores with provenance.")
+    s = sub.add_parser("score", help="SCE (Scendi), text score, Vendi, RKE, Conditional / Information Vendi",
+                       description="Score paired image/text embeddings: SCE (Scendi; Ospanov et al. 2024), its "
+                                   "text part, Vendi and RKE, and Conditional / Information Vendi (Jalali et al. "
+                                   "2024) at the same kernel. Prints a table; --json writes scores with "
+                                   "provenance.")
     add_pair_inputs(s)
     add_kernel_options(s)
     s.add_argument("--method", choices=("auto", "primal", "dual"), default="auto",
@@ -299,6 +358,9 @@ def _add_score(sub) -> None:
                     help="how the mass Nyström misses enters the scores (all three are in the JSON)")
     s.add_argument("--vendi-orders", default="1,2,inf", help="Vendi orders to report (default 1,2,inf)")
     s.add_argument("--top-eigenvalues", type=int, default=100, help="eigenvalues kept in the JSON (default 100)")
+    s.add_argument("--no-conditional", action="store_true",
+                   help="skip Conditional / Information Vendi (order 1; exact n×n kernels up to 7,168 rows, "
+                        "Nyström or random features beyond)")
     s.add_argument("--json", default=None, metavar="OUT.json", help="write the scores and provenance here")
     s.add_argument("--quiet", action="store_true", help="print nothing")
     dg = s.add_argument_group("multi-device and multi-process (see README 'Sharded and multi-process "
