@@ -11,7 +11,8 @@ through the eigendecomposition into the embeddings), a sweep scoring many sets a
 
 Scores (same definitions, defaults and numbers as :func:`clipcore.sce` / ``vendi`` / ``rke`` /
 ``clip_score`` for in-memory arrays; SPEC.md; Ospanov, Farnia & Jalali 2024, arXiv:2412.18645):
-:func:`sce`, :func:`vendi`, :func:`rke`, :func:`clip_score`. Kernels: cosine; Gaussian through given RFF
+:func:`sce`, :func:`vendi`, :func:`rke`, :func:`clip_score`; Conditional / Information Vendi (Jalali et al.
+2024, arXiv:2411.02817) in its exact n×n form: :func:`conditional_vendi`. Kernels: cosine; Gaussian through given RFF
 ``omega`` (or ``key`` + ``rff_features``), or the exact n×n kernel for small n. σ may be traced; σ=None is
 the median heuristic computed in JAX (:func:`median_sigma`, ``stop_gradient``-ed: a gradient is taken at
 fixed σ). The primal D×D or dual n×n form is chosen statically from the shapes (primal when every feature
@@ -49,6 +50,7 @@ sums with one psum; the compiled program holds no all-gather of the ``[n, d]`` r
 
 from ._moments import moments, sce_from_moments, vendi_from_moments
 from .scores import CLIP_SCORE_VARIANTS, clip_score, rke, sce, vendi
+from .conditional import ConditionalVendiScores, conditional_vendi, distinct_median_sigma
 from .setup import PrecisionWarning, median_sigma
 from .spectra import (check_order, sce_from_covariances, sce_from_grams, sce_scores, schur_spectra_dual,
                       schur_spectra_primal, vendi_from_covariance, vendi_scores)
@@ -56,6 +58,7 @@ from .types import ClipScores, Moments, SCEScores, VendiScores
 
 __all__ = [
     "sce", "vendi", "rke", "clip_score", "CLIP_SCORE_VARIANTS",
+    "conditional_vendi", "ConditionalVendiScores", "distinct_median_sigma",
     "moments", "sce_from_moments", "vendi_from_moments",
     "sce_from_covariances", "sce_from_grams", "vendi_from_covariance", "sce_scores", "vendi_scores",
     "schur_spectra_primal", "schur_spectra_dual", "check_order", "median_sigma",
