@@ -180,3 +180,59 @@ def test_modes_grids_from_metadata_image_path(gappy, rows, tmp_path, capsys):
     assert p["prompts"] == [[captions[int(kept[r])] for r in row] for row in ref.indices]
     assert sorted(os.listdir(out)) == ["mode-1.png", "mode-2.png", "modes.json"]
     assert p["pairing"]["skipped"] == [1]
+
+
+def test_score_groups_from_captions_and_from_a_file(tmp_path, rows, capsys):
+    x, t = rows
+    captions = [f"prompt {i % 5}" for i in range(len(x))]  # 5 captions over 7 distinct text rows
+    order = folders.clip_retrieval(tmp_path / "cr", x, t, [50, 40, 60], dtype=np.float32, captions=captions)
+    os.remove(tmp_path / "cr" / "text_emb" / "text_emb_2.npy")
+    kept = order[:90]
+    xk, tk = x[kept].astype(np.float32), t[kept].astype(np.float32)
+    first: dict = {}
+    ids = np.array([first.setdefault(captions[i], len(first)) for i in kept])  # captions of the rows scored
+    out = tmp_path / "s.json"
+    assert main(["score", "--images", str(tmp_path / "cr"), "--skip-incomplete", "--groups", "captions",
+                 "--dtype", "float64", "--json", str(out)]) == 0
+    assert "per prompt (5 groups from captions)" in capsys.readouterr().out
+    g = _payload(out)["groups"]
+    v = clipcore.vendi(xk, groups=ids, dtype="float64").groups
+    c = clipcore.conditional_vendi(xk, tk, groups=ids, kernel="cosine", dtype="float64").groups
+    assert g["count"] == 5 and g["source"] == "captions" and g["vendi"]["sizes"] == v.sizes.tolist()
+    np.testing.assert_allclose(g["vendi"]["scores"], v.scores, rtol=1e-10)
+    np.testing.assert_allclose(g["conditional"]["conditional_vendi"], c.conditional_vendi, rtol=1e-10)
+    assert g["conditional"]["mean_information_vendi"] == pytest.approx(c.mean_information_vendi, rel=1e-10)
+
+    np.save(tmp_path / "x.npy", xk)
+    np.save(tmp_path / "t.npy", tk)
+    np.save(tmp_path / "g.npy", np.arange(90) % 3)
+    assert main(["score", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"), "--groups",
+                 str(tmp_path / "g.npy"), "--dtype", "float64", "--json", str(out), "--quiet"]) == 0
+    g = _payload(out)["groups"]
+    v = clipcore.vendi(xk, groups=np.arange(90) % 3, dtype="float64").groups
+    assert g["vendi"]["ids"] == [0, 1, 2] and g["vendi"]["mean"] == pytest.approx(v.mean, rel=1e-10)
+    assert main(["score", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"), "--groups",
+                 "captions", "--quiet"]) == 2
+    assert "caption column" in capsys.readouterr().err
+    np.save(tmp_path / "g.npy", np.arange(80) % 3)
+    assert main(["score", "--images", str(tmp_path / "x.npy"), "--texts", str(tmp_path / "t.npy"), "--groups",
+                 str(tmp_path / "g.npy"), "--quiet"]) == 2
+    assert "groups: expected one id per row" in capsys.readouterr().err
+
+
+def test_mds_reads_a_folder_with_keys(datacomp, tmp_path):
+    root, x, t = datacomp
+    out = tmp_path / "m.json"
+    assert main(["mds", "--images", root, "--images-key", "l14_img", "--dims", "4", "--method", "pca",
+                 "--json", str(out), "--no-plot", "--quiet"]) == 0
+    p = _payload(out)
+    assert p["n"] == 150 and p["d"] == 8 and p["pairing"]["texts_key"] == "l14_txt"
+    # PCA to 4 dims of the same rows in memory (NumPy): retrieval top-1 of the projection
+    z = np.concatenate([x, t]).astype(np.float64)
+    mu = z.mean(axis=0)
+    w = np.linalg.svd(z - mu, full_matrices=False)[2][:4].T
+    px, pt = (x - mu) @ w, (t - mu) @ w
+    pxn, ptn = px / np.linalg.norm(px, axis=1, keepdims=True), pt / np.linalg.norm(pt, axis=1, keepdims=True)
+    s = pxn @ ptn.T
+    top1 = float(np.mean(np.argmax(s, axis=1) == np.arange(len(s))))
+    assert p["results"]["pca"]["4"]["top1_image_to_text"] == pytest.approx(top1, abs=1e-12)

@@ -21,7 +21,8 @@ import os
 
 import numpy as np
 
-from ._common import environment, inputs_provenance, quiet_progress, table, write_json
+from ._common import (add_source_options, environment, inputs_provenance, quiet_progress, read_pair, table,
+                      write_json)
 
 __all__ = ["add_commands", "cmd_mds", "DEFAULT_DIMS"]
 
@@ -110,7 +111,6 @@ def cmd_mds(args: argparse.Namespace) -> int:
     """Run ``clipcore mds`` (see :func:`add_commands`): :func:`clipcore.models.mds_eval.run_mds`, a table,
     JSON and a PNG."""
     from .._validate import as_embeddings
-    from ..io import load_embeddings
     from ..models.mds import check_paired
     from ..models.mds_eval import run_mds
 
@@ -118,8 +118,7 @@ def cmd_mds(args: argparse.Namespace) -> int:
     methods = _parse_methods(args.method)
     ks = _parse_ints(args.k, "k")
     hidden = tuple(_parse_ints(args.hidden, "hidden"))
-    images = np.asarray(load_embeddings(args.images, key=args.images_key, name="images"))
-    texts = np.asarray(load_embeddings(args.texts, key=args.texts_key, name="texts"))
+    images, texts, pairing = read_pair(args.images, args.texts, args)
     check_paired(as_embeddings(images, "images", nonzero_rows=True), as_embeddings(texts, "texts", nonzero_rows=True))
     opts = dict(architecture=args.architecture, hidden=hidden, epochs=args.epochs,
                 steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
@@ -131,7 +130,8 @@ def cmd_mds(args: argparse.Namespace) -> int:
                       sklearn_max_iter=args.sklearn_max_iter, seed=args.seed, holdout=args.holdout,
                       save_dir=args.save_dir, progress=quiet_progress(args), log=log, **opts)
     payload.update(command="mds", options={**opts, "hidden": list(hidden), "holdout": args.holdout}, seed=args.seed,
-                   inputs=inputs_provenance(args), environment=environment())
+                   inputs=inputs_provenance(args), environment=environment(),
+                   **({"pairing": pairing} if pairing is not None else {}))
     if not args.quiet:
         _print_results(payload, dims)
     write_json(args.json, payload)
@@ -189,10 +189,11 @@ def add_commands(sub) -> None:
                     "report image→text / text→image top-1 (and recall@k), Stress-1, the fraction of quads whose "
                     "order is kept and Spearman ρ. Writes JSON and a PNG of top-1 vs D'.")
     g = p.add_argument_group("inputs")
-    g.add_argument("--images", required=True, metavar="X.npy", help="image embeddings [n, D] (.npy or .npz)")
-    g.add_argument("--texts", required=True, metavar="T.npy", help="caption embeddings [n, D], row i ↔ image i")
-    g.add_argument("--images-key", default=None, help="array name inside an .npz of images")
-    g.add_argument("--texts-key", default=None, help="array name inside an .npz of texts")
+    g.add_argument("--images", required=True, metavar="X.npy",
+                   help="image embeddings [n, D]: .npy, .npz, shards, or a folder of a known layout holding both "
+                        "columns (then --texts may be omitted); read whole")
+    g.add_argument("--texts", default=None, metavar="T.npy", help="caption embeddings [n, D], row i ↔ image i")
+    add_source_options(g)
     p.add_argument("--dims", default=DEFAULT_DIMS, help=f"D' values (default {DEFAULT_DIMS})")
     p.add_argument("--method", default="isometric,isotonic,pca,random,sklearn",
                    help="comma list of isometric, isotonic, pca, random, sklearn-metric, sklearn-nonmetric, "

@@ -52,7 +52,7 @@ def conditional_kwargs(kw: dict) -> dict:
     return out  # one device: --devices shards SCE's primal sums; Conditional Vendi's exact kernels are n×n
 
 
-def _conditional(images, texts, kw: dict):
+def _conditional(images, texts, kw: dict, groups=None):
     """Conditional and Information Vendi (order 1) at the score's kernel: (result or None, why not)."""
     from ..conditional import conditional_vendi
 
@@ -60,11 +60,11 @@ def _conditional(images, texts, kw: dict):
         if not isinstance(images, np.ndarray) or not isinstance(texts, np.ndarray):
             return None, "not computed: --normalize needs the rows in memory for Conditional Vendi"
         images, texts = (a / np.linalg.norm(a, axis=1, keepdims=True) for a in (images, texts))
-    return conditional_vendi(images, texts, **conditional_kwargs(kw)), None
+    return conditional_vendi(images, texts, groups=groups, **conditional_kwargs(kw)), None
 
 
 def score_payload(images, texts, kw: dict, orders: list[float], top: int, *,
-                  conditional: bool = True) -> tuple[dict, list]:
+                  conditional: bool = True, groups=None) -> tuple[dict, list]:
     """``sce`` with ``kw``, the Vendi ``orders`` of the images and (``conditional``) Conditional /
     Information Vendi at the same kernel: the JSON payload (scores, result summary, top eigenvalues,
     warnings) and the warnings' messages."""
@@ -76,7 +76,8 @@ def score_payload(images, texts, kw: dict, orders: list[float], top: int, *,
         warnings.simplefilter("always")
         res = sce(images, texts, **kw)
         seconds = time.perf_counter() - t0
-        cond, why = _conditional(images, texts, kw) if conditional else (None, "not computed (--no-conditional)")
+        cond, why = (_conditional(images, texts, kw, groups) if conditional
+                     else (None, "not computed (--no-conditional)"))
         cond_seconds = time.perf_counter() - t0 - seconds
     vendi_kw = {k: v for k, v in kw.items() if k not in ("convention", "rtol", "ridge")}
     if res.seed is not None and "key" not in vendi_kw and "omega" not in vendi_kw:
@@ -121,6 +122,8 @@ def score_payload(images, texts, kw: dict, orders: list[float], top: int, *,
     }
     if res.pairing is not None:
         payload["pairing"] = res.pairing
+    if groups is not None:
+        payload["groups"] = _group_payload(images, groups, vendi_kw, cond)
     return payload, [str(w.message) for w in caught]
 
 
@@ -158,6 +161,11 @@ def _print_scores(payload: dict, out=None) -> None:
               f"({est})", file=out)
     for line in pairing_lines(payload.get("pairing")):
         print(line, file=out)
+    g = payload.get("groups")
+    if g:
+        cond = f", mean Conditional Vendi {g['conditional']['mean_conditional_vendi']:.6g}" if "conditional" in g else ""
+        print(f"per prompt ({g['count']} groups from {g['source']}): mean Vendi {g['vendi']['mean']:.6g}{cond} "
+              "(each group's images scored alone; every group in the JSON)", file=out)
     for w in payload.get("warnings", []):
         print(f"warning: {w}", file=out)
 
@@ -190,12 +198,47 @@ def _one_set(images):
     return images
 
 
+def _score_groups(args: argparse.Namespace, images):
+    """``--groups``: ``captions`` (the caption column of the folder's per-row metadata as prompt ids, over the
+    shards the scores read) or an ``.npy`` of ``[n]`` ids; None without the flag."""
+    if getattr(args, "groups", None) is None:
+        return None
+    if args.groups == "captions":
+        if not getattr(images, "shards", None):
+            raise ValueError("groups: 'captions' reads the caption column of per-row metadata (clip-retrieval / "
+                             "LAION metadata_N.parquet, DataComp {shard}.parquet, a Parquet caption column); "
+                             f"{args.images} has none: pass --groups IDS.npy")
+        return images.groups()
+    if not os.path.isfile(args.groups):
+        raise FileNotFoundError(f"groups: file not found: {args.groups} (or pass --groups captions)")
+    ids = np.load(args.groups, allow_pickle=False)
+    if ids.ndim != 1:
+        raise ValueError(f"groups: {args.groups} holds shape {list(ids.shape)}; expected [n] ids, one per row")
+    return ids
+
+
+def _group_payload(images, groups, vendi_kw: dict, cond) -> dict:
+    """Vendi (order 1) of each group's images alone and, when computed, Conditional Vendi per group."""
+    from ..scores import vendi
+
+    v = vendi(_one_set(images), order=1.0, groups=groups, **{k: x for k, x in vendi_kw.items() if k != "mesh"})
+    out = {"count": len(v.groups.ids), "vendi": v.groups.summary(pooled=False)}
+    if cond is not None and cond.groups is not None:
+        out["conditional"] = cond.groups.summary()
+    return out
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     if getattr(args, "distributed", False):
+        if getattr(args, "groups", None) is not None:
+            raise ValueError("groups: per-prompt scores read each group's rows again; not with --distributed")
         return _cmd_score_distributed(args)
     images, texts = _score_inputs(args)
+    groups = _score_groups(args, images)
     payload, _ = score_payload(images, texts, _score_kwargs(args), _parse_orders(args.vendi_orders),
-                                args.top_eigenvalues, conditional=not args.no_conditional)
+                                args.top_eigenvalues, conditional=not args.no_conditional, groups=groups)
+    if groups is not None:
+        payload["groups"]["source"] = args.groups
     return _emit_score(args, payload)
 
 
@@ -357,6 +400,10 @@ def _add_score(sub) -> None:
     ny.add_argument("--estimate", choices=("residual", "missing-mass", "renormalised"), default="residual",
                     help="how the mass Nyström misses enters the scores (all three are in the JSON)")
     s.add_argument("--vendi-orders", default="1,2,inf", help="Vendi orders to report (default 1,2,inf)")
+    s.add_argument("--groups", default=None, metavar="captions|IDS.npy",
+                   help="per-prompt scores: 'captions' (each row's caption in the folder's metadata is its prompt "
+                        "id) or an .npy of [n] prompt / class ids; Vendi and Conditional Vendi of each group's rows "
+                        "alone and their means (printed, and every group in the JSON under 'groups')")
     s.add_argument("--top-eigenvalues", type=int, default=100, help="eigenvalues kept in the JSON (default 100)")
     s.add_argument("--no-conditional", action="store_true",
                    help="skip Conditional / Information Vendi (order 1; exact n×n kernels up to 7,168 rows, "
