@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from clipcore.dual_lowrank import MAX_KEPT_FRACTION, schur_dual_lowrank, top_eigenvectors
+from clipcore.dual_lowrank import MAX_KEPT_FRACTION, SUBSPACE_KEPT_FRACTION, schur_dual_lowrank, top_eigenvectors
 
 EPS32 = float(np.finfo(np.float32).eps)
 
@@ -27,7 +27,10 @@ def dense(k_t, k_x, rtol, eps=1e-12):
 
 def grams(kind, n=600, d=12, seed=0):
     rng = np.random.default_rng(seed)
-    if kind == "repeated prompts":  # K_T of rank = the number of prompts
+    if kind == "few prompts":  # 10 distinct prompts: kept rank ≤ n/50 (the subspace iteration)
+        t = np.repeat(rng.standard_normal((10, d)), n // 10, axis=0)
+        sigma = 3.0
+    elif kind == "repeated prompts":  # K_T of rank = the number of prompts (LAPACK's subset solver)
         t = np.repeat(rng.standard_normal((40, d)), n // 40, axis=0)
         sigma = 3.0
     elif kind == "smooth":  # distinct prompts, a wide kernel: fast decay, small kept rank
@@ -41,31 +44,57 @@ def grams(kind, n=600, d=12, seed=0):
     return g(t), g(x)
 
 
-@pytest.mark.parametrize("kind", ["repeated prompts", "smooth", "sharp"])
+ROUTES = {"few prompts": "subspace iteration", "repeated prompts": "subset solver", "smooth": "subset solver",
+          "sharp": "dense"}
+
+
+@pytest.mark.parametrize("kind", list(ROUTES))
 def test_equals_the_dense_form(kind):
     k_t, k_x = grams(kind)
-    rtol = k_t.shape[0] * EPS32
+    n = k_t.shape[0]
+    rtol = n * EPS32
     text, comp, image, rank = dense(k_t, k_x, rtol)
+    route = ("dense" if rank > MAX_KEPT_FRACTION * n else
+             "subset solver" if rank > SUBSPACE_KEPT_FRACTION * n else "subspace iteration")
+    assert route == ROUTES[kind]  # every route is exercised
     sp = schur_dual_lowrank(k_t, k_x, rtol)
+    if route == "dense":  # most directions kept: the kept-subspace form declines, the caller goes dense
+        assert sp is None
+        return
     assert sp.rank == rank
     scale = image.max()
     np.testing.assert_allclose(sp.text, text, atol=1e-13 * scale)
     np.testing.assert_allclose(sp.complement, comp, atol=1e-13 * scale)
     np.testing.assert_allclose(sp.image, image, atol=1e-13 * scale)
-    if kind == "sharp":
-        assert rank > MAX_KEPT_FRACTION * k_t.shape[0]  # this case goes through LAPACK's subset solver
-    else:
-        assert rank < MAX_KEPT_FRACTION * k_t.shape[0]  # ... and these through the subspace iteration
 
 
-def test_texts_that_explain_nothing_leave_the_image_spectrum_to_the_complement():
-    """K_T = 0: every |w + ε| = ε passes the cutoff (as in the dense form) with f = 0, so R = 0 and S = K_X."""
+def test_exact_sce_keeping_most_directions_equals_the_dense_form():
+    """Above LOWRANK_ROWS a K_T that keeps most directions goes back to the dense dual form: the spectra of
+    clipcore.sce still equal NumPy's dense float64 computation."""
+    import clipcore
+
+    rng = np.random.default_rng(0)
+    n, d, sigma = 600, 12, 1.0
+    t = rng.standard_normal((n, d))
+    x = t + 0.8 * rng.standard_normal(t.shape)
+    g = lambda a: np.exp(-cdist(a, a, "sqeuclidean") / (2 * sigma ** 2)) / n  # noqa: E731
+    text, comp, image, rank = dense(g(t), g(x), n * EPS32)
+    assert rank > MAX_KEPT_FRACTION * n
+    r = clipcore.sce(x, t, kernel="gaussian", sigma=sigma, dtype="float64", progress=False)
+    assert r.rank_kept == rank
+    scale = image.max()
+    np.testing.assert_allclose(np.asarray(r.complement_eigenvalues), comp, atol=1e-13 * scale)
+    np.testing.assert_allclose(np.asarray(r.text_eigenvalues), text, atol=1e-13 * scale)
+
+
+def test_texts_that_explain_nothing_are_declined_to_the_dense_form():
+    """K_T = 0: every |w + ε| = ε passes the cutoff (as in the dense form) with f = 0, so every direction is
+    kept: the kept-subspace form declines (None) and the dense form gives R = 0, S = K_X."""
     k_t, k_x = grams("smooth", n=300)
-    sp = schur_dual_lowrank(k_t * 0.0, k_x, 1e-3)
+    assert schur_dual_lowrank(k_t * 0.0, k_x, 1e-3) is None
     text, comp, image, rank = dense(k_t * 0.0, k_x, 1e-3)
-    assert sp.rank == rank == 300 and not sp.text.any()
-    np.testing.assert_allclose(sp.complement, comp, atol=1e-15)
-    np.testing.assert_allclose(sp.complement, sp.image, atol=1e-15)
+    assert rank == 300 and not text.any()
+    np.testing.assert_allclose(comp, image, atol=1e-15)
 
 
 def test_top_eigenvectors_span_the_dominant_subspace():
@@ -99,6 +128,9 @@ def test_primal_equals_the_dense_schur_primal(kind):
     rtol = 2 * D * EPS32
     want = schur_primal(jnp.asarray(c_tt), jnp.asarray(c_tx), jnp.asarray(c_xx), rtol)
     got = schur_primal_lowrank(c_tt, c_tx, c_xx, rtol)
+    if int(want.rank) > MAX_KEPT_FRACTION * 2 * D:  # most directions kept: declined, the caller goes dense
+        assert kind == "sharp" and got is None
+        return
     assert got.rank == int(want.rank)
     scale = float(np.max(want.image))
     for a, b in ((got.text, want.text), (got.complement, want.complement), (got.image, want.image)):
