@@ -135,3 +135,17 @@ def test_primal_equals_the_dense_schur_primal(kind):
     scale = float(np.max(want.image))
     for a, b in ((got.text, want.text), (got.complement, want.complement), (got.image, want.image)):
         np.testing.assert_allclose(a, np.asarray(b), atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize("kind", list(ROUTES))
+def test_kept_rank_counts_what_the_dense_cutoff_keeps(kind):
+    """kept_rank (λ_max by Lanczos, then the inertia of K − τI from ?sytrf) equals the count of the dense
+    cutoff |w + ε| > rtol · max |w + ε| over NumPy's eigenvalues, at several cutoffs."""
+    from clipcore.dual_lowrank import kept_rank
+
+    k_t, _ = grams(kind)
+    w = np.linalg.eigvalsh(k_t)
+    for rtol in (k_t.shape[0] * EPS32, 1e-3, 1e-2, 0.3):
+        sh = w + 1e-12
+        want = int((np.abs(sh) > rtol * np.abs(sh).max()).sum())
+        assert kept_rank(k_t, rtol) == want

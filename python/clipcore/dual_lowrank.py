@@ -7,7 +7,9 @@ the k directions the cutoff keeps carry f > 0, and k is small for a Gaussian ker
 fast: k = 10 to 65 of 6000 on CLIP-like sets), so instead of a full eigendecomposition of K_T with vectors
 and products with n×n bases:
 
-* w, the spectrum of K_T (to find k exactly as the dense form does): one ``eigvalsh``;
+* k, the number of kept directions, exactly as the dense form finds it (|w + ε| > rtol · max |w + ε|) but
+  without the spectrum of K_T: λ_max by Lanczos (ARPACK), then the inertia of K_T − τI (Sylvester's law,
+  from one LDLᵀ factorisation, ?sytrf: n³/3 flops against the 4n³/3 of a tridiagonalisation);
 * U_k, its top-k eigenvectors, by block subspace iteration with Rayleigh–Ritz, iterated until every Ritz
   pair's residual is below ``1e-13 · λ_max`` (n²·b flops per step, b = k + oversampling);
 * R: the k×k matrix diag(√f) U_kᵀ K_X U_k diag(√f);
@@ -15,7 +17,7 @@ and products with n×n bases:
   with three rank-k products; its spectrum equals the dense form's;
 * the image spectrum eig(K_X).
 
-Three ``eigvalsh`` (the compiled core's two-stage LAPACK) and O(n²k) work in all, against one
+Two ``eigvalsh`` (the compiled core's two-stage LAPACK), one LDLᵀ and O(n²k) work in all, against one
 eigendecomposition with vectors, two n³ products and three ``eigvalsh`` for the dense form. Results agree
 with :func:`clipcore.schur.schur_dual` to float64 rounding (tests/test_dual_lowrank.py).
 """
@@ -27,12 +29,14 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
+import scipy.sparse.linalg
+from scipy.linalg import lapack
 
 from . import _ffi
 from ._options import x64
 from .schur import EPSILON, spectral_filter
 
-__all__ = ["LowRankSpectra", "top_eigenvectors", "schur_dual_lowrank", "schur_primal_lowrank", "RESIDUAL_TOL",
+__all__ = ["LowRankSpectra", "kept_rank", "top_eigenpairs", "top_eigenvectors", "schur_dual_lowrank", "schur_primal_lowrank", "RESIDUAL_TOL",
            "MAX_KEPT_FRACTION", "SUBSPACE_KEPT_FRACTION"]
 
 #: Ritz pairs are accepted when ‖K u − θ u‖ ≤ RESIDUAL_TOL · λ_max.
@@ -61,8 +65,44 @@ def _eigvalsh(a: np.ndarray) -> np.ndarray:
         return np.asarray(_ffi.eigvalsh(jnp.asarray(a)), np.float64)
 
 
-def top_eigenvectors(k_mat: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 100) -> np.ndarray:
-    """The top-k eigenvectors ``[n, k]`` of a symmetric PSD matrix, descending.
+def kept_rank(k_mat: np.ndarray, rtol: float, eps: float = EPSILON) -> int:
+    """How many eigenvalues w of a symmetric PSD matrix pass the pseudo-inverse cutoff
+    |w + ε| > rtol · max |w + ε| (:func:`clipcore.schur.spectral_filter`), without its spectrum.
+
+    λ_max by Lanczos (ARPACK, to machine precision, a seeded start); then, with τ = rtol·(λ_max + ε) − ε,
+    the number of eigenvalues above τ is the number of positive pivots of the LDLᵀ factorisation of
+    K − τI (Sylvester's law of inertia; LAPACK's Bunch–Kaufman ?sytrf, whose 2×2 pivots hold one positive
+    and one negative eigenvalue when their determinant is negative).
+    """
+    n = k_mat.shape[0]
+    if n == 0:
+        return 0
+    if n <= 2 or not np.any(k_mat):  # tiny, or zero (ARPACK's Krylov space collapses)
+        lam_max = float(np.linalg.eigvalsh(k_mat)[-1]) if n <= 2 else 0.0
+    else:
+        v0 = np.random.default_rng(0).standard_normal(n)
+        lam_max = float(scipy.sparse.linalg.eigsh(k_mat, k=1, which="LA", v0=v0, tol=0.0,
+                                                  return_eigenvectors=False)[0])
+    tau = rtol * abs(lam_max + eps) - eps
+    a = k_mat - tau * np.eye(n)
+    ldu, ipiv, info = lapack.dsytrf(a, lower=1, overwrite_a=1)
+    if info < 0:
+        raise ValueError(f"kept_rank: ?sytrf rejected argument {-info} for a {n}×{n} matrix")
+    d, off = np.diagonal(ldu), np.diagonal(ldu, -1)
+    pos, i = 0, 0
+    while i < n:
+        if ipiv[i] > 0:  # a 1×1 pivot
+            pos += int(d[i] > 0)
+            i += 1
+        else:  # a 2×2 pivot [[d_i, o_i], [o_i, d_i+1]]
+            det = d[i] * d[i + 1] - off[i] * off[i]
+            pos += 1 if det < 0 else (2 if d[i] > 0 else 0)
+            i += 2
+    return pos
+
+
+def top_eigenpairs(k_mat: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """The top-k eigenvalues ``[k]`` and eigenvectors ``[n, k]`` of a symmetric PSD matrix, descending.
 
     Block subspace iteration on b = k + max(8, k/2) columns with a Rayleigh–Ritz step each iteration,
     until every one of the k Ritz pairs has ‖K u − θ u‖ ≤ :data:`RESIDUAL_TOL` · θ_max; LAPACK's subset
@@ -71,7 +111,7 @@ def top_eigenvectors(k_mat: np.ndarray, k: int, *, seed: int = 0, max_iter: int 
     """
     n = k_mat.shape[0]
     if k == 0:
-        return np.zeros((n, 0))
+        return np.zeros(0), np.zeros((n, 0))
     b = min(n, k + max(8, k // 2))
     if k > SUBSPACE_KEPT_FRACTION * n or b >= n:
         return _subset(k_mat, k)
@@ -83,15 +123,33 @@ def top_eigenvectors(k_mat: np.ndarray, k: int, *, seed: int = 0, max_iter: int 
         u = q @ y[:, :k]
         res = np.linalg.norm(z @ y[:, :k] - u * theta[:k], axis=0)
         if res.max() <= RESIDUAL_TOL * max(theta[0], 0.0):
-            return u
+            return theta[:k], u
         q, _ = np.linalg.qr(z)
     return _subset(k_mat, k)
 
 
-def _subset(k_mat: np.ndarray, k: int) -> np.ndarray:
+def top_eigenvectors(k_mat: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 100) -> np.ndarray:
+    """The top-k eigenvectors ``[n, k]`` of a symmetric PSD matrix, descending (:func:`top_eigenpairs`)."""
+    return top_eigenpairs(k_mat, k, seed=seed, max_iter=max_iter)[1]
+
+
+def _subset(k_mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n = k_mat.shape[0]
-    _, v = scipy.linalg.eigh(k_mat, subset_by_index=(n - k, n - 1), driver="evr", check_finite=False)
-    return v[:, ::-1]
+    w, v = scipy.linalg.eigh(k_mat, subset_by_index=(n - k, n - 1), driver="evr", check_finite=False)
+    return w[::-1], v[:, ::-1]
+
+
+def _kept_gain(w: np.ndarray, rtol: float, eps: float) -> np.ndarray:
+    """g(w) of the k kept eigenvalues (descending, λ_max first, so max |w + ε| is the full spectrum's)."""
+    if w.size == 0:
+        return w
+    g, _ = spectral_filter(w, rtol, eps, 0.0, mode="pinv", xp=np)
+    return g
+
+
+def _kept_filter(w: np.ndarray, rtol: float, eps: float) -> np.ndarray:
+    """f = w·g(w) ∈ [0, 1] of the kept eigenvalues."""
+    return np.clip(w * _kept_gain(w, rtol, eps), 0.0, 1.0)
 
 
 def schur_dual_lowrank(k_t: np.ndarray, k_x: np.ndarray, rtol: float,
@@ -105,13 +163,11 @@ def schur_dual_lowrank(k_t: np.ndarray, k_x: np.ndarray, rtol: float,
       eps: the ε of the pseudo-inverse.
     """
     n = k_t.shape[0]
-    w = _eigvalsh(k_t)  # ascending
-    g, keep = spectral_filter(w, rtol, eps, 0.0, mode="pinv", xp=np)
-    k = int(keep.sum())
+    k = kept_rank(k_t, rtol, eps)  # the kept directions are the top k (|w + ε| largest, w ≥ 0)
     if k > MAX_KEPT_FRACTION * n:
         return None
-    f = np.clip(w * g, 0.0, 1.0)[::-1][:k]  # the kept directions are the top k (|w + ε| largest, w ≥ 0)
-    u = top_eigenvectors(k_t, k)
+    w, u = top_eigenpairs(k_t, k)  # descending
+    f = _kept_filter(w, rtol, eps)
     ku = k_x @ u
     m = u.T @ ku
     m = 0.5 * (m + m.T)
@@ -145,13 +201,12 @@ def schur_primal_lowrank(c_tt: np.ndarray, c_tx: np.ndarray, c_xx: np.ndarray, r
     """
     d_x = c_xx.shape[0]
     c_tt = 0.5 * (c_tt + c_tt.T)
-    w = _eigvalsh(c_tt)
-    g, keep = spectral_filter(w, rtol, eps, 0.0, mode="pinv", xp=np)
-    k = int(keep.sum())
+    k = kept_rank(c_tt, rtol, eps)
     if k > MAX_KEPT_FRACTION * c_tt.shape[0]:
         return None
-    gk = g[::-1][:k]
-    b = top_eigenvectors(c_tt, k).T @ c_tx  # [k, D_X]
+    w, u = top_eigenpairs(c_tt, k)
+    gk = _kept_gain(w, rtol, eps)
+    b = u.T @ c_tx  # [k, D_X]
     sg = np.sqrt(gk)
     text = np.zeros(d_x)
     if k:
