@@ -139,7 +139,7 @@ def test_primal_equals_the_dense_schur_primal(kind):
 
 @pytest.mark.parametrize("kind", list(ROUTES))
 def test_kept_rank_counts_what_the_dense_cutoff_keeps(kind):
-    """kept_rank (λ_max by Lanczos, then the inertia of K − τI from ?sytrf) equals the count of the dense
+    """kept_rank (the compiled eigvalsh's spectrum through clipcore's filter) equals the count of the dense
     cutoff |w + ε| > rtol · max |w + ε| over NumPy's eigenvalues, at several cutoffs."""
     from clipcore.dual_lowrank import kept_rank
 
