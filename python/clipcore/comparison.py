@@ -20,7 +20,7 @@ from . import _validate as V
 from ._options import KERNELS, resolve_key, x64
 from ._pipeline.bootstrap import draw_prompt_weights, prompt_ids, replicate_scores
 from ._pipeline.inputs import SourceOptions, paired_arrays, resolve_source_options
-from ._pipeline.plan import EXACT_ROWS
+from ._pipeline.plan import DEFAULT_LANDMARKS, EXACT_ROWS
 from .kernels import draw_omega, median_sigma, rff_features as rff_map
 from .landmarks import select_landmarks
 from .nystrom import nystrom_features, nystrom_map
@@ -240,7 +240,7 @@ def _shared_kernel(loaded: dict, kernel: str, sigma, rff_features, landmarks, ke
         return sigma, omega, None, seed
     pool = np.concatenate([np.concatenate([t, x]) for x, t in loaded.values()])
     n_max = max(x.shape[0] for x, _ in loaded.values())
-    m = landmarks if landmarks is not None else (None if n_max <= EXACT_ROWS else 2000)
+    m = landmarks if landmarks is not None else (None if n_max <= EXACT_ROWS else DEFAULT_LANDMARKS)
     points = None
     if m is not None:
         points = np.asarray(select_landmarks(pool, int(m), sigma=sigma, method="pivoted-cholesky",
