@@ -3,6 +3,7 @@
 # digits; Fashion-MNIST from Debian's dataset-fashion-mnist, /usr/share/datasets/fashion-mnist).
 # CPU-sized configurations (a few minutes of CPU each on a 2-core machine): the captions in README.md state
 # them. Work files go to ${WORK:-out/figures} (ignored by git); the PNGs are copied into docs/figures/.
+# Needs the package installed (python and clipcore on PATH, e.g. the activated .venv).
 #
 #   bash docs/figures/make_figures.sh            # all
 #   STEPS="mds dec" bash docs/figures/make_figures.sh
