@@ -15,11 +15,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .. import _validate as V
 from ..product_kernel import PRODUCT_KERNELS, combine, marginal_gram, spectrum_entropy
-from .setup import SIGMA_SAMPLE, median_sigma, resolve_dtype
+from .setup import SIGMA_SAMPLE, median_sigma, resolve_dtype, sample_sq_distances
 from .spectra import check_order, three_spectra
 
 __all__ = ["ConditionalVendiScores", "conditional_vendi", "distinct_median_sigma"]
@@ -61,22 +60,12 @@ def distinct_median_sigma(t: jax.Array, *, max_samples: int = SIGMA_SAMPLE, seed
     Returns:
       ``[]`` σ in t's dtype.
     """
-    t = jnp.asarray(t)
-    n = t.shape[0]
-    if n < 2:
-        raise ValueError("sigma: the median heuristic needs at least two embeddings; pass sigma=")
-    if n > max_samples:
-        t = t[np.sort(np.random.default_rng(seed).choice(n, size=max_samples, replace=False))]
-    t = jax.lax.stop_gradient(t)
-    m = t.shape[0]
-    rows = jnp.arange(m)
+    t, d2, iu = sample_sq_distances(jnp.asarray(t), max_samples=max_samples, seed=seed)
+    rows = jnp.arange(t.shape[0])
     # row i repeats an earlier row: exact equality, one row against all at a time (m·d memory)
     repeat = jax.lax.map(lambda i: jnp.any(jnp.all(t == t[i], axis=1) & (rows < i)), rows)
-    sq = jnp.sum(t * t, axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * jnp.matmul(t, t.T, precision=jax.lax.Precision.HIGHEST)
-    iu = np.triu_indices(m, k=1)
     keep = ~repeat[iu[0]] & ~repeat[iu[1]]
-    med = jnp.nanmedian(jnp.where(keep, jnp.maximum(d2[iu], 0.0), jnp.nan))
+    med = jnp.nanmedian(jnp.where(keep, d2, jnp.nan))
     return jnp.sqrt(jnp.maximum(med, 0.0))
 
 

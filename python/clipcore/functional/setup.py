@@ -25,7 +25,7 @@ from .. import _validate as V
 from .._options import EPS32, KERNELS, Precision, resolve_backend
 from ..kernels import FeatureMap, draw_omega
 
-__all__ = ["PrecisionWarning", "resolve_dtype", "as_key", "median_sigma", "KernelSpec", "kernel_spec",
+__all__ = ["PrecisionWarning", "resolve_dtype", "as_key", "median_sigma", "sample_sq_distances", "KernelSpec", "kernel_spec",
            "sigma_and_omega", "choose_path", "default_rtol", "ridge_mode", "check_clamp", "backend_of"]
 
 SIGMA_SAMPLE = 2000
@@ -107,6 +107,21 @@ def median_sigma(x: jax.Array, *, max_samples: int = SIGMA_SAMPLE, seed: int = 0
     Returns:
       ``[]`` σ in x's dtype.
     """
+    _, d2, _ = sample_sq_distances(x, max_samples=max_samples, seed=seed)
+    return jnp.sqrt(jnp.maximum(jnp.median(d2), 0.0))
+
+
+def sample_sq_distances(x: jax.Array, *, max_samples: int = SIGMA_SAMPLE,
+                        seed: int = 0) -> tuple[jax.Array, jax.Array, tuple[np.ndarray, np.ndarray]]:
+    """The rows a median heuristic looks at and their pairwise squared distances.
+
+    At most ``max_samples`` rows, chosen by ``numpy.random.default_rng(seed)`` from the static n (as
+    :func:`clipcore.kernels.median_sigma` chooses them), ``stop_gradient``-ed.
+
+    Returns:
+      ``(rows [m, d], d2 [m(m−1)/2], (i, j))``: the sampled rows, the squared distances of the pairs i < j
+      (clipped at 0) and those pairs' indices.
+    """
     n = x.shape[0]
     if n < 2:
         raise ValueError("sigma: the median heuristic needs at least two embeddings; pass sigma=")
@@ -116,7 +131,7 @@ def median_sigma(x: jax.Array, *, max_samples: int = SIGMA_SAMPLE, seed: int = 0
     sq = jnp.sum(x * x, axis=1)
     d2 = sq[:, None] + sq[None, :] - 2.0 * jnp.matmul(x, x.T, precision=jax.lax.Precision.HIGHEST)
     iu = np.triu_indices(x.shape[0], k=1)
-    return jnp.sqrt(jnp.maximum(jnp.median(jnp.maximum(d2[iu], 0.0)), 0.0))
+    return x, jnp.maximum(d2[iu], 0.0), iu
 
 
 class KernelSpec(NamedTuple):
