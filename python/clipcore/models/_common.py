@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import json
 import os
@@ -35,6 +37,7 @@ from .._version import __version__
 from . import _legacy
 
 __all__ = [
+    "merge_config",
     "MLP",
     "ACTIVATIONS",
     "bucket_rows",
@@ -104,6 +107,15 @@ class MLP(nnx.Module):
 
 
 # --------------------------------------------------------------- batched apply
+def merge_config(model: str, config_cls: type, config: Any, options: dict) -> Any:
+    """The model's config: ``config`` (or the defaults) with ``options`` replaced, validated; an option
+    ``config_cls`` does not have is refused, naming the model."""
+    unknown = set(options) - {f.name for f in dataclasses.fields(config_cls)}
+    if unknown:
+        raise ValueError(f"{model}: unknown option(s) {sorted(unknown)}; see {config_cls.__name__}")
+    return dataclasses.replace(config if config is not None else config_cls(), **options).validated()
+
+
 def bucket_rows(rows: int, chunk: int) -> int:
     """The padded size of a chunk of ``rows`` rows: the smallest of 16, 64, 256, … (×4), capped at ``chunk``."""
     size = 16

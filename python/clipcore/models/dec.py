@@ -51,7 +51,7 @@ from .._progress import bar as progress_bar
 from .._progress import check_progress
 from .._validate import as_embeddings, check_choice, check_flag, check_number, check_positive_int
 from ._common import MLP, apply_rows, in_chunks, load_model, restore_state, save_model, scan_trainer, state_tensors
-from ._common import train_in_chunks
+from ._common import merge_config, train_in_chunks
 from .dec_objectives import input_scale, kl_divergence, soft_assignment, target_distribution
 
 __all__ = [
@@ -365,15 +365,11 @@ class DEC:
     """
 
     def __init__(self, n_clusters: int | None = None, *, config: DECConfig | None = None, **options: Any):
-        base = config if config is not None else DECConfig()
         if n_clusters is not None:
             options["n_clusters"] = n_clusters
-        unknown = set(options) - {f.name for f in dataclasses.fields(DECConfig)}
-        if unknown:
-            raise ValueError(f"DEC: unknown option(s) {sorted(unknown)}; see DECConfig")
         if "hidden" in options:
             options["hidden"] = tuple(options["hidden"])
-        self.config = dataclasses.replace(base, **options).validated()
+        self.config = merge_config("DEC", DECConfig, config, options)
         self.autoencoder: Autoencoder | None = None
         self.centers: np.ndarray | None = None
         self.scale: float = 1.0

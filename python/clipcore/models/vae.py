@@ -37,7 +37,7 @@ from .._progress import bar as progress_bar
 from .._progress import check_progress
 from .._validate import check_positive_int
 from ._common import MLP, apply_rows, load_model, restore_state, save_model, scan_trainer, state_tensors
-from ._common import train_in_chunks
+from ._common import merge_config, train_in_chunks
 
 __all__ = ["VAE", "VAEConfig", "VAENet", "negative_elbo", "check_images"]
 
@@ -179,13 +179,9 @@ class VAE:
     """
 
     def __init__(self, latent_dim: int | None = None, *, config: VAEConfig | None = None, **options: Any):
-        base = config if config is not None else VAEConfig()
         if latent_dim is not None:
             options["latent_dim"] = latent_dim
-        unknown = set(options) - {f.name for f in dataclasses.fields(VAEConfig)}
-        if unknown:
-            raise ValueError(f"VAE: unknown option(s) {sorted(unknown)}; see VAEConfig")
-        self.config = dataclasses.replace(base, **options).validated()
+        self.config = merge_config("VAE", VAEConfig, config, options)
         self.net: VAENet | None = None
         self.shape: tuple[int, int] | None = None
         self.history: VAEHistory | None = None
