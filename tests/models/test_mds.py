@@ -116,14 +116,20 @@ def test_isotonic_beats_or_equals_pca_on_satisfied_quads(isotonic_fit):
     m_pca = mds_metrics(u, v, pca[:400], pca[400:], size=4096, seed=11)
     assert m_pca.quad_fraction < 0.99  # PCA at this D' does lose order
     assert m_iso.quad_fraction >= m_pca.quad_fraction, (m_iso, m_pca)
-    # the model holds the parameters of the epoch best on the fixed evaluation sample (seed + 1) among those
-    # that retrieve at least as well as the start, and the per-epoch metrics are those of the map after each
-    # epoch on that sample
+    # the model holds the parameters of the epoch of highest validation top-1 among those that retrieve better
+    # than the start beyond noise (M.beats_start), and the per-epoch metrics are those of the map after each
+    # epoch on the evaluation sample (seed + 1). With q queries, b − c = q·(top-1 − start's): an epoch is kept
+    # only if that is ≥ 1, and every epoch with b − c ≥ √q (≥ √(b + c)) qualifies for sure
     h = iso.history
     assert 0 <= iso.best_epoch <= len(h)
     held = h[iso.best_epoch - 1] if iso.best_epoch else iso.initial_metrics
-    qualified = [e.quad_fraction for e in h if e.validation_top1 >= iso.initial_validation_top1]
-    assert held.quad_fraction == max([iso.initial_metrics.quad_fraction] + qualified)
+    q = 2 * 400
+    gain = lambda e: round(q * (e.validation_top1 - iso.initial_validation_top1))  # noqa: E731
+    sure = [e.validation_top1 for e in h if gain(e) >= np.sqrt(q)]
+    if iso.best_epoch:
+        assert gain(held) >= 1 and held.validation_top1 >= max(sure, default=0.0)
+    else:
+        assert not sure
     # no validation split: the epochs are ranked by their top-1 on the fitted pairs themselves (numpy)
     assert iso.validation_pairs == 0
     top = np.mean([np.mean(ref.ranks(p, q, metric="euclidean") == 0) for p, q in ((gu, gv), (gv, gu))])
@@ -132,6 +138,41 @@ def test_isotonic_beats_or_equals_pca_on_satisfied_quads(isotonic_fit):
     last = mds_metrics(u, v, gu, gv, size=iso.config.eval_size, seed=iso.config.seed + 1)
     assert held.quad_fraction == pytest.approx(last.quad_fraction, abs=0.01)
     assert held.spearman == pytest.approx(last.spearman, abs=1e-3)
+
+
+def test_beats_start_is_a_paired_sign_test_at_one_standard_error():
+    """b queries hit only by the map, c only by the start: qualifies iff b − c ≥ max(1, √(b + c))."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        q = int(rng.integers(1, 400))
+        start = rng.random(q) < rng.random()
+        hits = np.where(rng.random(q) < rng.random(), ~start, start)
+        b, c = int(np.sum(hits & ~start)), int(np.sum(start & ~hits))
+        assert M.beats_start(hits, start) == (b - c >= max(1.0, np.sqrt(b + c))), (b, c)
+    same = rng.random(50) < 0.5
+    assert not M.beats_start(same, same)  # the start never beats itself
+    start = np.zeros(100, bool)
+    assert M.beats_start(np.r_[np.ones(10, bool), np.zeros(90, bool)], start)  # b = 10 ≥ √10
+    # 12 gained, 8 lost: 4 < √20 — the same top-1 gain as 4 gained, 0 lost, which qualifies (4 ≥ √4)
+    mixed = np.r_[np.ones(12, bool), np.zeros(88, bool)]
+    start = np.r_[np.zeros(12, bool), np.ones(8, bool), np.zeros(80, bool)]
+    assert not M.beats_start(mixed, start)
+    assert M.beats_start(np.r_[np.ones(4, bool), np.zeros(96, bool)], np.zeros(100, bool))
+
+
+def test_paired_hits_match_numpy_ranks():
+    """Per-query hits (ties count as misses) against the NumPy reference's ranks; paired_top1 is their mean."""
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((70, 5)), rng.standard_normal((70, 5))
+    ea, eb = rng.standard_normal((30, 5)), rng.standard_normal((30, 5))
+    i2t, t2i = M.paired_hits(a, b, extra_images=ea, extra_texts=eb, block=16)
+    d_it = ((a[:, None, :] - np.concatenate([b, eb])[None]) ** 2).sum(-1)
+    d_ti = ((b[:, None, :] - np.concatenate([a, ea])[None]) ** 2).sum(-1)
+    for hits, d in ((i2t, d_it), (t2i, d_ti)):
+        own = d[np.arange(70), np.arange(70)]
+        d[np.arange(70), np.arange(70)] = np.inf
+        np.testing.assert_array_equal(hits, own < d.min(axis=1))
+    assert M.paired_top1(a, b, extra_images=ea, extra_texts=eb) == (i2t.mean(), t2i.mean())
 
 
 def test_isotonic_beats_pca_on_satisfied_quads_with_isotropic_noise():

@@ -29,6 +29,7 @@ __all__ = [
     "EvalSample",
     "eval_sample",
     "metrics_on",
+    "paired_hits",
     "paired_top1",
     "pooled",
     "mds_metrics",
@@ -196,15 +197,16 @@ def metrics_on(y: np.ndarray, s: EvalSample) -> MDSMetrics:
     return MDSMetrics(stress1, frac, rho)
 
 
-def paired_top1(low_images: np.ndarray, low_texts: np.ndarray, *, extra_images: np.ndarray | None = None,
-                extra_texts: np.ndarray | None = None, block: int = 1024) -> tuple[float, float]:
-    """Image→text and text→image top-1 of paired rows by Euclidean nearest neighbour (host, in blocks).
+def paired_hits(low_images: np.ndarray, low_texts: np.ndarray, *, extra_images: np.ndarray | None = None,
+                extra_texts: np.ndarray | None = None, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query top-1 hits of paired rows by Euclidean nearest neighbour (host, in blocks).
 
-    Row i of ``low_images`` and ``low_texts`` is a pair; a query counts when
+    Row i of ``low_images`` and ``low_texts`` is a pair; a query hits when
     its own partner is strictly nearer than every other candidate (ties count
     as misses): the deck's measure of a D' map (SPEC_MODELS.md, "Retrieval
-    accuracy"), computed here for model selection on a few hundred pairs; the
-    full evaluation is :func:`clipcore.retrieval`.
+    accuracy"), query by query, so that two maps can be compared on the same
+    queries (model selection's paired test); the full evaluation is
+    :func:`clipcore.retrieval`.
 
     Args:
       low_images, low_texts: ``[m, D']`` mapped pairs (the queries, and their partners).
@@ -213,28 +215,38 @@ def paired_top1(low_images: np.ndarray, low_texts: np.ndarray, *, extra_images: 
       block: query rows per distance block (``[block, m + r]`` held at once).
 
     Returns:
-      ``(image_to_text, text_to_image)`` fractions in [0, 1].
+      ``(image_to_text, text_to_image)``: ``[m]`` bool arrays.
     """
     a = np.asarray(low_images, np.float64)
     b = np.asarray(low_texts, np.float64)
 
-    def hits(q: np.ndarray, k: np.ndarray) -> int:
+    def hits(q: np.ndarray, k: np.ndarray) -> np.ndarray:
         kk = np.einsum("ij,ij->i", k, k)
-        count = 0
+        out = np.zeros(q.shape[0], bool)
         for start in range(0, q.shape[0], block):
             part = q[start:start + block]
             d = kk[None, :] - 2.0 * part @ k.T  # ‖q‖² is constant along a row
             rows = np.arange(part.shape[0])
             own = d[rows, start + rows].copy()
             d[rows, start + rows] = np.inf
-            count += int(np.sum(own < d.min(axis=1)))
-        return count
+            out[start:start + part.shape[0]] = own < d.min(axis=1)
+        return out
 
     def gallery(partners: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
         return partners if extra is None else np.concatenate([partners, np.asarray(extra, np.float64)])
 
-    m = a.shape[0]
-    return hits(a, gallery(b, extra_texts)) / m, hits(b, gallery(a, extra_images)) / m
+    return hits(a, gallery(b, extra_texts)), hits(b, gallery(a, extra_images))
+
+
+def paired_top1(low_images: np.ndarray, low_texts: np.ndarray, *, extra_images: np.ndarray | None = None,
+                extra_texts: np.ndarray | None = None, block: int = 1024) -> tuple[float, float]:
+    """Image→text and text→image top-1 of paired rows: the means of :func:`paired_hits` (same arguments).
+
+    Returns:
+      ``(image_to_text, text_to_image)`` fractions in [0, 1].
+    """
+    i2t, t2i = paired_hits(low_images, low_texts, extra_images=extra_images, extra_texts=extra_texts, block=block)
+    return float(i2t.mean()), float(t2i.mean())
 
 
 # ---------------------------------------------------------- pairs and maps
