@@ -338,6 +338,7 @@ def test_primal_dual_agree(ref_dir, case):
 # ---------------------------------------------------------------------------
 # exact Gaussian vs RFF with growing D
 # ---------------------------------------------------------------------------
+@pytest.mark.slow  # 15 s: CI's time limit; bench/accuracy.py measures RFF convergence at large n
 def test_rff_converges_to_exact_gaussian(ref_dir):
     """σ = 3.5 (non-degenerate), cutoff 1e-3 (in a spectral gap of C_TT, so the
     kept rank is 10 for the exact kernel and every RFF draw).  Mean relative

@@ -150,3 +150,18 @@ def test_defaults_are_quiet_on_clip_like_data():
         for score in (clipcore.vendi, clipcore.rke):
             v = score((x[i:i + 2000] for i in range(0, n, 2000)), kernel="gaussian", sigma=r.sigma, progress=False)
             assert v.nystrom is not None and v.nystrom.landmarks == DEFAULT_LANDMARKS
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "the Nyström text-score ± (twice the distance to the 'renormalised' estimate) under-covers when the "
+    "landmarks are few for the prompts' spread: on n = 2000 CLIP-like rows (300 prompts) at the median σ, "
+    "m = 500 gives text -32 % against ±26 % (m = 250: -51 % against ±25 %); the Nyström feature space "
+    "cannot hold every prompt direction, so R's spectrum is cut, and rescaling it (the 'renormalised' "
+    "estimate) does not see that (2026-12-05; m = 1000 of n = 3000: -14 % against ±20 % covers)"))
+def test_text_error_brackets_with_few_landmarks_on_clip_like_data():
+    x, t = clip_like(2000)
+    exact = clipcore.sce(x, t, kernel="gaussian", method="dual", dtype="float64", progress=False)
+    r = clipcore.sce(x, t, kernel="gaussian", landmarks=500, dtype="float64", progress=False)
+    assert r.sigma == exact.sigma
+    assert abs(r.text_score - exact.text_score) <= r.error.text_score, (r.text_score, r.error, exact.text_score)
