@@ -150,31 +150,35 @@ def header(title: str, n: int, d: int, sig) -> None:
 
 
 # ------------------------------------------------------------------ parts
+def _speed_rows(order: float, g: dict) -> list[tuple[str, dict]]:
+    """(label, worker spec) of the speed part's rows at one order; order 2 takes the exact ‖K‖_F² tiles and
+    the authors' approach in float64 instead of Nyström."""
+    def peer(dtype):
+        return {"method": "peer", "kwargs": {}, "peer_dtype": dtype}
+
+    def mine(**kw):
+        return {"method": "clipcore", "kwargs": {**g, **kw}}
+
+    rows = [("authors' approach: torch float32, dense n×n, eigvalsh", peer("float32")),
+            ("clipcore default (auto: Nyström above 7168 rows, order 2 by ‖K‖_F² tiles)", mine()),
+            ("clipcore exact dual (method='dual'), float64", mine(method="dual", dtype="float64")),
+            ("clipcore exact dual (method='dual'), dtype='float32'", mine(method="dual", dtype="float32"))]
+    if order == 2.0:
+        return rows + [("authors' approach in float64 (torch)", peer("float64")),
+                       ("clipcore exact ‖K‖_F² tiles, dtype='float32'", mine(dtype="float32", method="frobenius"))]
+    return rows + [("clipcore Nyström m=2000, dtype='float32'", mine(landmarks=2000, dtype="float32"))]
+
+
 def part_speed(args) -> None:
     px, pt = make_data(args.data, args.n_speed, args.d)
     sig = sigmas(px, pt)
     header("Conditional Vendi against the authors' approach (speed)", args.n_speed, args.d, sig)
     base = {"x": px, "t": pt, "in_memory": True, "sigma": list(sig)}
-    g = {"sigma": list(sig)}
-    rows = [("authors' approach: torch float32, dense n×n, eigvalsh", "peer", {}),
-            ("clipcore default (auto: Nyström above 7168 rows, order 2 by ‖K‖_F² tiles)", "clipcore", {**g}),
-            ("clipcore exact dual (method='dual'), float64", "clipcore", {**g, "method": "dual", "dtype": "float64"}),
-            ("clipcore exact dual (method='dual'), dtype='float32'", "clipcore", {**g, "method": "dual",
-                                                                                "dtype": "float32"}),
-            ("clipcore Nyström m=2000, dtype='float32'", "clipcore", {**g, "landmarks": 2000, "dtype": "float32"})]
     print("| order | method | path | time s | vs authors | peak RSS GiB | H(X|T) | I(X;T) |\n|---|---|---|---|---|---|---|---|")
     for order in args.orders:
         ref = None
-        for label, method, kw in rows:
-            if order == 2.0 and kw.get("landmarks"):  # the exact tiles, and the authors' approach in float64
-                r = run({**base, "method": "peer", "order": order, "kwargs": {}, "peer_dtype": "float64"})
-                if r is not None:
-                    print(f"| 2 | authors' approach in float64 (torch) | {r['path']} | {r['seconds']:.1f} | "
-                          f"{ref['seconds'] / r['seconds']:.2f}× | {r['rss_gib']:.2f} | {r['conditional_entropy']:.6f} | "
-                          f"{r['mutual_information']:.6f} |", flush=True)
-                label, kw = "clipcore exact ‖K‖_F² tiles, dtype='float32'", {**g, "dtype": "float32",
-                                                                              "method": "frobenius"}
-            r = run({**base, "method": method, "order": order, "kwargs": kw})
+        for label, spec in _speed_rows(order, {"sigma": list(sig)}):
+            r = run({**base, "order": order, **spec})
             if r is None:
                 continue
             ref = ref or r

@@ -401,8 +401,9 @@ class NeuralMDS:
                 if not np.isfinite(loss):
                     raise FloatingPointError(f"neural MDS: the loss became {loss} in epoch {epoch}")
                 self.history.append(EpochMetrics(epoch, loss, m.stress1, m.quad_fraction, m.spearman, seconds, top1))
-                if rank(m, hits) > best[0]:
-                    best = (rank(m, hits), epoch, params)
+                r = rank(m, hits)
+                if r > best[0]:
+                    best = (r, epoch, params)
                 bar.set_postfix(loss=f"{loss:.4g}", stress1=f"{m.stress1:.3f}", quads=f"{m.quad_fraction:.3f}",
                                 top1=f"{top1:.3f}")
         return (best[1], best[2]) if c.keep_best else (c.epochs, params)
