@@ -13,7 +13,7 @@ import pytest
 import clipcore
 from clipcore import results as RS
 
-ESTIMATES = {"residual", "missing-mass", "renormalised"}
+ESTIMATES = {"projected", "residual", "missing-mass", "renormalised"}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_nystrom_summary_is_json_ready(nystrom_results):
         for k in ("landmarks", "selected", "rank", "landmark_method", "captured_trace", "captured_trace_texts",
                   "missing_mass", "estimate"):
             assert back["nystrom"][k] == info[k], k
-        assert back["nystrom"]["landmarks"] == 30 and back["nystrom"]["estimate"] == "residual"
+        assert back["nystrom"]["landmarks"] == 30 and back["nystrom"]["estimate"] == "projected"
         assert back["nystrom"]["landmark_method"] == "pivoted-cholesky"
         assert 0 < back["nystrom"]["selected"] <= 30 and back["nystrom"]["rank"] <= back["nystrom"]["selected"]
         assert back["nystrom"]["missing_mass"] == pytest.approx(1 - back["nystrom"]["captured_trace"], abs=1e-15)
@@ -55,11 +55,11 @@ def test_nystrom_summary_is_json_ready(nystrom_results):
     sce, vendi = nystrom_results
     s, v = json.loads(json.dumps(sce.summary())), json.loads(json.dumps(vendi.summary()))
     assert s["sce"] == sce.sce and s["log_sce"] == sce.log_sce and s["method"] == "primal/nystrom"
-    assert s["nystrom"]["estimates"]["residual"]["sce"] == sce.sce  # the result's scores are the chosen estimate's
+    assert s["nystrom"]["estimates"]["projected"]["sce"] == sce.sce  # the result's scores are the chosen estimate's
     assert s["nystrom"]["captured_trace_texts"] is not None and s["kernel"] == "gaussian" and s["n"] == 600
     assert set(s["nystrom"]["estimates"]["missing-mass"]) == set(RS.SCEEstimate._fields)
     assert v["score"] == vendi.score and v["order"] == 2.0 and v["nystrom"]["captured_trace_texts"] is None
-    assert v["nystrom"]["estimates"]["residual"] == {"score": vendi.score, "log_score": vendi.log_score}
+    assert v["nystrom"]["estimates"]["projected"] == {"score": vendi.score, "log_score": vendi.log_score}
 
 
 def test_nystrom_info_is_typed_and_indexable_by_name(nystrom_results):

@@ -23,7 +23,7 @@ from ._progress import check_progress
 
 __all__ = [
     "KERNELS", "CONVENTIONS", "METHODS", "BACKENDS", "LANDMARK_METHODS", "ESTIMATES",
-    "DEFAULT_ESTIMATE", "DEFAULT_RESIDUAL_SAMPLE", "DEFAULT_LANDMARKS", "EPS32",
+    "DEFAULT_ESTIMATE", "TAIL_ESTIMATES", "DEFAULT_TAIL_ESTIMATE", "DEFAULT_RESIDUAL_SAMPLE", "DEFAULT_LANDMARKS", "EPS32",
     "x64", "Precision", "resolve_precision", "precision_for", "resolve_backend", "Seed", "resolve_key",
     "Numerics", "NystromOptions", "Execution", "resolve_numerics", "resolve_nystrom", "resolve_execution",
 ]
@@ -33,9 +33,13 @@ CONVENTIONS = ("paper", "clip-dissection")
 METHODS = ("auto", "primal", "dual", "frobenius")
 BACKENDS = ("auto", "jax", "ffi")
 LANDMARK_METHODS = ("uniform", "kmeans++", "pivoted-cholesky")
-#: How the trace Nyström misses enters the entropies (see :mod:`clipcore.nystrom_spectra`).
-ESTIMATES = ("residual", "missing-mass", "renormalised")
-DEFAULT_ESTIMATE = "residual"
+#: How the trace Nyström misses enters the entropies: "projected" (:mod:`clipcore.nystrom_projected`; SCE and
+#: Vendi of the Gaussian kernel) and the three tail models of :mod:`clipcore.nystrom_spectra`.
+ESTIMATES = ("projected", "residual", "missing-mass", "renormalised")
+DEFAULT_ESTIMATE = "projected"
+#: The estimates of the tail models alone (Conditional / Information Vendi, whose joint part is a product kernel).
+TAIL_ESTIMATES = ("residual", "missing-mass", "renormalised")
+DEFAULT_TAIL_ESTIMATE = "residual"
 DEFAULT_RESIDUAL_SAMPLE = 2000
 DEFAULT_LANDMARKS = 2000
 EPS32 = float(np.finfo(np.float32).eps)
@@ -222,7 +226,8 @@ class NystromOptions:
 
 
 def resolve_nystrom(*, landmarks: Any = None, landmark_method: Any = "pivoted-cholesky",
-                    estimate: Any = DEFAULT_ESTIMATE, residual_sample: Any = DEFAULT_RESIDUAL_SAMPLE) -> NystromOptions:
+                    estimate: Any = DEFAULT_ESTIMATE, residual_sample: Any = DEFAULT_RESIDUAL_SAMPLE,
+                    estimates: tuple = ESTIMATES) -> NystromOptions:
     if landmarks is not None:
         if isinstance(landmarks, (numbers.Integral, np.integer)) and not isinstance(landmarks, bool):
             landmarks = V.check_positive_int(landmarks, "landmarks")
@@ -236,7 +241,7 @@ def resolve_nystrom(*, landmarks: Any = None, landmark_method: Any = "pivoted-ch
     return NystromOptions(
         landmarks=landmarks,
         landmark_method=V.check_choice(landmark_method, "landmark_method", LANDMARK_METHODS),
-        estimate=V.check_choice(estimate, "estimate", ESTIMATES),
+        estimate=V.check_choice(estimate, "estimate", estimates),
         residual_sample=V.check_positive_int(residual_sample, "residual_sample"),
     )
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import _validate as V
 from . import sharding as SH
-from ._options import (DEFAULT_ESTIMATE, DEFAULT_RESIDUAL_SAMPLE, METHODS, resolve_execution, resolve_key,
+from ._options import (DEFAULT_RESIDUAL_SAMPLE, DEFAULT_TAIL_ESTIMATE, METHODS, TAIL_ESTIMATES, resolve_execution, resolve_key,
                        resolve_numerics, resolve_nystrom)
 from ._pipeline.conditional_run import (ConditionalRun, Part, check_sigma_pair, plan_conditional, resolve_sigmas,
                                         run_conditional, spooled)
@@ -232,7 +232,7 @@ def conditional_vendi(
     method: str = "auto",
     landmarks: int | None = None,
     landmark_method: str = "pivoted-cholesky",
-    estimate: str = DEFAULT_ESTIMATE,
+    estimate: str = DEFAULT_TAIL_ESTIMATE,
     residual_sample: int = DEFAULT_RESIDUAL_SAMPLE,
     rff_features: int | None = None,
     key: Any = None,
@@ -280,7 +280,9 @@ def conditional_vendi(
         authors' code truncates only the marginals unless ``feature_dim = top_k``, and ignores it at
         order 2); 1 ≤ k ≤ n.
       method: ``"auto"``, ``"dual"`` (n×n), ``"primal"`` or ``"frobenius"`` (order 2, exact, any n).
-      landmarks, landmark_method, estimate, residual_sample: Nyström (Gaussian), as in :func:`clipcore.sce`;
+      landmarks, landmark_method, estimate, residual_sample: Nyström (Gaussian), as in :func:`clipcore.sce`
+        except that the estimate is one of the tail models (``"residual"`` by default; the joint part is a
+        product kernel, which the "projected" estimate does not cover);
         one m for each of x, t and z.
       rff_features: D random Fourier frequencies (Gaussian: of x, t and z), or D random features of the
         cosine product kernel.
@@ -309,7 +311,7 @@ def conditional_vendi(
     V.check_choice(method, "method", METHODS)
     numerics = resolve_numerics(dtype=dtype, clamp=clamp)
     nys = resolve_nystrom(landmarks=landmarks, landmark_method=landmark_method, estimate=estimate,
-                          residual_sample=residual_sample)
+                          residual_sample=residual_sample, estimates=TAIL_ESTIMATES)
     execution = resolve_execution(backend=backend, block_size=block_size, progress=progress,
                                   mesh=SH.resolve_mesh(mesh))
     seed = resolve_key(key)

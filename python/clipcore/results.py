@@ -100,7 +100,8 @@ class _NystromInfoFields(NamedTuple):
       captured_trace_texts: tr C_TT (SCE), else None.
       missing_mass: 1 − captured_trace.
       estimate: the named estimate the result's scores use.
-      estimates: every named estimate (``"residual"``, ``"missing-mass"``, ``"renormalised"``) → its
+      estimates: every named estimate (``"projected"``, ``"residual"``, ``"missing-mass"``, ``"renormalised"``;
+        the tail models alone for Conditional Vendi's parts) → its
         :class:`SCEEstimate` or :class:`VendiEstimate`.
     """
 

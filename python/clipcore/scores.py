@@ -129,10 +129,14 @@ def sce(
         ``"uniform"`` (:func:`clipcore.landmarks.select_landmarks`, seeded by
         ``key``).
       estimate: how the mass Nyström misses enters the scores:
-        ``"residual"`` (default), ``"missing-mass"`` or ``"renormalised"``
-        (see :mod:`clipcore.nystrom_spectra`); all three are in ``result.nystrom``.
-      residual_sample: rows of the seeded subsample the ``"residual"``
-        estimate studies (default 2000).
+        ``"projected"`` (default: the exact kernel compressed onto the
+        landmarks' span plus the residual measured on a seeded subsample,
+        split between the text part and the complement;
+        :mod:`clipcore.nystrom_projected`), or one of the tail models
+        ``"residual"``, ``"missing-mass"``, ``"renormalised"``
+        (:mod:`clipcore.nystrom_spectra`); all four are in ``result.nystrom``.
+      residual_sample: rows (pairs) of the seeded subsample the
+        ``"projected"`` and ``"residual"`` estimates study (default 2000).
       mesh: a :class:`jax.sharding.Mesh`, or a number of devices k (a 1-D
         ``"rows"`` mesh of the first k): the rows of in-memory inputs are
         sharded over its devices and the primal sums (cosine, RFF,

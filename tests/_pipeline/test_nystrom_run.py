@@ -74,7 +74,7 @@ def test_run_spectra_equal_the_reference(pairs, backend):
     assert len(r.tail.explicit) + r.tail.count == 600 - r.nmap.rank
     want, _ = lref.nystrom_sce(t, x, L, sigma)
     ests = NR.sce_entropies(r, 1e-10)
-    assert set(ests) == {"residual", "missing-mass", "renormalised"}
+    assert set(ests) == {"projected", "residual", "missing-mass", "renormalised"}  # "projected": its own tests
     for kind, (ls, lt, li) in want.items():
         e = ests[kind]
         assert (e.log_complement, e.log_text, e.log_image) == pytest.approx((ls, lt, li), rel=1e-7), kind
@@ -119,7 +119,7 @@ def test_nystrom_sce_matches_numpy_reference(pairs, backend):
     sigma = 0.9
     L = np.concatenate([t[::20], x[::20]])  # 60 given landmarks from both modalities
     res = clipcore.sce(x, t, kernel="gaussian", sigma=sigma, landmarks=L, residual_sample=200, key=3,
-                       backend=backend)
+                       backend=backend, estimate="residual")
     want, cap = lref.nystrom_sce(t, x, L, sigma)
     info = res.nystrom
     assert res.method == "primal/nystrom" and info["estimate"] == "residual"
@@ -189,7 +189,8 @@ def test_nystrom_vendi_matches_numpy_reference(pairs, order):
     x, _ = pairs
     sigma = 0.9
     L = x[::10]
-    res = clipcore.vendi(x, kernel="gaussian", sigma=sigma, order=order, landmarks=L, residual_sample=100, key=2)
+    res = clipcore.vendi(x, kernel="gaussian", sigma=sigma, order=order, landmarks=L, residual_sample=100, key=2,
+                         estimate="residual")
     want = lref.nystrom_vendi(x, L, sigma, order)
     for kind, v in want.items():
         assert res.nystrom["estimates"][kind]["log_score"] == pytest.approx(v, rel=1e-7), kind
@@ -306,6 +307,6 @@ def test_cli_score_with_landmarks(tmp_path, pairs):
     want = clipcore.sce(x, t, kernel="gaussian", sigma=0.9, landmarks=50, estimate="missing-mass", key=2)
     assert got["scores"]["sce"] == pytest.approx(want.sce, rel=1e-12)
     assert got["result"]["nystrom"]["estimate"] == "missing-mass"
-    assert set(got["result"]["nystrom"]["estimates"]) == {"residual", "missing-mass", "renormalised"}
+    assert set(got["result"]["nystrom"]["estimates"]) == {"projected", "residual", "missing-mass", "renormalised"}
     v = clipcore.vendi(x, kernel="gaussian", sigma=0.9, order=2, landmarks=50, estimate="missing-mass", key=2)
     assert got["scores"]["vendi"]["2.0"] == pytest.approx(v.score, rel=1e-12)

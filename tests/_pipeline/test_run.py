@@ -80,10 +80,10 @@ def test_exact_gaussian_dual_and_the_auto_chosen_nystrom(pairs):
     np.testing.assert_allclose(r.complement, np.clip(spec.complement, 0, None), atol=1e-12)
     ny = _call(x, t, Plan("nystrom", landmarks=50), kernel="gaussian", sigma=2.0)
     assert ny.method == "primal/nystrom" and ny.nystrom.asked == 50 and set(ny.estimates) == {
-        "residual", "missing-mass", "renormalised"}
-    assert ny.log_sce == ny.estimates["residual"].log_complement and ny.num_features == ny.nystrom.nmap.rank
+        "projected", "residual", "missing-mass", "renormalised"}
+    assert ny.log_sce == ny.estimates["projected"].log_complement and ny.num_features == ny.nystrom.nmap.rank
     v = _call(x, None, Plan("nystrom", landmarks=50), kernel="gaussian", sigma=2.0)
-    assert v.method == "primal/nystrom" and v.log_score == v.estimates["residual"].log_image
+    assert v.method == "primal/nystrom" and v.log_score == v.estimates["projected"].log_image
 
 
 def test_feature_dim(pairs):

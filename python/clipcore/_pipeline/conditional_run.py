@@ -34,7 +34,7 @@ import scipy.sparse.linalg
 from .. import _validate as V
 from .. import nystrom_spectra as NS
 from .. import product_kernel as PK
-from .._options import ESTIMATES
+from .._options import TAIL_ESTIMATES
 from .._progress import bar, busy
 from ..entropy import Spectrum
 from ..kernels import FeatureMap, draw_omega, median_sigma
@@ -187,7 +187,7 @@ def _part_of_run(run, order, top_k, clamp, estimate, renormalise: bool) -> Part:
     nr = run.nystrom
     if nr is not None:
         ests = {}
-        for kind in ESTIMATES:
+        for kind in TAIL_ESTIMATES:
             sp = NS.estimate_spectra(kind, nr.image, None, None, nr.captured, nr.tail, nr.n)[0]
             ests[kind] = PK.spectrum_entropy_host(sp, order, top_k=top_k, n=nr.n, clamp=clamp)
         return Part(ests[estimate], run.eigenvalues, run.method, run.num_features, ests, nr)
@@ -212,7 +212,7 @@ class _Call(NamedTuple):
 
 def _vendi_part(c: _Call, plan: Plan, inputs1: Inputs, setup: KernelSetup, *, renormalise: bool = False) -> Part:
     nys = c.nys.with_landmarks(plan.landmarks) if plan.landmarks is not None else c.nys
-    run = run_vendi(plan, inputs1, setup, c.numerics, nys, c.execution, c.seed, c.order)
+    run = run_vendi(plan, inputs1, setup, c.numerics, nys, c.execution, c.seed, c.order, projected=False)
     return _part_of_run(run, c.order, c.top_k, c.clamp, c.nys.estimate, renormalise)
 
 

@@ -22,6 +22,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from .. import nystrom_projected as NP
+from .._options import TAIL_ESTIMATES
 from .._warnings import warn_user
 from ..covariance import Covariances, dual_gram, feature_covariance, joint_covariances
 from ..entropy import matrix_entropy, renyi_entropy
@@ -56,16 +58,31 @@ def _spread(values: list[float], chosen: float) -> float:
     return float(max(abs(v - chosen) for v in values))
 
 
-def nystrom_sce_error(scores: dict, chosen: str) -> SCEError:
-    """From every named estimate's ``(sce, text_score, image_score)``."""
+def nystrom_sce_error(scores: dict, chosen: str, among: tuple = TAIL_ESTIMATES) -> SCEError:
+    """A tail model's ± from the ``(sce, text_score, image_score)`` of the estimates ``among`` (their spread)."""
     c = scores[chosen]
-    per = [_spread([s[i] for s in scores.values()], c[i]) for i in range(3)]
+    tails = [v for k, v in scores.items() if k in among]
+    per = [_spread([s[i] for s in tails], c[i]) for i in range(3)]
     return SCEError(per[0], 2.0 * per[1], per[2])
 
 
 def nystrom_vendi_error(scores: dict, chosen: str) -> float:
-    """From every named estimate's score."""
-    return _spread(list(scores.values()), scores[chosen])
+    """A tail model's ± from every tail model's score (their spread)."""
+    return _spread([v for k, v in scores.items() if k in TAIL_ESTIMATES], scores[chosen])
+
+
+def projected_sce_error(ps, scores: dict, clamp) -> SCEError:
+    """± of the "projected" estimate (:mod:`clipcore.nystrom_projected`): the tail's share (its flat shape
+    against half as many directions) for SCE and the image score; for the text score the spread of the
+    sample's disjoint parts (:func:`_bar`, the RFF groups' rule with the bias of a sample's noise, 1/s), also added to SCE's relative ±. When the
+    kept text directions fill the landmarks' text space (or the sample is too small to split), the spread of
+    every estimate instead: the score then rests on what the landmarks cannot see."""
+    point = scores["projected"]
+    if ps.truncated or not ps.text_groups:
+        return nystrom_sce_error(scores, "projected", tuple(scores))
+    d_sce, d_image = NP.tail_shifts(ps, clamp)
+    text = _bar(point[1], np.asarray(ps.text_groups), power=1.0)
+    return SCEError(point[0] * float(np.expm1(d_sce + text / point[1])), text, point[2] * float(np.expm1(d_image)))
 
 
 def _groups(num_frequencies: int) -> list[np.ndarray] | None:
@@ -79,10 +96,12 @@ def _sub(c, idx: np.ndarray, scale: float):
     return jnp.asarray(c)[jnp.ix_(idx, idx)] * scale
 
 
-def _bar(point: float, values: np.ndarray) -> float:
+def _bar(point: float, values: np.ndarray, power: float = 0.5) -> float:
+    """|bias| + t₀.₉₅ · sd / √G from G group values around the whole's ``point``, the bias taken to shrink as
+    size^−power: mean(group) − point = (G^power − 1) · bias (RFF: 1/√D; a sample's noise: 1/s)."""
     g = len(values)
     bias = values.mean() - point  # (√G − 1)·bias(D) with √G = 2 at G = 4
-    return float(abs(bias) / (np.sqrt(g) - 1.0) + _T95_3 * values.std(ddof=1) / np.sqrt(g))
+    return float(abs(bias) / (g ** power - 1.0) + _T95_3 * values.std(ddof=1) / np.sqrt(g))
 
 
 def rff_sce_error(cov: Covariances, num_frequencies: int, point: tuple[float, float, float], numerics) -> SCEError | None:
@@ -139,6 +158,8 @@ def sce_error(run, setup, numerics, inputs, execution, estimate: str) -> SCEErro
     if run.nystrom is not None:
         scores = {k: tuple(float(np.exp(v)) for v in (e.log_complement, e.log_text, e.log_image))
                   for k, e in run.estimates.items()}
+        if estimate == "projected":
+            return projected_sce_error(run.nystrom.projected, scores, numerics.clamp)
         return nystrom_sce_error(scores, estimate)
     if setup.kind != "rff":
         return None
@@ -169,6 +190,9 @@ def _error_of_spectra(spectra: list, point, numerics) -> SCEError:
 def vendi_error(run, setup, numerics, inputs, execution, estimate: str, order: float) -> float | None:
     """± of a Vendi run (as :func:`sce_error`)."""
     if run.nystrom is not None:
+        if estimate == "projected":
+            point = float(np.exp(run.estimates["projected"].log_image))
+            return point * float(np.expm1(NP.tail_shifts(run.nystrom.projected, numerics.clamp, order)[1]))
         return nystrom_vendi_error({k: float(np.exp(e.log_image)) for k, e in run.estimates.items()}, estimate)
     if setup.kind != "rff":
         return None

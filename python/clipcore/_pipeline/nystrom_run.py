@@ -21,10 +21,11 @@ import numpy as np
 
 from .. import _ffi
 from .. import nystrom as N
+from .. import nystrom_projected as NP
 from .. import nystrom_spectra as NS
 from .. import sharding as SH
 from .._hostmem import release_heap
-from .._options import ESTIMATES
+from .._options import ESTIMATES, TAIL_ESTIMATES
 from .._progress import bar, busy
 from .._warnings import warn_user
 from ..entropy import Spectrum, matrix_entropy_tail, renyi_entropy_tail
@@ -183,6 +184,7 @@ class NystromRun(NamedTuple):
       rank_kept: directions of C_TT the pseudo-inverse kept (0 for one set).
       captured, captured_texts: tr C_XX (and tr C_TT) ≤ 1.
       tail: the "residual" estimate's tail spectrum.
+      projected: the "projected" estimate's spectra (None where not asked: Conditional Vendi's parts).
       n: rows; rtol: the cutoff used; seed: the int seed (None for a jax key).
       landmarks: the :class:`clipcore.landmarks.Landmarks`; nmap: the map; asked: m as asked.
     """
@@ -200,21 +202,27 @@ class NystromRun(NamedTuple):
     landmarks: Landmarks
     nmap: Any
     asked: int
+    projected: NP.ProjectedSpectra | None = None
 
 
-def _tail(rows: _Rows, nmap, n: int, captured: float, sample: int, seed: int) -> Spectrum:
-    """The "residual" estimate's tail from a seeded subsample of the image rows (seed + 1)."""
-    avail = rows.available()
-    rows_s = rows.take("images", NS.pool_rows(avail, min(sample, avail), seed + 1))
-    tail = NS.residual_tail(rows_s, nmap, n, max(1.0 - captured, 0.0))
-    del rows_s
+def _sampled(rows: _Rows, nmap, n: int, captured: float, sample: int, seed: int, c, paired: bool, rtol, ridge):
+    """From one seeded subsample of the rows (seed + 1): the "residual" estimate's tail (images) and, given
+    the scaled Gram c, the "projected" estimate's spectra (images and their texts)."""
+    idx = NS.pool_rows(rows.available(), min(sample, rows.available()), seed + 1)
+    images = rows.take("images", idx)
+    tail = NS.residual_tail(images, nmap, n, max(1.0 - captured, 0.0))
+    projected = None
+    if c is not None:
+        projected = NP.projected_spectra(c, n, nmap, images, rows.take("texts", idx) if paired else None, rtol, ridge)
+    del images
     release_heap()  # the last large temporaries of the call: leave the heap as the call found it
-    return tail
+    return tail, projected
 
 
 def run_nystrom(inputs: Inputs, setup: KernelSetup, numerics, nys, execution, seed, *, paired: bool,
-                nonzero: bool, desc: str) -> NystromRun:
-    """Landmarks, map, pass, spectra and tail of one Nyström call (paired: SCE; else Vendi)."""
+                nonzero: bool, desc: str, projected: bool = True) -> NystromRun:
+    """Landmarks, map, pass, spectra and tail of one Nyström call (paired: SCE; else Vendi); ``projected``:
+    also the "projected" estimate (Gaussian kernel maps only)."""
     rows = _Rows(inputs, numerics.normalize)
     with busy(f"{desc}: landmarks", execution.progress):
         lm = _landmarks(rows, nys, setup.sigma, seed.numpy, paired, execution.backend)
@@ -225,6 +233,7 @@ def run_nystrom(inputs: Inputs, setup: KernelSetup, numerics, nys, execution, se
                          nonzero=nonzero, desc=desc)
     asked = lm.points.shape[0] if nys.given_points else int(nys.landmarks)
     with busy(f"{desc}: eigenvalues", execution.progress):
+        c = np.array(g, np.float64) / max(n, 1) if projected else None  # kept: the spectra below consume g
         if paired:
             rtol = numerics.rtol_for(nmap.rank)
             image, text, comp, rank, cap, cap_t = NS.schur_from_gram(g, n, nmap.rank, rtol, numerics.ridge)
@@ -236,8 +245,10 @@ def run_nystrom(inputs: Inputs, setup: KernelSetup, numerics, nys, execution, se
         _warn_low_capture(cap, "images" if paired else "rows", lm)
         if paired:
             _warn_low_capture(cap_t, "texts", lm)
-        tail = _tail(rows, nmap, n, cap, nys.residual_sample, seed.numpy)
-    return NystromRun(image, text, comp, rank, cap, cap_t, tail, n, rtol, seed.seed, lm, nmap, asked)
+        tail, proj = _sampled(rows, nmap, n, cap, nys.residual_sample, seed.numpy, c, paired,
+                              numerics.rtol_for(n), numerics.ridge)
+        del c
+    return NystromRun(image, text, comp, rank, cap, cap_t, tail, n, rtol, seed.seed, lm, nmap, asked, proj)
 
 
 class Entropies(NamedTuple):
@@ -252,11 +263,24 @@ class Entropies(NamedTuple):
     trace_image: float
 
 
+def _spectra(run: NystromRun, kind: str, paired: bool):
+    """(image, complement, text) spectra of one named estimate."""
+    if kind == "projected":
+        p = run.projected
+        return p.image, p.complement, p.text
+    return NS.estimate_spectra(kind, run.image, run.complement if paired else None, run.text if paired else None,
+                               run.captured, run.tail, run.n)
+
+
+def _kinds(run: NystromRun) -> tuple:
+    return ESTIMATES if run.projected is not None else TAIL_ESTIMATES
+
+
 def sce_entropies(run: NystromRun, clamp: float | None) -> dict[str, Entropies]:
     """The SCE entropies under every named estimate (:data:`clipcore._options.ESTIMATES`)."""
     out = {}
-    for kind in ESTIMATES:
-        si, sc, st = NS.estimate_spectra(kind, run.image, run.complement, run.text, run.captured, run.tail, run.n)
+    for kind in _kinds(run):
+        si, sc, st = _spectra(run, kind, True)
         out[kind] = Entropies(matrix_entropy_tail(sc, clamp), matrix_entropy_tail(st, clamp),
                               renyi_entropy_tail(si, 1.0, clamp), sc.total(), st.total(), si.total())
     return out
@@ -265,8 +289,8 @@ def sce_entropies(run: NystromRun, clamp: float | None) -> dict[str, Entropies]:
 def vendi_entropies(run: NystromRun, order: float, clamp: float | None) -> dict[str, Entropies]:
     """The Rényi entropy of order α under every named estimate."""
     out = {}
-    for kind in ESTIMATES:
-        si, _, _ = NS.estimate_spectra(kind, run.image, None, None, run.captured, run.tail, run.n)
+    for kind in _kinds(run):
+        si, _, _ = _spectra(run, kind, False)
         out[kind] = Entropies(None, None, renyi_entropy_tail(si, order, clamp), None, None, si.total())
     return out
 

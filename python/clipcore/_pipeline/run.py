@@ -113,12 +113,13 @@ def run_sce(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execu
 
 
 def run_vendi(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execution, seed,
-              order: float) -> VendiRun:
-    """Vendi's eigenvalues and Rényi entropy of order α along ``plan`` (not the Frobenius path)."""
+              order: float, *, projected: bool = True) -> VendiRun:
+    """Vendi's eigenvalues and Rényi entropy of order α along ``plan`` (not the Frobenius path); ``projected``:
+    Nyström also computes the "projected" estimate (not for the parts of Conditional Vendi)."""
     nonzero = setup.kernel == "cosine" or numerics.normalize
     if plan.path == "nystrom":
         run = run_nystrom(inputs, setup, numerics, _with_m(nys, plan), execution, seed, paired=False,
-                          nonzero=nonzero, desc="vendi (nyström)")
+                          nonzero=nonzero, desc="vendi (nyström)", projected=projected)
         ests = vendi_entropies(run, order, numerics.clamp)
         return VendiRun(run.image, ests[nys.estimate].log_image, run.n, "primal/nystrom", run.nmap.rank,
                         run.seed, run, ests)

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from .._options import x64
+from .._options import DEFAULT_ESTIMATE, ESTIMATES, TAIL_ESTIMATES, x64
 from ._common import (add_kernel_options, add_pair_inputs, environment, inputs_provenance, kernel_kwargs,
                       pairing_lines, read_pair, source_kwargs, table, write_json)
 
@@ -45,6 +45,8 @@ def conditional_kwargs(kw: dict) -> dict:
     for the images' space, not the joint's [x/σ_x, t/σ_t]: then Conditional Vendi takes its own path (the
     exact kernels up to ``EXACT_ROWS`` rows, Nyström beyond)."""
     out = {k: kw[k] for k in _CONDITIONAL_KW if kw.get(k) is not None}
+    if out.get("estimate") not in (None, *TAIL_ESTIMATES):
+        out.pop("estimate")  # "projected" covers SCE and Vendi; Conditional Vendi keeps its default tail model
     if kw.get("omega") is not None:
         out.pop("rff_features", None)
     if kw.get("sigma") is not None:
@@ -397,8 +399,9 @@ def _add_score(sub) -> None:
                     help="Nyström with M landmarks (shared by texts and images): one streamed pass, M×M memory")
     ny.add_argument("--landmark-method", choices=("pivoted-cholesky", "kmeans++", "uniform"),
                     default="pivoted-cholesky", help="landmark selection (seeded by --seed; default pivoted-cholesky)")
-    ny.add_argument("--estimate", choices=("residual", "missing-mass", "renormalised"), default="residual",
-                    help="how the mass Nyström misses enters the scores (all three are in the JSON)")
+    ny.add_argument("--estimate", choices=ESTIMATES, default=DEFAULT_ESTIMATE,
+                    help=f"how the mass Nyström misses enters the scores (default {DEFAULT_ESTIMATE}; every estimate "
+                         "is in the JSON; Conditional Vendi takes 'residual' where 'projected' is asked)")
     s.add_argument("--vendi-orders", default="1,2,inf", help="Vendi orders to report (default 1,2,inf)")
     s.add_argument("--groups", default=None, metavar="captions|IDS.npy",
                    help="per-prompt scores: 'captions' (each row's caption in the folder's metadata is its prompt "
