@@ -1,5 +1,6 @@
 """Nyström SCE against the exact dual on CLIP-like pairs, landmark by landmark: the error of every named
-estimate and the ± the result carries (issue 16: does the ± bracket the error, and is it tight?).
+estimate and the ± the result carries with the default ("projected") estimate (issue 16: does the ±
+bracket the error, is it tight, and does it stay under the warning's 10 %?).
 
 Data: ``clipcore.synthetic_pairs(n, 512, num_prompts=300, num_modes=16, gap=0.8, seed)`` at the median σ
 (float32 rows, as CLIP gives them). Relative errors in % of the exact score.
@@ -26,8 +27,9 @@ def main() -> None:
     ap.add_argument("--landmarks", default="125,250,500")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
-    print("| n | seed | m | score | exact | residual error % | ± % | covered | missing-mass error % | renormalised error % |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| n | seed | m | score | exact | projected error % | ± % | covered | residual error % | "
+          "missing-mass error % | renormalised error % | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for seed in map(int, args.seeds.split(",")):
         p = clipcore.synthetic_pairs(args.n, 512, num_prompts=300, num_modes=16, gap=0.8, seed=seed)
         x, t = p.images, p.texts
@@ -36,15 +38,17 @@ def main() -> None:
         exact = clipcore.sce(x, t, kernel="gaussian", sigma=sigma, method="dual", dtype="float64", progress=False)
         print(f"<!-- exact dual: {time.perf_counter() - t0:.1f} s, σ = {sigma:.4f} -->")
         for m in map(int, args.landmarks.split(",")):
+            t0 = time.perf_counter()
             r = clipcore.sce(x, t, kernel="gaussian", sigma=sigma, landmarks=m, progress=False)
+            sec = time.perf_counter() - t0
             est = r.nystrom.estimates
             for i, s in enumerate(SCORES):
                 want = getattr(exact, s)
                 rel = {k: 100 * (getattr(e, s) - want) / want for k, e in est.items()}
                 err = 100 * r.error[i] / want
-                print(f"| {args.n} | {seed} | {m} | {s} | {want:.4f} | {rel['residual']:+.1f} | {err:.1f} | "
-                      f"{'yes' if abs(rel['residual']) <= err else '**no**'} | {rel['missing-mass']:+.1f} | "
-                      f"{rel['renormalised']:+.1f} |", flush=True)
+                print(f"| {args.n} | {seed} | {m} | {s} | {want:.4f} | {rel['projected']:+.2f} | {err:.2f} | "
+                      f"{'yes' if abs(rel['projected']) <= err else '**no**'} | {rel['residual']:+.1f} | "
+                      f"{rel['missing-mass']:+.1f} | {rel['renormalised']:+.1f} | {sec:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

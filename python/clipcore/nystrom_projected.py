@@ -16,18 +16,26 @@ that are functions of the rows:
    A = Qᵀ Φ_X Φ_Xᵀ Q / n + N_X (N_X = Qᵀ E_X Q / n from the sample);
 3. R: the k×k block of A on W_k (with the filter's weights), S: A with W_k projected out (as
    :mod:`clipcore.dual_lowrank` does), image: A;
-4. the rest of the residual, μ − tr N_X, outside Q: a flat tail over the n − q remaining directions of the
-   image spectrum and of S.
+4. the rest of the residual, μ − tr N_X, outside Q: a tail over the n − q remaining directions of the
+   image spectrum and of S (shaped by the sample's residual outside Q where the sample has rows to spare,
+   else flat).
 
 The block products Uᵀ E U / n are U-statistics over the s sampled rows (the diagonal scaled by n/s, the
 off-diagonal pairs by n(n−1)/(s(s−1))): unbiased, and exact when every row is sampled. Everything is r×r or
 q×q; the n-vectors are never formed.
 
-Its ± (:func:`projected_error`): the tail's shape is not measured, so each score moves by what spreading the
-tail over half as many directions changes (μ_out · log 2 in the entropy of order 1: a flat tail has the
-largest entropy for its mass); the text directions come from the sample, so the text score's two
-half-sample estimates differ by about twice its sampling error, and that difference is added to the text
-score's and SCE's ±.
+Its ± (:func:`clipcore._pipeline.errors.projected_sce_error`): what is not measured is the tail's shape
+(where the sample has rows to spare beyond Q's columns the tail takes the shape of the sample's residual
+outside Q, else it is flat — a flat tail has the largest entropy for its mass) and the sample's noise. SCE
+and the image score move by the larger of spreading the flat tail over half as many directions and twice the
+move of the sampled shape; the image score's ± is at least the size of the in-span correction; the text
+directions come from the sample, so the text score is recomputed on each of :data:`SAMPLE_GROUPS` disjoint
+parts of it (a Rayleigh–Ritz step from the whole sample's directions) and their spread and bias give its ±,
+also added to SCE's.
+
+Measured on CLIP-like pairs (``synthetic_pairs(n, 512, num_prompts=300, num_modes=16, gap=0.8)``, median σ,
+against the exact dual; ``bench/nystrom_error_sweep.py``): within 0.3 % of SCE, the text and image scores at
+n = 6000 and 10,000 with 2000 landmarks (the tail models: +9 % / −5 % / +3 %), within 2.4 % with 500.
 """
 
 from __future__ import annotations

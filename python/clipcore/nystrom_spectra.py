@@ -13,13 +13,14 @@ this module holds its host float64 linear algebra (steps 4 and 5):
 4. the Schur decomposition of the r×r blocks (:func:`schur_from_gram`, the filter of
    :func:`clipcore.schur.spectral_filter`);
 5. the entropies, with the mass Nyström misses handled by one of three
-   named *estimates* (all three are always reported):
+   named *tail models* (all three are always reported; the default estimate,
+   ``"projected"``, is :mod:`clipcore.nystrom_projected`'s):
 
    * ``"renormalised"``: eigenvalues divided by the captured trace
      t = tr C_XX, so they sum to 1 as the exact ones do;
    * ``"missing-mass"``: the missing mass μ = 1 − t spread evenly over the
      n − r directions Nyström does not see (SPEC.md's estimate (b));
-   * ``"residual"`` (default): the unseen spectrum estimated from the
+   * ``"residual"``: the unseen spectrum estimated from the
      Nyström residual E = K − K̃ on a seeded subsample of s rows: E's mean
      diagonal c̄ is a nugget spread over the n − r unseen directions, and
      the eigenvalues of E's off-diagonal part (÷ s) add the structure the

@@ -145,7 +145,7 @@ def test_defaults_are_quiet_on_clip_like_data():
     n = EXACT_ROWS + 832
     x, t = clip_like(n)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", E.ApproximationWarning)  # the xfail expects exactly this
+        warnings.simplefilter("error", E.ApproximationWarning)
         r = clipcore.sce(x, t, kernel="gaussian", progress=False)
         assert r.nystrom is not None and r.nystrom.landmarks == DEFAULT_LANDMARKS
         for score in (clipcore.vendi, clipcore.rke):
