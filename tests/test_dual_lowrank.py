@@ -149,3 +149,40 @@ def test_kept_rank_counts_what_the_dense_cutoff_keeps(kind):
         sh = w + 1e-12
         want = int((np.abs(sh) > rtol * np.abs(sh).max()).sum())
         assert kept_rank(k_t, rtol) == want
+
+
+@pytest.mark.parametrize("kind", list(ROUTES))
+def test_kept_eigenpairs_are_the_dense_kept_pairs(kind):
+    """kept_eigenpairs (subspace iteration + a Cholesky certificate, or the subset solver) returns exactly
+    the eigenpairs NumPy's eigh keeps under the dense cutoff, at several cutoffs; None above a third of n."""
+    from clipcore.dual_lowrank import kept_eigenpairs
+
+    k_t, _ = grams(kind)
+    n = k_t.shape[0]
+    w_all, v_all = np.linalg.eigh(k_t)
+    w_all, v_all = w_all[::-1], v_all[:, ::-1]
+    for rtol in (n * EPS32, 1e-3, 1e-2, 0.3):
+        sh = w_all + 1e-12
+        k = int((np.abs(sh) > rtol * np.abs(sh).max()).sum())
+        got = kept_eigenpairs(k_t, rtol)
+        if k > MAX_KEPT_FRACTION * n:
+            assert got is None, (kind, rtol)
+            continue
+        w, u = got
+        assert w.size == k, (kind, rtol)
+        np.testing.assert_allclose(w, w_all[:k], rtol=1e-10, atol=1e-14 * w_all[0])
+        v = v_all[:, :k]
+        assert np.linalg.norm(u @ u.T - v @ v.T) < 1e-8, (kind, rtol)
+
+
+def test_certify_counts_the_eigenvalues_above_the_cut():
+    from clipcore.dual_lowrank import certify
+
+    k_t, _ = grams("smooth", n=300)
+    w, v = np.linalg.eigh(k_t)
+    w, v = w[::-1], v[:, ::-1]
+    k = 7
+    cut = 0.5 * (w[k - 1] + w[k])
+    assert certify(k_t, w[:k], v[:, :k], cut)
+    assert not certify(k_t, w[:k - 1], v[:, :k - 1], cut)  # one eigenvalue above the cut left in
+    assert not certify(k_t, w[:k], v[:, :k], 0.5 * (w[k] + w[k + 1]))  # the cut below the next one

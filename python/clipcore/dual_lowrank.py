@@ -7,16 +7,19 @@ the k directions the cutoff keeps carry f > 0, and k is small for a Gaussian ker
 fast: k = 10 to 65 of 6000 on CLIP-like sets), so instead of a full eigendecomposition of K_T with vectors
 and products with n×n bases:
 
-* k, the number of kept directions, exactly as the dense form finds it (|w + ε| > rtol · max |w + ε|) on
-  the spectrum of K_T: one ``eigvalsh``; the forms decline (None) before any eigenvector when k is large;
-* U_k, its top-k eigenvectors, by block subspace iteration with Rayleigh–Ritz, iterated until every Ritz
-  pair's residual is below ``1e-13 · λ_max`` (n²·b flops per step, b = k + oversampling);
+* k and U_k, the kept directions and their eigenvectors, exactly as the dense form finds them
+  (|w + ε| > rtol · max |w + ε|), by :func:`kept_eigenpairs`: block subspace iteration with Rayleigh–Ritz
+  until every kept Ritz pair's residual is below ``1e-13 · λ_max`` (n²·b flops per step), the count
+  certified by one Cholesky factorisation of cut · I − (K_T − U_k Θ U_kᵀ) (n³/3 flops, no spectrum of K_T);
+  for larger k LAPACK's subset solver (?syevr); the forms decline (None) before any eigenvector when k is
+  large;
 * R: the k×k matrix diag(√f) U_kᵀ K_X U_k diag(√f);
 * S: Q K_X Q with Q = I − U_k A U_kᵀ, A = diag(1 − √(1 − f_k)) (the square root of I − U_k F U_kᵀ), formed
   with three rank-k products; its spectrum equals the dense form's;
 * the image spectrum eig(K_X).
 
-Three ``eigvalsh`` (the compiled core's two-stage LAPACK) and O(n²k) work in all, against one
+Two ``eigvalsh`` (the compiled core's two-stage LAPACK), a Cholesky factorisation and O(n²k) work where k
+is small (a third ``eigvalsh`` to count k and the subset solver where it is not), against one
 eigendecomposition with vectors, two n³ products and three ``eigvalsh`` for the dense form. Results agree
 with :func:`clipcore.schur.schur_dual` to float64 rounding (tests/test_dual_lowrank.py).
 """
@@ -33,7 +36,7 @@ from . import _ffi
 from ._options import x64
 from .schur import EPSILON, spectral_filter
 
-__all__ = ["LowRankSpectra", "kept_rank", "top_eigenpairs", "top_eigenvectors", "schur_dual_lowrank", "schur_primal_lowrank", "RESIDUAL_TOL",
+__all__ = ["LowRankSpectra", "kept_rank", "kept_eigenpairs", "certify", "top_eigenpairs", "top_eigenvectors", "schur_dual_lowrank", "schur_primal_lowrank", "RESIDUAL_TOL",
            "MAX_KEPT_FRACTION", "SUBSPACE_KEPT_FRACTION"]
 
 #: Ritz pairs are accepted when ‖K u − θ u‖ ≤ RESIDUAL_TOL · λ_max.
@@ -107,6 +110,81 @@ def top_eigenvectors(k_mat: np.ndarray, k: int, *, seed: int = 0, max_iter: int 
     return top_eigenpairs(k_mat, k, seed=seed, max_iter=max_iter)[1]
 
 
+def _cut(top: float, rtol: float, eps: float) -> float:
+    """The value a PSD matrix's eigenvalue w must exceed to pass |w + ε| > rtol · max |w + ε| (λ_max = top)."""
+    return rtol * (max(top, 0.0) + eps) - eps
+
+
+def certify(k_mat: np.ndarray, w: np.ndarray, u: np.ndarray, cut: float) -> bool:
+    """Whether every eigenvalue of K − U diag(w) Uᵀ is below ``cut`` (cut · I − K + U diag(w) Uᵀ has a
+    Cholesky factor, LAPACK ?potrf: n³/3 flops). With (w, U) Ritz pairs of K above the cut, K then has exactly
+    len(w) eigenvalues above it: at least that many by interlacing, at most by the inertia of a rank-len(w)
+    update of a negative definite matrix."""
+    m = (u * w[None, :]) @ u.T
+    m -= k_mat
+    m[np.diag_indices_from(m)] += cut
+    _, info = scipy.linalg.lapack.dpotrf(m, lower=1, overwrite_a=1, clean=0)
+    return info == 0
+
+
+def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, seed: int = 0,
+                    max_iter: int = 100) -> tuple[np.ndarray, np.ndarray] | None:
+    """The eigenpairs ``([k], [n, k])`` of a symmetric PSD matrix that pass the pseudo-inverse cutoff
+    |w + ε| > rtol · max |w + ε| (:func:`clipcore.schur.spectral_filter`), descending; None when more than
+    :data:`MAX_KEPT_FRACTION` of n pass (the dense form is cheaper then).
+
+    Block subspace iteration with Rayleigh–Ritz, the block grown while fewer than a few Ritz values lie
+    below the cut (Ritz values are lower bounds of the eigenvalues), until the pairs above the cut have
+    ‖K u − θ u‖ ≤ :data:`RESIDUAL_TOL` · θ_max; their count is then certified exact by one Cholesky
+    factorisation (:func:`certify`) — no spectrum of K. Beyond :data:`SUBSPACE_KEPT_FRACTION` of n kept, or
+    when the certificate fails, LAPACK's subset solver takes every eigenpair above the cut (?syevr by
+    value), when the trace left outside the block bounds their count below the limit; else the count
+    comes from the spectrum (:func:`kept_rank`).
+    """
+    n = k_mat.shape[0]
+    if n == 0:
+        return np.zeros(0), np.zeros((0, 0))
+    if np.trace(k_mat) <= 0:  # K = 0: every direction passes the cut (|0 + ε| > rtol · ε)
+        return None if n > MAX_KEPT_FRACTION * n else (np.zeros(n), np.eye(n))
+    rng = np.random.default_rng(seed)
+    limit = max(int(SUBSPACE_KEPT_FRACTION * n), 1)
+    b = min(n, 32)
+    q = np.linalg.qr(k_mat @ rng.standard_normal((n, b)))[0]
+    top, bound = None, None
+    for _ in range(max_iter):
+        z = k_mat @ q
+        theta, y = scipy.linalg.eigh(q.T @ z, check_finite=False)
+        theta, y = theta[::-1], y[:, ::-1]
+        cut = _cut(theta[0], rtol, eps)
+        j = int(np.sum(theta > cut))
+        if b - j < max(8, j // 4):  # too few Ritz values below the cut for the kept ones to converge
+            if b >= limit or 2 * b >= n:
+                top = theta[0]
+                bound = b + (np.trace(k_mat) - theta.sum()) / max(cut, np.finfo(float).tiny)
+                break
+            q = np.linalg.qr(np.concatenate([z, rng.standard_normal((n, b))], 1))[0]
+            b *= 2
+            continue
+        u = q @ y[:, :j]
+        res = np.linalg.norm(z @ y[:, :j] - u * theta[:j], axis=0) if j else np.zeros(0)
+        if not j or res.max() <= RESIDUAL_TOL * max(theta[0], 0.0):
+            top = theta[0]
+            if certify(k_mat, theta[:j], u, cut):
+                return theta[:j], u
+            break
+        q = np.linalg.qr(z)[0]
+    if top is not None and bound is not None and bound <= MAX_KEPT_FRACTION * n:
+        w, v = scipy.linalg.eigh(k_mat, subset_by_value=(_cut(top, rtol, eps), np.inf), driver="evr",
+                                 check_finite=False)
+        w, v = w[::-1], v[:, ::-1]
+        k = int(np.sum(w > _cut(w[0] if w.size else top, rtol, eps)))
+        return (w[:k], v[:, :k]) if k <= MAX_KEPT_FRACTION * n else None
+    k = kept_rank(k_mat, rtol, eps)
+    if k > MAX_KEPT_FRACTION * n:
+        return None
+    return _subset(k_mat, k) if k else (np.zeros(0), np.zeros((n, 0)))
+
+
 def _subset(k_mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n = k_mat.shape[0]
     w, v = scipy.linalg.eigh(k_mat, subset_by_index=(n - k, n - 1), driver="evr", check_finite=False)
@@ -137,10 +215,11 @@ def schur_dual_lowrank(k_t: np.ndarray, k_x: np.ndarray, rtol: float,
       eps: the ε of the pseudo-inverse.
     """
     n = k_t.shape[0]
-    k = kept_rank(k_t, rtol, eps)  # the kept directions are the top k (|w + ε| largest, w ≥ 0)
-    if k > MAX_KEPT_FRACTION * n:
+    pairs = kept_eigenpairs(k_t, rtol, eps)  # the kept directions are the top k (|w + ε| largest, w ≥ 0)
+    if pairs is None:
         return None
-    w, u = top_eigenpairs(k_t, k)  # descending
+    w, u = pairs  # descending
+    k = w.size
     f = _kept_filter(w, rtol, eps)
     ku = k_x @ u
     m = u.T @ ku
@@ -175,10 +254,11 @@ def schur_primal_lowrank(c_tt: np.ndarray, c_tx: np.ndarray, c_xx: np.ndarray, r
     """
     d_x = c_xx.shape[0]
     c_tt = 0.5 * (c_tt + c_tt.T)
-    k = kept_rank(c_tt, rtol, eps)
-    if k > MAX_KEPT_FRACTION * c_tt.shape[0]:
+    pairs = kept_eigenpairs(c_tt, rtol, eps)
+    if pairs is None:
         return None
-    w, u = top_eigenpairs(c_tt, k)
+    w, u = pairs
+    k = w.size
     gk = _kept_gain(w, rtol, eps)
     b = u.T @ c_tx  # [k, D_X]
     sg = np.sqrt(gk)

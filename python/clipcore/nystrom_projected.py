@@ -28,7 +28,8 @@ Its ± (:func:`clipcore._pipeline.errors.projected_sce_error`): what is not meas
 (where the sample has rows to spare beyond Q's columns the tail takes the shape of the sample's residual
 outside Q, else it is flat — a flat tail has the largest entropy for its mass) and the sample's noise. SCE
 and the image score move by the larger of spreading the flat tail over half as many directions and twice the
-move of the sampled shape; the image score's ± is at least the size of the in-span correction; the text
+move of the sampled shape (Vendi of order 2 or ∞, which the tail barely moves: at least the size of the
+in-span correction); the text
 directions come from the sample, so the text score is recomputed on each of :data:`SAMPLE_GROUPS` disjoint
 parts of it (a Rayleigh–Ritz step from the whole sample's directions) and their spread and bias give its ±,
 also added to SCE's.

@@ -76,8 +76,8 @@ def nystrom_vendi_error(scores: dict, chosen: str) -> float:
 
 def projected_sce_error(ps, scores: dict, clamp) -> SCEError:
     """± of the "projected" estimate (:mod:`clipcore.nystrom_projected`): the tail's share (its flat shape
-    against half as many directions) for SCE and the image score, the latter at least the size of the
-    sampled in-span correction (:func:`_correction`); for the text score the spread of the
+    against half as many directions, or twice the sampled shape's move) for SCE and the image score; for
+    the text score the spread of the
     sample's disjoint parts (:func:`_bar`, the RFF groups' rule with the bias of a sample's noise, 1/s), also added to SCE's relative ±. When the
     kept text directions fill the landmarks' text space (or the sample is too small to split), the spread of
     every estimate instead: the score then rests on what the landmarks cannot see."""
@@ -85,15 +85,13 @@ def projected_sce_error(ps, scores: dict, clamp) -> SCEError:
     if ps.truncated or not ps.text_groups:
         return nystrom_sce_error(scores, "projected", tuple(scores))
     d_sce, d_image = NP.tail_shifts(ps, clamp)
-    d_image = max(d_image, _correction(point[2], scores["residual"][2]))
     text = _bar(point[1], np.asarray(ps.text_groups), power=1.0)
     return SCEError(point[0] * float(np.expm1(d_sce + text / point[1])), text, point[2] * float(np.expm1(d_image)))
 
 
 def _correction(projected: float, residual: float) -> float:
-    """|log projected − log residual|: how far the sampled residual inside the landmarks' span moved the image
-    spectrum's score; the ± of the image score and of Vendi is at least that (what a correction measured on
-    a sample moved is taken to be at most as large again; at orders 2 and ∞ the tail's share is nil)."""
+    """|log projected − log residual|: how far the sampled residual inside the landmarks' span moved a Vendi
+    score of order α ≠ 1, whose tail share is nil (the correction is taken to be off by at most its size)."""
     return abs(float(np.log(projected)) - float(np.log(residual)))
 
 
@@ -204,8 +202,9 @@ def vendi_error(run, setup, numerics, inputs, execution, estimate: str, order: f
     if run.nystrom is not None:
         if estimate == "projected":
             point = float(np.exp(run.estimates["projected"].log_image))
-            shift = max(NP.tail_shifts(run.nystrom.projected, numerics.clamp, order)[1],
-                        _correction(point, float(np.exp(run.estimates["residual"].log_image))))
+            shift = NP.tail_shifts(run.nystrom.projected, numerics.clamp, order)[1]
+            if order != 1.0:
+                shift = max(shift, _correction(point, float(np.exp(run.estimates["residual"].log_image))))
             return point * float(np.expm1(shift))
         return nystrom_vendi_error({k: float(np.exp(e.log_image)) for k, e in run.estimates.items()}, estimate)
     if setup.kind != "rff":
