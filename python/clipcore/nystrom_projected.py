@@ -27,8 +27,8 @@ q×q; the n-vectors are never formed.
 Its ± (:func:`clipcore._pipeline.errors.projected_sce_error`): what is not measured is the tail's shape
 (where the sample has rows to spare beyond Q's columns the tail takes the shape of the sample's residual
 outside Q, else it is flat — a flat tail has the largest entropy for its mass) and the sample's noise. SCE
-and the image score move by the larger of spreading the flat tail over half as many directions and twice the
-move of the sampled shape (Vendi of order 2 or ∞, which the tail barely moves: at least the size of the
+and the image score move by spreading the flat tail over half as many directions plus twice the move of
+the sampled shape (Vendi of order 2 or ∞, which the tail barely moves: at least the size of the
 in-span correction); the text
 directions come from the sample, so the text score is recomputed on each of :data:`SAMPLE_GROUPS` disjoint
 parts of it (a Rayleigh–Ritz step from the whole sample's directions) and their spread and bias give its ±,
@@ -136,7 +136,8 @@ def orthonormalizer(g: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
     if g.shape[0] == 0:
         return np.zeros((0, 0))
     with one_blas_thread():
-        low, piv, rank, info = scipy.linalg.lapack.dpstrf(0.5 * (g + g.T), lower=1, tol=rtol * float(np.max(np.diag(g))))
+        low, piv, rank, info = scipy.linalg.lapack.dpstrf(0.5 * (g + g.T), lower=1,
+                                                          tol=rtol * float(np.max(np.diag(g))))
     if info < 0:  # pragma: no cover - argument errors only
         raise ValueError(f"orthonormalizer: LAPACK ?pstrf argument {-info} of a {g.shape} matrix")
     inv, info = scipy.linalg.lapack.dtrtri(np.tril(low[:rank, :rank]), lower=1)
@@ -149,8 +150,9 @@ def _text_directions(basis, c_tt, phi_t, e_t, n, rtol, ridge, start: np.ndarray 
     """Step 1: the kept directions of K_T compressed onto range(Φ_T) (U_T = Φ_T b / √n), with the sampled E_T.
 
     Returns the directions and the top eigenvectors of the compression (a few beyond the kept ones). Given
-    ``start`` (those of another sample, pseudo-inverse mode), the eigenpairs come from one Rayleigh–Ritz step
-    on [start, K start] instead of an eigendecomposition: the half samples of the ± (module docstring).
+    ``start`` (those of the whole sample, pseudo-inverse mode), the eigenpairs come from one Rayleigh–Ritz
+    step on [start, K start] instead of an eigendecomposition: the sample's parts for the ± (module
+    docstring).
     """
     cb = c_tt @ basis
     nt = sample_residual_form(phi_t @ basis / np.sqrt(n), e_t, n)
@@ -260,10 +262,9 @@ def projected_spectra(c: np.ndarray, n: int, nmap, images: np.ndarray, texts: np
         e_t = _residual(t, phi_t, gamma)
         c_tt, c_tx = c[:r, :r], c[:r, r:]
         tb = orthonormalizer(c_tt)
-        parts = [(h, e_x[np.ix_(h, h)], e_t[np.ix_(h, h)]) for h in _groups(x.shape[0])]
         td, z = _text_directions(tb, c_tt, phi_t, e_t, n, rtol, ridge)
-        groups = tuple(np.exp(_text_log(c_tx, _text_directions(tb, c_tt, phi_t[h], et_h, n, rtol, ridge, start=z)[0],
-                                        phi_t[h], phi_x[h], ex_h, n)) for h, ex_h, et_h in parts)
+        groups = tuple(_group_text_score(h, tb, c_tt, c_tx, phi_t, phi_x, e_t, e_x, n, rtol, ridge, z)
+                       for h in _groups(x.shape[0]))
     a, pq, tr_nx, q_s = _compressed(c_xx, c_tx, td, phi_x, phi_t, e_x, n)
     q = a.shape[0]
     out = max(mu - tr_nx, 0.0)
@@ -280,6 +281,12 @@ def projected_spectra(c: np.ndarray, n: int, nmap, images: np.ndarray, texts: np
     truncated = td.f.size >= tb.shape[1] and 1.0 - float(np.trace(c_tt)) - td.inside > (rtol or 0.0) * td.top
     return ProjectedSpectra(_with_tail(image, tail), _with_tail(comp, tail), text, int(td.f.size), out,
                             _with_tail(image, flat), _with_tail(comp, flat), groups, truncated)
+
+
+def _group_text_score(h, tb, c_tt, c_tx, phi_t, phi_x, e_t, e_x, n, rtol, ridge, start) -> float:
+    """The text score from the sampled rows ``h`` alone (their own text directions, from ``start``)."""
+    td, _ = _text_directions(tb, c_tt, phi_t[h], e_t[np.ix_(h, h)], n, rtol, ridge, start=start)
+    return float(np.exp(_text_log(c_tx, td, phi_t[h], phi_x[h], e_x[np.ix_(h, h)], n)))
 
 
 def _groups(s: int) -> list[np.ndarray]:
@@ -299,14 +306,14 @@ def _tail_shift(sp: Spectrum, log_score) -> float:
 
 def tail_shifts(ps: ProjectedSpectra, clamp: float | None, order: float = 1.0) -> tuple[float, float]:
     """How far the log SCE and the log image score (Rényi of ``order``) may move with the tail's unmeasured
-    shape (SCE 0 for one set): the larger of the flat tail's move when spread over half as many directions
-    and twice the distance between the sampled shape and the flat one (what the shape moved is taken to
-    be at most as large again beyond it: the coupling of the tail to Q is not modelled; module docstring)."""
+    shape (SCE 0 for one set): the flat tail's move when spread over half as many directions plus twice the
+    distance between the sampled shape and the flat one (what the shape moved is taken to be at most as
+    large again beyond it: the coupling of the tail to Q is not modelled; module docstring)."""
     log_s = lambda sp: matrix_entropy_tail(sp, clamp)  # noqa: E731
     log_i = lambda sp: renyi_entropy_tail(sp, order, clamp)  # noqa: E731
 
     def shift(chosen, flat, log_score):
-        return max(_tail_shift(flat, log_score), 2.0 * abs(log_score(chosen) - log_score(flat)))
+        return _tail_shift(flat, log_score) + 2.0 * abs(log_score(chosen) - log_score(flat))
 
     return (0.0 if ps.complement is None else shift(ps.complement, ps.complement_flat, log_s),
             shift(ps.image, ps.image_flat, log_i))

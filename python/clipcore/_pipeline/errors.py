@@ -78,14 +78,14 @@ def projected_sce_error(ps, scores: dict, clamp) -> SCEError:
     """± of the "projected" estimate (:mod:`clipcore.nystrom_projected`): the tail's share (its flat shape
     against half as many directions, or twice the sampled shape's move) for SCE and the image score; for
     the text score the spread of the
-    sample's disjoint parts (:func:`_bar`, the RFF groups' rule with the bias of a sample's noise, 1/s), also added to SCE's relative ±. When the
+    sample's disjoint parts (:func:`_bar`, the RFF groups' rule), also added to SCE's relative ±. When the
     kept text directions fill the landmarks' text space (or the sample is too small to split), the spread of
     every estimate instead: the score then rests on what the landmarks cannot see."""
     point = scores["projected"]
     if ps.truncated or not ps.text_groups:
         return nystrom_sce_error(scores, "projected", tuple(scores))
     d_sce, d_image = NP.tail_shifts(ps, clamp)
-    text = _bar(point[1], np.asarray(ps.text_groups), power=1.0)
+    text = _bar(point[1], np.asarray(ps.text_groups))
     return SCEError(point[0] * float(np.expm1(d_sce + text / point[1])), text, point[2] * float(np.expm1(d_image)))
 
 
