@@ -123,7 +123,8 @@ def certify(k_mat: np.ndarray, w: np.ndarray, u: np.ndarray, cut: float) -> bool
     m = (u * w[None, :]) @ u.T
     m -= k_mat
     m[np.diag_indices_from(m)] += cut
-    _, info = scipy.linalg.lapack.dpotrf(m, lower=1, overwrite_a=1, clean=0)
+    # m is symmetric: its transpose is the same matrix in Fortran order, factorised in place (no copy)
+    _, info = scipy.linalg.lapack.dpotrf(m.T, lower=1, overwrite_a=1, clean=0)
     return info == 0
 
 
@@ -162,8 +163,9 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
                 top = theta[0]
                 bound = b + (np.trace(k_mat) - theta.sum()) / max(cut, np.finfo(float).tiny)
                 break
-            q = np.linalg.qr(np.concatenate([z, rng.standard_normal((n, b))], 1))[0]
-            b *= 2
+            grow = max(j + max(16, j // 2), b + 16) - b
+            q = np.linalg.qr(np.concatenate([z, rng.standard_normal((n, grow))], 1))[0]
+            b += grow
             continue
         u = q @ y[:, :j]
         res = np.linalg.norm(z @ y[:, :j] - u * theta[:j], axis=0) if j else np.zeros(0)
