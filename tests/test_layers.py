@@ -10,7 +10,8 @@ Layers, lowest first (an import may point down, or sideways within a layer when 
 2. _ffi/         (the compiled core: the only code that touches _ext)
 3. _options      (option groups; asks _ffi whether the core loaded)
 4. data:         sources/, io, datasets
-5. math:         covariance, schur, entropy, landmarks, nystrom, frobenius, nystrom_spectra, product_kernel,
+5. math:         covariance, schur, entropy, landmarks, nystrom, frobenius, nystrom_spectra, nystrom_projected,
+                 product_kernel,
                  _blocks, metrics
 6. sharding
 7. functional     (the transformable scores; the host pipeline's in-memory math is this layer's, issue 17)
@@ -40,7 +41,8 @@ LAYERS: list[tuple[int, str]] = [  # (layer, regex over the dotted module name w
     (2, r"_ffi(\..*)?|_ext"),
     (3, r"_options"),
     (4, r"(sources(\..*)?|io|datasets)"),
-    (5, r"(covariance|schur|dual_lowrank|entropy|landmarks|nystrom|frobenius|nystrom_spectra|product_kernel|_blocks|metrics)"),
+    (5, r"(covariance|schur|dual_lowrank|entropy|landmarks|nystrom|frobenius|nystrom_spectra|nystrom_projected|"
+        r"product_kernel|_blocks|metrics)"),
     (6, r"sharding"),
     (7, r"functional(\..*)?"),
     (8, r"_pipeline(\..*)?"),

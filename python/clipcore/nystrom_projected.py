@@ -214,8 +214,7 @@ def _tail_shape(q_s: np.ndarray, e: np.ndarray, n: int, mass: float, unseen: int
     s = e.shape[0]
     if unseen == 0 or mass <= 0:
         return Spectrum(np.zeros(0))
-    u, sv, _ = np.linalg.svd(q_s, full_matrices=False)
-    u = u[:, sv > 1e-10 * sv.max()] if sv.size else u
+    u = q_s @ orthonormalizer(q_s.T @ q_s, 1e-10) if q_s.shape[1] else q_s  # orthonormal, span(Q at the rows)
     spare = min(s - u.shape[1], unseen)
     if spare < 8:
         return flat_tail(mass, unseen)
