@@ -82,9 +82,10 @@ def test_every_row_sampled_equals_the_dense_reference(seed):
     r = clipcore.sce(x, t, kernel="gaussian", sigma=sigma, landmarks=lm, residual_sample=n, rtol=rtol,
                      dtype="float64", progress=False)
     got = r.nystrom.estimates["projected"]
-    want = np.exp(pref.projected_scores(x, t, lm, sigma, rtol))
-    np.testing.assert_allclose([got.sce, got.text_score, got.image_score], want, rtol=1e-7)
+    *logs, rank = pref.projected_scores(x, t, lm, sigma, rtol)
+    np.testing.assert_allclose([got.sce, got.text_score, got.image_score], np.exp(logs), rtol=1e-7)
     assert (r.sce, r.text_score, r.image_score) == (got.sce, got.text_score, got.image_score)
+    assert r.rank_kept == rank and r.rtol == rtol  # the kept directions of the compressed K_T, at its cutoff
     v = clipcore.vendi(x, kernel="gaussian", sigma=sigma, landmarks=lm, residual_sample=n, dtype="float64",
                        progress=False)
     assert v.score == pytest.approx(float(np.exp(pref.projected_vendi(x, lm, sigma))), rel=1e-7)

@@ -146,17 +146,17 @@ def orthonormalizer(g: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
     return b
 
 
-def _text_directions(basis, c_tt, phi_t, e_t, n, rtol, ridge, start: np.ndarray | None = None):
-    """Step 1: the kept directions of K_T compressed onto range(Φ_T) (U_T = Φ_T b / √n), with the sampled E_T.
+def _text_directions(basis, ktc0, phi_t, e_t, n, rtol, ridge, start: np.ndarray | None = None):
+    """Step 1: the kept directions of K_T compressed onto range(Φ_T) (U_T = Φ_T b / √n; ``ktc0`` = U_Tᵀ Φ_T Φ_Tᵀ
+    U_T / n = (C_TT b)ᵀ (C_TT b)), with the sampled E_T.
 
     Returns the directions and the top eigenvectors of the compression (a few beyond the kept ones). Given
     ``start`` (those of the whole sample, pseudo-inverse mode), the eigenpairs come from one Rayleigh–Ritz
     step on [start, K start] instead of an eigendecomposition: the sample's parts for the ± (module
     docstring).
     """
-    cb = c_tt @ basis
     nt = sample_residual_form(phi_t @ basis / np.sqrt(n), e_t, n)
-    ktc = cb.T @ cb + nt
+    ktc = ktc0 + nt
     mode, lam = ("ridge", ridge) if ridge is not None else ("pinv", 0.0)
     if start is None or ridge is not None:
         g, keep = spectral_filter(_eigvalsh_desc(ktc, clip=False), rtol, EPSILON, lam, mode=mode, xp=np)
@@ -214,6 +214,8 @@ def _tail_shape(q_s: np.ndarray, e: np.ndarray, n: int, mass: float, unseen: int
     s = e.shape[0]
     if unseen == 0 or mass <= 0:
         return Spectrum(np.zeros(0))
+    if s - q_s.shape[1] < 8:  # no rows to spare beyond Q's columns
+        return flat_tail(mass, unseen)
     u = q_s @ orthonormalizer(q_s.T @ q_s, 1e-10) if q_s.shape[1] else q_s  # orthonormal, span(Q at the rows)
     spare = min(s - u.shape[1], unseen)
     if spare < 8:
@@ -261,8 +263,10 @@ def projected_spectra(c: np.ndarray, n: int, nmap, images: np.ndarray, texts: np
         e_t = _residual(t, phi_t, gamma)
         c_tt, c_tx = c[:r, :r], c[:r, r:]
         tb = orthonormalizer(c_tt)
-        td, z = _text_directions(tb, c_tt, phi_t, e_t, n, rtol, ridge)
-        groups = tuple(_group_text_score(h, tb, c_tt, c_tx, phi_t, phi_x, e_t, e_x, n, rtol, ridge, z)
+        cb = c_tt @ tb
+        ktc0 = cb.T @ cb
+        td, z = _text_directions(tb, ktc0, phi_t, e_t, n, rtol, ridge)
+        groups = tuple(_group_text_score(h, tb, ktc0, c_tx, phi_t, phi_x, e_t, e_x, n, rtol, ridge, z)
                        for h in _groups(x.shape[0]))
     a, pq, tr_nx, q_s = _compressed(c_xx, c_tx, td, phi_x, phi_t, e_x, n)
     q = a.shape[0]
@@ -282,9 +286,9 @@ def projected_spectra(c: np.ndarray, n: int, nmap, images: np.ndarray, texts: np
                             _with_tail(image, flat), _with_tail(comp, flat), groups, truncated)
 
 
-def _group_text_score(h, tb, c_tt, c_tx, phi_t, phi_x, e_t, e_x, n, rtol, ridge, start) -> float:
+def _group_text_score(h, tb, ktc0, c_tx, phi_t, phi_x, e_t, e_x, n, rtol, ridge, start) -> float:
     """The text score from the sampled rows ``h`` alone (their own text directions, from ``start``)."""
-    td, _ = _text_directions(tb, c_tt, phi_t[h], e_t[np.ix_(h, h)], n, rtol, ridge, start=start)
+    td, _ = _text_directions(tb, ktc0, phi_t[h], e_t[np.ix_(h, h)], n, rtol, ridge, start=start)
     return float(np.exp(_text_log(c_tx, td, phi_t[h], phi_x[h], e_x[np.ix_(h, h)], n)))
 
 

@@ -54,7 +54,8 @@ def _renyi1(lam):
 
 
 def projected_scores(x, t, landmarks, sigma, rtol):
-    """(log SCE, log text score, log image score) of the "projected" estimate with every row sampled."""
+    """(log SCE, log text score, log image score, kept rank) of the "projected" estimate with every row
+    sampled."""
     n = x.shape[0]
     fx, ft = _features(x, landmarks, sigma), _features(t, landmarks, sigma)
     kx, kt = _k(x, x, sigma), _k(t, t, sigma)
@@ -73,7 +74,7 @@ def projected_scores(x, t, landmarks, sigma, rtol):
     s = np.sort(np.linalg.eigvalsh(g @ m @ g.T))[::-1][:qn]
     image = np.sort(np.linalg.eigvalsh(m))[::-1][:qn]
     return (_entropy(np.concatenate([s, tail])), _entropy(np.linalg.eigvalsh(r)),
-            _renyi1(np.concatenate([image, tail])))
+            _renyi1(np.concatenate([image, tail])), int(keep.sum()))
 
 
 def projected_vendi(x, landmarks, sigma):

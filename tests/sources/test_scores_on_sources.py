@@ -28,8 +28,20 @@ def test_small_files_take_the_in_memory_path(tmp_path, pairs):
 
 
 def test_streamed_inputs_refuse_what_needs_n_by_n(stream_all, tmp_path, pairs):
-    """Streamed inputs never form n×n: the Gaussian kernel without rff_features defaults to
-    Nyström (the large-n default, bench/accuracy.py); an explicit dual is refused."""
+    """Streamed inputs never form n×n: an explicit dual is refused (the Gaussian kernel's default there,
+    Nyström with DEFAULT_LANDMARKS, is the plan's: tests/_pipeline/test_plan.py, and the slow test below)."""
+    images, texts = pairs
+    write_shards(tmp_path / "s", images, texts)
+    with pytest.raises(ValueError, match="method: streamed inputs take the primal"):
+        clipcore.sce(str(tmp_path / "s"), method="dual")
+    with pytest.raises(ValueError, match="method"):
+        clipcore.sce(str(tmp_path / "s"), kernel="gaussian", sigma=1.0, method="dual")
+
+
+@pytest.mark.slow
+def test_streamed_gaussian_defaults_to_nystrom(stream_all, tmp_path, pairs):
+    """The Gaussian kernel without rff_features defaults to Nyström on streamed inputs (the large-n default,
+    bench/accuracy.py), equal to the same call in memory."""
     from clipcore import scores as S
 
     images, texts = pairs
@@ -38,10 +50,6 @@ def test_streamed_inputs_refuse_what_needs_n_by_n(stream_all, tmp_path, pairs):
     assert got.method == "primal/nystrom" and got.nystrom["landmarks"] == S.DEFAULT_LANDMARKS
     want = clipcore.sce(images, texts, kernel="gaussian", sigma=1.0, landmarks=S.DEFAULT_LANDMARKS)
     assert got.log_sce == pytest.approx(want.log_sce, rel=1e-9)
-    with pytest.raises(ValueError, match="method: streamed inputs take the primal"):
-        clipcore.sce(str(tmp_path / "s"), method="dual")
-    with pytest.raises(ValueError, match="method"):
-        clipcore.sce(str(tmp_path / "s"), kernel="gaussian", sigma=1.0, method="dual")
 
 
 def test_progress_bar(stream_all, tmp_path, pairs, capsys):

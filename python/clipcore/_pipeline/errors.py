@@ -75,10 +75,9 @@ def nystrom_vendi_error(scores: dict, chosen: str) -> float:
 
 
 def projected_sce_error(ps, scores: dict, clamp) -> SCEError:
-    """± of the "projected" estimate (:mod:`clipcore.nystrom_projected`): the tail's share (its flat shape
-    against half as many directions, or twice the sampled shape's move) for SCE and the image score; for
-    the text score the spread of the
-    sample's disjoint parts (:func:`_bar`, the RFF groups' rule), also added to SCE's relative ±. When the
+    """± of the "projected" estimate (:mod:`clipcore.nystrom_projected`): the tail's share
+    (:func:`clipcore.nystrom_projected.tail_shifts`) for SCE and the image score; for the text score the RFF
+    groups' rule (:func:`_bar`) over the sample's disjoint parts, also added to SCE's relative ±. When the
     kept text directions fill the landmarks' text space (or the sample is too small to split), the spread of
     every estimate instead: the score then rests on what the landmarks cannot see."""
     point = scores["projected"]
@@ -106,12 +105,12 @@ def _sub(c, idx: np.ndarray, scale: float):
     return jnp.asarray(c)[jnp.ix_(idx, idx)] * scale
 
 
-def _bar(point: float, values: np.ndarray, power: float = 0.5) -> float:
+def _bar(point: float, values: np.ndarray) -> float:
     """|bias| + t₀.₉₅ · sd / √G from G group values around the whole's ``point``, the bias taken to shrink as
-    size^−power: mean(group) − point = (G^power − 1) · bias (RFF: 1/√D; a sample's noise: 1/s)."""
+    1/√size (the conservative rate): mean(group) − point = (√G − 1) · bias."""
     g = len(values)
     bias = values.mean() - point  # (√G − 1)·bias(D) with √G = 2 at G = 4
-    return float(abs(bias) / (g ** power - 1.0) + _T95_3 * values.std(ddof=1) / np.sqrt(g))
+    return float(abs(bias) / (np.sqrt(g) - 1.0) + _T95_3 * values.std(ddof=1) / np.sqrt(g))
 
 
 def rff_sce_error(cov: Covariances, num_frequencies: int, point: tuple[float, float, float], numerics) -> SCEError | None:

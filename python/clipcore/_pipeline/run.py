@@ -78,9 +78,12 @@ def run_sce(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execu
                           nonzero=nonzero, desc="sce (nyström)")
         ests = sce_entropies(run, numerics.clamp)
         e = ests[nys.estimate]
+        # the projected estimate keeps K_T's directions at the exact dual's cutoff (n rows), the tail models C_TT's
+        proj = nys.estimate == "projected" and run.projected is not None
+        rank, rtol = (run.projected.rank, numerics.rtol_for(run.n)) if proj else (run.rank_kept, run.rtol)
         return SCERun(run.complement, run.text, run.image, e.log_complement, e.log_text, e.log_image,
-                      (e.trace_complement, e.trace_text, e.trace_image), run.rank_kept, run.n, "primal/nystrom",
-                      run.nmap.rank, run.rtol, run.seed, run, ests)
+                      (e.trace_complement, e.trace_text, e.trace_image), rank, run.n, "primal/nystrom",
+                      run.nmap.rank, rtol, run.seed, run, ests)
     n = inputs.n
     d_t, d_x = feature_dim(setup, inputs.d_texts, n), feature_dim(setup, inputs.d_images, n)
     rtol = numerics.rtol_for(d_t)
