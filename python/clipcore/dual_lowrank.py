@@ -36,7 +36,7 @@ from . import _ffi
 from ._options import x64
 from .schur import EPSILON, spectral_filter
 
-__all__ = ["LowRankSpectra", "kept_rank", "kept_eigenpairs", "certify", "top_eigenpairs", "top_eigenvectors", "schur_dual_lowrank", "schur_primal_lowrank", "RESIDUAL_TOL",
+__all__ = ["LowRankSpectra", "kept_rank", "kept_eigenpairs", "certify", "schur_dual_lowrank", "schur_primal_lowrank", "RESIDUAL_TOL",
            "MAX_KEPT_FRACTION", "SUBSPACE_KEPT_FRACTION"]
 
 #: Ritz pairs are accepted when ‖K u − θ u‖ ≤ RESIDUAL_TOL · λ_max.
@@ -76,38 +76,6 @@ def kept_rank(k_mat: np.ndarray, rtol: float, eps: float = EPSILON) -> int:
         return 0
     _, keep = spectral_filter(_eigvalsh(k_mat), rtol, eps, 0.0, mode="pinv", xp=np)
     return int(keep.sum())
-
-
-def top_eigenpairs(k_mat: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """The top-k eigenvalues ``[k]`` and eigenvectors ``[n, k]`` of a symmetric PSD matrix, descending.
-
-    Block subspace iteration on b = k + max(8, k/2) columns with a Rayleigh–Ritz step each iteration,
-    until every one of the k Ritz pairs has ‖K u − θ u‖ ≤ :data:`RESIDUAL_TOL` · θ_max; LAPACK's subset
-    solver (?syevr) when that does not happen within ``max_iter`` steps or k is above
-    :data:`SUBSPACE_KEPT_FRACTION` of n.
-    """
-    n = k_mat.shape[0]
-    if k == 0:
-        return np.zeros(0), np.zeros((n, 0))
-    b = min(n, k + max(8, k // 2))
-    if k > SUBSPACE_KEPT_FRACTION * n or b >= n:
-        return _subset(k_mat, k)
-    q, _ = np.linalg.qr(k_mat @ np.random.default_rng(seed).standard_normal((n, b)))
-    for _ in range(max_iter):
-        z = k_mat @ q
-        theta, y = scipy.linalg.eigh(q.T @ z, check_finite=False)
-        theta, y = theta[::-1], y[:, ::-1]
-        u = q @ y[:, :k]
-        res = np.linalg.norm(z @ y[:, :k] - u * theta[:k], axis=0)
-        if res.max() <= RESIDUAL_TOL * max(theta[0], 0.0):
-            return theta[:k], u
-        q, _ = np.linalg.qr(z)
-    return _subset(k_mat, k)
-
-
-def top_eigenvectors(k_mat: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 100) -> np.ndarray:
-    """The top-k eigenvectors ``[n, k]`` of a symmetric PSD matrix, descending (:func:`top_eigenpairs`)."""
-    return top_eigenpairs(k_mat, k, seed=seed, max_iter=max_iter)[1]
 
 
 def _cut(top: float, rtol: float, eps: float) -> float:
