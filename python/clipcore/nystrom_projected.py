@@ -35,8 +35,8 @@ parts of it (a Rayleigh–Ritz step from the whole sample's directions) and thei
 also added to SCE's.
 
 Measured on CLIP-like pairs (``synthetic_pairs(n, 512, num_prompts=300, num_modes=16, gap=0.8)``, median σ,
-against the exact dual; ``bench/nystrom_error_sweep.py``): within 0.3 % of SCE, the text and image scores at
-n = 6000 and 10,000 with 2000 landmarks (the tail models: +9 % / −5 % / +3 %), within 2.4 % with 500.
+against the exact dual; ``bench/nystrom_error_sweep.py``): within 0.5 % of SCE, the text and image scores at
+n = 6000 and 10,000 with 2000 landmarks (the tail models: +9 % / −5 % / +3 %), within 2.7 % with 500 to 1000.
 """
 
 from __future__ import annotations

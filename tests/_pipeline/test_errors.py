@@ -120,7 +120,7 @@ def test_default_landmarks_bracket_the_exact_scores_on_clip_like_data():
     """At the default σ (median distance) and DEFAULT_LANDMARKS, the Nyström ± brackets the exact
     kernel's SCE, text score, image score and Vendi on n = 6000 CLIP-like rows (float64). Measured with the
     default "projected" estimate: SCE 5.288 against the exact 5.287, text 2.937 against 2.935, image 24.87
-    against 24.92, each ± 3–7 % (the "residual" tail model: 5.762 ± 2.555, 2.776 ± 0.413, 25.71 ± 11.34)."""
+    against 24.92, each ± 2–7 % (the "residual" tail model: 5.762 ± 2.555, 2.776 ± 0.413, 25.71 ± 11.34)."""
     from clipcore.scores import DEFAULT_LANDMARKS
 
     x, t = clip_like(6000)
