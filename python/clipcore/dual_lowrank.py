@@ -113,8 +113,8 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
     n = k_mat.shape[0]
     if n == 0:
         return np.zeros(0), np.zeros((0, 0))
-    if np.trace(k_mat) <= 0:  # K = 0: every direction passes the cut (|0 + ε| > rtol · ε)
-        return None if n > MAX_KEPT_FRACTION * n else (np.zeros(n), np.eye(n))
+    if np.trace(k_mat) <= 0:  # K = 0: every direction passes the cut (|0 + ε| > rtol · ε), more than the limit
+        return None
     rng = np.random.default_rng(seed)
     limit = max(int(SUBSPACE_KEPT_FRACTION * n), 1)
     b = min(n, 32)

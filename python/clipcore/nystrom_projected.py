@@ -48,7 +48,7 @@ import scipy.linalg
 
 from ._hostmem import one_blas_thread
 from .entropy import Spectrum, matrix_entropy_tail, renyi_entropy_tail
-from .kernels import gaussian_tile_host
+from .nystrom_spectra import residual_kernel
 from .schur import EPSILON, spectral_filter
 
 __all__ = ["SAMPLE_GROUPS", "ProjectedSpectra", "sample_residual_form", "orthonormalizer", "projected_spectra",
@@ -92,13 +92,6 @@ def sample_residual_form(u_s: np.ndarray, e: np.ndarray, n: int) -> np.ndarray:
         out += (n * (n - 1) / (s * (s - 1))) * (u_s.T @ (e @ u_s))
     out /= n
     return 0.5 * (out + out.T)
-
-
-def _residual(a: np.ndarray, phi: np.ndarray, gamma: float) -> np.ndarray:
-    """E on the sampled rows: k(a, a) − Φ Φᵀ."""
-    e = gaussian_tile_host(a, a, gamma)
-    e -= phi @ phi.T
-    return e
 
 
 def _eigh_desc(a: np.ndarray, top: int | None = None):
@@ -237,7 +230,8 @@ def _with_tail(explicit: np.ndarray, tail: Spectrum) -> Spectrum:
 
 
 def projected_spectra(c: np.ndarray, n: int, nmap, images: np.ndarray, texts: np.ndarray | None,
-                      rtol: float | None, ridge: float | None) -> ProjectedSpectra:
+                      rtol: float | None, ridge: float | None, *,
+                      image_residual: tuple[np.ndarray, np.ndarray] | None = None) -> ProjectedSpectra:
     """The "projected" estimate's spectra.
 
     Args:
@@ -247,27 +241,23 @@ def projected_spectra(c: np.ndarray, n: int, nmap, images: np.ndarray, texts: np
       images, texts: ``[s, d]`` the sampled rows (texts None for one set), float64.
       rtol: the cutoff of K_T's spectrum (the exact dual's, n · eps32 by default); ridge: the ridge
         alternative (None: pseudo-inverse).
+      image_residual: Φ and E of the sampled images when already computed
+        (:func:`clipcore.nystrom_spectra.residual_kernel`); not modified.
     """
     r = nmap.rank
-    gamma = 1.0 / (2.0 * float(nmap.sigma) ** 2)
-    lm, wh = np.asarray(nmap.landmarks, np.float64), np.asarray(nmap.whitening, np.float64)
-    x = np.asarray(images, np.float64)
-    phi_x = gaussian_tile_host(x, lm, gamma) @ wh
-    e_x = _residual(x, phi_x, gamma)
+    phi_x, e_x = residual_kernel(images, nmap) if image_residual is None else image_residual
     c_xx = c[-r:, -r:]
     mu = max(1.0 - float(np.trace(c_xx)), 0.0)
     td, groups, phi_t, c_tx = None, None, None, None
     if texts is not None:
-        t = np.asarray(texts, np.float64)
-        phi_t = gaussian_tile_host(t, lm, gamma) @ wh
-        e_t = _residual(t, phi_t, gamma)
+        phi_t, e_t = residual_kernel(texts, nmap)
         c_tt, c_tx = c[:r, :r], c[:r, r:]
         tb = orthonormalizer(c_tt)
         cb = c_tt @ tb
         ktc0 = cb.T @ cb
         td, z = _text_directions(tb, ktc0, phi_t, e_t, n, rtol, ridge)
         groups = tuple(_group_text_score(h, tb, ktc0, c_tx, phi_t, phi_x, e_t, e_x, n, rtol, ridge, z)
-                       for h in _groups(x.shape[0]))
+                       for h in _groups(e_x.shape[0]))
     a, pq, tr_nx, q_s = _compressed(c_xx, c_tx, td, phi_x, phi_t, e_x, n)
     q = a.shape[0]
     out = max(mu - tr_nx, 0.0)

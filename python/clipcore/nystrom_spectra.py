@@ -52,11 +52,23 @@ from .landmarks import pool_indices
 from .nystrom import NystromMap, symmetrise
 from .schur import EPSILON, schur_primal, spectral_filter
 
-__all__ = ["ESTIMATES", "DEFAULT_ESTIMATE", "DEFAULT_RESIDUAL_SAMPLE", "residual_tail", "pool_rows",
+__all__ = ["ESTIMATES", "DEFAULT_ESTIMATE", "DEFAULT_RESIDUAL_SAMPLE", "residual_kernel", "residual_tail", "pool_rows",
            "NystromSpectra", "gram_eigvalsh", "schur_from_gram", "schur_from_gram_host", "estimate_spectra"]
 
 
-def residual_tail(sample: np.ndarray, nmap: NystromMap, n: int, mass: float) -> Spectrum:
+def residual_kernel(sample: np.ndarray, nmap: NystromMap) -> tuple[np.ndarray, np.ndarray]:
+    """Φ_S ``[s, r]`` and the Nyström residual E_ss = k(S, S) − Φ_S Φ_Sᵀ ``[s, s]`` of sampled rows
+    (float64 NumPy, in place: at most three ``[s, max(s, m)]`` arrays alive at once)."""
+    x = np.asarray(sample, np.float64)
+    gamma = 1.0 / (2.0 * float(nmap.sigma) ** 2)
+    phi = gaussian_tile_host(x, np.asarray(nmap.landmarks, np.float64), gamma) @ np.asarray(nmap.whitening, np.float64)
+    e = gaussian_tile_host(x, x, gamma)
+    e -= phi @ phi.T
+    return phi, e
+
+
+def residual_tail(sample: np.ndarray, nmap: NystromMap, n: int, mass: float, *,
+                  residual: np.ndarray | None = None) -> Spectrum:
     """The spectrum of E/n (E = K − K̃, the Nyström residual) beyond the r captured directions.
 
     From s sampled rows: E_ss = k(S, S) − Φ_S Φ_Sᵀ (float64). Its mean
@@ -70,19 +82,14 @@ def residual_tail(sample: np.ndarray, nmap: NystromMap, n: int, mass: float) -> 
       nmap: the Nyström map.
       n: rows of the whole data.
       mass: the missing mass 1 − tr C.
+      residual: E_ss of those rows when already computed (:func:`residual_kernel`); overwritten.
     """
     r = nmap.rank
     unseen = max(n - r, 0)
     if unseen == 0 or mass <= 0:
         return Spectrum(np.zeros(0), 0.0, 0.0)
-    x = np.asarray(sample, np.float64)
-    s = x.shape[0]
-    gamma = 1.0 / (2.0 * float(nmap.sigma) ** 2)
-    # float64 NumPy, in place: at most three [s, max(s, m)] arrays alive at once
-    phi = gaussian_tile_host(x, np.asarray(nmap.landmarks, np.float64), gamma) @ nmap.whitening  # Φ_S [s, r]
-    E = gaussian_tile_host(x, x, gamma)
-    E -= phi @ phi.T
-    del phi
+    E = residual_kernel(sample, nmap)[1] if residual is None else residual
+    s = E.shape[0]
     cbar = max(float(np.mean(np.diag(E))), 0.0)
     np.fill_diagonal(E, 0.0)  # the off-diagonal part O
     # LAPACK syevr in place on one BLAS thread (no copy of E; see clipcore._hostmem.one_blas_thread)

@@ -210,11 +210,13 @@ def _sampled(rows: _Rows, nmap, n: int, captured: float, sample: int, seed: int,
     the scaled Gram c, the "projected" estimate's spectra (images and their texts)."""
     idx = NS.pool_rows(rows.available(), min(sample, rows.available()), seed + 1)
     images = rows.take("images", idx)
-    tail = NS.residual_tail(images, nmap, n, max(1.0 - captured, 0.0))
+    residual = NS.residual_kernel(images, nmap)  # one E_ss for both estimates
     projected = None
     if c is not None:
-        projected = NP.projected_spectra(c, n, nmap, images, rows.take("texts", idx) if paired else None, rtol, ridge)
-    del images
+        projected = NP.projected_spectra(c, n, nmap, images, rows.take("texts", idx) if paired else None, rtol, ridge,
+                                         image_residual=residual)
+    tail = NS.residual_tail(images, nmap, n, max(1.0 - captured, 0.0), residual=residual[1])  # consumes E_ss
+    del images, residual
     release_heap()  # the last large temporaries of the call: leave the heap as the call found it
     return tail, projected
 
