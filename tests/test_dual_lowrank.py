@@ -30,13 +30,13 @@ def grams(kind, n=600, d=12, seed=0):
     if kind == "few prompts":  # 10 distinct prompts: kept rank ≤ n/50 (the subspace iteration)
         t = np.repeat(rng.standard_normal((10, d)), n // 10, axis=0)
         sigma = 3.0
-    elif kind == "repeated prompts":  # K_T of rank = the number of prompts (LAPACK's subset solver)
+    elif kind == "repeated prompts":  # K_T of rank = the number of prompts (the tridiagonal route)
         t = np.repeat(rng.standard_normal((40, d)), n // 40, axis=0)
         sigma = 3.0
     elif kind == "smooth":  # distinct prompts, a wide kernel: fast decay, small kept rank
         t = rng.standard_normal((n, d))
         sigma = 6.0
-    else:  # "sharp": a narrow kernel, slow decay: many kept directions (the subset solver)
+    else:  # "sharp": a narrow kernel, slow decay: many kept directions (the tridiagonal route)
         t = rng.standard_normal((n, d))
         sigma = 1.0
     x = t + 0.8 * rng.standard_normal(t.shape)
@@ -44,7 +44,7 @@ def grams(kind, n=600, d=12, seed=0):
     return g(t), g(x)
 
 
-ROUTES = {"few prompts": "subspace iteration", "repeated prompts": "subset solver", "smooth": "subset solver",
+ROUTES = {"few prompts": "subspace iteration", "repeated prompts": "tridiagonal", "smooth": "tridiagonal",
           "sharp": "dense"}
 
 
@@ -55,7 +55,7 @@ def test_equals_the_dense_form(kind):
     rtol = n * EPS32
     text, comp, image, rank = dense(k_t, k_x, rtol)
     route = ("dense" if rank > MAX_KEPT_FRACTION * n else
-             "subset solver" if rank > SUBSPACE_KEPT_FRACTION * n else "subspace iteration")
+             "tridiagonal" if rank > SUBSPACE_KEPT_FRACTION * n else "subspace iteration")
     assert route == ROUTES[kind]  # every route is exercised
     sp = schur_dual_lowrank(k_t, k_x, rtol)
     if route == "dense":  # most directions kept: the kept-subspace form declines, the caller goes dense
@@ -128,18 +128,54 @@ def test_primal_equals_the_dense_schur_primal(kind):
         np.testing.assert_allclose(a, np.asarray(b), atol=1e-12 * scale)
 
 
+def _dense_kept(k_t, rtol):
+    """NumPy's eigh, descending, and how many eigenvalues pass |w + ε| > rtol · max |w + ε|."""
+    w, v = np.linalg.eigh(k_t)
+    sh = w[::-1] + 1e-12
+    return w[::-1], v[:, ::-1], int((np.abs(sh) > rtol * np.abs(sh).max()).sum())
+
+
 @pytest.mark.parametrize("kind", list(ROUTES))
-def test_kept_rank_counts_what_the_dense_cutoff_keeps(kind):
-    """kept_rank (the compiled eigvalsh's spectrum through clipcore's filter) equals the count of the dense
-    cutoff |w + ε| > rtol · max |w + ε| over NumPy's eigenvalues, at several cutoffs."""
-    from clipcore.dual_lowrank import kept_rank
+@pytest.mark.parametrize("layout", ["C", "F", "C overwritten"])
+def test_tridiagonal_kept_pairs_are_the_dense_kept_pairs(kind, layout):
+    """One tridiagonalisation (?sytrd, ?sterf for the count, ?stebz/?stein for the vectors, ?ormqr on the
+    reflectors without a copy) gives exactly NumPy's kept eigenpairs, at several cutoffs, from C- or
+    Fortran-ordered input, with the input kept unless overwriting is allowed; None above a third of n."""
+    from clipcore.dual_lowrank import tridiagonal_kept_pairs
 
     k_t, _ = grams(kind)
-    w = np.linalg.eigvalsh(k_t)
-    for rtol in (k_t.shape[0] * EPS32, 1e-3, 1e-2, 0.3):
-        sh = w + 1e-12
-        want = int((np.abs(sh) > rtol * np.abs(sh).max()).sum())
-        assert kept_rank(k_t, rtol) == want
+    n = k_t.shape[0]
+    w_all, v_all, _ = _dense_kept(k_t, 0.3)
+    for rtol in (n * EPS32, 1e-3, 1e-2, 0.3):
+        k = _dense_kept(k_t, rtol)[2]
+        a = np.asfortranarray(k_t) if layout == "F" else k_t.copy()
+        got = tridiagonal_kept_pairs(a, rtol, overwrite=layout == "C overwritten")
+        if layout != "C overwritten":
+            np.testing.assert_array_equal(a, k_t)
+        if k > MAX_KEPT_FRACTION * n:
+            assert got is None, (kind, rtol)
+            continue
+        w, u = got
+        assert w.size == k and u.shape == (n, k), (kind, rtol)
+        np.testing.assert_allclose(w, w_all[:k], rtol=1e-10, atol=1e-14 * w_all[0])
+        assert np.linalg.norm(u.T @ u - np.eye(k)) < 1e-10
+        assert np.linalg.norm(k_t @ u - u * w[None, :]) < 1e-12 * w_all[0]
+        v = v_all[:, :k]
+        assert np.linalg.norm(u @ u.T - v @ v.T) < 1e-8, (kind, rtol)
+
+
+def test_tridiagonal_kept_pairs_fall_back_to_mrrr(monkeypatch):
+    """Where inverse iteration (?stein) reports failure the vectors come from MRRR (?stemr), the same pairs."""
+    import scipy.linalg.lapack
+
+    from clipcore.dual_lowrank import tridiagonal_kept_pairs
+
+    k_t, _ = grams("repeated prompts")
+    want = tridiagonal_kept_pairs(k_t, 1e-3)
+    monkeypatch.setattr(scipy.linalg.lapack, "dstein", lambda *a: (np.zeros((k_t.shape[0], 0)), 1))
+    w, u = tridiagonal_kept_pairs(k_t, 1e-3)
+    np.testing.assert_allclose(w, want[0], rtol=1e-12)
+    assert np.linalg.norm(u @ u.T - want[1] @ want[1].T) < 1e-10
 
 
 @pytest.mark.parametrize("kind", list(ROUTES))

@@ -11,15 +11,15 @@ and products with n×n bases:
   (|w + ε| > rtol · max |w + ε|), by :func:`kept_eigenpairs`: block subspace iteration with Rayleigh–Ritz
   until every kept Ritz pair's residual is below ``1e-13 · λ_max`` (n²·b flops per step), the count
   certified by one Cholesky factorisation of cut · I − (K_T − U_k Θ U_kᵀ) (n³/3 flops, no spectrum of K_T);
-  for larger k LAPACK's subset solver (?syevr); the forms decline (None) before any eigenvector when k is
-  large;
+  for larger k one tridiagonalisation of K_T, whose spectrum counts k before the k vectors are formed
+  (:func:`tridiagonal_kept_pairs`); the forms decline (None) before any eigenvector when k is large;
 * R: the k×k matrix diag(√f) U_kᵀ K_X U_k diag(√f);
 * S: Q K_X Q with Q = I − U_k A U_kᵀ, A = diag(1 − √(1 − f_k)) (the square root of I − U_k F U_kᵀ), formed
   with three rank-k products; its spectrum equals the dense form's;
 * the image spectrum eig(K_X).
 
 Two ``eigvalsh`` (the compiled core's two-stage LAPACK), a Cholesky factorisation and O(n²k) work where k
-is small (a third ``eigvalsh`` to count k and the subset solver where it is not), against one
+is small (a tridiagonalisation of K_T where it is not), against one
 eigendecomposition with vectors, two n³ products and three ``eigvalsh`` for the dense form. Results agree
 with :func:`clipcore.schur.schur_dual` to float64 rounding (tests/test_dual_lowrank.py).
 """
@@ -36,7 +36,7 @@ from . import _ffi
 from ._options import x64
 from .schur import EPSILON, spectral_filter
 
-__all__ = ["LowRankSpectra", "kept_rank", "kept_eigenpairs", "certify", "schur_dual_lowrank", "schur_primal_lowrank", "RESIDUAL_TOL",
+__all__ = ["LowRankSpectra", "kept_eigenpairs", "certify", "schur_dual_lowrank", "schur_primal_lowrank", "RESIDUAL_TOL",
            "MAX_KEPT_FRACTION", "SUBSPACE_KEPT_FRACTION"]
 
 #: Ritz pairs are accepted when ‖K u − θ u‖ ≤ RESIDUAL_TOL · λ_max.
@@ -45,7 +45,7 @@ RESIDUAL_TOL = 1e-13
 #: :func:`schur_dual_lowrank` / :func:`schur_primal_lowrank` return None and the caller takes the dense form.
 MAX_KEPT_FRACTION = 1 / 3
 #: Up to this fraction of n kept directions the vectors come by subspace iteration (n = 6000, k = 60–65:
-#: 1.5–2.7 s against 12 s for LAPACK's subset solver); above it by the subset solver (?syevr), whose cost
+#: 1.5–2.7 s against 12 s for LAPACK's subset solver); above it by one tridiagonalisation, whose cost
 #: does not depend on how slowly the spectrum decays past k.
 SUBSPACE_KEPT_FRACTION = 1 / 50
 
@@ -59,23 +59,11 @@ class LowRankSpectra(NamedTuple):
     rank: int
 
 
-def _eigvalsh(a: np.ndarray) -> np.ndarray:
-    """Ascending eigenvalues of a symmetric host float64 matrix (the compiled two-stage LAPACK)."""
+def _eigvalsh(a) -> np.ndarray:
+    """Ascending eigenvalues of a symmetric float64 matrix (host or ``jax.Array``; the compiled two-stage
+    LAPACK, which reads the upper triangle of a C-ordered matrix)."""
     with x64():
         return np.asarray(_ffi.eigvalsh(jnp.asarray(a)), np.float64)
-
-
-def kept_rank(k_mat: np.ndarray, rtol: float, eps: float = EPSILON) -> int:
-    """How many eigenvalues w of a symmetric PSD matrix pass the pseudo-inverse cutoff
-    |w + ε| > rtol · max |w + ε| (:func:`clipcore.schur.spectral_filter`): counted on its spectrum from the
-    compiled two-stage ``eigvalsh``. (Counting by the inertia of K − τI from one LDLᵀ, ?sytrf, needs n³/3
-    flops instead of a tridiagonalisation's 4n³/3, but SciPy's ?sytrf ran 2.7× slower than the two-stage
-    ``eigvalsh`` at n = 5000 on this machine: 13.6 s against 5.1 s.)
-    """
-    if k_mat.shape[0] == 0:
-        return 0
-    _, keep = spectral_filter(_eigvalsh(k_mat), rtol, eps, 0.0, mode="pinv", xp=np)
-    return int(keep.sum())
 
 
 def _cut(top: float, rtol: float, eps: float) -> float:
@@ -97,7 +85,7 @@ def certify(k_mat: np.ndarray, w: np.ndarray, u: np.ndarray, cut: float) -> bool
 
 
 def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, seed: int = 0,
-                    max_iter: int = 100) -> tuple[np.ndarray, np.ndarray] | None:
+                    max_iter: int = 100, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
     """The eigenpairs ``([k], [n, k])`` of a symmetric PSD matrix that pass the pseudo-inverse cutoff
     |w + ε| > rtol · max |w + ε| (:func:`clipcore.schur.spectral_filter`), descending; None when more than
     :data:`MAX_KEPT_FRACTION` of n pass (the dense form is cheaper then).
@@ -106,9 +94,8 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
     below the cut (Ritz values are lower bounds of the eigenvalues), until the pairs above the cut have
     ‖K u − θ u‖ ≤ :data:`RESIDUAL_TOL` · θ_max; their count is then certified exact by one Cholesky
     factorisation (:func:`certify`) — no spectrum of K. Beyond :data:`SUBSPACE_KEPT_FRACTION` of n kept, or
-    when the certificate fails, LAPACK's subset solver takes every eigenpair above the cut (?syevr by
-    value), when the trace left outside the block bounds their count below the limit; else the count
-    comes from the spectrum (:func:`kept_rank`).
+    when the certificate fails, one tridiagonalisation gives the count and the pairs
+    (:func:`tridiagonal_kept_pairs`; ``overwrite`` is passed on to it).
     """
     n = k_mat.shape[0]
     if n == 0:
@@ -119,7 +106,6 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
     limit = max(int(SUBSPACE_KEPT_FRACTION * n), 1)
     b = min(n, 32)
     q = np.linalg.qr(k_mat @ rng.standard_normal((n, b)))[0]
-    top, bound = None, None
     for _ in range(max_iter):
         z = k_mat @ q
         theta, y = scipy.linalg.eigh(q.T @ z, check_finite=False)
@@ -128,8 +114,6 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
         j = int(np.sum(theta > cut))
         if b - j < max(8, j // 4):  # too few Ritz values below the cut for the kept ones to converge
             if b >= limit or 2 * b >= n:
-                top = theta[0]
-                bound = b + (np.trace(k_mat) - theta.sum()) / max(cut, np.finfo(float).tiny)
                 break
             grow = max(j + max(16, j // 2), b + 16) - b
             q = np.linalg.qr(np.concatenate([z, rng.standard_normal((n, grow))], 1))[0]
@@ -138,27 +122,68 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
         u = q @ y[:, :j]
         res = np.linalg.norm(z @ y[:, :j] - u * theta[:j], axis=0) if j else np.zeros(0)
         if not j or res.max() <= RESIDUAL_TOL * max(theta[0], 0.0):
-            top = theta[0]
             if certify(k_mat, theta[:j], u, cut):
                 return theta[:j], u
             break
         q = np.linalg.qr(z)[0]
-    if top is not None and bound is not None and bound <= MAX_KEPT_FRACTION * n:
-        w, v = scipy.linalg.eigh(k_mat, subset_by_value=(_cut(top, rtol, eps), np.inf), driver="evr",
-                                 check_finite=False)
-        w, v = w[::-1], v[:, ::-1]
-        k = int(np.sum(w > _cut(w[0] if w.size else top, rtol, eps)))
-        return (w[:k], v[:, :k]) if k <= MAX_KEPT_FRACTION * n else None
-    k = kept_rank(k_mat, rtol, eps)
+    return tridiagonal_kept_pairs(k_mat, rtol, eps, overwrite=overwrite)
+
+
+def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *,
+                           overwrite: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`kept_eigenpairs` by one tridiagonalisation: K = Q T Qᵀ (LAPACK ?sytrd, 4n³/3 flops), T's
+    whole spectrum (?sterf, O(n²)) gives the count k that the dense form keeps, then the k top eigenvectors
+    of T (bisection and inverse iteration, ?stebz + ?stein; MRRR, ?stemr, if that fails) and Q applied to
+    them (?ormqr on the reflectors: 2n²k flops). The cost of LAPACK's subset solver (?syevr) without a
+    second tridiagonalisation to count k first; None, before any eigenvector, when k exceeds
+    :data:`MAX_KEPT_FRACTION` of n.
+
+    Args:
+      k_mat: ``[n, n]`` symmetric PSD float64.
+      overwrite: whether ``k_mat`` (C- or Fortran-contiguous) may be destroyed (saves an n×n copy).
+    """
+    lapack = scipy.linalg.lapack
+    n = k_mat.shape[0]
+    # K is symmetric, so Kᵀ — a Fortran-ordered view of a C-ordered K — is K itself
+    a = k_mat.T if k_mat.flags.c_contiguous else k_mat
+    c, d, e, tau, info = lapack.dsytrd(a if overwrite else np.array(a, order="F"), lower=1, lwork=32 * n,
+                                       overwrite_a=1)
+    _check(info, "dsytrd", n)
+    w, info = lapack.dsterf(d, e)
+    _check(info, "dsterf", n)
+    _, keep = spectral_filter(w[::-1], rtol, eps, 0.0, mode="pinv", xp=np)
+    k = int(keep.sum())
     if k > MAX_KEPT_FRACTION * n:
         return None
-    return _subset(k_mat, k) if k else (np.zeros(0), np.zeros((n, 0)))
+    if k == 0:
+        return np.zeros(0), np.zeros((n, 0))
+    m, wk, iblock, isplit, info = lapack.dstebz(d, e, 3, 0.0, 0.0, n - k + 1, n, 2 * np.finfo(float).tiny, b"B")
+    if info == 0 and m == k:
+        z, info = lapack.dstein(d, e, wk[:m], iblock, isplit)
+    if info != 0 or m != k:  # inverse iteration did not converge: MRRR
+        m, wk, z, info = lapack.dstemr(d, np.append(e, 0.0), 2, 0.0, 0.0, n - k + 1, n)
+        _check(info or (m != k), "dstemr", n)
+        z = z[:, :m]
+    order = np.argsort(wk[:k])[::-1]
+    wk, z = wk[order], z[:, order]
+    # Q = H_1 ⋯ H_{n-1}, H_j acting on rows j+1… with its vector below T's subdiagonal in column j of c
+    # (?ormtr's lower case is ?ormqr on c[1:, :n-1]). c[1:, :n-1] is not contiguous; the contiguous
+    # n × (n-1) window that starts at c[1, 0] is it with one more row, c[0, 1:], set to zero: the
+    # reflectors' extra entry then meets a zero pad row of the right-hand side, and nothing is copied.
+    c[0, 1:] = 0.0
+    window = c.reshape(-1, order="F")[1:1 + n * (n - 1)].reshape((n, n - 1), order="F")
+    rhs = np.zeros((n, k), order="F")
+    rhs[:n - 1] = z[1:]
+    rhs, _, info = lapack.dormqr(b"L", b"N", window, tau, rhs, lwork=64 * (k + 65), overwrite_c=1)
+    _check(info, "dormqr", n)
+    u = np.empty((n, k))
+    u[0], u[1:] = z[0], rhs[:n - 1]
+    return wk, u
 
 
-def _subset(k_mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    n = k_mat.shape[0]
-    w, v = scipy.linalg.eigh(k_mat, subset_by_index=(n - k, n - 1), driver="evr", check_finite=False)
-    return w[::-1], v[:, ::-1]
+def _check(info, routine: str, n: int) -> None:
+    if info:
+        raise np.linalg.LinAlgError(f"LAPACK {routine} failed (info={info}) on a {n}×{n} kernel matrix")
 
 
 def _kept_gain(w: np.ndarray, rtol: float, eps: float) -> np.ndarray:
@@ -174,39 +199,51 @@ def _kept_filter(w: np.ndarray, rtol: float, eps: float) -> np.ndarray:
     return np.clip(w * _kept_gain(w, rtol, eps), 0.0, 1.0)
 
 
-def schur_dual_lowrank(k_t: np.ndarray, k_x: np.ndarray, rtol: float,
-                       eps: float = EPSILON) -> LowRankSpectra | None:
+def schur_dual_lowrank(k_t, k_x, rtol: float, eps: float = EPSILON) -> LowRankSpectra | None:
     """The dual Schur spectra (pseudo-inverse mode) through the kept subspace of K_T; None when K_T keeps
     more than :data:`MAX_KEPT_FRACTION` of its directions (the dense form is cheaper then).
 
     Args:
-      k_t, k_x: ``[n, n]`` host float64 Gram matrices (K/n), symmetric.
+      k_t, k_x: ``[n, n]`` float64 Gram matrices (K/n), symmetric: host arrays or ``jax.Array`` (read, never
+        written; S is the one n×n array formed).
       rtol: the cutoff relative to max |w + ε|.
       eps: the ε of the pseudo-inverse.
     """
     n = k_t.shape[0]
-    pairs = kept_eigenpairs(k_t, rtol, eps)  # the kept directions are the top k (|w + ε| largest, w ≥ 0)
+    pairs = kept_eigenpairs(np.asarray(k_t), rtol, eps)  # the kept directions: the top k (w ≥ 0)
     if pairs is None:
         return None
     w, u = pairs  # descending
     k = w.size
     f = _kept_filter(w, rtol, eps)
-    ku = k_x @ u
+    image = np.maximum(_eigvalsh(k_x)[::-1], 0.0)
+    kx = np.asarray(k_x)
+    ku = kx @ u
     m = u.T @ ku
     m = 0.5 * (m + m.T)
     sf = np.sqrt(f)
     text = np.zeros(n)
     if k:
         text[:k] = np.maximum(scipy.linalg.eigvalsh(sf[:, None] * m * sf[None, :], check_finite=False)[::-1], 0.0)
-    ua = u * (1.0 - np.sqrt(1.0 - f))[None, :]  # U A
-    s = k_x.copy()
-    s -= ua @ ku.T
-    s -= ku @ ua.T
-    s += ua @ (m @ ua.T)
-    comp = np.maximum(_eigvalsh(0.5 * (s + s.T))[::-1], 0.0)
-    del s
-    image = np.maximum(_eigvalsh(k_x)[::-1], 0.0)
+    # S = Q K_X Q with Q = I − U A Uᵀ: K_X − (UA) (K_X U)ᵀ − (K_X U) (UA)ᵀ + (UA) M (UA)ᵀ, the symmetric
+    # rank-2k update K_X − (P Wᵀ + W Pᵀ) with P = UA, W = K_X U − P M / 2 (one ?syr2k into S's triangle)
+    ua = u * (1.0 - np.sqrt(1.0 - f))[None, :]
+    s = np.array(kx)
+    _sym_update(s, ua, ku - 0.5 * (ua @ m))
+    comp = np.maximum(_eigvalsh(s)[::-1], 0.0)
     return LowRankSpectra(text, comp, image, k)
+
+
+def _sym_update(s: np.ndarray, p: np.ndarray, q: np.ndarray | None = None) -> None:
+    """s ← s − (p qᵀ + q pᵀ) (?syr2k), or s ← s − p pᵀ (?syrk) without q, in place on the triangle
+    :func:`_eigvalsh` reads (the upper one of a C-ordered s); p, q: ``[n, k]``."""
+    blas = scipy.linalg.blas
+    if p.shape[1] == 0:
+        return
+    if q is None:
+        blas.dsyrk(-1.0, p, beta=1.0, c=s.T, lower=1, overwrite_c=1)
+    else:
+        blas.dsyr2k(-1.0, p, q, beta=1.0, c=s.T, lower=1, overwrite_c=1)
 
 
 def schur_primal_lowrank(c_tt: np.ndarray, c_tx: np.ndarray, c_xx: np.ndarray, rtol: float,
@@ -216,29 +253,29 @@ def schur_primal_lowrank(c_tt: np.ndarray, c_tx: np.ndarray, c_xx: np.ndarray, r
 
     R = Bᵀ diag(g_k) B with B = U_kᵀ C_TX over the k kept eigen-directions of C_TT (the dropped ones have
     g = 0), so its spectrum is that of the k×k matrix diag(√g) B Bᵀ diag(√g); S = C_XX − R and C_XX need
-    one ``eigvalsh`` each, and C_TT one for its spectrum (to find k as the dense form does) — no
-    eigendecomposition with vectors of a D×D matrix.
+    one ``eigvalsh`` each, and C_TT its kept pairs (:func:`kept_eigenpairs`) — no eigendecomposition with
+    vectors of a D×D matrix.
 
     Args:
-      c_tt: ``[D_T, D_T]``; c_tx: ``[D_T, D_X]``; c_xx: ``[D_X, D_X]`` host float64 (Φᵀ Φ / n).
+      c_tt: ``[D_T, D_T]``; c_tx: ``[D_T, D_X]``; c_xx: ``[D_X, D_X]`` float64 (Φᵀ Φ / n), host arrays or
+        ``jax.Array`` (read, never written; S is the one D_X × D_X array formed).
     """
     d_x = c_xx.shape[0]
-    c_tt = 0.5 * (c_tt + c_tt.T)
-    pairs = kept_eigenpairs(c_tt, rtol, eps)
+    pairs = kept_eigenpairs(np.asarray(c_tt), rtol, eps)
     if pairs is None:
         return None
     w, u = pairs
     k = w.size
     gk = _kept_gain(w, rtol, eps)
-    b = u.T @ c_tx  # [k, D_X]
+    b = u.T @ np.asarray(c_tx)  # [k, D_X]
     sg = np.sqrt(gk)
     text = np.zeros(d_x)
     if k:
         small = (sg[:, None] * b) @ (b.T * sg[None, :])
         text[:min(k, d_x)] = np.maximum(scipy.linalg.eigvalsh(0.5 * (small + small.T), check_finite=False)[::-1],
                                         0.0)[:d_x]
-    s = 0.5 * (c_xx + c_xx.T)
-    image = np.maximum(_eigvalsh(s)[::-1], 0.0)
-    s -= b.T @ (gk[:, None] * b)
-    comp = np.maximum(_eigvalsh(0.5 * (s + s.T))[::-1], 0.0)
+    image = np.maximum(_eigvalsh(c_xx)[::-1], 0.0)
+    s = np.array(c_xx)
+    _sym_update(s, (sg[:, None] * b).T)  # S = C_XX − Bᵀ diag(g) B
+    comp = np.maximum(_eigvalsh(s)[::-1], 0.0)
     return LowRankSpectra(text, comp, image, k)

@@ -193,11 +193,13 @@ def dual_spectra(texts, images, omega, sigma, rtol, ridge, *, mode, pad_to, **st
     return F.schur_spectra_dual(k_t, k_x, rtol, EPSILON, ridge, mode=mode, pad_to=pad_to)
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def dual_grams(texts, images, omega, sigma, **static):
-    """K_T and K_X (÷ n) of the dual form in one program."""
+@functools.partial(jax.jit, static_argnames=_STATIC + ("symmetric",))
+def dual_grams(texts, images, omega, sigma, *, symmetric: bool = False, **static):
+    """K_T and K_X (÷ n) of the dual form in one program (``symmetric``: each averaged with its transpose,
+    so both triangles agree to the last bit)."""
     sig = None if sigma is None else jnp.asarray(sigma, static["acc_dtype"])
-    return dual_gram_jit(texts, omega, sig, **static), dual_gram_jit(images, omega, sig, **static)
+    grams = dual_gram_jit(texts, omega, sig, **static), dual_gram_jit(images, omega, sig, **static)
+    return tuple(0.5 * (k + k.T) for k in grams) if symmetric else grams
 
 
 #: From this many rows on, the pseudo-inverse dual form goes through the kept subspace of K_T
@@ -217,11 +219,10 @@ def dual_schur(texts, images, omega, sigma, rtol, ridge, *, mode, pad_to, **stat
     n = texts.shape[0]
     if mode != "pinv" or n < LOWRANK_ROWS or jnp.dtype(static["acc_dtype"]) != jnp.float64:
         return dual_spectra(texts, images, omega, sigma, rtol, ridge, mode=mode, pad_to=pad_to, **static)
-    k_t, k_x = dual_grams(texts, images, omega, sigma, **static)
-    k_t, k_x = np.asarray(k_t, np.float64), np.asarray(k_x, np.float64)
-    sp = schur_dual_lowrank(0.5 * (k_t + k_t.T), 0.5 * (k_x + k_x.T), rtol)
+    k_t, k_x = dual_grams(texts, images, omega, sigma, symmetric=True, **static)
+    sp = schur_dual_lowrank(k_t, k_x, rtol)
     if sp is None:  # K_T keeps most directions: the dense form
-        return schur_dual(jnp.asarray(k_t), jnp.asarray(k_x), rtol, EPSILON, ridge, mode=mode, pad_to=pad_to)
+        return schur_dual(k_t, k_x, rtol, EPSILON, ridge, mode=mode, pad_to=pad_to)
     del k_t, k_x
     return SchurSpectra(pad(jnp.asarray(sp.text), pad_to), pad(jnp.asarray(sp.complement), pad_to),
                         pad(jnp.asarray(sp.image), pad_to), jnp.asarray(sp.rank))
@@ -235,7 +236,7 @@ def primal_schur(cov, rtol: float, numerics):
     dense = lambda: F.sce_from_covariances(cov, rtol=rtol, ridge=numerics.ridge_value, clamp=numerics.clamp)  # noqa: E731
     if numerics.mode != "pinv" or cov.tt.shape[0] < LOWRANK_FEATURES or cov.tt.dtype != jnp.float64:
         return dense()
-    sp = schur_primal_lowrank(*(np.asarray(c, np.float64) for c in cov), rtol)
+    sp = schur_primal_lowrank(*cov, rtol)
     if sp is None:  # C_TT keeps most directions
         return dense()
     return F.sce_scores(SchurSpectra(jnp.asarray(sp.text), jnp.asarray(sp.complement), jnp.asarray(sp.image),
