@@ -46,9 +46,23 @@ void trsm_right_lower_trans(int64_t m, int64_t n, const double* t, int64_t ldt,
                             double* b, int64_t ldb);
 
 // Threads OpenBLAS itself uses for one call (process-wide setting of the
-// linked library copy; numpy and scipy carry their own copies).
+// linked library copy).
 int get_num_threads();
 void set_num_threads(int n);
+
+// Sets OpenBLAS's thread count while the object lives; when the outermost
+// scope closes, the count it found is restored. The setting is process-wide,
+// and scipy's LAPACK can resolve its BLAS symbols (the same scipy_ names) to
+// this library copy: a Gram accumulation that left it at one thread made
+// every later scipy.linalg call in the process single-threaded (a 5000×5000
+// ?sytrd: 9.3 s instead of 4.5 s on 2 cores).
+class ThreadsScope {
+ public:
+  explicit ThreadsScope(int n);
+  ~ThreadsScope();
+  ThreadsScope(const ThreadsScope&) = delete;
+  ThreadsScope& operator=(const ThreadsScope&) = delete;
+};
 
 // Human-readable description of the linked BLAS (config, core, threads).
 std::string info();

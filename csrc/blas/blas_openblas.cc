@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include <climits>
+#include <mutex>
 #include <sstream>
 
 namespace clipcore::blas {
@@ -71,6 +72,23 @@ void trsm_right_lower_trans(int64_t m, int64_t n, const double* t, int64_t ldt,
 int get_num_threads() { return scipy_openblas_get_num_threads(); }
 
 void set_num_threads(int n) { scipy_openblas_set_num_threads(n < 1 ? 1 : n); }
+
+namespace {
+std::mutex g_scope_mu;
+int g_scope_depth = 0;
+int g_scope_saved = 0;
+}  // namespace
+
+ThreadsScope::ThreadsScope(int n) {
+  std::lock_guard<std::mutex> lock(g_scope_mu);
+  if (g_scope_depth++ == 0) g_scope_saved = get_num_threads();
+  if (get_num_threads() != n) set_num_threads(n);
+}
+
+ThreadsScope::~ThreadsScope() {
+  std::lock_guard<std::mutex> lock(g_scope_mu);
+  if (--g_scope_depth == 0 && get_num_threads() != g_scope_saved) set_num_threads(g_scope_saved);
+}
 
 std::string info() {
   std::ostringstream os;

@@ -33,7 +33,7 @@ ffi::Error run(ffi::AnyBuffer a, ffi::Result<ffi::AnyBuffer> w, int64_t batch, i
   // (OpenBLAS set to one thread, as the Gram accumulation does); one matrix: LAPACK with every thread
   // (a Gram accumulation before may have left OpenBLAS at one).
   const int blas_threads = participants > 1 ? 1 : gram::default_num_threads();
-  if (blas::get_num_threads() != blas_threads) blas::set_num_threads(blas_threads);
+  const blas::ThreadsScope blas_scope(blas_threads);
   parallel_chunks(batch, participants, executor, [&](int, int64_t k) {
     errors[k] = linalg::eigvalsh<T>(in + k * n * n, n, out + k * n);
   });

@@ -204,7 +204,7 @@ std::string hadamard_sq_frobenius(const PairedRows<T>& a, const PairedRows<T>* b
   if (double(n) * double(p) * double(a.dx + a.dt + 8) < double(1 << 22) && opt.num_threads <= 0) threads = 1;
   const int participants = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, units)));
   try {
-    nystrom::ensure_single_threaded_blas();
+    const blas::ThreadsScope blas_threads(1);
     Side<T> A = make_side(a, "x", "t", sc.gaussian);
     Side<T> B = cross ? make_side(*b, "y", "u", sc.gaussian) : Side<T>{};
     parallel_chunks(nbx + (cross ? nby : 0), participants, executor, [&](int, int64_t u) {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <new>
 #include <sstream>
 #include <string>
@@ -24,15 +23,6 @@ namespace {
 constexpr int64_t kMinParallelWork = int64_t{1} << 22;
 // Smallest chunk worth handing to another thread.
 constexpr int64_t kMinChunkRows = 256;
-
-// Keep OpenBLAS's own thread count where the strategy needs it. The setting
-// is process-wide for this copy of OpenBLAS (numpy/scipy carry their own), so
-// only touch it when it differs.
-std::mutex g_blas_threads_mu;
-void ensure_blas_threads(int n) {
-  std::lock_guard<std::mutex> lock(g_blas_threads_mu);
-  if (blas::get_num_threads() != n) blas::set_num_threads(n);
-}
 
 }  // namespace
 
@@ -99,11 +89,11 @@ std::string gram_accumulate(const TIn* phi, int64_t b, int64_t d,
   }
 
   const Plan plan = make_plan(b, d, kFloat, opt);
-  ensure_blas_threads(opt.strategy == Strategy::kBlasThreads
-                          ? (opt.num_threads > 0
-                                 ? static_cast<int>(opt.num_threads)
-                                 : default_num_threads())
-                          : 1);
+  const blas::ThreadsScope blas_threads(opt.strategy == Strategy::kBlasThreads
+                                             ? (opt.num_threads > 0
+                                                    ? static_cast<int>(opt.num_threads)
+                                                    : default_num_threads())
+                                             : 1);
 
   return run_chunk_loop<TIn, TG>(
       b, d, plan, 0, g_in, g_out, executor,

@@ -61,7 +61,7 @@ std::string gram_accumulate_packed(const TIn* a, int64_t da, const TIn* b,
   const Plan plan = make_plan(rows, d, kFloat, opt);
   if (opt.strategy != Strategy::kRowSplit)
     return "the packed Gram supports the row-split strategy only";
-  if (blas::get_num_threads() != 1) blas::set_num_threads(1);
+  const blas::ThreadsScope blas_threads(1);
 
   return run_chunk_loop<TIn, TG>(
       rows, d, plan, plan.chunk_rows * d, g_in, g_out, executor,

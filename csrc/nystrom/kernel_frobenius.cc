@@ -46,7 +46,7 @@ std::string sq_frobenius(const T* x, int64_t n, const T* y, int64_t p, int64_t d
   if (double(n) * double(p) * double(d + 8) < double(1 << 22) && opt.num_threads <= 0) threads = 1;
   const int participants = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, units)));
   try {
-    ensure_single_threaded_blas();
+    const blas::ThreadsScope blas_threads(1);
     std::vector<double> xnorms(static_cast<size_t>(n)), ynorms(cross ? static_cast<size_t>(p) : 0);
     parallel_chunks(nbx + (cross ? nby : 0), participants, executor, [&](int, int64_t u) {
       const bool of_y = u >= nbx;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <mutex>
 #include <new>
 #include <sstream>
 #include <type_traits>
@@ -19,8 +18,6 @@
 namespace clipcore::nystrom {
 
 namespace {
-
-std::mutex g_blas_mu;
 
 // Below this many multiply-adds one thread does it all.
 constexpr double kMinParallelWork = double(1 << 22);
@@ -73,7 +70,7 @@ std::string run(const T* const* blocks, int n_blocks, int64_t b, int64_t d,
   const int64_t RR = R * R;
   constexpr bool kF32Features = std::is_same_v<FT, float>;
   const Plan plan = make_plan(b, d, m, R, kF32Features, opt);
-  ensure_single_threaded_blas();
+  const blas::ThreadsScope blas_threads(1);
 
   const double floor = rounding_floor(std::numeric_limits<T>::epsilon(), d);
   std::vector<double> lnorm(static_cast<size_t>(m));
@@ -160,11 +157,6 @@ std::string run(const T* const* blocks, int n_blocks, int64_t b, int64_t d,
 }
 
 }  // namespace
-
-void ensure_single_threaded_blas() {
-  std::lock_guard<std::mutex> lock(g_blas_mu);
-  if (blas::get_num_threads() != 1) blas::set_num_threads(1);
-}
 
 template <typename T, typename TG>
 std::string nystrom_accumulate(const T* const* blocks, int n_blocks, int64_t b,

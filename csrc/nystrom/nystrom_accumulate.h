@@ -60,8 +60,4 @@ CLIPCORE_NYSTROM_ACC_EXTERN(double, float)
 CLIPCORE_NYSTROM_ACC_EXTERN(double, double)
 #undef CLIPCORE_NYSTROM_ACC_EXTERN
 
-// Threads and BLAS: every participant calls single-threaded BLAS (the
-// OpenBLAS setting is process-wide for its copy; set to 1 when it differs).
-void ensure_single_threaded_blas();
-
 }  // namespace clipcore::nystrom

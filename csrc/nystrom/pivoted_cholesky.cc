@@ -44,7 +44,7 @@ std::string run(const T* x, int64_t n, int64_t d, double gamma, int64_t m,
                                     : gram::default_num_threads();
   if (double(n) * double(d + me) < double(1 << 18) && opt.num_threads <= 0) threads = 1;
   const int participants = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n_chunks)));
-  ensure_single_threaded_blas();
+  const blas::ThreadsScope blas_threads(1);
   const double floor = rounding_floor(std::numeric_limits<double>::epsilon(), d);
 
   std::vector<double> norms(static_cast<size_t>(n));
