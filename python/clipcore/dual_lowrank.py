@@ -60,8 +60,8 @@ class LowRankSpectra(NamedTuple):
 
 
 def _eigvalsh(a) -> np.ndarray:
-    """Ascending eigenvalues of a symmetric float64 matrix (host or ``jax.Array``; the compiled two-stage
-    LAPACK, which reads the upper triangle of a C-ordered matrix)."""
+    """Ascending eigenvalues of a symmetric float64 matrix ``[..., n, n]`` (host or ``jax.Array``; the
+    compiled two-stage LAPACK, which reads the upper triangle of a C-ordered matrix)."""
     with x64():
         return np.asarray(_ffi.eigvalsh(jnp.asarray(a)), np.float64)
 
@@ -216,7 +216,6 @@ def schur_dual_lowrank(k_t, k_x, rtol: float, eps: float = EPSILON) -> LowRankSp
     w, u = pairs  # descending
     k = w.size
     f = _kept_filter(w, rtol, eps)
-    image = np.maximum(_eigvalsh(k_x)[::-1], 0.0)
     kx = np.asarray(k_x)
     ku = kx @ u
     m = u.T @ ku
@@ -228,10 +227,26 @@ def schur_dual_lowrank(k_t, k_x, rtol: float, eps: float = EPSILON) -> LowRankSp
     # S = Q K_X Q with Q = I − U A Uᵀ: K_X − (UA) (K_X U)ᵀ − (K_X U) (UA)ᵀ + (UA) M (UA)ᵀ, the symmetric
     # rank-2k update K_X − (P Wᵀ + W Pᵀ) with P = UA, W = K_X U − P M / 2 (one ?syr2k into S's triangle)
     ua = u * (1.0 - np.sqrt(1.0 - f))[None, :]
-    s = np.array(kx)
-    _sym_update(s, ua, ku - 0.5 * (ua @ m))
-    comp = np.maximum(_eigvalsh(s)[::-1], 0.0)
+    pair = _image_and_copy(kx)
+    _sym_update(pair[1], ua, ku - 0.5 * (ua @ m))
+    image, comp = _pair_spectra(pair)
     return LowRankSpectra(text, comp, image, k)
+
+
+def _image_and_copy(a: np.ndarray) -> np.ndarray:
+    """``[2, n, n]``: two copies of a, the second to become S (both spectra then come from one call)."""
+    pair = np.empty((2, *a.shape))
+    pair[0] = a
+    pair[1] = a
+    return pair
+
+
+def _pair_spectra(pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Descending spectra (clipped at 0) of the image matrix and S, by one batched compiled ``eigvalsh``:
+    each matrix on its own thread with one-thread LAPACK, so the sequential band-to-tridiagonal stage of one
+    overlaps the other's (n = 6000: 10.7 s against 13.1 s one after the other, on 2 cores)."""
+    w = _eigvalsh(pair)
+    return np.maximum(w[0][::-1], 0.0), np.maximum(w[1][::-1], 0.0)
 
 
 def _sym_update(s: np.ndarray, p: np.ndarray, q: np.ndarray | None = None) -> None:
@@ -258,7 +273,7 @@ def schur_primal_lowrank(c_tt: np.ndarray, c_tx: np.ndarray, c_xx: np.ndarray, r
 
     Args:
       c_tt: ``[D_T, D_T]``; c_tx: ``[D_T, D_X]``; c_xx: ``[D_X, D_X]`` float64 (Φᵀ Φ / n), host arrays or
-        ``jax.Array`` (read, never written; S is the one D_X × D_X array formed).
+        ``jax.Array`` (read, never written; S and a copy of C_XX are the D_X × D_X arrays formed).
     """
     d_x = c_xx.shape[0]
     pairs = kept_eigenpairs(np.asarray(c_tt), rtol, eps)
@@ -274,8 +289,7 @@ def schur_primal_lowrank(c_tt: np.ndarray, c_tx: np.ndarray, c_xx: np.ndarray, r
         small = (sg[:, None] * b) @ (b.T * sg[None, :])
         text[:min(k, d_x)] = np.maximum(scipy.linalg.eigvalsh(0.5 * (small + small.T), check_finite=False)[::-1],
                                         0.0)[:d_x]
-    image = np.maximum(_eigvalsh(c_xx)[::-1], 0.0)
-    s = np.array(c_xx)
-    _sym_update(s, (sg[:, None] * b).T)  # S = C_XX − Bᵀ diag(g) B
-    comp = np.maximum(_eigvalsh(s)[::-1], 0.0)
+    pair = _image_and_copy(np.asarray(c_xx))
+    _sym_update(pair[1], (sg[:, None] * b).T)  # S = C_XX − Bᵀ diag(g) B
+    image, comp = _pair_spectra(pair)
     return LowRankSpectra(text, comp, image, k)
