@@ -12,7 +12,8 @@
    rows), against the syrk floor: half of NumPy's GEMM ``Z.T @ Z`` over the same 65 536-row blocks.
 
 Data: CLIP-like unit-norm embeddings in d = 64 (prompts on the sphere, ten images per prompt with their
-own noise and a modality offset), seeded.
+own noise and a modality offset), seeded; the exact runs also on the reference fixtures' kind of data
+(``--data reference``: prompts around ten centres, no two alike; images 0.7 · prompt + noise).
 
     python bench/bench_paper.py                 # everything (about 10 minutes on 2 cores)
     python bench/bench_paper.py --only exact --n 6000
@@ -41,6 +42,20 @@ def clip_like(n: int, d: int = 64, per_prompt: int = 10, seed: int = 0):
     x = t + 0.9 * rng.standard_normal((n, d)) + 1.5 * rng.standard_normal(d)  # noise + a modality gap
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
     return unit(x), unit(t + 0.05 * rng.standard_normal((n, d)))
+
+
+def reference_like(n: int, d: int = 64, centers: int = 10, seed: int = 0):
+    """The reference fixtures' kind of data (SPEC.md's reference inputs, drawn afresh): prompts around ten
+    centres with their own noise (no two alike), images 0.7 · prompt + noise, unit rows."""
+    rng = np.random.default_rng(seed)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    c = unit(rng.standard_normal((centers, d)))
+    t = unit(c[rng.integers(0, centers, size=n)] + 0.35 * rng.standard_normal((n, d)) / np.sqrt(d))
+    x = unit(0.7 * t + 0.5 * rng.standard_normal((n, d)) / np.sqrt(d))
+    return x, t
+
+
+DATA = {"clip_like": clip_like, "reference": reference_like}
 
 
 def timed(fn, repeat=1):
@@ -75,19 +90,20 @@ def dense_sce(x, t, sigma, rtol):
     return float(np.exp(-np.sum(c * np.log(c / c.sum()))))
 
 
-def bench_exact(ns, check_dense: bool):
+def bench_exact(ns, check_dense: bool, data: str = "clip_like"):
     rows = []
     for n in ns:
-        x, t = clip_like(n)
+        x, t = DATA[data](n)
         floor = eigvalsh_floor(n)
+        tag = "" if data == "clip_like" else f" [{data}]"
         for label, sigma in (("σ = 3.5", 3.5), ("median σ", None)):
             sec, r = timed(lambda: clipcore.sce(x, t, kernel="gaussian", sigma=sigma, progress=False))
             err = abs(r.sce / dense_sce(x, t, r.sigma, n * EPS32) - 1) if check_dense and n <= 6000 else None
-            rows.append((f"SCE n={n} {label} ({r.method})", sec, floor, r.rank_kept, err))
+            rows.append((f"SCE n={n} {label} ({r.method}){tag}", sec, floor, r.rank_kept, err))
         sec, v = timed(lambda: clipcore.vendi(x, kernel="gaussian", progress=False))
-        rows.append((f"Vendi n={n} ({v.method})", sec, floor, None, None))
+        rows.append((f"Vendi n={n} ({v.method}){tag}", sec, floor, None, None))
         sec, v = timed(lambda: clipcore.rke(x, kernel="gaussian", progress=False))
-        rows.append((f"RKE n={n} ({v.method})", sec, floor, None, None))
+        rows.append((f"RKE n={n} ({v.method}){tag}", sec, floor, None, None))
     return rows
 
 
@@ -144,6 +160,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=("exact", "rff", "cosine"), default=None)
     ap.add_argument("--n", type=int, nargs="*", default=None, help="rows of the exact runs (default 6000 10000 16384)")
+    ap.add_argument("--data", choices=tuple(DATA), nargs="*", default=None,
+                    help="data of the exact runs (default both: clip_like, reference)")
     ap.add_argument("--rff-n", type=int, default=6000)
     ap.add_argument("--cosine-n", type=int, default=1_000_000)
     ap.add_argument("--no-check", action="store_true", help="skip the dense float64 references")
@@ -161,8 +179,9 @@ def main() -> int:
                   f"{e:>9s}", flush=True)
 
     if args.only in (None, "exact"):
-        for n in args.n or [6000, 10000, 16384]:
-            show(bench_exact([n], not args.no_check))
+        for data in args.data or list(DATA):
+            for n in args.n or [6000, 10000, 16384]:
+                show(bench_exact([n], not args.no_check, data))
     if args.only in (None, "rff"):
         show(bench_rff(args.rff_n, 2500, not args.no_check))
     if args.only in (None, "cosine"):
