@@ -1,0 +1,60 @@
+"""The floor of the reference code's RFF setting's structure (issue 18, goal 2: clip-dissection, D = 2500,
+n = 6000, float64 products since float32 ones move SCE by 3e-5 there; README, "Conventions and precision").
+
+Three pieces no route avoids: the float64 covariances of the 2D = 5000 features of both sides (one joint
+Gram, C_TT, C_TX, C_XX), the kept directions of C_TT (k = 600 past the subspace iteration's reach: one
+one-stage tridiagonalisation), and the spectra of S and C_XX (the compiled two-stage eigvalsh, batched).
+This script times them alone, in one run beside the goal's floor (one numpy.linalg.eigvalsh of 5000×5000)
+and clipcore's whole call:
+
+    python bench/floor/rff_structure.py
+"""
+import os
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.linalg.lapack as lapack  # noqa: E402
+
+import bench_paper as bp  # noqa: E402
+import clipcore  # noqa: E402
+from clipcore import _ffi  # noqa: E402
+from clipcore.covariance import joint_covariances  # noqa: E402
+from clipcore.kernels import FeatureMap  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+warnings.simplefilter("ignore")
+n, D = 6000, 2500
+x, t = bp.clip_like(n)
+omega = np.random.default_rng(2).standard_normal((x.shape[1], D)).astype(np.float32) / 0.5
+floor = bp.eigvalsh_floor(2 * D)
+sec, r = bp.timed(lambda: clipcore.sce(x.astype(np.float32), t.astype(np.float32), kernel="gaussian", omega=omega,
+                                       convention="clip-dissection", progress=False))
+gram = lambda: jax.block_until_ready(joint_covariances(  # noqa: E731
+    jnp.asarray(t, jnp.float32), jnp.asarray(x, jnp.float32), FeatureMap("rff", D, False),
+    jnp.asarray(omega, jnp.float64), feature_dtype=jnp.float64, acc_dtype=jnp.float64, backend="ffi"))
+gram()
+g_s, cov = bp.timed(gram)
+a = np.array(cov.tt, order="F")
+t0 = time.perf_counter()
+c, d, e, tau, info = lapack.dsytrd(a, lower=1, lwork=32 * 2 * D, overwrite_a=1)
+lapack.dsterf(d, e)
+tri = time.perf_counter() - t0
+pair = jnp.stack([cov.xx, cov.xx])
+pair.block_until_ready()
+t0 = time.perf_counter()
+np.asarray(_ffi.eigvalsh(pair))
+two = time.perf_counter() - t0
+print(f"n = {n}, D = {D}, kept rank {r.rank_kept}")
+rows = [("numpy.linalg.eigvalsh of 5000×5000 (the goal floor)", floor),
+        ("joint float64 Gram of the 2 × 5000 features", g_s),
+        ("one-stage ?sytrd + ?sterf of C_TT", tri),
+        ("batched two-stage eigvalsh of two 5000×5000 (S, C_XX)", two),
+        ("the three pieces (structure floor)", g_s + tri + two),
+        ("clipcore.sce (clip-dissection, given ω)", sec)]
+for name, s in rows:
+    print(f"{name:56s} {s:7.2f} s  {s / floor:5.2f}×")
