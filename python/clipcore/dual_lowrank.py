@@ -15,11 +15,11 @@ and products with n×n bases:
   (:func:`tridiagonal_kept_pairs`); the forms decline (None) before any eigenvector when k is large;
 * R: the k×k matrix diag(√f) U_kᵀ K_X U_k diag(√f);
 * S: Q K_X Q with Q = I − U_k A U_kᵀ, A = diag(1 − √(1 − f_k)) (the square root of I − U_k F U_kᵀ), formed
-  with three rank-k products; its spectrum equals the dense form's;
-* the image spectrum eig(K_X).
+  in place by one symmetric rank-2k update (?syr2k); its spectrum equals the dense form's;
+* the image spectrum eig(K_X), in the same batched call as S's.
 
-Two ``eigvalsh`` (the compiled core's two-stage LAPACK), a Cholesky factorisation and O(n²k) work where k
-is small (a tridiagonalisation of K_T where it is not), against one
+Two ``eigvalsh`` (the compiled core's two-stage LAPACK, one matrix per thread), a Cholesky factorisation
+and O(n²k) work where k is small (a tridiagonalisation of K_T where it is not), against one
 eigendecomposition with vectors, two n³ products and three ``eigvalsh`` for the dense form. Results agree
 with :func:`clipcore.schur.schur_dual` to float64 rounding (tests/test_dual_lowrank.py).
 """
