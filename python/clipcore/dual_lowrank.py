@@ -90,7 +90,7 @@ def certify(k_mat: np.ndarray, w: np.ndarray, u: np.ndarray, cut: float) -> bool
 
 
 def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, seed: int = 0,
-                    max_iter: int = 100, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+                    max_iter: int = 100) -> tuple[np.ndarray, np.ndarray] | None:
     """The eigenpairs ``([k], [n, k])`` of a symmetric PSD matrix that pass the pseudo-inverse cutoff
     |w + ε| > rtol · max |w + ε| (:func:`clipcore.schur.spectral_filter`), descending; None when more than
     :data:`MAX_KEPT_FRACTION` of n pass (the dense form is cheaper then).
@@ -101,7 +101,7 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
     ‖K u − θ u‖ ≤ :data:`RESIDUAL_TOL` · θ_max; their count is then certified exact by one Cholesky
     factorisation (:func:`certify`) — no spectrum of K. Beyond :data:`SUBSPACE_KEPT_FRACTION` of n kept, or
     when the certificate fails, one tridiagonalisation gives the count and the pairs
-    (:func:`tridiagonal_kept_pairs`; ``overwrite`` is passed on to it).
+    (:func:`tridiagonal_kept_pairs`).
     """
     n = k_mat.shape[0]
     if n == 0:
@@ -148,7 +148,7 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
                 continue
         previous = r
         q = np.linalg.qr(z)[0]
-    return tridiagonal_kept_pairs(k_mat, rtol, eps, overwrite=overwrite)
+    return tridiagonal_kept_pairs(k_mat, rtol, eps)
 
 
 def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *,

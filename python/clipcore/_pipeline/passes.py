@@ -9,7 +9,6 @@ here, the dual Schur spectra :mod:`clipcore.functional`'s).
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import jax
 import jax.numpy as jnp
