@@ -213,3 +213,20 @@ def test_certify_counts_the_eigenvalues_above_the_cut():
     assert certify(k_t, w[:k], v[:, :k], cut)
     assert not certify(k_t, w[:k - 1], v[:, :k - 1], cut)  # one eigenvalue above the cut left in
     assert not certify(k_t, w[:k], v[:, :k], 0.5 * (w[k] + w[k + 1]))  # the cut below the next one
+
+
+@pytest.mark.parametrize("n", [1, 2, 10, 63, 64, 65])
+def test_tridiagonal_kept_pairs_on_small_matrices(n):
+    """Few rows (one dense eigh below SMALL_ROWS, LAPACK's tridiagonal route from it on): the pairs of a
+    rank-one K, and None where the one kept direction is more than a third of n."""
+    from clipcore.dual_lowrank import tridiagonal_kept_pairs
+
+    v = np.random.default_rng(n).standard_normal(n)
+    k_t = np.outer(v, v)
+    got = tridiagonal_kept_pairs(k_t, 1e-6)
+    if 1 > MAX_KEPT_FRACTION * n:
+        assert got is None
+        return
+    w, u = got
+    np.testing.assert_allclose(w, [v @ v], rtol=1e-12)
+    np.testing.assert_allclose(np.abs(u[:, 0]), np.abs(v) / np.linalg.norm(v), atol=1e-12)

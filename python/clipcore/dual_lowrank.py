@@ -53,6 +53,8 @@ SUBSPACE_KEPT_FRACTION = 1 / 50
 #: :data:`RESIDUAL_TOL` is grown, or past :data:`SUBSPACE_KEPT_FRACTION` left for the tridiagonal route
 #: (n = 10,000, σ = 3.5: 48 columns for 37 kept directions converged at 0.85 a step, 20 s of iterations).
 SLOW_STEPS = 20
+#: Below this many rows :func:`tridiagonal_kept_pairs` takes one dense ``eigh``.
+SMALL_ROWS = 64
 
 
 class LowRankSpectra(NamedTuple):
@@ -166,6 +168,11 @@ def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON,
     """
     lapack = scipy.linalg.lapack
     n = k_mat.shape[0]
+    if n < SMALL_ROWS:  # one dense eigh (and LAPACK's f2py wrappers refuse an empty off-diagonal at n = 1)
+        w, v = scipy.linalg.eigh(k_mat, check_finite=False)
+        w, v = w[::-1], v[:, ::-1]
+        k = int(spectral_filter(w, rtol, eps, 0.0, mode="pinv", xp=np)[1].sum())
+        return None if k > MAX_KEPT_FRACTION * n else (w[:k], np.ascontiguousarray(v[:, :k]))
     # K is symmetric, so Kᵀ — a Fortran-ordered view of a C-ordered K — is K itself
     a = k_mat.T if k_mat.flags.c_contiguous else k_mat
     if not overwrite:
