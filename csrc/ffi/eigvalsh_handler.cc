@@ -30,8 +30,8 @@ ffi::Error run(ffi::AnyBuffer a, ffi::Result<ffi::AnyBuffer> w, int64_t batch, i
   const int participants =
       static_cast<int>(std::min<int64_t>(batch, 1 + executor->helpers_available()));
   // Several matrices at once: one single-threaded LAPACK call per thread
-  // (OpenBLAS set to one thread, as the Gram accumulation does); one matrix: LAPACK with every thread
-  // (a Gram accumulation before may have left OpenBLAS at one).
+  // (OpenBLAS set to one thread, as the Gram accumulation does); one matrix: LAPACK with every thread.
+  // Either way the count is restored when the call ends.
   const int blas_threads = participants > 1 ? 1 : gram::default_num_threads();
   const blas::ThreadsScope blas_scope(blas_threads);
   parallel_chunks(batch, participants, executor, [&](int, int64_t k) {

@@ -153,8 +153,8 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
     return tridiagonal_kept_pairs(k_mat, rtol, eps)
 
 
-def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *,
-                           overwrite: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float,
+                           eps: float = EPSILON) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`kept_eigenpairs` by one tridiagonalisation: K = Q T Qᵀ (LAPACK ?sytrd, 4n³/3 flops), T's
     whole spectrum (?sterf, O(n²)) gives the count k that the dense form keeps, then the k top eigenvectors
     of T (bisection and inverse iteration, ?stebz + ?stein; MRRR, ?stemr, if that fails) and Q applied to
@@ -163,8 +163,7 @@ def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON,
     :data:`MAX_KEPT_FRACTION` of n.
 
     Args:
-      k_mat: ``[n, n]`` symmetric PSD float64.
-      overwrite: whether ``k_mat`` (C- or Fortran-contiguous) may be destroyed (saves an n×n copy).
+      k_mat: ``[n, n]`` symmetric PSD float64 (read, never written: LAPACK works on a copy).
     """
     lapack = scipy.linalg.lapack
     n = k_mat.shape[0]
@@ -173,10 +172,7 @@ def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON,
         w, v = w[::-1], v[:, ::-1]
         k = int(spectral_filter(w, rtol, eps, 0.0, mode="pinv", xp=np)[1].sum())
         return None if k > MAX_KEPT_FRACTION * n else (w[:k], np.ascontiguousarray(v[:, :k]))
-    # K is symmetric, so Kᵀ — a Fortran-ordered view of a C-ordered K — is K itself
-    a = k_mat.T if k_mat.flags.c_contiguous else k_mat
-    if not overwrite:
-        a = _copy_to_scratch(a.T).T  # Fortran order
+    a = _copy_to_scratch(k_mat).T  # K is symmetric: the Fortran-ordered view of the C-ordered copy is K
     c, d, e, tau, info = lapack.dsytrd(a, lower=1, lwork=32 * n, overwrite_a=1)
     _check(info, "dsytrd", n)
     w, info = lapack.dsterf(d, e)
