@@ -177,6 +177,35 @@ def test_tridiagonal_kept_pairs_fall_back_to_mrrr(monkeypatch):
     assert np.linalg.norm(u @ u.T - want[1] @ want[1].T) < 1e-10
 
 
+@pytest.mark.parametrize("blocks", [1, 3])
+def test_tridiagonal_kept_pairs_with_and_without_splits(monkeypatch, blocks):
+    """A T that does not split takes ?stein at ?sterf's eigenvalues (no bisection); a block-diagonal K (its T
+    splits at the blocks: the reduction is a Lanczos run from e_1) takes ?stebz first. Both give NumPy's kept
+    pairs."""
+    import scipy.linalg
+    import scipy.linalg.lapack
+
+    from clipcore.dual_lowrank import tridiagonal_kept_pairs
+
+    rng = np.random.default_rng(3)
+    parts = []
+    for _ in range(blocks):
+        t = rng.standard_normal((200, 8))
+        parts.append(np.exp(-cdist(t, t, "sqeuclidean") / (2 * 4.0 ** 2)) / (200 * blocks))
+    k_t = scipy.linalg.block_diag(*parts)
+    calls = []
+    stebz = scipy.linalg.lapack.dstebz
+    monkeypatch.setattr(scipy.linalg.lapack, "dstebz", lambda *a: calls.append(1) or stebz(*a))
+    w_all, v_all, k = _dense_kept(k_t, 1e-3)
+    assert 0 < k < MAX_KEPT_FRACTION * k_t.shape[0]
+    w, u = tridiagonal_kept_pairs(k_t, 1e-3)
+    assert len(calls) == (blocks > 1)
+    np.testing.assert_allclose(w, w_all[:k], rtol=1e-10, atol=1e-14 * w_all[0])
+    assert np.linalg.norm(u.T @ u - np.eye(k)) < 1e-10
+    assert np.linalg.norm(k_t @ u - u * w[None, :]) < 1e-12 * w_all[0]
+    assert np.linalg.norm(u @ u.T - v_all[:, :k] @ v_all[:, :k].T) < 1e-8
+
+
 @pytest.mark.parametrize("kind", list(ROUTES))
 def test_kept_eigenpairs_are_the_dense_kept_pairs(kind):
     """kept_eigenpairs (subspace iteration + a Cholesky certificate, or the subset solver) returns exactly

@@ -157,7 +157,8 @@ def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float,
                            eps: float = EPSILON) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`kept_eigenpairs` by one tridiagonalisation: K = Q T Qᵀ (LAPACK ?sytrd, 4n³/3 flops), T's
     whole spectrum (?sterf, O(n²)) gives the count k that the dense form keeps, then the k top eigenvectors
-    of T (bisection and inverse iteration, ?stebz + ?stein; MRRR, ?stemr, if that fails) and Q applied to
+    of T (inverse iteration, ?stein, at ?sterf's eigenvalues — bisection, ?stebz, first where T splits into
+    blocks; MRRR, ?stemr, if that fails) and Q applied to
     them (?ormqr on the reflectors: 2n²k flops). The cost of LAPACK's subset solver (?syevr) without a
     second tridiagonalisation to count k first; None, before any eigenvector, when k exceeds
     :data:`MAX_KEPT_FRACTION` of n.
@@ -183,7 +184,13 @@ def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float,
         return None
     if k == 0:
         return np.zeros(0), np.zeros((n, 0))
-    m, wk, iblock, isplit, info = lapack.dstebz(d, e, 3, 0.0, 0.0, n - k + 1, n, 2 * np.finfo(float).tiny, b"B")
+    if _splits(d, e):  # T splits into blocks: ?stein wants the eigenvalues grouped by block (?stebz)
+        m, wk, iblock, isplit, info = lapack.dstebz(d, e, 3, 0.0, 0.0, n - k + 1, n, 2 * np.finfo(float).tiny,
+                                                    b"B")
+    else:  # one block: ?sterf's eigenvalues, ascending, are what ?stein reads (no bisection)
+        m, wk, info = k, np.ascontiguousarray(w[n - k:]), 0
+        iblock, isplit = np.ones(n, np.int32), np.zeros(n, np.int32)
+        isplit[0] = n
     if info == 0 and m == k:
         z, info = lapack.dstein(d, e, wk[:m], iblock, isplit)
     if info != 0 or m != k:  # inverse iteration did not converge: MRRR
@@ -205,6 +212,13 @@ def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float,
     u = np.empty((n, k))
     u[0], u[1:] = z[0], rhs[:n - 1]
     return wk, u
+
+
+def _splits(d: np.ndarray, e: np.ndarray) -> bool:
+    """Whether ?stebz would split the tridiagonal T = (d, e) into blocks: e_j² ≤ |d_j d_{j+1}| ulp² + safemin
+    for some j (its own test)."""
+    fi = np.finfo(np.float64)
+    return bool(np.any(e * e <= np.abs(d[1:] * d[:-1]) * float(fi.eps) ** 2 + float(fi.tiny)))
 
 
 def _check(info, routine: str, n: int) -> None:
