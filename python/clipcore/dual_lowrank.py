@@ -38,7 +38,7 @@ from ._options import x64
 from .schur import EPSILON, spectral_filter
 
 __all__ = ["LowRankSpectra", "kept_eigenpairs", "tridiagonal_kept_pairs", "certify", "schur_dual_lowrank",
-           "schur_primal_lowrank", "RESIDUAL_TOL", "MAX_KEPT_FRACTION", "SUBSPACE_KEPT_FRACTION", "SLOW_STEPS"]
+           "schur_primal_lowrank", "schur_projected", "RESIDUAL_TOL", "MAX_KEPT_FRACTION", "SUBSPACE_KEPT_FRACTION", "SLOW_STEPS"]
 
 #: Ritz pairs are accepted when ‖K u − θ u‖ ≤ RESIDUAL_TOL · λ_max.
 RESIDUAL_TOL = 1e-13
@@ -330,15 +330,27 @@ def schur_primal_lowrank(c_tt: np.ndarray, c_tx: np.ndarray, c_xx: np.ndarray, r
       c_tt: ``[D_T, D_T]``; c_tx: ``[D_T, D_X]``; c_xx: ``[D_X, D_X]`` float64 (Φᵀ Φ / n), host arrays or
         ``jax.Array`` (read, never written; S and a copy of C_XX are the D_X × D_X arrays formed).
     """
-    d_x = c_xx.shape[0]
     pairs = kept_eigenpairs(np.asarray(c_tt), rtol, eps)
     if pairs is None:
         return None
     w, u = pairs
+    return schur_projected(w, u.T @ np.asarray(c_tx), c_xx, rtol, eps)
+
+
+def schur_projected(w: np.ndarray, b: np.ndarray, c_xx: np.ndarray, rtol: float,
+                    eps: float = EPSILON) -> LowRankSpectra:
+    """The primal Schur spectra (pseudo-inverse mode) from C_TT's kept eigenvalues and the cross covariance
+    projected on their directions, B = U_kᵀ C_TX (:func:`schur_primal_lowrank`'s second half: a caller that
+    has the features forms B as (Φ_T U_k)ᵀ Φ_X / n, without C_TX).
+
+    Args:
+      w: ``[k]`` the kept eigenvalues of C_TT, descending (λ_max first: the filter's cutoff is relative to it).
+      b: ``[k, D_X]`` U_kᵀ C_TX.
+      c_xx: ``[D_X, D_X]`` float64 (read, never written).
+    """
+    d_x = c_xx.shape[0]
     k = w.size
-    gk = _kept_gain(w, rtol, eps)
-    b = u.T @ np.asarray(c_tx)  # [k, D_X]
-    sg = np.sqrt(gk)
+    sg = np.sqrt(_kept_gain(w, rtol, eps))
     text = np.zeros(d_x)
     if k:
         small = (sg[:, None] * b) @ (b.T * sg[None, :])

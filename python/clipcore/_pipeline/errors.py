@@ -34,7 +34,7 @@ from ..kernels import FeatureMap
 from ..schur import EPSILON, desc_eigvalsh, pad, schur_dual, schur_primal
 
 __all__ = ["SCEError", "ApproximationWarning", "WARN_RELATIVE", "RFF_GROUPS", "nystrom_sce_error",
-           "nystrom_vendi_error", "rff_sce_error", "rff_vendi_error", "warn_if_large", "sce_error",
+           "nystrom_vendi_error", "frequency_groups", "rff_sce_error", "rff_vendi_error", "warn_if_large", "sce_error",
            "vendi_error"]
 
 #: A score whose ± exceeds this fraction of itself triggers an :class:`ApproximationWarning`.
@@ -94,7 +94,9 @@ def _correction(projected: float, residual: float) -> float:
     return abs(float(np.log(projected)) - float(np.log(residual)))
 
 
-def _groups(num_frequencies: int) -> list[np.ndarray] | None:
+def frequency_groups(num_frequencies: int) -> list[np.ndarray] | None:
+    """The RFF error's feature groups: G = :data:`RFF_GROUPS` index arrays of D/G frequencies each, their cos and
+    sin features ``[f, D + f]`` (None below 2G frequencies)."""
     g = RFF_GROUPS if num_frequencies >= 2 * RFF_GROUPS else 0
     if not g:
         return None
@@ -113,19 +115,26 @@ def _bar(point: float, values: np.ndarray) -> float:
     return float(abs(bias) / (np.sqrt(g) - 1.0) + _T95_3 * values.std(ddof=1) / np.sqrt(g))
 
 
-def rff_sce_error(cov: Covariances, num_frequencies: int, point: tuple[float, float, float], numerics) -> SCEError | None:
-    """± of (SCE, text, image) from the 2D×2D covariances of D frequencies ``[cos | sin]`` (None below 8)."""
-    groups = _groups(num_frequencies)
+def rff_sce_error(cov: Covariances, num_frequencies: int, point: tuple[float, float, float], numerics,
+                  cross_blocks=None) -> SCEError | None:
+    """± of (SCE, text, image) from the 2D×2D covariances of D frequencies ``[cos | sin]`` (None below 8);
+    ``cross_blocks``: the groups' diagonal blocks of C_TX (:func:`frequency_groups`' order) where ``cov.tx`` is
+    None."""
+    groups = frequency_groups(num_frequencies)
     if groups is None:
         return None
     # features of D/G frequencies are scaled by √(G/D): each group's products by D / (D/G)
-    return _sce_error_of([Covariances(*(_sub(c, idx, num_frequencies / (len(idx) // 2)) for c in cov))
-                          for idx in groups], point, numerics)
+    covs = []
+    for i, idx in enumerate(groups):
+        scale = num_frequencies / (len(idx) // 2)
+        tx = _sub(cov.tx, idx, scale) if cov.tx is not None else jnp.asarray(cross_blocks[i]) * scale
+        covs.append(Covariances(_sub(cov.tt, idx, scale), tx, _sub(cov.xx, idx, scale)))
+    return _sce_error_of(covs, point, numerics)
 
 
 def rff_vendi_error(c, num_frequencies: int, point: float, order: float, clamp) -> float | None:
     """± of the Vendi score from the 2D×2D covariance of D frequencies (None below 8 frequencies)."""
-    groups = _groups(num_frequencies)
+    groups = frequency_groups(num_frequencies)
     if groups is None:
         return None
     vals = np.array([float(np.exp(renyi_entropy(desc_eigvalsh(_sub(c, idx, num_frequencies / (len(idx) // 2))),
@@ -176,8 +185,8 @@ def sce_error(run, setup, numerics, inputs, execution, estimate: str) -> SCEErro
     D = setup.fmap.num_frequencies
     cov = run.covariances
     if cov is not None:
-        return rff_sce_error(cov, D, point, numerics)
-    groups = _groups(D)  # the dual path: each group's spectra from the rows
+        return rff_sce_error(cov, D, point, numerics, run.cross_blocks)
+    groups = frequency_groups(D)  # the dual path: each group's spectra from the rows
     if groups is None:
         return None
     spectra = [_group_spectra(inputs, setup, numerics, execution, idx[: len(idx) // 2]) for idx in groups]
@@ -211,7 +220,7 @@ def vendi_error(run, setup, numerics, inputs, execution, estimate: str, order: f
     D, point = setup.fmap.num_frequencies, float(np.exp(run.log_score))
     if run.covariance is not None:
         return rff_vendi_error(run.covariance, D, point, order, numerics.clamp)
-    groups = _groups(D)
+    groups = frequency_groups(D)
     if groups is None:
         return None
     vals = []

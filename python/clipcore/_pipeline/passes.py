@@ -18,14 +18,15 @@ from .. import _ffi
 from .. import functional as F
 from .. import sharding as SH
 from .._progress import bar
-from ..covariance import (Covariances, column_cosine, default_block_size, dual_gram_jit, feature_covariance,
-                          joint_covariances, joint_sums, single_sums)
-from ..dual_lowrank import schur_dual_lowrank, schur_primal_lowrank
+from ..covariance import (Covariances, block_features, column_cosine, default_block_size, dual_gram_jit,
+                          feature_covariance, joint_covariances, joint_sums, single_sums)
+from ..dual_lowrank import kept_eigenpairs, schur_dual_lowrank, schur_primal_lowrank, schur_projected
 from ..schur import EPSILON, SchurSpectra, desc_eigvalsh, pad, schur_dual
 from .inputs import KernelSetup, reduce_sums
 
 __all__ = ["stream_sums", "streamed_covariances", "streamed_covariance", "primal_covariances",
-           "primal_covariance", "dual_static", "dual_spectra", "dual_grams", "dual_schur", "primal_schur", "LOWRANK_ROWS",
+           "primal_covariance", "dual_static", "dual_spectra", "dual_grams", "dual_schur", "primal_schur", "projected_applies",
+           "projected_primal_schur", "LOWRANK_ROWS",
            "LOWRANK_FEATURES", "dual_image_eigs", "image_eigs"]
 
 
@@ -240,6 +241,75 @@ def primal_schur(cov, rtol: float, numerics):
         return dense()
     return F.sce_scores(SchurSpectra(jnp.asarray(sp.text), jnp.asarray(sp.complement), jnp.asarray(sp.image),
                                      jnp.asarray(sp.rank)), numerics.clamp)
+
+
+def projected_applies(setup: KernelSetup, precision, numerics, execution, d_t: int) -> bool:
+    """Whether an in-memory primal SCE takes :func:`projected_primal_schur`: random Fourier features of rows
+    in memory on one device, the pseudo-inverse mode, float64 accumulation, :data:`LOWRANK_FEATURES` or more
+    features."""
+    return (setup.kind == "rff" and execution.mesh is None and numerics.mode == "pinv"
+            and jnp.dtype(precision.acc) == jnp.float64 and d_t >= LOWRANK_FEATURES)
+
+
+def projected_primal_schur(setup: KernelSetup, precision, execution, texts, images, rtol: float, numerics,
+                           groups=()):
+    """SCE's scores of paired rows in memory (random Fourier features) without the D_T × D_X cross covariance:
+    C_TT and C_XX by one Gram each, C_TT's kept pairs (U_k, w_k), then B = U_kᵀ C_TX = (Φ_T U_k)ᵀ Φ_X / n by a
+    second pass over the rows' features (2·n·D·k flops for each product instead of the n·D_T·D_X of C_TX) and
+    :func:`clipcore.dual_lowrank.schur_projected`. Where C_TT keeps more than a third of its directions the pass
+    forms C_TX and the dense form follows.
+
+    Args:
+      groups: index arrays of feature groups whose diagonal blocks of C_TX the same pass also forms (the RFF
+        error's frequency groups, :func:`clipcore._pipeline.errors.frequency_groups`).
+
+    Returns:
+      ``(scores, covariances, cross_blocks)``: :class:`clipcore.functional.SCEScores`, the covariances
+      (``tx`` None when B replaced it) and the groups' ``[|g|, |g|]`` blocks of C_TX (None with ``tx``).
+    """
+    kw = dict(block_size=execution.block_size, feature_dtype=precision.feature, acc_dtype=precision.acc,
+              backend=execution.backend)
+    c_tt = feature_covariance(texts, setup.fmap, setup.omega, **kw)
+    c_xx = feature_covariance(images, setup.fmap, setup.omega, **kw)
+    pairs = kept_eigenpairs(np.asarray(c_tt), rtol, EPSILON)
+    if pairs is None:  # most directions kept: C_TX and the dense form
+        c_tx, _ = _cross_products(texts, images, setup, precision, execution, None, ())
+        cov = Covariances(c_tt, jnp.asarray(c_tx), c_xx)
+        return (F.sce_from_covariances(cov, rtol=rtol, ridge=numerics.ridge_value, clamp=numerics.clamp), cov,
+                None)
+    w, u = pairs
+    b, blocks = _cross_products(texts, images, setup, precision, execution, u, groups)
+    sp = schur_projected(w, b, c_xx, rtol, EPSILON)
+    spectra = SchurSpectra(jnp.asarray(sp.text), jnp.asarray(sp.complement), jnp.asarray(sp.image),
+                           jnp.asarray(sp.rank))
+    return F.sce_scores(spectra, numerics.clamp), Covariances(c_tt, None, c_xx), blocks
+
+
+@functools.partial(jax.jit, static_argnames=("fmap", "feature_dtype", "acc_dtype"))
+def _pair_features(tb, xb, omega, *, fmap, feature_dtype, acc_dtype):
+    """φ(t), φ(x) of a row block, rounded to the feature dtype as the Grams' blocks are, in ``acc_dtype``."""
+    def feats(a):
+        return block_features(a, fmap, omega, feature_dtype, acc_dtype).astype(acc_dtype)
+
+    return feats(tb), feats(xb)
+
+
+def _cross_products(texts, images, setup: KernelSetup, precision, execution, u, groups):
+    """(Φ_T U)ᵀ Φ_X / n (Φ_Tᵀ Φ_X / n where ``u`` is None) and the groups' diagonal blocks of Φ_Tᵀ Φ_X / n, host
+    float64 over row blocks (the features of one block at a time)."""
+    n = texts.shape[0]
+    d_t, d_x = setup.fmap.dim(texts.shape[1]), setup.fmap.dim(images.shape[1])
+    block = int(execution.block_size or default_block_size(n, d_t + d_x))
+    opts = dict(fmap=setup.fmap, feature_dtype=jnp.dtype(precision.feature), acc_dtype=jnp.dtype(precision.acc))
+    b = np.zeros((d_t if u is None else u.shape[1], d_x))
+    blocks = [np.zeros((len(g), len(g))) for g in groups]
+    for start in range(0, n, block):
+        pt, px = (np.asarray(a) for a in _pair_features(texts[start:start + block], images[start:start + block],
+                                                         setup.omega, **opts))
+        b += (pt if u is None else pt @ u).T @ px
+        for g, acc in zip(groups, blocks):
+            acc += pt[:, g].T @ px[:, g]
+    return b / n, [a / n for a in blocks]
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC + ("pad_to",))

@@ -17,6 +17,7 @@ from .._progress import busy
 from . import passes as P
 from .inputs import Inputs, KernelSetup
 from .nystrom_run import Entropies, NystromRun, run_nystrom, sce_entropies, vendi_entropies
+from .errors import frequency_groups
 from .plan import Plan
 
 __all__ = ["SCERun", "VendiRun", "run_sce", "run_vendi", "feature_dim"]
@@ -41,6 +42,7 @@ class SCERun(NamedTuple):
     nystrom: NystromRun | None = None
     estimates: dict[str, Entropies] | None = None
     covariances: Any = None  # the primal covariances (primal and streamed paths), for the RFF error
+    cross_blocks: Any = None  # the RFF groups' blocks of C_TX where ``covariances.tx`` is None
 
 
 class VendiRun(NamedTuple):
@@ -92,6 +94,7 @@ def run_sce(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execu
         V.check_nonzero_columns(inputs.images, "images")
         V.check_nonzero_columns(inputs.texts, "texts")
     prec, ridge, clamp = numerics.precision, numerics.ridge_value, numerics.clamp
+    cross = None
     with busy("sce", execution.progress) if not inputs.streamed else contextlib.nullcontext():
         # the linear algebra and the entropies are clipcore.functional's (one implementation)
         if plan.path == "dual":
@@ -103,16 +106,22 @@ def run_sce(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execu
             if plan.path == "streamed":
                 cov, n = P.streamed_covariances(inputs.src, setup, prec, numerics.convention, execution,
                                                 nonzero=nonzero, desc="sce")
+                sc = P.primal_schur(cov, rtol, numerics)
+            elif P.projected_applies(setup, prec, numerics, execution, d_t):
+                groups = frequency_groups(setup.fmap.num_frequencies) or ()
+                sc, cov, cross = P.projected_primal_schur(setup, prec, execution, inputs.texts, inputs.images, rtol,
+                                                          numerics, groups)
             else:
                 cov = P.primal_covariances(setup, prec, numerics.convention, execution, inputs.texts,
                                            inputs.images)
-            sc = P.primal_schur(cov, rtol, numerics)
+                sc = P.primal_schur(cov, rtol, numerics)
         logs = (float(sc.log_sce), float(sc.log_text_score), float(sc.log_image_score))
         comp, text, image = _host(sc.complement), _host(sc.text), _host(sc.image)
         rank = int(sc.rank)
     how = "dual" if plan.path == "dual" else "primal"
     return SCERun(comp, text, image, *logs, (float(comp.sum()), float(text.sum()), float(image.sum())), rank, n,
-                  f"{how}/{setup.kind}", d_x, rtol, setup.seed, covariances=None if how == "dual" else cov)
+                  f"{how}/{setup.kind}", d_x, rtol, setup.seed, covariances=None if how == "dual" else cov,
+                  cross_blocks=cross)
 
 
 def run_vendi(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execution, seed,

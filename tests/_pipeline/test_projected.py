@@ -1,0 +1,84 @@
+"""The in-memory primal RFF path without C_TX (issue 18): C_TT and C_XX by their own Grams, C_TT's kept pairs,
+then B = U_kᵀ C_TX = (Φ_T U_k)ᵀ Φ_X / n from the features (``passes.projected_primal_schur``). Its scores equal
+the float64 NumPy reference built from the whole covariances, and its ± (the frequency groups' blocks of C_TX
+formed in the same pass) equals the one recomputed from the rows by the dual path."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import clipcore
+from clipcore._pipeline import errors as E
+from clipcore._pipeline import passes as P
+
+try:
+    from reference import sce_numpy as ref
+except ImportError:  # tests/ collected as a package
+    from tests.reference import sce_numpy as ref
+
+SCORES = ("sce", "text_score", "image_score")
+D = 1024  # 2D = 2048 features: passes.LOWRANK_FEATURES
+
+
+def data(kind, n=2600, d=12, seed=0):
+    rng = np.random.default_rng(seed)
+    if kind == "repeated prompts":  # C_TT keeps few directions (the subspace iteration)
+        t, sigma = np.repeat(rng.standard_normal((26, d)), n // 26, axis=0), 3.0
+    elif kind == "smooth":  # more kept directions (the tridiagonal route)
+        t, sigma = rng.standard_normal((n, d)), 3.0
+    else:  # "sharp": C_TT keeps most directions, the path forms C_TX and takes the dense form
+        t, sigma = rng.standard_normal((n, d)), 0.4
+    x = t + 0.8 * rng.standard_normal(t.shape)
+    return x, t, rng.standard_normal((d, D)) / sigma
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", E.ApproximationWarning)
+        yield
+
+
+@pytest.mark.parametrize("kind", ["repeated prompts", "smooth", "sharp"])
+def test_projected_primal_equals_the_reference_and_the_dual(kind, monkeypatch):
+    x, t, omega = data(kind)
+    seen = []
+    real = P.projected_primal_schur
+    monkeypatch.setattr(P, "projected_primal_schur", lambda *a, **k: seen.append(1) or real(*a, **k))
+    got = clipcore.sce(x, t, kernel="gaussian", omega=omega, progress=False)
+    assert seen and got.method == "primal/rff"
+    phi = lambda a: ref.rff_features(a, omega)  # noqa: E731
+    want = ref.sce_primal(phi(t), phi(x), rtol=ref.default_rtol(2 * D))
+    assert got.rank_kept == want.rank
+    if kind == "sharp":
+        assert want.rank > 2 * D / 3  # the dense form
+    else:
+        assert want.rank < 2 * D / 3
+    assert got.sce == pytest.approx(want.sce, rel=1e-9)
+    assert got.text_score == pytest.approx(want.text_score, rel=1e-9)
+    assert got.image_score == pytest.approx(ref.renyi(want.image), rel=1e-9)
+    # the ± from the groups' blocks of C_TX formed beside B equals the dual path's, recomputed from the rows
+    dual = clipcore.sce(x, t, kernel="gaussian", omega=omega, method="dual", progress=False)
+    assert dual.sce == pytest.approx(want.sce, rel=1e-9)
+    np.testing.assert_allclose(got.error, dual.error, rtol=1e-7)
+
+
+def test_projected_primal_error_is_the_groups_rule():
+    """The ± by hand: each frequency group's NumPy float64 scores (its D/4 frequencies alone) combined by the
+    documented rule |mean − point| / (√G − 1) + t₀.₉₅,₃ · sd / √G."""
+    x, t, omega = data("smooth")
+    got = clipcore.sce(x, t, kernel="gaussian", omega=omega, progress=False)
+    q = D // 4
+    vals = []
+    for g in range(4):
+        om = omega[:, g * q:(g + 1) * q]
+        sp = ref.sce_primal(ref.rff_features(t, om), ref.rff_features(x, om), rtol=ref.default_rtol(2 * q))
+        vals.append([sp.sce, sp.text_score, ref.renyi(sp.image)])
+    vals = np.array(vals)
+    for i, s in enumerate(SCORES):
+        want = abs(vals[:, i].mean() - getattr(got, s)) / (np.sqrt(4) - 1) + 2.353363434801823 * vals[:, i].std(
+            ddof=1) / 2
+        assert got.error[i] == pytest.approx(want, rel=1e-6)
