@@ -82,3 +82,17 @@ def test_projected_primal_error_is_the_groups_rule():
         want = abs(vals[:, i].mean() - getattr(got, s)) / (np.sqrt(4) - 1) + 2.353363434801823 * vals[:, i].std(
             ddof=1) / 2
         assert got.error[i] == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["smooth", "sharp"])
+def test_features_formed_block_by_block_give_the_same_scores(kind, monkeypatch):
+    """Above passes.FEATURE_BYTES the features are formed again in each pass, block by block (a ragged last
+    block here): the same scores and ± as with the features kept."""
+    x, t, omega = data(kind)
+    kept = clipcore.sce(x, t, kernel="gaussian", omega=omega, progress=False)
+    monkeypatch.setattr(P, "FEATURE_BYTES", 0)
+    blocked = clipcore.sce(x, t, kernel="gaussian", omega=omega, block_size=700, progress=False)
+    assert blocked.rank_kept == kept.rank_kept
+    for s in SCORES:
+        assert getattr(blocked, s) == pytest.approx(getattr(kept, s), rel=1e-10)
+    np.testing.assert_allclose(blocked.error, kept.error, rtol=1e-8)

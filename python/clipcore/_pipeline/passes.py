@@ -22,6 +22,7 @@ from ..covariance import (Covariances, block_features, column_cosine, default_bl
                           feature_covariance, joint_covariances, joint_sums, single_sums)
 from ..dual_lowrank import kept_eigenpairs, schur_dual_lowrank, schur_primal_lowrank, schur_projected
 from ..schur import EPSILON, SchurSpectra, desc_eigvalsh, pad, schur_dual
+from ..kernels import FeatureMap
 from .inputs import KernelSetup, reduce_sums
 
 __all__ = ["stream_sums", "streamed_covariances", "streamed_covariance", "primal_covariances",
@@ -251,34 +252,52 @@ def projected_applies(setup: KernelSetup, precision, numerics, execution, d_t: i
             and jnp.dtype(precision.acc) == jnp.float64 and d_t >= LOWRANK_FEATURES)
 
 
+#: Up to this many bytes of features (both sides, the feature dtype) :func:`projected_primal_schur` forms them
+#: once and keeps them for its second product (n = 6000, D = 2500: 480 MB, 0.9 s of cos / sin saved); above it
+#: each of its passes forms them block by block.
+FEATURE_BYTES = 1 << 30
+
+
 def projected_primal_schur(setup: KernelSetup, precision, execution, texts, images, rtol: float, numerics,
                            groups=()):
     """SCE's scores of paired rows in memory (random Fourier features) without the D_T × D_X cross covariance:
     C_TT and C_XX by one Gram each, C_TT's kept pairs (U_k, w_k), then B = U_kᵀ C_TX = (Φ_T U_k)ᵀ Φ_X / n by a
-    second pass over the rows' features (2·n·D·k flops for each product instead of the n·D_T·D_X of C_TX) and
-    :func:`clipcore.dual_lowrank.schur_projected`. Where C_TT keeps more than a third of its directions the pass
-    forms C_TX and the dense form follows.
+    second product over the rows' features (2·n·D·k flops for each factor instead of the n·D_T·D_X of C_TX)
+    and :func:`clipcore.dual_lowrank.schur_projected`. Where C_TT keeps more than a third of its directions
+    the second product forms C_TX and the dense form follows. Features of at most :data:`FEATURE_BYTES` are
+    formed once.
 
     Args:
-      groups: index arrays of feature groups whose diagonal blocks of C_TX the same pass also forms (the RFF
-        error's frequency groups, :func:`clipcore._pipeline.errors.frequency_groups`).
+      groups: index arrays of feature groups whose diagonal blocks of C_TX the second product also forms (the
+        RFF error's frequency groups, :func:`clipcore._pipeline.errors.frequency_groups`).
 
     Returns:
       ``(scores, covariances, cross_blocks)``: :class:`clipcore.functional.SCEScores`, the covariances
       (``tx`` None when B replaced it) and the groups' ``[|g|, |g|]`` blocks of C_TX (None with ``tx``).
     """
-    kw = dict(block_size=execution.block_size, feature_dtype=precision.feature, acc_dtype=precision.acc,
-              backend=execution.backend)
-    c_tt = feature_covariance(texts, setup.fmap, setup.omega, **kw)
-    c_xx = feature_covariance(images, setup.fmap, setup.omega, **kw)
+    n = texts.shape[0]
+    d_t, d_x = setup.fmap.dim(texts.shape[1]), setup.fmap.dim(images.shape[1])
+    opts = dict(fmap=setup.fmap, feature_dtype=jnp.dtype(precision.feature), acc_dtype=jnp.dtype(precision.acc))
+    kw = dict(feature_dtype=precision.feature, acc_dtype=precision.acc, backend=execution.backend)
+    if n * (d_t + d_x) * jnp.dtype(precision.feature).itemsize <= FEATURE_BYTES:
+        pt, px = _pair_features(texts, images, setup.omega, **opts)
+        ident = FeatureMap("identity")
+        c_tt, c_xx = (feature_covariance(f, ident, block_size=execution.block_size, **kw) for f in (pt, px))
+        rows = lambda: [(pt, px)]  # noqa: E731
+    else:
+        c_tt, c_xx = (feature_covariance(a, setup.fmap, setup.omega, block_size=execution.block_size, **kw)
+                      for a in (texts, images))
+        block = int(execution.block_size or default_block_size(n, d_t + d_x))
+        rows = lambda: (_pair_features(texts[s:s + block], images[s:s + block], setup.omega, **opts)  # noqa: E731
+                        for s in range(0, n, block))
     pairs = kept_eigenpairs(np.asarray(c_tt), rtol, EPSILON)
     if pairs is None:  # most directions kept: C_TX and the dense form
-        c_tx, _ = _cross_products(texts, images, setup, precision, execution, None, ())
+        c_tx, _ = _cross_products(rows(), n, None, ())
         cov = Covariances(c_tt, jnp.asarray(c_tx), c_xx)
         return (F.sce_from_covariances(cov, rtol=rtol, ridge=numerics.ridge_value, clamp=numerics.clamp), cov,
                 None)
     w, u = pairs
-    b, blocks = _cross_products(texts, images, setup, precision, execution, u, groups)
+    b, blocks = _cross_products(rows(), n, u, groups)
     sp = schur_projected(w, b, c_xx, rtol, EPSILON)
     spectra = SchurSpectra(jnp.asarray(sp.text), jnp.asarray(sp.complement), jnp.asarray(sp.image),
                            jnp.asarray(sp.rank))
@@ -287,29 +306,34 @@ def projected_primal_schur(setup: KernelSetup, precision, execution, texts, imag
 
 @functools.partial(jax.jit, static_argnames=("fmap", "feature_dtype", "acc_dtype"))
 def _pair_features(tb, xb, omega, *, fmap, feature_dtype, acc_dtype):
-    """φ(t), φ(x) of a row block, rounded to the feature dtype as the Grams' blocks are, in ``acc_dtype``."""
-    def feats(a):
-        return block_features(a, fmap, omega, feature_dtype, acc_dtype).astype(acc_dtype)
-
-    return feats(tb), feats(xb)
+    """φ(t), φ(x) of rows in the feature dtype (formed as the Grams' blocks are)."""
+    return (block_features(tb, fmap, omega, feature_dtype, acc_dtype),
+            block_features(xb, fmap, omega, feature_dtype, acc_dtype))
 
 
-def _cross_products(texts, images, setup: KernelSetup, precision, execution, u, groups):
+def _cross_products(rows, n: int, u, groups):
     """(Φ_T U)ᵀ Φ_X / n (Φ_Tᵀ Φ_X / n where ``u`` is None) and the groups' diagonal blocks of Φ_Tᵀ Φ_X / n, host
-    float64 over row blocks (the features of one block at a time)."""
-    n = texts.shape[0]
-    d_t, d_x = setup.fmap.dim(texts.shape[1]), setup.fmap.dim(images.shape[1])
-    block = int(execution.block_size or default_block_size(n, d_t + d_x))
-    opts = dict(fmap=setup.fmap, feature_dtype=jnp.dtype(precision.feature), acc_dtype=jnp.dtype(precision.acc))
-    b = np.zeros((d_t if u is None else u.shape[1], d_x))
-    blocks = [np.zeros((len(g), len(g))) for g in groups]
-    for start in range(0, n, block):
-        pt, px = (np.asarray(a) for a in _pair_features(texts[start:start + block], images[start:start + block],
-                                                         setup.omega, **opts))
+    float64 over ``rows``: an iterable of feature blocks ``(φ(t), φ(x))``."""
+    b = blocks = None
+    spans = [_runs(np.asarray(g)) for g in groups]
+    for ft, fx in rows:
+        pt, px = np.asarray(ft, np.float64), np.asarray(fx, np.float64)
+        if b is None:
+            b = np.zeros((pt.shape[1] if u is None else u.shape[1], px.shape[1]))
+            blocks = [np.zeros((len(g), len(g))) for g in groups]
         b += (pt if u is None else pt @ u).T @ px
-        for g, acc in zip(groups, blocks):
-            acc += pt[:, g].T @ px[:, g]
+        for runs, acc in zip(spans, blocks):
+            for a0, a1, r0 in runs:  # products of column slices: views, no copies
+                for b0, b1, c0 in runs:
+                    acc[r0:r0 + a1 - a0, c0:c0 + b1 - b0] += pt[:, a0:a1].T @ px[:, b0:b1]
     return b / n, [a / n for a in blocks]
+
+
+def _runs(idx: np.ndarray) -> list[tuple[int, int, int]]:
+    """The contiguous runs of an index array as ``(start, stop, position in idx)``."""
+    cuts = np.flatnonzero(np.diff(idx) != 1) + 1
+    pos = np.concatenate([[0], cuts, [len(idx)]]).astype(int)
+    return [(int(idx[p]), int(idx[q - 1]) + 1, int(p)) for p, q in zip(pos[:-1], pos[1:])]
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC + ("pad_to",))
