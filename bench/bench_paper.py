@@ -13,7 +13,9 @@
 
 Data: CLIP-like unit-norm embeddings in d = 64 (prompts on the sphere, ten images per prompt with their
 own noise and a modality offset), seeded; the exact runs also on the reference fixtures' kind of data
-(``--data reference``: prompts around ten centres, no two alike; images 0.7 · prompt + noise).
+(``--data reference``: prompts around ten centres, no two alike; images 0.7 · prompt + noise) and on prompts
+scored with four images each, their text embeddings repeated exactly (``--data repeated``; beside it the
+same call with K_T's kept pairs taken from the n×n matrix, its last column the relative difference).
 
     python bench/bench_paper.py                 # everything (about 10 minutes on 2 cores)
     python bench/bench_paper.py --only exact --n 6000
@@ -22,6 +24,7 @@ own noise and a modality offset), seeded; the exact runs also on the reference f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import time
@@ -55,7 +58,20 @@ def reference_like(n: int, d: int = 64, centers: int = 10, seed: int = 0):
     return x, t
 
 
-DATA = {"clip_like": clip_like, "reference": reference_like}
+def repeated(n: int, d: int = 64, per_prompt: int = 4, seed: int = 0):
+    """Prompts scored with several images each (four here), their text embeddings repeated exactly (one
+    encoding per prompt, as a text-to-image evaluation has): clip_like's images, its prompts without the
+    per-row text noise."""
+    rng = np.random.default_rng(seed)
+    p = max(1, -(-n // per_prompt))
+    prompts = rng.standard_normal((p, d))
+    t = np.repeat(prompts, per_prompt, axis=0)[:n]
+    x = t + 0.9 * rng.standard_normal((n, d)) + 1.5 * rng.standard_normal(d)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    return unit(x), unit(t)
+
+
+DATA = {"clip_like": clip_like, "reference": reference_like, "repeated": repeated}
 
 
 def timed(fn, repeat=1):
@@ -100,11 +116,27 @@ def bench_exact(ns, check_dense: bool, data: str = "clip_like"):
             sec, r = timed(lambda: clipcore.sce(x, t, kernel="gaussian", sigma=sigma, progress=False))
             err = abs(r.sce / dense_sce(x, t, r.sigma, n * EPS32) - 1) if check_dense and n <= 6000 else None
             rows.append((f"SCE n={n} {label} ({r.method}){tag}", sec, floor, r.rank_kept, err))
+            if data == "repeated":  # the same call with K_T's pairs from the n×n matrix, as without repeats
+                with _fraction(0.0):
+                    sec0, r0 = timed(lambda: clipcore.sce(x, t, kernel="gaussian", sigma=sigma, progress=False))
+                rows.append((f"  same, K_T's pairs from n×n (not the {len(np.unique(t, axis=0))} prompts)", sec0,
+                             floor, r0.rank_kept, abs(r0.sce / r.sce - 1)))
         sec, v = timed(lambda: clipcore.vendi(x, kernel="gaussian", progress=False))
         rows.append((f"Vendi n={n} ({v.method}){tag}", sec, floor, None, None))
         sec, v = timed(lambda: clipcore.rke(x, kernel="gaussian", progress=False))
         rows.append((f"RKE n={n} ({v.method}){tag}", sec, floor, None, None))
     return rows
+
+
+@contextlib.contextmanager
+def _fraction(value: float):
+    from clipcore._pipeline import passes
+
+    saved, passes.REPEATED_FRACTION = passes.REPEATED_FRACTION, value
+    try:
+        yield
+    finally:
+        passes.REPEATED_FRACTION = saved
 
 
 def reference_port(x, t, omega):
@@ -161,7 +193,7 @@ def main() -> int:
     ap.add_argument("--only", choices=("exact", "rff", "cosine"), default=None)
     ap.add_argument("--n", type=int, nargs="*", default=None, help="rows of the exact runs (default 6000 10000 16384)")
     ap.add_argument("--data", choices=tuple(DATA), nargs="*", default=None,
-                    help="data of the exact runs (default both: clip_like, reference)")
+                    help="data of the exact runs (default all: clip_like, reference, repeated)")
     ap.add_argument("--rff-n", type=int, default=6000)
     ap.add_argument("--cosine-n", type=int, default=1_000_000)
     ap.add_argument("--no-check", action="store_true", help="skip the dense float64 references")

@@ -258,3 +258,45 @@ def test_tridiagonal_kept_pairs_on_small_matrices(n):
     w, u = got
     np.testing.assert_allclose(w, [v @ v], rtol=1e-12)
     np.testing.assert_allclose(np.abs(u[:, 0]), np.abs(v) / np.linalg.norm(v), atol=1e-12)
+
+
+@pytest.mark.parametrize("counts", ["equal", "ragged"])
+@pytest.mark.parametrize("rtol", [n * EPS32 for n in (600,)] + [1e-2])
+def test_repeated_prompts_take_the_distinct_prompts_problem(counts, rtol):
+    """K_T of prompts repeated (ten images each, or 1 to 20 each): the kept pairs from the u×u problem of the
+    distinct prompts (repeated_kept_pairs) give the dense float64 form's spectra, as NumPy's eigh of K_T does."""
+    from clipcore.dual_lowrank import repeated_kept_pairs
+
+    rng = np.random.default_rng(11)
+    d, sigma = 12, 3.0
+    reps = np.full(60, 10) if counts == "equal" else rng.integers(1, 21, size=60)
+    prompts = rng.standard_normal((60, d))
+    order = rng.permutation(int(reps.sum()))  # prompts' rows interleaved, not in blocks
+    t = np.repeat(prompts, reps, axis=0)[order]
+    x = t + 0.8 * rng.standard_normal(t.shape)
+    n = t.shape[0]
+    g = lambda a: np.exp(-cdist(a, a, "sqeuclidean") / (2 * sigma ** 2)) / n  # noqa: E731
+    k_t, k_x = g(t), g(x)
+    _, first, inverse = np.unique(t, axis=0, return_index=True, return_inverse=True)
+    w, u = repeated_kept_pairs(k_t, first, inverse.reshape(-1), rtol)
+    w_all, v_all, k = _dense_kept(k_t, rtol)
+    assert w.size == k
+    np.testing.assert_allclose(w, w_all[:k], rtol=1e-10, atol=1e-14 * w_all[0])
+    assert np.linalg.norm(u.T @ u - np.eye(k)) < 1e-10
+    assert np.linalg.norm(k_t @ u - u * w[None, :]) < 1e-12 * w_all[0]
+    text, comp, image, rank = dense(k_t, k_x, rtol)
+    sp = schur_dual_lowrank(k_t, k_x, rtol, pairs=(w, u))
+    assert sp.rank == rank
+    for a, b in ((sp.text, text), (sp.complement, comp), (sp.image, image)):
+        np.testing.assert_allclose(a, b, atol=1e-12 * image[0])
+
+
+def test_repeated_prompts_keep_every_direction_when_the_cutoff_is_below_eps():
+    """rtol · max < ε: the dense form keeps K_T's zero eigenvalues too (|0 + ε| passes): declined (None)."""
+    from clipcore.dual_lowrank import repeated_kept_pairs
+
+    t = np.repeat(np.random.default_rng(0).standard_normal((5, 4)), 4, axis=0)
+    k_t = np.exp(-cdist(t, t, "sqeuclidean") / 2.0) / 20
+    _, first, inverse = np.unique(t, axis=0, return_index=True, return_inverse=True)
+    assert repeated_kept_pairs(k_t, first, inverse.reshape(-1), 1e-14) is None
+    assert repeated_kept_pairs(k_t, first, inverse.reshape(-1), 1e-3) is not None

@@ -38,7 +38,8 @@ from ._options import x64
 from .schur import EPSILON, spectral_filter
 
 __all__ = ["LowRankSpectra", "kept_eigenpairs", "tridiagonal_kept_pairs", "certify", "schur_dual_lowrank",
-           "schur_primal_lowrank", "schur_projected", "RESIDUAL_TOL", "MAX_KEPT_FRACTION", "SUBSPACE_KEPT_FRACTION", "SLOW_STEPS"]
+           "repeated_kept_pairs", "schur_primal_lowrank", "schur_projected", "RESIDUAL_TOL", "MAX_KEPT_FRACTION",
+           "SUBSPACE_KEPT_FRACTION", "SLOW_STEPS"]
 
 #: Ritz pairs are accepted when ‖K u − θ u‖ ≤ RESIDUAL_TOL · λ_max.
 RESIDUAL_TOL = 1e-13
@@ -239,7 +240,38 @@ def _kept_filter(w: np.ndarray, rtol: float, eps: float) -> np.ndarray:
     return np.clip(w * _kept_gain(w, rtol, eps), 0.0, 1.0)
 
 
-def schur_dual_lowrank(k_t, k_x, rtol: float, eps: float = EPSILON) -> LowRankSpectra | None:
+def repeated_kept_pairs(k_t, first: np.ndarray, inverse: np.ndarray, rtol: float,
+                        eps: float = EPSILON) -> tuple[np.ndarray, np.ndarray] | None:
+    """K_T's kept eigenpairs (as :func:`kept_eigenpairs`) when its rows repeat: prompts scored with several
+    images each. With E the ``[n, u]`` indicator of the u distinct rows and G their ``[u, u]`` block of K_T,
+    K_T = E G Eᵀ; with W = EᵀE (the counts), M = W^{1/2} G W^{1/2} has K_T's non-zero spectrum and each of its
+    eigenvectors y gives K_T's E W^{-1/2} y (orthonormal, as EᵀE = W). The other n − u eigenvalues of K_T are
+    0 and fail the cutoff, so the kept pairs come from one u×u problem (:func:`kept_eigenpairs`, or a dense
+    ``eigh`` where M keeps more than a third of its u directions) instead of an n×n one. None where the cutoff
+    would keep K_T's zero eigenvalues (rtol · max < ε: every direction kept, the dense form).
+
+    Args:
+      k_t: ``[n, n]`` float64 (K/n), host array or ``jax.Array``.
+      first: ``[u]`` the index of one row of each distinct prompt; inverse: ``[n]`` each row's prompt (0 … u−1).
+    """
+    g = np.asarray(k_t)[np.ix_(first, first)]
+    root = np.sqrt(np.bincount(inverse, minlength=first.size).astype(np.float64))
+    m = root[:, None] * g * root[None, :]
+    m = 0.5 * (m + m.T)
+    pairs = kept_eigenpairs(m, rtol, eps)
+    if pairs is None:
+        w, y = scipy.linalg.eigh(m, check_finite=False)
+        w, y = w[::-1], y[:, ::-1]
+        keep = spectral_filter(w, rtol, eps, 0.0, mode="pinv", xp=np)[1]
+        pairs = w[:int(keep.sum())], y[:, :int(keep.sum())]
+    w, y = pairs
+    if w.size and _cut(w[0], rtol, eps) < 0.0:  # |0 + ε| passes: K_T's zero eigenvalues would be kept too
+        return None
+    return w, y[inverse] / root[inverse][:, None]
+
+
+def schur_dual_lowrank(k_t, k_x, rtol: float, eps: float = EPSILON, *,
+                       pairs: tuple[np.ndarray, np.ndarray] | None = None) -> LowRankSpectra | None:
     """The dual Schur spectra (pseudo-inverse mode) through the kept subspace of K_T; None when K_T keeps
     more than :data:`MAX_KEPT_FRACTION` of its directions (the dense form is cheaper then).
 
@@ -248,10 +280,13 @@ def schur_dual_lowrank(k_t, k_x, rtol: float, eps: float = EPSILON) -> LowRankSp
         written; S is the one n×n array formed).
       rtol: the cutoff relative to max |w + ε|.
       eps: the ε of the pseudo-inverse.
+      pairs: K_T's kept eigenpairs ``([k], [n, k])``, descending, where the caller has them
+        (:func:`repeated_kept_pairs`); else :func:`kept_eigenpairs` finds them.
     """
     n = k_t.shape[0]
-    pairs = kept_eigenpairs(np.asarray(k_t), rtol, eps)  # the kept directions: the top k (w ≥ 0)
     if pairs is None:
+        pairs = kept_eigenpairs(np.asarray(k_t), rtol, eps)  # the kept directions: the top k (w ≥ 0)
+    if pairs is None or pairs[0].size > MAX_KEPT_FRACTION * n:
         return None
     w, u = pairs  # descending
     k = w.size

@@ -20,15 +20,16 @@ from .. import sharding as SH
 from .._progress import bar
 from ..covariance import (Covariances, block_features, column_cosine, default_block_size, dual_gram_jit,
                           feature_covariance, joint_covariances, joint_sums, single_sums)
-from ..dual_lowrank import kept_eigenpairs, schur_dual_lowrank, schur_primal_lowrank, schur_projected
+from ..dual_lowrank import (kept_eigenpairs, repeated_kept_pairs, schur_dual_lowrank, schur_primal_lowrank,
+                            schur_projected)
 from ..schur import EPSILON, SchurSpectra, desc_eigvalsh, pad, schur_dual
 from ..kernels import FeatureMap
 from .inputs import KernelSetup, reduce_sums
 
 __all__ = ["stream_sums", "streamed_covariances", "streamed_covariance", "primal_covariances",
-           "primal_covariance", "dual_static", "dual_spectra", "dual_grams", "dual_schur", "primal_schur", "projected_applies",
-           "projected_primal_schur", "LOWRANK_ROWS",
-           "LOWRANK_FEATURES", "dual_image_eigs", "image_eigs"]
+           "primal_covariance", "dual_static", "dual_spectra", "dual_grams", "dual_schur", "primal_schur",
+           "projected_applies", "projected_primal_schur", "LOWRANK_ROWS", "LOWRANK_FEATURES", "FEATURE_BYTES",
+           "REPEATED_FRACTION", "dual_image_eigs", "image_eigs"]
 
 
 def _host_path(paired: bool, mesh, backend: str, fmap, acc_dtype) -> bool:
@@ -216,17 +217,33 @@ def dual_schur(texts, images, omega, sigma, rtol, ridge, *, mode, pad_to, **stat
     """The dual Schur spectra: :func:`dual_spectra` (one jitted program), or from
     :data:`LOWRANK_ROWS` rows on in the pseudo-inverse mode the kept-subspace form (same spectra to
     float64 rounding; three two-stage ``eigvalsh`` and O(n²k) products instead of an eigendecomposition
-    with vectors and n³ products)."""
+    with vectors and n³ products), K_T's kept pairs from the distinct prompts alone where they repeat
+    (:data:`REPEATED_FRACTION`)."""
     n = texts.shape[0]
     if mode != "pinv" or n < LOWRANK_ROWS or jnp.dtype(static["acc_dtype"]) != jnp.float64:
         return dual_spectra(texts, images, omega, sigma, rtol, ridge, mode=mode, pad_to=pad_to, **static)
     k_t, k_x = dual_grams(texts, images, omega, sigma, symmetric=True, **static)
-    sp = schur_dual_lowrank(k_t, k_x, rtol)
+    sp = schur_dual_lowrank(k_t, k_x, rtol, pairs=_repeated_pairs(texts, k_t, rtol))
     if sp is None:  # K_T keeps most directions: the dense form
         return schur_dual(k_t, k_x, rtol, EPSILON, ridge, mode=mode, pad_to=pad_to)
     del k_t, k_x
     return SchurSpectra(pad(jnp.asarray(sp.text), pad_to), pad(jnp.asarray(sp.complement), pad_to),
                         pad(jnp.asarray(sp.image), pad_to), jnp.asarray(sp.rank))
+
+
+#: Where at most this fraction of the rows' prompts are distinct, K_T's kept pairs come from the distinct
+#: prompts' u×u problem (:func:`clipcore.dual_lowrank.repeated_kept_pairs`).
+REPEATED_FRACTION = 0.5
+
+
+def _repeated_pairs(texts, k_t, rtol: float):
+    """K_T's kept pairs from its distinct rows where prompts repeat (several images per prompt), else None."""
+    rows = np.asarray(texts)
+    n = rows.shape[0]
+    _, first, inverse = np.unique(rows.reshape(n, -1), axis=0, return_index=True, return_inverse=True)
+    if first.size > REPEATED_FRACTION * n:
+        return None
+    return repeated_kept_pairs(k_t, first, inverse.reshape(-1), rtol, EPSILON)
 
 
 def primal_schur(cov, rtol: float, numerics):

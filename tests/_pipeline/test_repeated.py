@@ -1,0 +1,41 @@
+"""Exact Gaussian SCE where prompts repeat (several images per prompt, issue 18): K_T's kept pairs come from
+the distinct prompts' u×u problem (``passes._repeated_pairs`` → ``dual_lowrank.repeated_kept_pairs``); the
+scores equal the dense float64 NumPy reference, and rows without repeats keep the n×n route."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import clipcore
+from clipcore import dual_lowrank as DL
+from clipcore._pipeline import passes as P
+
+try:
+    from reference import sce_numpy as ref
+except ImportError:  # tests/ collected as a package
+    from tests.reference import sce_numpy as ref
+
+
+def data(per_prompt, n=900, d=10, seed=0):
+    rng = np.random.default_rng(seed)
+    prompts = rng.standard_normal((-(-n // per_prompt), d))
+    t = np.repeat(prompts, per_prompt, axis=0)[:n][rng.permutation(n)]
+    return t + 0.7 * rng.standard_normal(t.shape), t
+
+
+@pytest.mark.parametrize("per_prompt,sigma", [(4, 5.0), (4, 0.8), (2, 5.0), (30, 3.0), (1, 3.0)])
+def test_repeated_prompts_equal_the_dense_reference(per_prompt, sigma, monkeypatch):
+    """Kept rank below the distinct prompts (86 of 225, 89 of 450), all of them (225: M's dense eigh), few (30),
+    and no repeats."""
+    x, t = data(per_prompt)
+    calls = []
+    real = DL.repeated_kept_pairs
+    monkeypatch.setattr(P, "repeated_kept_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    got = clipcore.sce(x, t, kernel="gaussian", sigma=sigma, progress=False)
+    want = ref.sce_exact_gaussian(t, x, sigma, ridge=ref.RIDGE)  # the ε = 1e-12 of the pseudo-inverse
+    assert got.method == "dual/exact" and got.rank_kept == want.rank
+    assert len(calls) == (per_prompt > 1)  # no repeats: the n×n route
+    assert got.sce == pytest.approx(want.sce, rel=1e-9)
+    assert got.text_score == pytest.approx(want.text_score, rel=1e-9)
+    assert got.image_score == pytest.approx(ref.renyi(want.image), rel=1e-9)
