@@ -7,7 +7,7 @@
 2. Vendi and RKE of the exact Gaussian kernel at the same n.
 3. The reference code's RFF setting: convention="clip-dissection", a given ω, D = 2500 (5000 features),
    n = 6000, against one ``eigvalsh`` of 5000×5000, and its distance to a NumPy float64 port of the
-   reference algorithm.
+   reference algorithm (on clip_like rows, and on prompts repeated exactly, ``repeated``; ``--data`` picks).
 4. Cosine SCE of 10⁶ × 512 float32 embeddings in memory (default dtype: float32 products for float32
    rows), against the syrk floor: half of NumPy's GEMM ``Z.T @ Z`` over the same 65 536-row blocks.
 
@@ -152,14 +152,18 @@ def reference_port(x, t, omega):
     return float(np.exp(-np.sum(e * np.log(e / e.sum()))))
 
 
-def bench_rff(n: int, D: int, check: bool):
-    x, t = clip_like(n)
-    omega = np.random.default_rng(2).standard_normal((x.shape[1], D)).astype(np.float32) / 0.5
+def bench_rff(n: int, D: int, check: bool, data=("clip_like",)):
+    rows = []
     floor = eigvalsh_floor(2 * D)
-    sec, r = timed(lambda: clipcore.sce(x.astype(np.float32), t.astype(np.float32), kernel="gaussian", omega=omega,
-                                        convention="clip-dissection", progress=False))
-    err = abs(r.sce / reference_port(x, t, omega.astype(np.float64)) - 1) if check else None
-    return [(f"RFF clip-dissection n={n} D={D} ({r.method}, {r.dtype})", sec, floor, r.rank_kept, err)]
+    for kind in data:
+        x, t = DATA[kind](n)
+        omega = np.random.default_rng(2).standard_normal((x.shape[1], D)).astype(np.float32) / 0.5
+        sec, r = timed(lambda: clipcore.sce(x.astype(np.float32), t.astype(np.float32), kernel="gaussian",
+                                            omega=omega, convention="clip-dissection", progress=False))
+        err = abs(r.sce / reference_port(x, t, omega.astype(np.float64)) - 1) if check else None
+        tag = "" if kind == "clip_like" else f" [{kind}]"
+        rows.append((f"RFF clip-dissection n={n} D={D} ({r.method}, {r.dtype}){tag}", sec, floor, r.rank_kept, err))
+    return rows
 
 
 def bench_cosine(n: int, d: int = 512):
@@ -215,7 +219,7 @@ def main() -> int:
             for n in args.n or [6000, 10000, 16384]:
                 show(bench_exact([n], not args.no_check, data))
     if args.only in (None, "rff"):
-        show(bench_rff(args.rff_n, 2500, not args.no_check))
+        show(bench_rff(args.rff_n, 2500, not args.no_check, args.data or ("clip_like", "repeated")))
     if args.only in (None, "cosine"):
         show(bench_cosine(args.cosine_n))
     print("floor: one numpy.linalg.eigvalsh of n×n (exact), of 2D×2D (RFF), half NumPy's GEMM Z.T @ Z (cosine)")

@@ -300,3 +300,27 @@ def test_repeated_prompts_keep_every_direction_when_the_cutoff_is_below_eps():
     _, first, inverse = np.unique(t, axis=0, return_index=True, return_inverse=True)
     assert repeated_kept_pairs(k_t, first, inverse.reshape(-1), 1e-14) is None
     assert repeated_kept_pairs(k_t, first, inverse.reshape(-1), 1e-3) is not None
+
+
+@pytest.mark.parametrize("sigma", [1.0, 3.0])
+def test_repeated_feature_pairs_are_the_dense_kept_pairs(sigma):
+    """C_TT = Φ_Tᵀ Φ_T / n of prompts repeated 1 to 9 times: its kept pairs from the distinct prompts' u×u
+    problem equal NumPy's eigh of the D×D C_TT under the same cutoff (eigenvalues, the kept subspace)."""
+    from clipcore.dual_lowrank import repeated_feature_pairs
+
+    rng = np.random.default_rng(4)
+    d, D, u = 10, 200, 80
+    prompts = rng.standard_normal((u, d))
+    counts = rng.integers(1, 10, size=u)
+    om = rng.standard_normal((d, D)) / sigma
+    phi = lambda a: np.concatenate([np.cos(a @ om), np.sin(a @ om)], 1) / np.sqrt(D)  # noqa: E731
+    pt = phi(np.repeat(prompts, counts, axis=0))
+    n = pt.shape[0]
+    c_tt = pt.T @ pt / n
+    rtol = 2 * D * EPS32
+    w, v = repeated_feature_pairs(phi(prompts), counts, n, rtol)
+    w_all, v_all, k = _dense_kept(c_tt, rtol)
+    assert w.size == k > 0
+    np.testing.assert_allclose(w, w_all[:k], rtol=1e-9, atol=1e-13 * w_all[0])
+    assert np.linalg.norm(v.T @ v - np.eye(k)) < 1e-8
+    assert np.linalg.norm(c_tt @ v - v * w[None, :]) < 1e-12 * w_all[0]

@@ -38,8 +38,8 @@ from ._options import x64
 from .schur import EPSILON, spectral_filter
 
 __all__ = ["LowRankSpectra", "kept_eigenpairs", "tridiagonal_kept_pairs", "certify", "schur_dual_lowrank",
-           "repeated_kept_pairs", "schur_primal_lowrank", "schur_projected", "RESIDUAL_TOL", "MAX_KEPT_FRACTION",
-           "SUBSPACE_KEPT_FRACTION", "SLOW_STEPS"]
+           "repeated_kept_pairs", "repeated_feature_pairs", "schur_primal_lowrank", "schur_projected",
+           "RESIDUAL_TOL", "MAX_KEPT_FRACTION", "SUBSPACE_KEPT_FRACTION", "SLOW_STEPS"]
 
 #: Ritz pairs are accepted when ‖K u − θ u‖ ≤ RESIDUAL_TOL · λ_max.
 RESIDUAL_TOL = 1e-13
@@ -246,9 +246,8 @@ def repeated_kept_pairs(k_t, first: np.ndarray, inverse: np.ndarray, rtol: float
     images each. With E the ``[n, u]`` indicator of the u distinct rows and G their ``[u, u]`` block of K_T,
     K_T = E G Eᵀ; with W = EᵀE (the counts), M = W^{1/2} G W^{1/2} has K_T's non-zero spectrum and each of its
     eigenvectors y gives K_T's E W^{-1/2} y (orthonormal, as EᵀE = W). The other n − u eigenvalues of K_T are
-    0 and fail the cutoff, so the kept pairs come from one u×u problem (:func:`kept_eigenpairs`, or a dense
-    ``eigh`` where M keeps more than a third of its u directions) instead of an n×n one. None where the cutoff
-    would keep K_T's zero eigenvalues (rtol · max < ε: every direction kept, the dense form).
+    0 and fail the cutoff, so the kept pairs come from one u×u problem instead of an n×n one. None where the
+    cutoff would keep K_T's zero eigenvalues (rtol · max < ε: every direction kept, the dense form).
 
     Args:
       k_t: ``[n, n]`` float64 (K/n), host array or ``jax.Array``.
@@ -256,18 +255,45 @@ def repeated_kept_pairs(k_t, first: np.ndarray, inverse: np.ndarray, rtol: float
     """
     g = np.asarray(k_t)[np.ix_(first, first)]
     root = np.sqrt(np.bincount(inverse, minlength=first.size).astype(np.float64))
-    m = root[:, None] * g * root[None, :]
+    pairs = _small_kept_pairs(root[:, None] * g * root[None, :], rtol, eps)
+    if pairs is None:
+        return None
+    w, y = pairs
+    return w, y[inverse] / root[inverse][:, None]
+
+
+def repeated_feature_pairs(phi_u: np.ndarray, counts: np.ndarray, n: int, rtol: float,
+                           eps: float = EPSILON) -> tuple[np.ndarray, np.ndarray] | None:
+    """C_TT's kept eigenpairs (as :func:`kept_eigenpairs`) when its n rows repeat u distinct prompts: with
+    A = W^{1/2} Φ_u / √n (``[u, D]``, W the counts) C_TT = Aᵀ A, whose non-zero spectrum is that of the u×u
+    M = A Aᵀ; each of M's eigenpairs (λ, y) gives C_TT's unit eigenvector Aᵀ y / √λ. One u×u problem instead
+    of a D×D one; None where the cutoff would keep C_TT's zero eigenvalues (rtol · max < ε).
+
+    Args:
+      phi_u: ``[u, D]`` the features of the distinct prompts; counts: ``[u]`` how many rows each has.
+    """
+    a = np.asarray(phi_u, np.float64) * np.sqrt(np.asarray(counts, np.float64) / n)[:, None]
+    pairs = _small_kept_pairs(a @ a.T, rtol, eps)
+    if pairs is None:
+        return None
+    w, y = pairs
+    return w, (a.T @ y) / np.sqrt(w)[None, :]
+
+
+def _small_kept_pairs(m: np.ndarray, rtol: float, eps: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The kept pairs of the small PSD matrix of :func:`repeated_kept_pairs` / :func:`repeated_feature_pairs`
+    (:func:`kept_eigenpairs`, or one dense ``eigh`` where it keeps more than a third); None where the cutoff
+    lies below 0 (the larger matrix's zero eigenvalues would pass it too)."""
     m = 0.5 * (m + m.T)
     pairs = kept_eigenpairs(m, rtol, eps)
     if pairs is None:
         w, y = scipy.linalg.eigh(m, check_finite=False)
         w, y = w[::-1], y[:, ::-1]
-        keep = spectral_filter(w, rtol, eps, 0.0, mode="pinv", xp=np)[1]
-        pairs = w[:int(keep.sum())], y[:, :int(keep.sum())]
-    w, y = pairs
-    if w.size and _cut(w[0], rtol, eps) < 0.0:  # |0 + ε| passes: K_T's zero eigenvalues would be kept too
+        k = int(spectral_filter(w, rtol, eps, 0.0, mode="pinv", xp=np)[1].sum())
+        pairs = w[:k], y[:, :k]
+    if pairs[0].size and _cut(pairs[0][0], rtol, eps) < 0.0:
         return None
-    return w, y[inverse] / root[inverse][:, None]
+    return pairs
 
 
 def schur_dual_lowrank(k_t, k_x, rtol: float, eps: float = EPSILON, *,

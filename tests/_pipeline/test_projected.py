@@ -25,8 +25,10 @@ D = 1024  # 2D = 2048 features: passes.LOWRANK_FEATURES
 
 def data(kind, n=2600, d=12, seed=0):
     rng = np.random.default_rng(seed)
-    if kind == "repeated prompts":  # C_TT keeps few directions (the subspace iteration)
+    if kind == "repeated prompts":  # 26 prompts: C_TT's kept pairs from their 26×26 problem
         t, sigma = np.repeat(rng.standard_normal((26, d)), n // 26, axis=0), 3.0
+    elif kind == "four per prompt":  # 650 prompts, four rows each, interleaved: a 650×650 problem
+        t, sigma = np.repeat(rng.standard_normal((n // 4, d)), 4, axis=0)[rng.permutation(n)], 3.0
     elif kind == "smooth":  # more kept directions (the tridiagonal route)
         t, sigma = rng.standard_normal((n, d)), 3.0
     else:  # "sharp": C_TT keeps most directions, the path forms C_TX and takes the dense form
@@ -42,14 +44,16 @@ def _quiet():
         yield
 
 
-@pytest.mark.parametrize("kind", ["repeated prompts", "smooth", "sharp"])
+@pytest.mark.parametrize("kind", ["repeated prompts", "four per prompt", "smooth", "sharp"])
 def test_projected_primal_equals_the_reference_and_the_dual(kind, monkeypatch):
     x, t, omega = data(kind)
-    seen = []
-    real = P.projected_primal_schur
+    seen, repeated = [], []
+    real, real_rep = P.projected_primal_schur, P.repeated_feature_pairs
     monkeypatch.setattr(P, "projected_primal_schur", lambda *a, **k: seen.append(1) or real(*a, **k))
+    monkeypatch.setattr(P, "repeated_feature_pairs", lambda *a, **k: repeated.append(1) or real_rep(*a, **k))
     got = clipcore.sce(x, t, kernel="gaussian", omega=omega, progress=False)
     assert seen and got.method == "primal/rff"
+    assert bool(repeated) == (kind in ("repeated prompts", "four per prompt"))
     phi = lambda a: ref.rff_features(a, omega)  # noqa: E731
     want = ref.sce_primal(phi(t), phi(x), rtol=ref.default_rtol(2 * D))
     assert got.rank_kept == want.rank
@@ -84,7 +88,7 @@ def test_projected_primal_error_is_the_groups_rule():
         assert got.error[i] == pytest.approx(want, rel=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["smooth", "sharp"])
+@pytest.mark.parametrize("kind", ["four per prompt", "smooth", "sharp"])
 def test_features_formed_block_by_block_give_the_same_scores(kind, monkeypatch):
     """Above passes.FEATURE_BYTES the features are formed again in each pass, block by block (a ragged last
     block here): the same scores and ± as with the features kept."""

@@ -20,8 +20,8 @@ from .. import sharding as SH
 from .._progress import bar
 from ..covariance import (Covariances, block_features, column_cosine, default_block_size, dual_gram_jit,
                           feature_covariance, joint_covariances, joint_sums, single_sums)
-from ..dual_lowrank import (kept_eigenpairs, repeated_kept_pairs, schur_dual_lowrank, schur_primal_lowrank,
-                            schur_projected)
+from ..dual_lowrank import (MAX_KEPT_FRACTION, kept_eigenpairs, repeated_feature_pairs, repeated_kept_pairs,
+                            schur_dual_lowrank, schur_primal_lowrank, schur_projected)
 from ..schur import EPSILON, SchurSpectra, desc_eigvalsh, pad, schur_dual
 from ..kernels import FeatureMap
 from .inputs import KernelSetup, reduce_sums
@@ -236,14 +236,19 @@ def dual_schur(texts, images, omega, sigma, rtol, ridge, *, mode, pad_to, **stat
 REPEATED_FRACTION = 0.5
 
 
-def _repeated_pairs(texts, k_t, rtol: float):
-    """K_T's kept pairs from its distinct rows where prompts repeat (several images per prompt), else None."""
+def _distinct(texts) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(first, inverse)`` of the distinct rows (one row's index each; each row's prompt) where at most
+    :data:`REPEATED_FRACTION` of the rows are distinct (several images per prompt), else None."""
     rows = np.asarray(texts)
     n = rows.shape[0]
     _, first, inverse = np.unique(rows.reshape(n, -1), axis=0, return_index=True, return_inverse=True)
-    if first.size > REPEATED_FRACTION * n:
-        return None
-    return repeated_kept_pairs(k_t, first, inverse.reshape(-1), rtol, EPSILON)
+    return (first, inverse.reshape(-1)) if first.size <= REPEATED_FRACTION * n else None
+
+
+def _repeated_pairs(texts, k_t, rtol: float):
+    """K_T's kept pairs from its distinct rows where prompts repeat, else None."""
+    rep = _distinct(texts)
+    return None if rep is None else repeated_kept_pairs(k_t, *rep, rtol, EPSILON)
 
 
 def primal_schur(cov, rtol: float, numerics):
@@ -282,7 +287,9 @@ def projected_primal_schur(setup: KernelSetup, precision, execution, texts, imag
     second product over the rows' features (2·n·D·k flops for each factor instead of the n·D_T·D_X of C_TX)
     and :func:`clipcore.dual_lowrank.schur_projected`. Where C_TT keeps more than a third of its directions
     the second product forms C_TX and the dense form follows. Features of at most :data:`FEATURE_BYTES` are
-    formed once.
+    formed once. Where prompts repeat (:data:`REPEATED_FRACTION`) C_TT comes from the distinct prompts' features
+    weighted by their counts and its kept pairs from their u×u problem
+    (:func:`clipcore.dual_lowrank.repeated_feature_pairs`).
 
     Args:
       groups: index arrays of feature groups whose diagonal blocks of C_TX the second product also forms (the
@@ -295,19 +302,32 @@ def projected_primal_schur(setup: KernelSetup, precision, execution, texts, imag
     n = texts.shape[0]
     d_t, d_x = setup.fmap.dim(texts.shape[1]), setup.fmap.dim(images.shape[1])
     opts = dict(fmap=setup.fmap, feature_dtype=jnp.dtype(precision.feature), acc_dtype=jnp.dtype(precision.acc))
-    kw = dict(feature_dtype=precision.feature, acc_dtype=precision.acc, backend=execution.backend)
+    kw = dict(block_size=execution.block_size, feature_dtype=precision.feature, acc_dtype=precision.acc,
+              backend=execution.backend)
+    rep = _distinct(texts)
     if n * (d_t + d_x) * jnp.dtype(precision.feature).itemsize <= FEATURE_BYTES:
         pt, px = _pair_features(texts, images, setup.omega, **opts)
-        ident = FeatureMap("identity")
-        c_tt, c_xx = (feature_covariance(f, ident, block_size=execution.block_size, **kw) for f in (pt, px))
+        c_xx = feature_covariance(px, FeatureMap("identity"), **kw)
         rows = lambda: [(pt, px)]  # noqa: E731
     else:
-        c_tt, c_xx = (feature_covariance(a, setup.fmap, setup.omega, block_size=execution.block_size, **kw)
-                      for a in (texts, images))
+        pt, c_xx = None, feature_covariance(images, setup.fmap, setup.omega, **kw)
         block = int(execution.block_size or default_block_size(n, d_t + d_x))
         rows = lambda: (_pair_features(texts[s:s + block], images[s:s + block], setup.omega, **opts)  # noqa: E731
                         for s in range(0, n, block))
-    pairs = kept_eigenpairs(np.asarray(c_tt), rtol, EPSILON)
+    if rep is None:
+        c_tt = (feature_covariance(texts, setup.fmap, setup.omega, **kw) if pt is None
+                else feature_covariance(pt, FeatureMap("identity"), **kw))
+        pairs = kept_eigenpairs(np.asarray(c_tt), rtol, EPSILON)
+    else:  # prompts repeat: C_TT from the distinct prompts' features, weighted by their counts, and its kept
+        # pairs from their u×u problem (clipcore.dual_lowrank.repeated_feature_pairs)
+        first, inverse = rep
+        phi_u = _features(texts[first], setup.omega, **opts)
+        counts = np.bincount(inverse, minlength=first.size)
+        weighted = phi_u * jnp.sqrt(jnp.asarray(counts, phi_u.dtype) * first.size / n)[:, None]
+        c_tt = feature_covariance(weighted, FeatureMap("identity"), **kw)
+        pairs = repeated_feature_pairs(np.asarray(phi_u), counts, n, rtol, EPSILON)
+        if pairs is not None and pairs[0].size > MAX_KEPT_FRACTION * d_t:
+            pairs = None
     if pairs is None:  # most directions kept: C_TX and the dense form
         c_tx, _ = _cross_products(rows(), n, None, ())
         cov = Covariances(c_tt, jnp.asarray(c_tx), c_xx)
@@ -326,6 +346,12 @@ def _pair_features(tb, xb, omega, *, fmap, feature_dtype, acc_dtype):
     """φ(t), φ(x) of rows in the feature dtype (formed as the Grams' blocks are)."""
     return (block_features(tb, fmap, omega, feature_dtype, acc_dtype),
             block_features(xb, fmap, omega, feature_dtype, acc_dtype))
+
+
+@functools.partial(jax.jit, static_argnames=("fmap", "feature_dtype", "acc_dtype"))
+def _features(a, omega, *, fmap, feature_dtype, acc_dtype):
+    """φ of rows in the feature dtype."""
+    return block_features(a, fmap, omega, feature_dtype, acc_dtype)
 
 
 def _cross_products(rows, n: int, u, groups):
