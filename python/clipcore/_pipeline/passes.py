@@ -305,26 +305,37 @@ def projected_primal_schur(setup: KernelSetup, precision, execution, texts, imag
     kw = dict(block_size=execution.block_size, feature_dtype=precision.feature, acc_dtype=precision.acc,
               backend=execution.backend)
     rep = _distinct(texts)
-    if n * (d_t + d_x) * jnp.dtype(precision.feature).itemsize <= FEATURE_BYTES:
-        pt, px = _pair_features(texts, images, setup.omega, **opts)
-        c_xx = feature_covariance(px, FeatureMap("identity"), **kw)
-        rows = lambda: [(pt, px)]  # noqa: E731
-    else:
-        pt, c_xx = None, feature_covariance(images, setup.fmap, setup.omega, **kw)
-        block = int(execution.block_size or default_block_size(n, d_t + d_x))
-        rows = lambda: (_pair_features(texts[s:s + block], images[s:s + block], setup.omega, **opts)  # noqa: E731
-                        for s in range(0, n, block))
+    stored = n * (d_t + d_x) * jnp.dtype(precision.feature).itemsize <= FEATURE_BYTES
+    block = int(execution.block_size or default_block_size(n, d_t + d_x))
+    spans = [(s, min(s + block, n)) for s in range(0, n, block)]
     if rep is None:
-        c_tt = (feature_covariance(texts, setup.fmap, setup.omega, **kw) if pt is None
-                else feature_covariance(pt, FeatureMap("identity"), **kw))
+        if stored:
+            pt, px = _pair_features(texts, images, setup.omega, **opts)
+            c_tt, c_xx = (feature_covariance(f, FeatureMap("identity"), **kw) for f in (pt, px))
+            rows = lambda: [(pt, px)]  # noqa: E731
+        else:
+            c_tt, c_xx = (feature_covariance(a, setup.fmap, setup.omega, **kw) for a in (texts, images))
+            rows = lambda: (_pair_features(texts[a:b], images[a:b], setup.omega, **opts)  # noqa: E731
+                            for a, b in spans)
         pairs = kept_eigenpairs(np.asarray(c_tt), rtol, EPSILON)
-    else:  # prompts repeat: C_TT from the distinct prompts' features, weighted by their counts, and its kept
-        # pairs from their u×u problem (clipcore.dual_lowrank.repeated_feature_pairs)
+    else:  # prompts repeat: C_TT from the distinct prompts' features weighted by their counts, its kept pairs
+        # from their u×u problem (clipcore.dual_lowrank.repeated_feature_pairs), and Φ_Tᵀ Φ_X = Φ_uᵀ X̄ with X̄
+        # the sums of each prompt's image features
         first, inverse = rep
+        u_n = first.size
         phi_u = _features(texts[first], setup.omega, **opts)
-        counts = np.bincount(inverse, minlength=first.size)
-        weighted = phi_u * jnp.sqrt(jnp.asarray(counts, phi_u.dtype) * first.size / n)[:, None]
+        counts = np.bincount(inverse, minlength=u_n)
+        weighted = phi_u * jnp.sqrt(jnp.asarray(counts, phi_u.dtype) * u_n / n)[:, None]
         c_tt = feature_covariance(weighted, FeatureMap("identity"), **kw)
+        if stored:
+            px = _features(images, setup.omega, **opts)
+            c_xx = feature_covariance(px, FeatureMap("identity"), **kw)
+            xbar = _prompt_sums(px, jnp.asarray(inverse), num=u_n)
+        else:
+            c_xx = feature_covariance(images, setup.fmap, setup.omega, **kw)
+            xbar = sum(_prompt_sums(_features(images[a:b], setup.omega, **opts), jnp.asarray(inverse[a:b]),
+                                    num=u_n) for a, b in spans)
+        rows = lambda: [(phi_u, xbar)]  # noqa: E731
         pairs = repeated_feature_pairs(np.asarray(phi_u), counts, n, rtol, EPSILON)
         if pairs is not None and pairs[0].size > MAX_KEPT_FRACTION * d_t:
             pairs = None
@@ -352,6 +363,13 @@ def _pair_features(tb, xb, omega, *, fmap, feature_dtype, acc_dtype):
 def _features(a, omega, *, fmap, feature_dtype, acc_dtype):
     """φ of rows in the feature dtype."""
     return block_features(a, fmap, omega, feature_dtype, acc_dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("num",))
+def _prompt_sums(f, inverse, *, num: int):
+    """``[num, D]``: the sum of the rows of ``f`` that belong to each prompt (``inverse``: each row's prompt),
+    in float64."""
+    return jax.ops.segment_sum(f.astype(jnp.float64), inverse, num_segments=num)
 
 
 def _cross_products(rows, n: int, u, groups):
