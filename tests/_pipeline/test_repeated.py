@@ -42,9 +42,9 @@ def test_repeated_prompts_equal_the_dense_reference(per_prompt, sigma, monkeypat
 
 
 def test_distinct_rows_are_grouped_exactly(monkeypatch):
-    """passes._distinct groups equal rows (the groups NumPy's row-wise unique finds), declines where more than
-    REPEATED_FRACTION of the rows are distinct, and where two different rows share a key (forced here: every
-    key 0) falls back to NumPy's exact row-wise unique."""
+    """passes.distinct_prompts groups equal rows (the groups NumPy's row-wise unique finds), declines where
+    more than REPEATED_FRACTION of the rows are distinct, and where two different rows share a key (forced
+    here: every key 0) falls back to NumPy's exact row-wise unique."""
     rng = np.random.default_rng(2)
     t = np.repeat(rng.standard_normal((40, 6)).astype(np.float32), 3, axis=0)[rng.permutation(120)]
     want = np.unique(t, axis=0, return_inverse=True)[1].reshape(-1)
@@ -54,8 +54,8 @@ def test_distinct_rows_are_grouped_exactly(monkeypatch):
         pairs = {(int(a), int(b)) for a, b in zip(inverse, want)}
         assert len(pairs) == 40  # one-to-one with NumPy's groups
 
-    same_partition(*P._distinct(t))
-    assert P._distinct(rng.standard_normal((120, 6))) is None
-    assert P._distinct(np.concatenate([t[:50], rng.standard_normal((70, 6))])) is None
-    monkeypatch.setattr(P, "_row_keys", lambda rows, step: np.zeros(rows.shape[0]))
-    same_partition(*P._distinct(t))
+    same_partition(*P.distinct_prompts(t))
+    assert P.distinct_prompts(rng.standard_normal((120, 6))) is None
+    assert P.distinct_prompts(np.concatenate([t[:50], rng.standard_normal((70, 6))])) is None
+    monkeypatch.setattr(P, "row_keys", lambda rows, step: np.zeros(rows.shape[0]))
+    same_partition(*P.distinct_prompts(t))

@@ -29,7 +29,7 @@ from .inputs import KernelSetup, reduce_sums
 __all__ = ["stream_sums", "streamed_covariances", "streamed_covariance", "primal_covariances",
            "primal_covariance", "dual_static", "dual_spectra", "dual_grams", "dual_schur", "primal_schur",
            "projected_applies", "projected_primal_schur", "LOWRANK_ROWS", "LOWRANK_FEATURES", "FEATURE_BYTES",
-           "REPEATED_FRACTION", "dual_image_eigs", "image_eigs"]
+           "REPEATED_FRACTION", "distinct_prompts", "row_keys", "dual_image_eigs", "image_eigs"]
 
 
 def _host_path(paired: bool, mesh, backend: str, fmap, acc_dtype) -> bool:
@@ -236,7 +236,7 @@ def dual_schur(texts, images, omega, sigma, rtol, ridge, *, mode, pad_to, **stat
 REPEATED_FRACTION = 0.5
 
 
-def _distinct(texts) -> tuple[np.ndarray, np.ndarray] | None:
+def distinct_prompts(texts) -> tuple[np.ndarray, np.ndarray] | None:
     """``(first, inverse)`` of the distinct rows (one row's index each; each row's prompt) where at most
     :data:`REPEATED_FRACTION` of the rows are distinct (several images per prompt), else None.
 
@@ -250,7 +250,7 @@ def _distinct(texts) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     rows = rows.reshape(n, -1)
     step = 1 << 16
-    _, first, inverse = np.unique(_row_keys(rows, step), return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(row_keys(rows, step), return_index=True, return_inverse=True)
     if first.size > REPEATED_FRACTION * n:
         return None
     if not all(np.array_equal(rows[a:a + step], rows[first[inverse[a:a + step]]]) for a in range(0, n, step)):
@@ -258,7 +258,7 @@ def _distinct(texts) -> tuple[np.ndarray, np.ndarray] | None:
     return first, inverse.reshape(-1)
 
 
-def _row_keys(rows: np.ndarray, step: int) -> np.ndarray:
+def row_keys(rows: np.ndarray, step: int) -> np.ndarray:
     """One float64 number per row, equal for equal rows: the product with a fixed random vector, by blocks."""
     v = np.random.default_rng(0).standard_normal(rows.shape[1])
     return np.concatenate([np.asarray(rows[a:a + step], np.float64) @ v for a in range(0, rows.shape[0], step)])
@@ -266,7 +266,7 @@ def _row_keys(rows: np.ndarray, step: int) -> np.ndarray:
 
 def _repeated_pairs(texts, k_t, rtol: float):
     """K_T's kept pairs from its distinct rows where prompts repeat, else None."""
-    rep = _distinct(texts)
+    rep = distinct_prompts(texts)
     return None if rep is None else repeated_kept_pairs(k_t, *rep, rtol, EPSILON)
 
 
@@ -323,7 +323,7 @@ def projected_primal_schur(setup: KernelSetup, precision, execution, texts, imag
     opts = dict(fmap=setup.fmap, feature_dtype=jnp.dtype(precision.feature), acc_dtype=jnp.dtype(precision.acc))
     kw = dict(block_size=execution.block_size, feature_dtype=precision.feature, acc_dtype=precision.acc,
               backend=execution.backend)
-    rep = _distinct(texts)
+    rep = distinct_prompts(texts)
     stored = n * (d_t + d_x) * jnp.dtype(precision.feature).itemsize <= FEATURE_BYTES
     block = int(execution.block_size or default_block_size(n, d_t + d_x))
     spans = [(s, min(s + block, n)) for s in range(0, n, block)]
@@ -337,9 +337,9 @@ def projected_primal_schur(setup: KernelSetup, precision, execution, texts, imag
             rows = lambda: (_pair_features(texts[a:b], images[a:b], setup.omega, **opts)  # noqa: E731
                             for a, b in spans)
         pairs = kept_eigenpairs(np.asarray(c_tt), rtol, EPSILON)
-    else:  # prompts repeat: C_TT from the distinct prompts' features weighted by their counts, its kept pairs
-        # from their u×u problem (clipcore.dual_lowrank.repeated_feature_pairs), and Φ_Tᵀ Φ_X = Φ_uᵀ X̄ with X̄
-        # the sums of each prompt's image features
+    else:  # prompts repeat: C_TT from the distinct prompts' features weighted by their counts, its kept
+        # pairs from their u×u problem (clipcore.dual_lowrank.repeated_feature_pairs), and Φ_Tᵀ Φ_X = Φ_uᵀ X̄
+        # with X̄ the sums of each prompt's image features
         first, inverse = rep
         u_n = first.size
         phi_u = _features(texts[first], setup.omega, **opts)
@@ -392,8 +392,8 @@ def _prompt_sums(f, inverse, *, num: int):
 
 
 def _cross_products(rows, n: int, u, groups):
-    """(Φ_T U)ᵀ Φ_X / n (Φ_Tᵀ Φ_X / n where ``u`` is None) and the groups' diagonal blocks of Φ_Tᵀ Φ_X / n, host
-    float64 over ``rows``: an iterable of feature blocks ``(φ(t), φ(x))``."""
+    """(Φ_T U)ᵀ Φ_X / n (Φ_Tᵀ Φ_X / n where ``u`` is None) and the groups' diagonal blocks of Φ_Tᵀ Φ_X / n,
+    host float64 over ``rows``: an iterable of feature blocks ``(φ(t), φ(x))``."""
     b = blocks = None
     spans = [_runs(np.asarray(g)) for g in groups]
     for ft, fx in rows:
