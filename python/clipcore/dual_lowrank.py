@@ -12,7 +12,9 @@ and products with n×n bases:
   until every kept Ritz pair's residual is below ``1e-13 · λ_max`` (n²·b flops per step), the count
   certified by one Cholesky factorisation of cut · I − (K_T − U_k Θ U_kᵀ) (n³/3 flops, no spectrum of K_T);
   for larger k one tridiagonalisation of K_T, whose spectrum counts k before the k vectors are formed
-  (:func:`tridiagonal_kept_pairs`); the forms decline (None) before any eigenvector when k is large;
+  (:func:`tridiagonal_kept_pairs`); the forms decline (None) before any eigenvector when k is large; where
+  prompts repeat (several images each) from the u×u problem of the u distinct prompts
+  (:func:`repeated_kept_pairs`, :func:`repeated_feature_pairs` for C_TT);
 * R: the k×k matrix diag(√f) U_kᵀ K_X U_k diag(√f);
 * S: Q K_X Q with Q = I − U_k A U_kᵀ, A = diag(1 − √(1 − f_k)) (the square root of I − U_k F U_kᵀ), formed
   in place by one symmetric rank-2k update (?syr2k); its spectrum equals the dense form's;

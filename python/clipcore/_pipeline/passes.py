@@ -331,11 +331,10 @@ def projected_primal_schur(setup: KernelSetup, precision, execution, texts, imag
         if stored:
             pt, px = _pair_features(texts, images, setup.omega, **opts)
             c_tt, c_xx = (feature_covariance(f, FeatureMap("identity"), **kw) for f in (pt, px))
-            rows = lambda: [(pt, px)]  # noqa: E731
+            rows = [(pt, px)]
         else:
             c_tt, c_xx = (feature_covariance(a, setup.fmap, setup.omega, **kw) for a in (texts, images))
-            rows = lambda: (_pair_features(texts[a:b], images[a:b], setup.omega, **opts)  # noqa: E731
-                            for a, b in spans)
+            rows = (_pair_features(texts[a:b], images[a:b], setup.omega, **opts) for a, b in spans)
         pairs = kept_eigenpairs(np.asarray(c_tt), rtol, EPSILON)
     else:  # prompts repeat: C_TT from the distinct prompts' features weighted by their counts, its kept
         # pairs from their u×u problem (clipcore.dual_lowrank.repeated_feature_pairs), and Φ_Tᵀ Φ_X = Φ_uᵀ X̄
@@ -354,17 +353,17 @@ def projected_primal_schur(setup: KernelSetup, precision, execution, texts, imag
             c_xx = feature_covariance(images, setup.fmap, setup.omega, **kw)
             xbar = sum(_prompt_sums(_features(images[a:b], setup.omega, **opts), jnp.asarray(inverse[a:b]),
                                     num=u_n) for a, b in spans)
-        rows = lambda: [(phi_u, xbar)]  # noqa: E731
+        rows = [(phi_u, xbar)]
         pairs = repeated_feature_pairs(np.asarray(phi_u), counts, n, rtol, EPSILON)
         if pairs is not None and pairs[0].size > MAX_KEPT_FRACTION * d_t:
             pairs = None
     if pairs is None:  # most directions kept: C_TX and the dense form
-        c_tx, _ = _cross_products(rows(), n, None, ())
+        c_tx, _ = _cross_products(rows, n, None, ())
         cov = Covariances(c_tt, jnp.asarray(c_tx), c_xx)
         return (F.sce_from_covariances(cov, rtol=rtol, ridge=numerics.ridge_value, clamp=numerics.clamp), cov,
                 None)
     w, u = pairs
-    b, blocks = _cross_products(rows(), n, u, groups)
+    b, blocks = _cross_products(rows, n, u, groups)
     sp = schur_projected(w, b, c_xx, rtol, EPSILON)
     spectra = SchurSpectra(jnp.asarray(sp.text), jnp.asarray(sp.complement), jnp.asarray(sp.image),
                            jnp.asarray(sp.rank))
