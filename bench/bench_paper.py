@@ -37,14 +37,14 @@ import clipcore
 EPS32 = float(np.finfo(np.float32).eps)
 
 
-def clip_like(n: int, d: int = 64, per_prompt: int = 10, seed: int = 0):
+def clip_like(n: int, d: int = 64, per_prompt: int = 10, seed: int = 0, text_noise: float = 0.05):
     rng = np.random.default_rng(seed)
     p = max(1, -(-n // per_prompt))  # enough prompts for n rows (n need not be a multiple)
     prompts = rng.standard_normal((p, d))
     t = np.repeat(prompts, per_prompt, axis=0)[:n]
     x = t + 0.9 * rng.standard_normal((n, d)) + 1.5 * rng.standard_normal(d)  # noise + a modality gap
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
-    return unit(x), unit(t + 0.05 * rng.standard_normal((n, d)))
+    return unit(x), unit(t + text_noise * rng.standard_normal((n, d)) if text_noise else t)
 
 
 def reference_like(n: int, d: int = 64, centers: int = 10, seed: int = 0):
@@ -58,17 +58,10 @@ def reference_like(n: int, d: int = 64, centers: int = 10, seed: int = 0):
     return x, t
 
 
-def repeated(n: int, d: int = 64, per_prompt: int = 4, seed: int = 0):
-    """Prompts scored with several images each (four here), their text embeddings repeated exactly (one
-    encoding per prompt, as a text-to-image evaluation has): clip_like's images, its prompts without the
-    per-row text noise."""
-    rng = np.random.default_rng(seed)
-    p = max(1, -(-n // per_prompt))
-    prompts = rng.standard_normal((p, d))
-    t = np.repeat(prompts, per_prompt, axis=0)[:n]
-    x = t + 0.9 * rng.standard_normal((n, d)) + 1.5 * rng.standard_normal(d)
-    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
-    return unit(x), unit(t)
+def repeated(n: int, d: int = 64, seed: int = 0):
+    """Prompts scored with four images each, their text embeddings repeated exactly (one encoding per
+    prompt, as a text-to-image evaluation has): clip_like without the per-row text noise."""
+    return clip_like(n, d, per_prompt=4, seed=seed, text_noise=0.0)
 
 
 DATA = {"clip_like": clip_like, "reference": reference_like, "repeated": repeated}

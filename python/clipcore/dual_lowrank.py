@@ -172,17 +172,14 @@ def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float,
     lapack = scipy.linalg.lapack
     n = k_mat.shape[0]
     if n < SMALL_ROWS:  # one dense eigh (and LAPACK's f2py wrappers refuse an empty off-diagonal at n = 1)
-        w, v = scipy.linalg.eigh(k_mat, check_finite=False)
-        w, v = w[::-1], v[:, ::-1]
-        k = int(spectral_filter(w, rtol, eps, 0.0, mode="pinv", xp=np)[1].sum())
-        return None if k > MAX_KEPT_FRACTION * n else (w[:k], np.ascontiguousarray(v[:, :k]))
+        w, v = _dense_kept_pairs(k_mat, rtol, eps)
+        return None if w.size > MAX_KEPT_FRACTION * n else (w, np.ascontiguousarray(v))
     a = _copy_to_scratch(k_mat).T  # K is symmetric: the Fortran-ordered view of the C-ordered copy is K
     c, d, e, tau, info = lapack.dsytrd(a, lower=1, lwork=32 * n, overwrite_a=1)
     _check(info, "dsytrd", n)
     w, info = lapack.dsterf(d, e)
     _check(info, "dsterf", n)
-    _, keep = spectral_filter(w[::-1], rtol, eps, 0.0, mode="pinv", xp=np)
-    k = int(keep.sum())
+    k = _kept_count(w[::-1], rtol, eps)
     if k > MAX_KEPT_FRACTION * n:
         return None
     if k == 0:
@@ -215,6 +212,19 @@ def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float,
     u = np.empty((n, k))
     u[0], u[1:] = z[0], rhs[:n - 1]
     return wk, u
+
+
+def _kept_count(w: np.ndarray, rtol: float, eps: float) -> int:
+    """How many of the eigenvalues ``w`` (descending) pass the pseudo-inverse cutoff."""
+    return int(spectral_filter(w, rtol, eps, 0.0, mode="pinv", xp=np)[1].sum())
+
+
+def _dense_kept_pairs(m: np.ndarray, rtol: float, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The kept pairs of a symmetric matrix by one dense ``eigh``, descending."""
+    w, v = scipy.linalg.eigh(m, check_finite=False)
+    w, v = w[::-1], v[:, ::-1]
+    k = _kept_count(w, rtol, eps)
+    return w[:k], v[:, :k]
 
 
 def _splits(d: np.ndarray, e: np.ndarray) -> bool:
@@ -289,10 +299,7 @@ def _small_kept_pairs(m: np.ndarray, rtol: float, eps: float) -> tuple[np.ndarra
     m = 0.5 * (m + m.T)
     pairs = kept_eigenpairs(m, rtol, eps)
     if pairs is None:
-        w, y = scipy.linalg.eigh(m, check_finite=False)
-        w, y = w[::-1], y[:, ::-1]
-        k = int(spectral_filter(w, rtol, eps, 0.0, mode="pinv", xp=np)[1].sum())
-        pairs = w[:k], y[:, :k]
+        pairs = _dense_kept_pairs(m, rtol, eps)
     if pairs[0].size and _cut(pairs[0][0], rtol, eps) < 0.0:
         return None
     return pairs

@@ -281,8 +281,13 @@ def primal_schur(cov, rtol: float, numerics):
     sp = schur_primal_lowrank(*cov, rtol)
     if sp is None:  # C_TT keeps most directions
         return dense()
+    return _lowrank_scores(sp, numerics.clamp)
+
+
+def _lowrank_scores(sp, clamp):
+    """:func:`clipcore.functional.sce_scores` of host :class:`clipcore.dual_lowrank.LowRankSpectra`."""
     return F.sce_scores(SchurSpectra(jnp.asarray(sp.text), jnp.asarray(sp.complement), jnp.asarray(sp.image),
-                                     jnp.asarray(sp.rank)), numerics.clamp)
+                                     jnp.asarray(sp.rank)), clamp)
 
 
 def projected_applies(setup: KernelSetup, precision, numerics, execution, d_t: int) -> bool:
@@ -329,12 +334,13 @@ def projected_primal_schur(setup: KernelSetup, precision, execution, texts, imag
     spans = [(s, min(s + block, n)) for s in range(0, n, block)]
     if rep is None:
         if stored:
-            pt, px = _pair_features(texts, images, setup.omega, **opts)
+            pt, px = (_features(a, setup.omega, **opts) for a in (texts, images))
             c_tt, c_xx = (feature_covariance(f, FeatureMap("identity"), **kw) for f in (pt, px))
             rows = [(pt, px)]
         else:
             c_tt, c_xx = (feature_covariance(a, setup.fmap, setup.omega, **kw) for a in (texts, images))
-            rows = (_pair_features(texts[a:b], images[a:b], setup.omega, **opts) for a, b in spans)
+            rows = ((_features(texts[a:b], setup.omega, **opts), _features(images[a:b], setup.omega, **opts))
+                    for a, b in spans)
         pairs = kept_eigenpairs(np.asarray(c_tt), rtol, EPSILON)
     else:  # prompts repeat: C_TT from the distinct prompts' features weighted by their counts, its kept
         # pairs from their u×u problem (clipcore.dual_lowrank.repeated_feature_pairs), and Φ_Tᵀ Φ_X = Φ_uᵀ X̄
@@ -365,21 +371,12 @@ def projected_primal_schur(setup: KernelSetup, precision, execution, texts, imag
     w, u = pairs
     b, blocks = _cross_products(rows, n, u, groups)
     sp = schur_projected(w, b, c_xx, rtol, EPSILON)
-    spectra = SchurSpectra(jnp.asarray(sp.text), jnp.asarray(sp.complement), jnp.asarray(sp.image),
-                           jnp.asarray(sp.rank))
-    return F.sce_scores(spectra, numerics.clamp), Covariances(c_tt, None, c_xx), blocks
-
-
-@functools.partial(jax.jit, static_argnames=("fmap", "feature_dtype", "acc_dtype"))
-def _pair_features(tb, xb, omega, *, fmap, feature_dtype, acc_dtype):
-    """φ(t), φ(x) of rows in the feature dtype (formed as the Grams' blocks are)."""
-    return (block_features(tb, fmap, omega, feature_dtype, acc_dtype),
-            block_features(xb, fmap, omega, feature_dtype, acc_dtype))
+    return _lowrank_scores(sp, numerics.clamp), Covariances(c_tt, None, c_xx), blocks
 
 
 @functools.partial(jax.jit, static_argnames=("fmap", "feature_dtype", "acc_dtype"))
 def _features(a, omega, *, fmap, feature_dtype, acc_dtype):
-    """φ of rows in the feature dtype."""
+    """φ of rows in the feature dtype (formed as the Grams' blocks are)."""
     return block_features(a, fmap, omega, feature_dtype, acc_dtype)
 
 
