@@ -127,7 +127,7 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
 
     for _ in range(max_iter):
         z = k_mat @ q
-        theta, y = scipy.linalg.eigh(q.T @ z, check_finite=False)
+        theta, y = scipy.linalg.eigh(q.T @ z, check_finite=False, driver="evd")
         theta, y = theta[::-1], y[:, ::-1]
         cut = _cut(theta[0], rtol, eps)
         j = int(np.sum(theta > cut))
@@ -221,7 +221,7 @@ def _kept_count(w: np.ndarray, rtol: float, eps: float) -> int:
 
 def _dense_kept_pairs(m: np.ndarray, rtol: float, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """The kept pairs of a symmetric matrix by one dense ``eigh``, descending."""
-    w, v = scipy.linalg.eigh(m, check_finite=False)
+    w, v = scipy.linalg.eigh(m, check_finite=False, driver="evd")  # ?syevr fails on near-diagonal matrices
     w, v = w[::-1], v[:, ::-1]
     k = _kept_count(w, rtol, eps)
     return w[:k], v[:, :k]

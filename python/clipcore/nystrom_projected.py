@@ -104,8 +104,12 @@ def _eigh_desc(a: np.ndarray, top: int | None = None):
         elif top == 0:
             return np.zeros(0), np.zeros((a.shape[0], 0))
         else:
-            w, v = scipy.linalg.eigh(a, overwrite_a=True, check_finite=False, driver="evr",
-                                     subset_by_index=(a.shape[0] - top, a.shape[0] - 1))
+            try:
+                w, v = scipy.linalg.eigh(a, check_finite=False, driver="evr",
+                                         subset_by_index=(a.shape[0] - top, a.shape[0] - 1))
+            except np.linalg.LinAlgError:  # ?syevr's "internal error" (near-diagonal matrices): all pairs
+                w, v = scipy.linalg.eigh(a, overwrite_a=True, check_finite=False, driver="evd")
+                w, v = w[-top:], v[:, -top:]
     return w[::-1], v[:, ::-1]
 
 

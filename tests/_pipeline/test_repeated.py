@@ -59,3 +59,21 @@ def test_distinct_rows_are_grouped_exactly(monkeypatch):
     assert P.distinct_prompts(np.concatenate([t[:50], rng.standard_normal((70, 6))])) is None
     monkeypatch.setattr(P, "row_keys", lambda rows, step: np.zeros(rows.shape[0]))
     same_partition(*P.distinct_prompts(t))
+
+
+def test_near_diagonal_prompt_block_is_decomposed():
+    """A tiny σ makes the prompts' u×u block nearly diagonal with equal diagonal (every prompt has four rows):
+    LAPACK's ?syevr (SciPy's default eigh driver) stops there with "Internal Error" on this seed, so the
+    dense kept pairs use ?syevd; the scores equal the dense float64 reference (every direction kept)."""
+    from scipy.spatial.distance import pdist
+    rng = np.random.default_rng(51)
+    prompts = rng.standard_normal((150, 2))
+    sigma = 0.05 * float(np.median(pdist(prompts)))
+    t = np.repeat(prompts, 4, axis=0)[rng.permutation(600)]
+    x = t + 0.5 * rng.standard_normal(t.shape)
+    got = clipcore.sce(x, t, kernel="gaussian", sigma=sigma, progress=False)
+    want = ref.sce_exact_gaussian(t, x, sigma, ridge=ref.RIDGE)
+    assert got.method == "dual/exact" and got.rank_kept == want.rank == 150
+    assert got.sce == pytest.approx(want.sce, rel=1e-9)
+    assert got.text_score == pytest.approx(want.text_score, rel=1e-9)
+    assert got.image_score == pytest.approx(ref.renyi(want.image), rel=1e-9)
