@@ -105,7 +105,7 @@ def sce(
         column-cosine covariance for the cosine kernel).
       dtype: ``None`` (default): precision follows the input — float64 rows stay float64; float32,
         float16 or bfloat16 rows get float32 features and block GEMMs, accumulated and decomposed in
-        float64 (:func:`clipcore._options.precision_for`; SCE through RFF in the primal form keeps
+        float64 (:func:`clipcore._options.precision_for`; SCE through RFF, primal or dual, keeps
         float64). ``"float64"`` or ``"float32"`` force one (x64 is enabled locally, no global switch).
       rtol: pseudo-inverse cutoff relative to the largest eigenvalue of
         C_TT + εI; default D_T · eps(float32) whatever the dtype.
@@ -176,7 +176,7 @@ def sce(
         plan = plan_call(score="sce", kernel=setup.kind, n=inputs.n, feature_dims=dims, streamed=inputs.streamed,
                          in_memory=inputs.in_memory, method=method, landmarks=nys.requested,
                          mesh=execution.mesh is not None, convention=numerics.convention)
-        numerics = numerics.follow(precision_for(dtype, inputs.dtype, path=plan.path, kernel=setup.kind, score="sce"))
+        numerics = numerics.follow(precision_for(dtype, inputs.dtype, kernel=setup.kind, score="sce"))
         run = run_sce(plan, inputs, setup, numerics, nys, execution, kopts.seed)
         error = sce_error(run, setup, numerics, inputs, execution, nys.estimate)
     warn_degenerate(run.rank_kept, run.n)
@@ -265,7 +265,7 @@ def vendi(
                          feature_dims=(feature_dim(setup, inputs.d_images, inputs.n),), streamed=inputs.streamed,
                          in_memory=inputs.in_memory, method=method, order=order, landmarks=nys.requested,
                          mesh=execution.mesh is not None)
-        numerics = numerics.follow(precision_for(dtype, inputs.dtype, path=plan.path, kernel=setup.kind,
+        numerics = numerics.follow(precision_for(dtype, inputs.dtype, kernel=setup.kind,
                                                  score="vendi"))
         if plan.path == "frobenius":
             f, n = frobenius_sq(inputs, setup.sigma, numerics.precision, execution, numerics.normalize)
