@@ -31,6 +31,8 @@ def data(kind, n=900, d=12, seed=0):
         t, sigma = np.repeat(rng.standard_normal((n // 4, d)), 4, axis=0)[rng.permutation(n)], 12.0
     elif kind == "smooth":  # more kept directions (the tridiagonal route)
         t, sigma = rng.standard_normal((n, d)), 12.0
+    elif kind == "smoother":  # each ± group keeps fewer than a third of its 64 features (15–18)
+        t, sigma = rng.standard_normal((n, d)), 30.0
     else:  # "sharp": C_TT keeps most directions, the path forms C_TX and takes the dense form
         t, sigma = rng.standard_normal((n, d)), 0.4
     x = t + 0.8 * rng.standard_normal(t.shape)
@@ -45,9 +47,11 @@ def _quiet(monkeypatch):
         yield
 
 
-@pytest.mark.parametrize("kind", ["repeated prompts", "four per prompt", "smooth", "sharp"])
-def test_projected_primal_equals_the_reference_and_the_dual(kind, monkeypatch):
+@pytest.mark.parametrize("group_features", [512, 16])
+@pytest.mark.parametrize("kind", ["repeated prompts", "four per prompt", "smooth", "smoother", "sharp"])
+def test_projected_primal_equals_the_reference_and_the_dual(kind, group_features, monkeypatch):
     x, t, omega = data(kind)
+    groups = _spy_group_pairs(monkeypatch, group_features)
     seen, repeated = [], []
     real, real_rep = P.projected_primal_schur, P.repeated_feature_pairs
     monkeypatch.setattr(P, "projected_primal_schur", lambda *a, **k: seen.append(1) or real(*a, **k))
@@ -69,13 +73,27 @@ def test_projected_primal_equals_the_reference_and_the_dual(kind, monkeypatch):
     dual = clipcore.sce(x, t, kernel="gaussian", omega=omega, method="dual", progress=False)
     assert dual.sce == pytest.approx(want.sce, rel=1e-9)
     np.testing.assert_allclose(got.error, dual.error, rtol=1e-7)
+    print(kind, group_features, len(groups))
 
 
-def test_projected_primal_error_is_the_groups_rule():
+def _spy_group_pairs(monkeypatch, group_features):
+    """GROUP_LOWRANK_FEATURES set; returns the list that counts the groups scored from their pairs and B_g."""
+    monkeypatch.setattr(E, "GROUP_LOWRANK_FEATURES", group_features)
+    calls, real = [], E.schur_projected
+    monkeypatch.setattr(E, "schur_projected", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("group_features", [512, 16])
+def test_projected_primal_error_is_the_groups_rule(group_features, monkeypatch):
     """The ± by hand: each frequency group's NumPy float64 scores (its D/4 frequencies alone) combined by the
-    documented rule |mean − point| / (√G − 1) + t₀.₉₅,₃ · sd / √G."""
-    x, t, omega = data("smooth")
+    documented rule |mean − point| / (√G − 1) + t₀.₉₅,₃ · sd / √G. Groups of GROUP_LOWRANK_FEATURES or more
+    features (lowered here to 16 of their 64) take their kept pairs from their block of C_TT and the run forms
+    B_g = U_gᵀ C_TX^g instead of the block of C_TX: the same ±."""
+    x, t, omega = data("smoother")
+    calls = _spy_group_pairs(monkeypatch, group_features)
     got = clipcore.sce(x, t, kernel="gaussian", omega=omega, progress=False)
+    assert len(calls) == (4 if group_features == 16 else 0)
     q = D // 4
     vals = []
     for g in range(4):
@@ -89,11 +107,13 @@ def test_projected_primal_error_is_the_groups_rule():
         assert got.error[i] == pytest.approx(want, rel=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["four per prompt", "smooth", "sharp"])
-def test_features_formed_block_by_block_give_the_same_scores(kind, monkeypatch):
+@pytest.mark.parametrize("group_features", [512, 16])
+@pytest.mark.parametrize("kind", ["four per prompt", "smoother", "sharp"])
+def test_features_formed_block_by_block_give_the_same_scores(kind, group_features, monkeypatch):
     """Above passes.FEATURE_BYTES the features are formed again in each pass, block by block (a ragged last
     block here): the same scores and ± as with the features kept."""
     x, t, omega = data(kind)
+    monkeypatch.setattr(E, "GROUP_LOWRANK_FEATURES", group_features)
     kept = clipcore.sce(x, t, kernel="gaussian", omega=omega, progress=False)
     monkeypatch.setattr(P, "FEATURE_BYTES", 0)
     blocked = clipcore.sce(x, t, kernel="gaussian", omega=omega, block_size=250, progress=False)

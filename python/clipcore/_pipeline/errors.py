@@ -29,18 +29,23 @@ from .. import nystrom_projected as NP
 from .._options import TAIL_ESTIMATES
 from .._warnings import warn_user
 from ..covariance import Covariances, dual_gram, feature_covariance, joint_covariances
+from ..dual_lowrank import kept_eigenpairs, schur_primal_lowrank, schur_projected
 from ..entropy import matrix_entropy, renyi_entropy
 from ..kernels import FeatureMap
 from ..schur import EPSILON, desc_eigvalsh, pad, schur_dual, schur_primal
 
-__all__ = ["SCEError", "ApproximationWarning", "WARN_RELATIVE", "RFF_GROUPS", "nystrom_sce_error",
-           "nystrom_vendi_error", "frequency_groups", "rff_sce_error", "rff_vendi_error", "warn_if_large", "sce_error",
-           "vendi_error"]
+__all__ = ["SCEError", "ApproximationWarning", "WARN_RELATIVE", "RFF_GROUPS", "GROUP_LOWRANK_FEATURES",
+           "GroupPlan", "group_plans", "nystrom_sce_error", "nystrom_vendi_error", "frequency_groups", "rff_sce_error",
+           "rff_vendi_error", "warn_if_large", "sce_error", "vendi_error"]
 
 #: A score whose ± exceeds this fraction of itself triggers an :class:`ApproximationWarning`.
 WARN_RELATIVE = 0.1
 #: Frequency groups of the RFF error.
 RFF_GROUPS = 4
+#: Frequency groups of this many features or more take the kept-subspace form in the pseudo-inverse mode
+#: (:func:`group_plans`, :func:`rff_sce_error`; n = 6000, D = 2500, σ = 3.5: four groups of 1250 features,
+#: 2.3 s in the dense form).
+GROUP_LOWRANK_FEATURES = 512
 #: t quantile (0.95, G − 1 = 3 degrees of freedom).
 _T95_3 = 2.353363434801823
 
@@ -103,6 +108,37 @@ def frequency_groups(num_frequencies: int) -> list[np.ndarray] | None:
     return [np.concatenate([f, num_frequencies + f]) for f in np.array_split(np.arange(num_frequencies), g)]
 
 
+class GroupPlan(NamedTuple):
+    """One frequency group of the RFF ± where the run forms no C_TX (:func:`group_plans`): its feature indices
+    and the kept eigenpairs ``(w, U)`` of its scaled C_TT block, or None where it keeps most of its directions
+    (the dense form, from its whole block of C_TX)."""
+
+    idx: np.ndarray
+    pairs: tuple[np.ndarray, np.ndarray] | None
+
+
+def group_plans(c_tt, num_frequencies: int, numerics) -> list[GroupPlan]:
+    """The RFF ± groups (:func:`frequency_groups`) and, from :data:`GROUP_LOWRANK_FEATURES` features on in the
+    pseudo-inverse mode, the kept pairs of each group's scaled C_TT block
+    (:func:`clipcore.dual_lowrank.kept_eigenpairs`), so that the run forms B_g = U_gᵀ C_TX^g (k_g × |g|)
+    instead of the group's whole block of C_TX. A group that keeps most of its directions takes the dense form,
+    and so do the groups after it (the groups are alike)."""
+    plans, lowrank = [], numerics.mode == "pinv" and jnp.dtype(c_tt.dtype) == jnp.float64
+    for idx in frequency_groups(num_frequencies) or ():
+        pairs = None
+        if lowrank and len(idx) >= GROUP_LOWRANK_FEATURES:
+            block = np.asarray(_sub(c_tt, idx, _group_scale(num_frequencies, idx)))
+            pairs = kept_eigenpairs(block, numerics.rtol_for(len(idx)), EPSILON)
+            lowrank = pairs is not None
+        plans.append(GroupPlan(idx, pairs))
+    return plans
+
+
+def _group_scale(num_frequencies: int, idx: np.ndarray) -> float:
+    """Features of D/G frequencies are scaled by √(G/D): each group's products by D / (D/G)."""
+    return num_frequencies / (len(idx) // 2)
+
+
 def _sub(c, idx: np.ndarray, scale: float):
     return jnp.asarray(c)[jnp.ix_(idx, idx)] * scale
 
@@ -116,20 +152,34 @@ def _bar(point: float, values: np.ndarray) -> float:
 
 
 def rff_sce_error(cov: Covariances, num_frequencies: int, point: tuple[float, float, float], numerics,
-                  cross_blocks=None) -> SCEError | None:
-    """± of (SCE, text, image) from the 2D×2D covariances of D frequencies ``[cos | sin]`` (None below 8);
-    ``cross_blocks``: the groups' diagonal blocks of C_TX (:func:`frequency_groups`' order) where ``cov.tx`` is
-    None."""
+                  cross=None) -> SCEError | None:
+    """± of (SCE, text, image) from the 2D×2D covariances of D frequencies ``[cos | sin]`` (None below 8).
+
+    Args:
+      cross: where ``cov.tx`` is None, ``(plans, products)``: the :func:`group_plans` and, for each group,
+        B_g = U_gᵀ C_TX^g where its plan has pairs, else its whole diagonal block of C_TX (unscaled).
+    """
     groups = frequency_groups(num_frequencies)
     if groups is None:
         return None
-    # features of D/G frequencies are scaled by √(G/D): each group's products by D / (D/G)
-    covs = []
-    for i, idx in enumerate(groups):
-        scale = num_frequencies / (len(idx) // 2)
-        tx = _sub(cov.tx, idx, scale) if cov.tx is not None else jnp.asarray(cross_blocks[i]) * scale
-        covs.append(Covariances(_sub(cov.tt, idx, scale), tx, _sub(cov.xx, idx, scale)))
-    return _sce_error_of(covs, point, numerics)
+    plans, products = cross if cov.tx is None else ([GroupPlan(idx, None) for idx in groups], [None] * len(groups))
+    spectra, lowrank = [], numerics.mode == "pinv"
+    for plan, prod in zip(plans, products):
+        idx, scale = plan.idx, _group_scale(num_frequencies, plan.idx)
+        rtol, xx = numerics.rtol_for(len(idx)), _sub(cov.xx, idx, scale)
+        if plan.pairs is not None:  # the group's kept pairs and B_g from the run
+            spectra.append(schur_projected(plan.pairs[0], np.asarray(prod) * scale, np.asarray(xx), rtol, EPSILON))
+            continue
+        tx = _sub(cov.tx, idx, scale) if prod is None else jnp.asarray(prod) * scale
+        c = Covariances(_sub(cov.tt, idx, scale), tx, xx)
+        sp = None
+        if lowrank and len(idx) >= GROUP_LOWRANK_FEATURES and c.tt.dtype == jnp.float64:
+            sp = schur_primal_lowrank(np.asarray(c.tt), np.asarray(c.tx), np.asarray(c.xx), rtol, EPSILON)
+            lowrank = sp is not None  # the groups are alike: after one that keeps most directions, dense
+        if sp is None:
+            sp = schur_primal(c.tt, c.tx, c.xx, rtol, EPSILON, numerics.ridge_value, mode=numerics.mode)
+        spectra.append(sp)
+    return _error_of_spectra(spectra, point, numerics)
 
 
 def rff_vendi_error(c, num_frequencies: int, point: float, order: float, clamp) -> float | None:
@@ -191,11 +241,6 @@ def sce_error(run, setup, numerics, inputs, execution, estimate: str) -> SCEErro
         return None
     spectra = [_group_spectra(inputs, setup, numerics, execution, idx[: len(idx) // 2]) for idx in groups]
     return _error_of_spectra(spectra, point, numerics)
-
-
-def _sce_error_of(covs: list, point, numerics) -> SCEError:
-    return _error_of_spectra([schur_primal(c.tt, c.tx, c.xx, numerics.rtol_for(c.tt.shape[0]), EPSILON,
-                                           numerics.ridge_value, mode=numerics.mode) for c in covs], point, numerics)
 
 
 def _error_of_spectra(spectra: list, point, numerics) -> SCEError:

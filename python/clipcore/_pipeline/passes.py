@@ -305,7 +305,7 @@ FEATURE_BYTES = 1 << 30
 
 
 def projected_primal_schur(setup: KernelSetup, precision, execution, texts, images, rtol: float, numerics,
-                           groups=()):
+                           group_plans=None):
     """SCE's scores of paired rows in memory (random Fourier features) without the D_T × D_X cross covariance:
     C_TT and C_XX by one Gram each, C_TT's kept pairs (U_k, w_k), then B = U_kᵀ C_TX = (Φ_T U_k)ᵀ Φ_X / n by a
     second product over the rows' features (2·n·D·k flops for each factor instead of the n·D_T·D_X of C_TX)
@@ -316,12 +316,14 @@ def projected_primal_schur(setup: KernelSetup, precision, execution, texts, imag
     (:func:`clipcore.dual_lowrank.repeated_feature_pairs`).
 
     Args:
-      groups: index arrays of feature groups whose diagonal blocks of C_TX the second product also forms (the
-        RFF error's frequency groups, :func:`clipcore._pipeline.errors.frequency_groups`).
+      group_plans: C_TT → the RFF error's feature groups (:func:`clipcore._pipeline.errors.group_plans`: each
+        with its indices and, where it has them, the kept pairs (w_g, U_g) of its block of C_TT); for each the
+        second product also forms B_g = U_gᵀ C_TX^g, or the group's whole diagonal block of C_TX.
 
     Returns:
-      ``(scores, covariances, cross_blocks)``: :class:`clipcore.functional.SCEScores`, the covariances
-      (``tx`` None when B replaced it) and the groups' ``[|g|, |g|]`` blocks of C_TX (None with ``tx``).
+      ``(scores, covariances, cross)``: :class:`clipcore.functional.SCEScores`, the covariances (``tx`` None
+      when B replaced it) and ``(plans, products)``, the groups' plans and their B_g or blocks (None with
+      ``tx``).
     """
     n = texts.shape[0]
     d_t, d_x = setup.fmap.dim(texts.shape[1]), setup.fmap.dim(images.shape[1])
@@ -364,14 +366,15 @@ def projected_primal_schur(setup: KernelSetup, precision, execution, texts, imag
         if pairs is not None and pairs[0].size > MAX_KEPT_FRACTION * d_t:
             pairs = None
     if pairs is None:  # most directions kept: C_TX and the dense form
-        c_tx, _ = _cross_products(rows, n, None, ())
+        c_tx, _ = _cross_products(rows, n, None)
         cov = Covariances(c_tt, jnp.asarray(c_tx), c_xx)
         return (F.sce_from_covariances(cov, rtol=rtol, ridge=numerics.ridge_value, clamp=numerics.clamp), cov,
                 None)
     w, u = pairs
-    b, blocks = _cross_products(rows, n, u, groups)
+    plans = group_plans(c_tt) if group_plans is not None else []
+    b, products = _cross_products(rows, n, u, plans)
     sp = schur_projected(w, b, c_xx, rtol, EPSILON)
-    return _lowrank_scores(sp, numerics.clamp), Covariances(c_tt, None, c_xx), blocks
+    return _lowrank_scores(sp, numerics.clamp), Covariances(c_tt, None, c_xx), (plans, products)
 
 
 @functools.partial(jax.jit, static_argnames=("fmap", "feature_dtype", "acc_dtype"))
@@ -387,22 +390,31 @@ def _prompt_sums(f, inverse, *, num: int):
     return jax.ops.segment_sum(f.astype(jnp.float64), inverse, num_segments=num)
 
 
-def _cross_products(rows, n: int, u, groups):
-    """(Φ_T U)ᵀ Φ_X / n (Φ_Tᵀ Φ_X / n where ``u`` is None) and the groups' diagonal blocks of Φ_Tᵀ Φ_X / n,
-    host float64 over ``rows``: an iterable of feature blocks ``(φ(t), φ(x))``."""
-    b = blocks = None
-    spans = [_runs(np.asarray(g)) for g in groups]
+def _cross_products(rows, n: int, u, plans=()):
+    """(Φ_T U)ᵀ Φ_X / n (Φ_Tᵀ Φ_X / n where ``u`` is None) and, for each group plan (``.idx``, ``.pairs``),
+    (Φ_T^g U_g)ᵀ Φ_X^g / n where it has pairs, else its diagonal block Φ_T^gᵀ Φ_X^g / n: host float64 over
+    ``rows``, an iterable of feature blocks ``(φ(t), φ(x))``. Groups are read by their contiguous runs of
+    columns (views, no copies)."""
+    b = products = None
+    spans = [_runs(np.asarray(p.idx)) for p in plans]
     for ft, fx in rows:
         pt, px = np.asarray(ft, np.float64), np.asarray(fx, np.float64)
         if b is None:
             b = np.zeros((pt.shape[1] if u is None else u.shape[1], px.shape[1]))
-            blocks = [np.zeros((len(g), len(g))) for g in groups]
+            products = [np.zeros((len(p.idx) if p.pairs is None else p.pairs[1].shape[1], len(p.idx)))
+                        for p in plans]
         b += (pt if u is None else pt @ u).T @ px
-        for runs, acc in zip(spans, blocks):
-            for a0, a1, r0 in runs:  # products of column slices: views, no copies
+        for runs, plan, acc in zip(spans, plans, products):
+            if plan.pairs is None:
+                for a0, a1, r0 in runs:
+                    for b0, b1, c0 in runs:
+                        acc[r0:r0 + a1 - a0, c0:c0 + b1 - b0] += pt[:, a0:a1].T @ px[:, b0:b1]
+            else:
+                ug = plan.pairs[1]
+                left = sum(pt[:, a0:a1] @ ug[r0:r0 + a1 - a0] for a0, a1, r0 in runs)
                 for b0, b1, c0 in runs:
-                    acc[r0:r0 + a1 - a0, c0:c0 + b1 - b0] += pt[:, a0:a1].T @ px[:, b0:b1]
-    return b / n, [a / n for a in blocks]
+                    acc[:, c0:c0 + b1 - b0] += left.T @ px[:, b0:b1]
+    return b / n, [a / n for a in products]
 
 
 def _runs(idx: np.ndarray) -> list[tuple[int, int, int]]:

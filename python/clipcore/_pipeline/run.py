@@ -7,6 +7,7 @@ Nyström passes show their own bars.
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -17,7 +18,7 @@ from .._progress import busy
 from . import passes as P
 from .inputs import Inputs, KernelSetup
 from .nystrom_run import Entropies, NystromRun, run_nystrom, sce_entropies, vendi_entropies
-from .errors import frequency_groups
+from .errors import group_plans
 from .plan import Plan
 
 __all__ = ["SCERun", "VendiRun", "run_sce", "run_vendi", "feature_dim"]
@@ -42,7 +43,7 @@ class SCERun(NamedTuple):
     nystrom: NystromRun | None = None
     estimates: dict[str, Entropies] | None = None
     covariances: Any = None  # the primal covariances (primal and streamed paths), for the RFF error
-    cross_blocks: Any = None  # the RFF groups' blocks of C_TX where ``covariances.tx`` is None
+    cross_blocks: Any = None  # the RFF ± groups' (plans, products) where ``covariances.tx`` is None
 
 
 class VendiRun(NamedTuple):
@@ -108,9 +109,9 @@ def run_sce(plan: Plan, inputs: Inputs, setup: KernelSetup, numerics, nys, execu
                                                 nonzero=nonzero, desc="sce")
                 sc = P.primal_schur(cov, rtol, numerics)
             elif P.projected_applies(setup, prec, numerics, execution, d_t):
-                groups = frequency_groups(setup.fmap.num_frequencies) or ()
+                plans = functools.partial(group_plans, num_frequencies=setup.fmap.num_frequencies, numerics=numerics)
                 sc, cov, cross = P.projected_primal_schur(setup, prec, execution, inputs.texts, inputs.images, rtol,
-                                                          numerics, groups)
+                                                          numerics, plans)
             else:
                 cov = P.primal_covariances(setup, prec, numerics.convention, execution, inputs.texts,
                                            inputs.images)
