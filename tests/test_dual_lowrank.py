@@ -135,14 +135,31 @@ def _dense_kept(k_t, rtol):
     return w[::-1], v[:, ::-1], int((np.abs(sh) > rtol * np.abs(sh).max()).sum())
 
 
+def _route(monkeypatch, two_stage: bool) -> list:
+    """Sends tridiagonal_kept_pairs through the two-stage reduction (the compiled core; skipped without it) or
+    the one-stage ?sytrd; returns the list that counts the two-stage calls."""
+    from clipcore import _ffi
+    from clipcore import dual_lowrank as DL
+
+    if two_stage and not _ffi.band_available():
+        pytest.skip("the compiled core is not loaded")
+    monkeypatch.setattr(DL, "TWO_STAGE_ROWS", 64 if two_stage else 10 ** 9)
+    calls, real = [], _ffi.band_eigenvectors
+    monkeypatch.setattr(_ffi, "band_eigenvectors", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
+@pytest.mark.parametrize("two_stage", [False, True])
 @pytest.mark.parametrize("kind", list(ROUTES))
 @pytest.mark.parametrize("layout", ["C", "F"])
-def test_tridiagonal_kept_pairs_are_the_dense_kept_pairs(kind, layout):
+def test_tridiagonal_kept_pairs_are_the_dense_kept_pairs(kind, layout, two_stage, monkeypatch):
     """One tridiagonalisation (?sytrd, ?sterf for the count, ?stebz/?stein for the vectors, ?ormqr on the
-    reflectors without a copy) gives exactly NumPy's kept eigenpairs, at several cutoffs, from C- or
+    reflectors without a copy) or the two-stage reduction (the compiled core: band, spectrum, inverse iteration
+    on the band, the reflectors) gives exactly NumPy's kept eigenpairs, at several cutoffs, from C- or
     Fortran-ordered input, with the input kept; None above a third of n."""
     from clipcore.dual_lowrank import tridiagonal_kept_pairs
 
+    calls = _route(monkeypatch, two_stage)
     k_t, _ = grams(kind)
     n = k_t.shape[0]
     w_all, v_all, _ = _dense_kept(k_t, 0.3)
@@ -161,6 +178,29 @@ def test_tridiagonal_kept_pairs_are_the_dense_kept_pairs(kind, layout):
         assert np.linalg.norm(k_t @ u - u * w[None, :]) < 1e-12 * w_all[0]
         v = v_all[:, :k]
         assert np.linalg.norm(u @ u.T - v @ v.T) < 1e-8, (kind, rtol)
+    assert bool(calls) == (two_stage and kind != "sharp")  # "sharp" keeps more than a third at every cutoff
+
+
+def test_two_stage_declines_equal_eigenvalues(monkeypatch):
+    """A K with every eigenvalue doubled (two equal blocks): inverse iteration cannot tell a pair's vectors
+    apart, the two-stage route declines and the one-stage route gives NumPy's kept subspace."""
+    import scipy.linalg
+
+    from clipcore import dual_lowrank as DL
+
+    calls = _route(monkeypatch, True)
+    t = np.random.default_rng(5).standard_normal((150, 6))
+    b = np.exp(-cdist(t, t, "sqeuclidean") / (2 * 3.0 ** 2)) / 300
+    k_t = scipy.linalg.block_diag(b, b)
+    w_all, v_all, k = _dense_kept(k_t, 1e-3)
+    assert 0 < k < MAX_KEPT_FRACTION * k_t.shape[0]
+    assert DL.two_stage_kept_pairs(k_t, 1e-3) is DL.INSEPARABLE
+    w, u = DL.tridiagonal_kept_pairs(k_t, 1e-3)
+    assert len(calls) == 2  # tried (above) and tried again inside, then the one-stage route
+    np.testing.assert_allclose(w, w_all[:k], rtol=1e-10, atol=1e-14 * w_all[0])
+    assert np.linalg.norm(u.T @ u - np.eye(k)) < 1e-10
+    assert np.linalg.norm(k_t @ u - u * w[None, :]) < 1e-12 * w_all[0]
+    assert np.linalg.norm(u @ u.T - v_all[:, :k] @ v_all[:, :k].T) < 1e-8
 
 
 def test_tridiagonal_kept_pairs_fall_back_to_mrrr(monkeypatch):

@@ -16,6 +16,7 @@
 #include "nystrom/kernel_frobenius.h"
 #include "nystrom/nystrom_accumulate.h"
 #include "nystrom/pivoted_cholesky.h"
+#include "python/band_host.h"
 #include "python/hadamard_host.h"
 
 namespace py = pybind11;
@@ -115,6 +116,7 @@ PYBIND11_MODULE(_ext, m) {
       "(typed FFI, api_version 1).");
 
   clipcore::python::add_hadamard_host(m);  // hadamard_sq_frobenius_host (csrc/python/hadamard_host.cc)
+  clipcore::python::add_band_host(m);  // band_reduce, band_eigenvectors, apply_reflectors (csrc/python/band_host.cc)
 
   m.def(
       "blas_info",

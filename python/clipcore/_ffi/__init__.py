@@ -32,7 +32,8 @@ the jitted forward pass is the FFI call alone) and a ``vmap_method`` on each
 from __future__ import annotations
 
 from ..kernels import gaussian_tile as gaussian_tile_jax
-from . import checks, cholesky, gram, host, kernel, linalg, registration
+from . import band, checks, cholesky, gram, host, kernel, linalg, registration
+from .band import apply_reflectors, band_available, band_eigenvectors, band_reduce
 from .cholesky import (
     MIN_PIVOT,
     PIVOTED_CHOLESKY_TARGET,
@@ -78,6 +79,10 @@ from .hadamard import *  # noqa: F401,F403 (the Hadamard-kernel ‖K_X∘K_T‖_
 _ext = registration.loaded_extension()
 
 __all__ = [
+    "band_available",
+    "band_reduce",
+    "band_eigenvectors",
+    "apply_reflectors",
     "available",
     "unavailable_reason",
     "cuda_available",
@@ -117,6 +122,7 @@ __all__ = [
     "pivoted_cholesky_host",
     "release_buffers",
     "host_entry_available",
+    "band",
     "checks",
     "cholesky",
     "gram",
