@@ -143,7 +143,8 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
         cut = _cut(theta[0], rtol, eps)
         j = int(np.sum(theta > cut))
         if b - j < max(8, j // 4):  # too few Ritz values below the cut for the kept ones to converge
-            if b >= limit or 2 * b >= n:
+            # past the limit, or every Ritz value passing with no room under the limit for the block k needs
+            if b >= limit or 2 * b >= n or (j == b and j + max(8, j // 4) > limit):
                 break
             (q, b), previous = grown(z, j), None
             continue
