@@ -12,7 +12,9 @@ and products with n×n bases:
   until every kept Ritz pair's residual is below ``1e-13 · λ_max`` (n²·b flops per step), the count
   certified by one Cholesky factorisation of cut · I − (K_T − U_k Θ U_kᵀ) (n³/3 flops, no spectrum of K_T);
   for larger k one tridiagonalisation of K_T, whose spectrum counts k before the k vectors are formed
-  (:func:`tridiagonal_kept_pairs`); the forms decline (None) before any eigenvector when k is large; where
+  (:func:`tridiagonal_kept_pairs`; with the compiled core LAPACK's two-stage reduction, the vectors by inverse
+  iteration on its band, :func:`two_stage_kept_pairs`); the forms decline (None) before any eigenvector when k
+  is large; where
   prompts repeat (several images each) from the u×u problem of the u distinct prompts
   (:func:`repeated_kept_pairs`, :func:`repeated_feature_pairs` for C_TT);
 * R: the k×k matrix diag(√f) U_kᵀ K_X U_k diag(√f);
@@ -144,7 +146,7 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
         j = int(np.sum(theta > cut))
         if b - j < max(8, j // 4):  # too few Ritz values below the cut for the kept ones to converge
             # past the limit, or every Ritz value passing with no room under the limit for the block k needs
-            if b >= limit or 2 * b >= n or (j == b and j + max(8, j // 4) > limit):
+            if b >= limit or 2 * b >= n or (j == b and j + max(8, j // 4) >= limit):
                 break
             (q, b), previous = grown(z, j), None
             continue
