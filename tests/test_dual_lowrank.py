@@ -179,6 +179,46 @@ def test_tridiagonal_kept_pairs_are_the_dense_kept_pairs(kind, layout, two_stage
         v = v_all[:, :k]
         assert np.linalg.norm(u @ u.T - v @ v.T) < 1e-8, (kind, rtol)
     assert bool(calls) == (two_stage and kind != "sharp")  # "sharp" keeps more than a third at every cutoff
+    if calls:  # and the two-stage vectors were accepted (not the one-stage route after them)
+        from clipcore import dual_lowrank as DL
+        assert DL.two_stage_kept_pairs(k_t, n * EPS32) is not DL.INSEPARABLE
+
+
+def test_band_eigenvectors_and_residuals_are_the_band_matrix_s():
+    """The compiled stages against NumPy: band_reduce's spectrum is K's, its band B has K's spectrum, and
+    band_eigenvectors' vectors and residuals ‖B z − λ z‖ are those of the dense B."""
+    from clipcore import _ffi
+
+    if not _ffi.band_available():
+        pytest.skip("the compiled core is not loaded")
+    k_t, _ = grams("smooth", n=300)
+    kd = 8
+    w, ab, tau = _ffi.band_reduce(k_t.copy(), kd)
+    np.testing.assert_allclose(w, np.linalg.eigvalsh(k_t), rtol=0, atol=1e-14 * np.abs(w).max())
+    b = np.zeros_like(k_t)
+    for r in range(kd + 1):
+        i = np.arange(300 - r)
+        b[i + r, i] = b[i, i + r] = ab[r, :300 - r]
+    np.testing.assert_allclose(np.linalg.eigvalsh(b), w, rtol=0, atol=1e-14 * np.abs(w).max())
+    lams = w[::-1][:20].copy()
+    z, res = _ffi.band_eigenvectors(ab, lams)
+    assert res.max() < 1e-14 * w.max()
+    off = lams + 1e-8 * w.max()  # shifts off the eigenvalues: residuals well above rounding, as NumPy's
+    zo, ro = _ffi.band_eigenvectors(ab, off)
+    np.testing.assert_allclose(ro, np.linalg.norm(b @ zo - zo * off[None, :], axis=0), rtol=1e-6)
+    assert ro.min() > 1e-9 * w.max()
+    np.testing.assert_allclose(z.T @ z, np.eye(20), atol=1e-12)
+    q = _ffi.apply_reflectors(_reflectors(k_t, kd), tau, kd, np.asfortranarray(z))
+    np.testing.assert_allclose(np.linalg.norm(k_t @ q - q * lams[None, :], axis=0), 0, atol=1e-14 * w.max())
+
+
+def _reflectors(k_t, kd):
+    """band_reduce's overwritten input (the reflectors) for k_t."""
+    from clipcore import _ffi
+
+    a = k_t.copy()
+    _ffi.band_reduce(a, kd)
+    return a
 
 
 def test_two_stage_declines_equal_eigenvalues(monkeypatch):

@@ -65,7 +65,7 @@ std::string band_reduce(double* a, int64_t n, int64_t kd, double* ab, double* ta
 }
 
 std::string band_eigenvectors(const double* ab, int64_t n, int64_t kd, const double* lams, int64_t k, double* z,
-                              Executor* executor, int participants) {
+                              double* residuals, Executor* executor, int participants) {
   std::string err = check_sizes(n, kd, "band_eigenvectors");
   if (!err.empty()) return err;
   // ?gbtrf's storage of B (kl = ku = kd): B(i, j) at g[2 kd + i − j + j·ldg]
@@ -121,6 +121,14 @@ std::string band_eigenvectors(const double* ab, int64_t n, int64_t kd, const dou
       const double inv = 1.0 / std::sqrt(ss);
       for (int64_t i = 0; i < n; ++i) x[i] *= inv;
     }
+    double rr = 0.0;  // ‖B x − λ x‖² from the unfactored band
+    for (int64_t i = 0; i < n; ++i) {
+      double y = -lams[j] * x[i];
+      const int64_t lo = std::max<int64_t>(0, i - kd), hi = std::min<int64_t>(n - 1, i + kd);
+      for (int64_t c = lo; c <= hi; ++c) y += g[(2 * kd + i - c) + c * ldg] * x[c];
+      rr += y * y;
+    }
+    residuals[j] = std::sqrt(rr);
   });
   for (const auto& e : errors)
     if (!e.empty()) return e;

@@ -22,9 +22,10 @@ std::string band_reduce(double* a, int64_t n, int64_t kd, double* ab, double* ta
 
 // Unit eigenvectors of the band B (ab as band_reduce leaves it) at the eigenvalues lams[0..k): z is n×k
 // column-major (column j for lams[j]), by three steps of inverse iteration each from a fixed pseudo-random
-// start, the k factorisations spread over `participants` threads of `executor` (one-thread BLAS each).
+// start, the k factorisations spread over `participants` threads of `executor` (one-thread BLAS each);
+// residuals[j] = ‖B z_j − lams[j] z_j‖₂.
 std::string band_eigenvectors(const double* ab, int64_t n, int64_t kd, const double* lams, int64_t k, double* z,
-                              Executor* executor, int participants);
+                              double* residuals, Executor* executor, int participants);
 
 // z ← Q1 z for z n×k column-major (a, tau as band_reduce leaves them).
 std::string apply_reflectors(const double* a, const double* tau, int64_t n, int64_t kd, double* z, int64_t k);

@@ -65,8 +65,8 @@ std::tuple<py::array, py::array, py::array> reduce(py::array a, int64_t kd) {
   return {w, ab, tau};
 }
 
-// ab: [kd + 1, n] (band_reduce's); lams: [k]. Returns z [n, k] Fortran-ordered.
-py::array eigenvectors(F64 ab, F64 lams, int64_t num_threads) {
+// ab: [kd + 1, n] (band_reduce's); lams: [k]. Returns (z [n, k] Fortran-ordered, residuals [k]).
+std::tuple<py::array, py::array> eigenvectors(F64 ab, F64 lams, int64_t num_threads) {
   const char* op = "band_eigenvectors";
   if (ab.ndim() != 2 || ab.shape(0) < 2 || lams.ndim() != 1)
     throw std::invalid_argument(std::string(op) + ": expected ab [kd + 1, n] and lams [k], got " + shape_of(ab) +
@@ -74,16 +74,17 @@ py::array eigenvectors(F64 ab, F64 lams, int64_t num_threads) {
   const int64_t kd = ab.shape(0) - 1, n = ab.shape(1), k = lams.shape(0);
   auto band = py::array_t<double, py::array::f_style | py::array::forcecast>(ab);
   py::array_t<double, py::array::f_style> z({n, k});
+  py::array_t<double> res(k);
   std::string err;
   {
     py::gil_scoped_release release;
     const int threads = static_cast<int>(num_threads > 0 ? num_threads : gram::default_num_threads());
     Executor* ex = host_executor(gram::default_num_threads() - 1);
-    err = linalg::band_eigenvectors(band.data(), n, kd, lams.data(), k, z.mutable_data(), ex,
+    err = linalg::band_eigenvectors(band.data(), n, kd, lams.data(), k, z.mutable_data(), res.mutable_data(), ex,
                                     static_cast<int>(std::min<int64_t>(k, threads)));
   }
   fail_if(err);
-  return z;
+  return {z, res};
 }
 
 // z ← Q1 z in place (z: [n, k] Fortran-ordered float64).
@@ -115,7 +116,8 @@ void add_band_host(py::module_& m) {
         "Stage one of LAPACK's two-stage reduction and the spectrum: a (float64 [n, n], symmetric, overwritten "
         "by the reflectors) -> (w ascending [n], ab [kd + 1, n], tau [n - kd]).");
   m.def("band_eigenvectors", &eigenvectors, py::arg("ab"), py::arg("lams"), py::arg("num_threads") = 0,
-        "Unit eigenvectors [n, k] (Fortran order) of the band ab at the eigenvalues lams, by inverse iteration.");
+        "(z, residuals): unit eigenvectors [n, k] (Fortran order) of the band ab at the eigenvalues lams, by "
+        "inverse iteration, and their residuals |B z_j - lams[j] z_j| [k].");
   m.def("apply_reflectors", &reflect, py::arg("a"), py::arg("tau"), py::arg("kd"), py::arg("z"),
         "z <- Q1 z in place (z: [n, k] Fortran-ordered float64).");
 }

@@ -36,9 +36,10 @@ def band_reduce(a: np.ndarray, kd: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return reg.extension("band_reduce").band_reduce(a, int(kd))
 
 
-def band_eigenvectors(ab: np.ndarray, lams: np.ndarray) -> np.ndarray:
-    """``[n, k]`` (Fortran order) unit eigenvectors of the band ``ab`` at the eigenvalues ``lams`` ``[k]``:
-    three steps of inverse iteration each, the k band factorisations spread over the core's threads."""
+def band_eigenvectors(ab: np.ndarray, lams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(z, residuals)``: ``[n, k]`` (Fortran order) unit eigenvectors of the band ``ab`` at the eigenvalues
+    ``lams`` ``[k]`` (three steps of inverse iteration each, the k band factorisations spread over the core's
+    threads) and their residuals ‖B z_j − λ_j z_j‖ ``[k]``."""
     return reg.extension("band_eigenvectors").band_eigenvectors(ab, np.ascontiguousarray(lams, np.float64))
 
 
