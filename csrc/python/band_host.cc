@@ -19,7 +19,8 @@ namespace clipcore::python {
 
 namespace {
 
-using F64 = py::array_t<double, py::array::forcecast>;
+using F64 = py::array_t<double, py::array::forcecast>;                       // any layout (checked where read)
+using F64C = py::array_t<double, py::array::c_style | py::array::forcecast>;  // vectors: contiguous
 
 std::string shape_of(const py::array& a) {
   std::string s = "[";
@@ -66,7 +67,7 @@ std::tuple<py::array, py::array, py::array> reduce(py::array a, int64_t kd) {
 }
 
 // ab: [kd + 1, n] (band_reduce's); lams: [k]. Returns (z [n, k] Fortran-ordered, residuals [k]).
-std::tuple<py::array, py::array> eigenvectors(F64 ab, F64 lams, int64_t num_threads) {
+std::tuple<py::array, py::array> eigenvectors(F64 ab, F64C lams, int64_t num_threads) {
   const char* op = "band_eigenvectors";
   if (ab.ndim() != 2 || ab.shape(0) < 2 || lams.ndim() != 1)
     throw std::invalid_argument(std::string(op) + ": expected ab [kd + 1, n] and lams [k], got " + shape_of(ab) +
@@ -88,7 +89,7 @@ std::tuple<py::array, py::array> eigenvectors(F64 ab, F64 lams, int64_t num_thre
 }
 
 // z ← Q1 z in place (z: [n, k] Fortran-ordered float64).
-void reflect(F64 a, F64 tau, int64_t kd, py::array z) {
+void reflect(F64 a, F64C tau, int64_t kd, py::array z) {
   const char* op = "apply_reflectors";
   if (a.ndim() != 2 || a.shape(0) != a.shape(1) || tau.ndim() != 1 || tau.shape(0) != a.shape(0) - kd)
     throw std::invalid_argument(std::string(op) + ": expected a [n, n] and tau [n - kd], got " + shape_of(a) +

@@ -133,8 +133,8 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
 
     def grown(z, j):
         # every Ritz value above the cut: at least b kept, so triple (n = 6000, k = 60: 32 → 96 columns in one
-        # step instead of 32 → 64 → 96, 1 s less; fewer steps before the tridiagonal route where k is past the
-        # limit); else room for more than j
+        # step instead of two; fewer steps before the tridiagonal route where k is past the limit); else room
+        # for more than j
         grow = 2 * b if j == b else max(j + max(16, j // 2), b + max(16, b // 2)) - b
         return np.linalg.qr(np.concatenate([z, rng.standard_normal((n, grow))], 1))[0], b + grow
 
@@ -178,7 +178,8 @@ def tridiagonal_kept_pairs(k_mat: np.ndarray, rtol: float,
     blocks; MRRR, ?stemr, if that fails) and Q applied to
     them (?ormqr on the reflectors: 2n²k flops). The cost of LAPACK's subset solver (?syevr) without a
     second tridiagonalisation to count k first; None, before any eigenvector, when k exceeds
-    :data:`MAX_KEPT_FRACTION` of n.
+    :data:`MAX_KEPT_FRACTION` of n. From :data:`TWO_STAGE_ROWS` rows on, with the compiled core, the two-stage
+    reduction first (:func:`two_stage_kept_pairs`), this route where it declines.
 
     Args:
       k_mat: ``[n, n]`` symmetric PSD float64 (read, never written: LAPACK works on a copy).
