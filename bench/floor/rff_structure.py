@@ -6,8 +6,8 @@ Three pieces no route avoids: the float64 covariances C_TT and C_XX of the 2D = 
 C_TX, which the path took before, is timed beside them), the kept directions of C_TT (k = 600 past the
 subspace iteration's reach: LAPACK's two-stage reduction of C_TT to a band and its spectrum, from which the
 compiled core takes the kept vectors; the one-stage tridiagonalisation the path took before is timed beside
-it), and the spectra of S and C_XX (the compiled two-stage eigvalsh, batched). This script times them alone, in one run beside the goal's floor (one
-numpy.linalg.eigvalsh of 5000×5000) and clipcore's whole call:
+it), and the spectra of S and C_XX (the compiled two-stage eigvalsh, batched). This script times them alone,
+in one run beside the goal's floor (one numpy.linalg.eigvalsh of 5000×5000) and clipcore's whole call:
 
     python bench/floor/rff_structure.py
 """
