@@ -12,6 +12,7 @@
 #include "gram/gram_accumulate.h"
 #include "gram/parallel.h"
 #include "linalg/band_pairs.h"
+#include "python/shape.h"
 
 namespace py = pybind11;
 
@@ -21,12 +22,6 @@ namespace {
 
 using F64 = py::array_t<double, py::array::forcecast>;                       // any layout (checked where read)
 using F64C = py::array_t<double, py::array::c_style | py::array::forcecast>;  // vectors: contiguous
-
-std::string shape_of(const py::array& a) {
-  std::string s = "[";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + "]";
-}
 
 // A writeable float64 array of the given shape and memory order, checked, never converted (it is written in
 // place).

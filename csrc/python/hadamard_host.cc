@@ -13,18 +13,13 @@
 #include "frobenius/hadamard_frobenius.h"
 #include "gram/gram_accumulate.h"
 #include "gram/parallel.h"
+#include "python/shape.h"
 
 namespace py = pybind11;
 
 namespace clipcore::python {
 
 namespace {
-
-std::string shape_of(const py::array& a) {
-  std::string s = "[";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + "]";
-}
 
 // x [n, dx] and t [n, dt] (names for the messages), C-contiguous, of dtype `like`'s.
 void check_pair(const py::array& x, const py::array& t, const char* xn, const char* tn, const py::array& like) {

@@ -18,8 +18,10 @@
 #include "nystrom/pivoted_cholesky.h"
 #include "python/band_host.h"
 #include "python/hadamard_host.h"
+#include "python/shape.h"
 
 namespace py = pybind11;
+using clipcore::python::shape_of;
 
 #ifdef CLIPCORE_WITH_CUDA
 // csrc/cuda/gram_cuda.cu: the same targets for platform "CUDA".
@@ -40,12 +42,6 @@ py::capsule make_capsule(Fn* fn) {
   static_assert(std::is_invocable_r_v<XLA_FFI_Error*, Fn, XLA_FFI_CallFrame*>,
                 "FFI handler must have the XLA_FFI_Handler signature");
   return py::capsule(reinterpret_cast<void*>(fn));
-}
-
-std::string shape_of(const py::array& x) {
-  std::string s = "[";
-  for (py::ssize_t i = 0; i < x.ndim(); ++i) s += (i ? ", " : "") + std::to_string(x.shape(i));
-  return s + "]";
 }
 
 // The [R, R] float64 accumulator a host entry updates in place: checked, not
