@@ -77,10 +77,15 @@ def timed(fn, repeat=1):
     return best, out
 
 
+def floor_matrix(n: int) -> np.ndarray:
+    """The n×n symmetric matrix whose ``numpy.linalg.eigvalsh`` is the floor."""
+    a = np.random.default_rng(1).standard_normal((n, n))
+    return a @ np.ascontiguousarray(a.T) / n  # two buffers: NumPy's own dsyrk (a @ a.T) segfaults at n = 16384 here
+
+
 def eigvalsh_floor(n: int, repeat: int = 1) -> float:
     """The fastest of ``repeat`` calls of ``numpy.linalg.eigvalsh`` on an n×n matrix."""
-    a = np.random.default_rng(1).standard_normal((n, n))
-    a = a @ np.ascontiguousarray(a.T) / n  # two buffers: NumPy's own dsyrk (a @ a.T) segfaults at n = 16384 here
+    a = floor_matrix(n)
     return timed(lambda: np.linalg.eigvalsh(a), repeat)[0]
 
 

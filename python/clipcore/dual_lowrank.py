@@ -68,8 +68,6 @@ TWO_STAGE_ROWS = 1024
 BAND_WIDTH = 32
 #: :func:`two_stage_kept_pairs` accepts its eigenvectors when max |ZᵀZ − I| is below this.
 ORTH_TOL = 1e-11
-#: The first block of :func:`kept_eigenpairs`.
-START_BLOCK = 32
 
 
 class LowRankSpectra(NamedTuple):
@@ -127,7 +125,7 @@ def kept_eigenpairs(k_mat: np.ndarray, rtol: float, eps: float = EPSILON, *, see
         return None
     rng = np.random.default_rng(seed)
     limit = max(int(SUBSPACE_KEPT_FRACTION * n), 1)
-    b = min(n, START_BLOCK)
+    b = min(n, 32)
     q = np.linalg.qr(k_mat @ rng.standard_normal((n, b)))[0]
     previous = None  # the last step's largest relative residual at this block size
 

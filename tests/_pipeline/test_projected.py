@@ -85,12 +85,16 @@ def _spy_group_pairs(monkeypatch, group_features):
 
 
 @pytest.mark.parametrize("group_features", [512, 16])
-def test_projected_primal_error_is_the_groups_rule(group_features, monkeypatch):
+@pytest.mark.parametrize("with_tx", [False, True])
+def test_projected_primal_error_is_the_groups_rule(group_features, with_tx, monkeypatch):
     """The ± by hand: each frequency group's NumPy float64 scores (its D/4 frequencies alone) combined by the
     documented rule |mean − point| / (√G − 1) + t₀.₉₅,₃ · sd / √G. Groups of GROUP_LOWRANK_FEATURES or more
     features (lowered here to 16 of their 64) take their kept pairs from their block of C_TT and the run forms
-    B_g = U_gᵀ C_TX^g instead of the block of C_TX: the same ±."""
+    B_g = U_gᵀ C_TX^g instead of the block of C_TX (or, on the primal path that forms C_TX, ``with_tx``, B_g from
+    its block): the same ±."""
     x, t, omega = data("smoother")
+    if with_tx:  # the in-memory primal path with C_TX, not the projected one
+        monkeypatch.setattr(P, "LOWRANK_FEATURES", 10 ** 9)
     calls = _spy_group_pairs(monkeypatch, group_features)
     got = clipcore.sce(x, t, kernel="gaussian", omega=omega, progress=False)
     assert len(calls) == (4 if group_features == 16 else 0)

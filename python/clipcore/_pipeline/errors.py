@@ -29,7 +29,7 @@ from .. import nystrom_projected as NP
 from .._options import TAIL_ESTIMATES
 from .._warnings import warn_user
 from ..covariance import Covariances, dual_gram, feature_covariance, joint_covariances
-from ..dual_lowrank import kept_eigenpairs, schur_primal_lowrank, schur_projected
+from ..dual_lowrank import kept_eigenpairs, schur_projected
 from ..entropy import matrix_entropy, renyi_entropy
 from ..kernels import FeatureMap
 from ..schur import EPSILON, desc_eigvalsh, pad, schur_dual, schur_primal
@@ -43,8 +43,8 @@ WARN_RELATIVE = 0.1
 #: Frequency groups of the RFF error.
 RFF_GROUPS = 4
 #: Frequency groups of this many features or more take the kept-subspace form in the pseudo-inverse mode
-#: (:func:`group_plans`, :func:`rff_sce_error`; n = 6000, D = 2500, σ = 3.5: four groups of 1250 features,
-#: 2.3 s in the dense form).
+#: (:func:`group_plans`, used by :func:`rff_sce_error`; n = 6000, D = 2500, σ = 3.5: four groups of 1250
+#: features, 2.3 s in the dense form).
 GROUP_LOWRANK_FEATURES = 512
 #: t quantile (0.95, G − 1 = 3 degrees of freedom).
 _T95_3 = 2.353363434801823
@@ -109,9 +109,8 @@ def frequency_groups(num_frequencies: int) -> list[np.ndarray] | None:
 
 
 class GroupPlan(NamedTuple):
-    """One frequency group of the RFF ± where the run forms no C_TX (:func:`group_plans`): its feature indices
-    and the kept eigenpairs ``(w, U)`` of its scaled C_TT block, or None where it keeps most of its directions
-    (the dense form, from its whole block of C_TX)."""
+    """One frequency group of the RFF ± (:func:`group_plans`): its feature indices and the kept eigenpairs
+    ``(w, U)`` of its scaled C_TT block, or None where it takes the dense form (from its whole block of C_TX)."""
 
     idx: np.ndarray
     pairs: tuple[np.ndarray, np.ndarray] | None
@@ -153,32 +152,29 @@ def _bar(point: float, values: np.ndarray) -> float:
 
 def rff_sce_error(cov: Covariances, num_frequencies: int, point: tuple[float, float, float], numerics,
                   cross=None) -> SCEError | None:
-    """± of (SCE, text, image) from the 2D×2D covariances of D frequencies ``[cos | sin]`` (None below 8).
+    """± of (SCE, text, image) from the 2D×2D covariances of D frequencies ``[cos | sin]`` (None below 8): each
+    group through its kept pairs where :func:`group_plans` found them (B_g = U_gᵀ C_TX^g), else the dense form.
 
     Args:
       cross: where ``cov.tx`` is None, ``(plans, products)``: the :func:`group_plans` and, for each group,
         B_g = U_gᵀ C_TX^g where its plan has pairs, else its whole diagonal block of C_TX (unscaled).
     """
-    groups = frequency_groups(num_frequencies)
-    if groups is None:
+    if frequency_groups(num_frequencies) is None:
         return None
-    plans, products = cross if cov.tx is None else ([GroupPlan(idx, None) for idx in groups], [None] * len(groups))
-    spectra, lowrank = [], numerics.mode == "pinv"
-    for plan, prod in zip(plans, products):
+    plans, products = cross if cov.tx is None else (group_plans(cov.tt, num_frequencies, numerics), None)
+    spectra = []
+    for i, plan in enumerate(plans):
         idx, scale = plan.idx, _group_scale(num_frequencies, plan.idx)
         rtol, xx = numerics.rtol_for(len(idx)), _sub(cov.xx, idx, scale)
-        if plan.pairs is not None:  # the group's kept pairs and B_g from the run
-            spectra.append(schur_projected(plan.pairs[0], np.asarray(prod) * scale, np.asarray(xx), rtol, EPSILON))
+        if plan.pairs is not None:  # the group's kept pairs; B_g from the run, or from the block of C_TX
+            w, u = plan.pairs
+            b = (np.asarray(products[i]) * scale if products is not None
+                 else u.T @ np.asarray(_sub(cov.tx, idx, scale)))
+            spectra.append(schur_projected(w, b, np.asarray(xx), rtol, EPSILON))
             continue
-        tx = _sub(cov.tx, idx, scale) if prod is None else jnp.asarray(prod) * scale
-        c = Covariances(_sub(cov.tt, idx, scale), tx, xx)
-        sp = None
-        if lowrank and len(idx) >= GROUP_LOWRANK_FEATURES and c.tt.dtype == jnp.float64:
-            sp = schur_primal_lowrank(np.asarray(c.tt), np.asarray(c.tx), np.asarray(c.xx), rtol, EPSILON)
-            lowrank = sp is not None  # the groups are alike: after one that keeps most directions, dense
-        if sp is None:
-            sp = schur_primal(c.tt, c.tx, c.xx, rtol, EPSILON, numerics.ridge_value, mode=numerics.mode)
-        spectra.append(sp)
+        tx = _sub(cov.tx, idx, scale) if products is None else jnp.asarray(products[i]) * scale
+        spectra.append(schur_primal(_sub(cov.tt, idx, scale), tx, xx, rtol, EPSILON, numerics.ridge_value,
+                                    mode=numerics.mode))
     return _error_of_spectra(spectra, point, numerics)
 
 
