@@ -24,7 +24,8 @@ import pytest
 import clipcore
 from clipcore.conditional import ConditionalVendiResult, conditional_vendi
 from clipcore.groups import per_group
-from clipcore.product_kernel import conditional_entropies
+from clipcore.product_kernel import conditional_entropies, spectrum_entropy, truncated_spectrum
+from clipcore.entropy import Spectrum
 from reference import cond_vendi_numpy as ref
 
 pytestmark = pytest.mark.filterwarnings("ignore::clipcore._validate.DimensionMismatchWarning")
@@ -94,6 +95,24 @@ def test_numpy_reference(kernel, order, top_k):
     assert_matches(r, want, 1e-9)
     e = conditional_entropies(x, t, kernel=kernel, order=order, top_k=top_k, **sig)
     assert float(e.joint) == pytest.approx(want["H_XT"], abs=1e-9)
+
+
+@pytest.mark.parametrize("order", [0.5, 1.0, 2.0])
+def test_truncation_spreads_a_real_missing_mass_but_not_rounding(order):
+    """A rank-4 trace-one spectrum whose sum misses 1 by rounding (3e-16), truncated to k = 7: the missing mass
+    counts as 0 (spread over the three zeros it would add 3·(1e-16)^½ ≈ 3e-8 at α = ½, as the tensor path's
+    rounding did on the rank-4 cosine texts of test_numpy_reference); a real missing mass (1e-3) is spread.
+    Both against the reference's renyi of the top-k by hand."""
+    exact = np.array([0.4, 0.3, 0.2, 0.1])
+    noisy = np.concatenate([exact - np.array([1e-16, 1e-16, 5e-17, 5e-17]), np.zeros(296)])
+    real = np.concatenate([exact * (1 - 1e-3), np.full(296, 1e-3 / 296)])
+    want_exact = ref.renyi(np.concatenate([exact, np.zeros(3)]), order)
+    top = np.sort(real)[::-1][:7]
+    want_real = ref.renyi(top + (1.0 - top.sum()) / 7, order)
+    for eigs, want in ((noisy, want_exact), (real, want_real)):
+        assert float(spectrum_entropy(jax.numpy.asarray(eigs), order, top_k=7)) == pytest.approx(want, rel=1e-13)
+        host = truncated_spectrum(Spectrum(eigs), 7, eigs.size)
+        assert ref.renyi(host, order) == pytest.approx(want, rel=1e-13)
 
 
 def test_sigma_heuristic_and_single_number():

@@ -49,8 +49,8 @@ from .schur import desc_eigvalsh
 
 __all__ = [
     "PRODUCT_KERNELS", "scaled_concat", "tensor_features", "ProductFeatureMap", "draw_product_features",
-    "product_random_features", "marginal_gram", "hadamard_gram", "drop_rounding", "truncate_top_k", "spectrum_entropy",
-    "truncated_spectrum", "spectrum_entropy_host", "ConditionalEntropies", "combine", "conditional_entropies",
+    "product_random_features", "marginal_gram", "hadamard_gram", "drop_rounding", "truncate_top_k", "missing_mass",
+    "spectrum_entropy", "truncated_spectrum", "spectrum_entropy_host", "ConditionalEntropies", "combine", "conditional_entropies",
     "dual_spectra", "dual_densities", "dual_purities", "hadamard_sq_frobenius", "hadamard_sq_frobenius_panels",
     "entropy_from_sq_frobenius",
 ]
@@ -157,13 +157,23 @@ def drop_rounding(eigs):
 
 def truncate_top_k(eigs: jax.Array, top_k: int | None) -> jax.Array:
     """The k largest of descending eigenvalues, each raised by (1 − their sum)/k (the authors'
-    ``truncated-vendi``); eigenvalues beyond the array count as 0 (k may exceed its length)."""
+    ``truncated-vendi``); eigenvalues beyond the array count as 0 (k may exceed its length). A missing mass
+    at the rounding level of the spectrum (:func:`missing_mass`) is 0: spread over zeros it would add
+    k·(1e-16/k)^α ≈ 1e-8 at α = ½ (a rank-4 ρ with k = 7)."""
     if top_k is None:
         return eigs
     top = eigs[:top_k]
     if top.shape[0] < top_k:
         top = jnp.concatenate([top, jnp.zeros((top_k - top.shape[0],), eigs.dtype)])
-    return top + (1.0 - jnp.sum(top)) / top_k
+    return top + missing_mass(top, eigs.shape[0], jnp) / top_k
+
+
+def missing_mass(top, n: int, xp=np):
+    """1 − Σ top of a trace-one spectrum of n eigenvalues, or 0 where it is within the rounding level
+    n · eps · max(top) that :func:`drop_rounding` uses for each eigenvalue."""
+    missing = 1.0 - xp.sum(top)
+    tol = n * float(np.finfo(top.dtype).eps) * xp.maximum(xp.max(top), 0.0) if top.shape[0] else 0.0
+    return xp.where(xp.abs(missing) <= tol, xp.zeros((), top.dtype), missing)
 
 
 def spectrum_entropy(eigs: jax.Array, order: float, *, top_k: int | None = None,
@@ -184,7 +194,7 @@ def truncated_spectrum(sp: Spectrum, top_k: int, n: int) -> np.ndarray:
     e = np.sort(np.concatenate(vals))[::-1][:k]
     if e.shape[0] < min(k, n):
         e = np.concatenate([e, np.zeros(min(k, n) - e.shape[0])])
-    return e + (1.0 - e.sum()) / k
+    return e + float(missing_mass(e, n)) / k
 
 
 def spectrum_entropy_host(sp: Spectrum, order: float, *, top_k: int | None, n: int,

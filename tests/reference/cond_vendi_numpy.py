@@ -45,12 +45,16 @@ def density_matrices(x, t, kernel: str, sigma_x: float | None = None, sigma_t: f
     return kx / n, kt / n, h / np.trace(h)
 
 
-def truncate(p: np.ndarray, k: int | None) -> np.ndarray:
-    """The top-k eigenvalues, the missing mass spread evenly over them."""
+def truncate(p: np.ndarray, k: int | None, rank_cutoff: bool = False) -> np.ndarray:
+    """The top-k eigenvalues, the missing mass spread evenly over them (``rank_cutoff``: a missing mass within
+    the rounding level len(p)·eps·max p counts as 0, as the rounding-level eigenvalues do)."""
     if k is None:
         return p
     top = np.sort(p)[::-1][:k]
-    return top + (1.0 - top.sum()) / len(top)
+    missing = 1.0 - top.sum()
+    if rank_cutoff and abs(missing) <= len(p) * np.finfo(np.float64).eps * top.max():
+        missing = 0.0
+    return top + missing / len(top)
 
 
 def renyi(p: np.ndarray, order, cutoff: float = 0.0) -> float:
@@ -69,7 +73,7 @@ def _entropy(rho: np.ndarray, order, top_k, rank_cutoff: bool) -> float:
     p = np.linalg.eigvalsh(rho)
     if rank_cutoff:  # eigenvalues at rounding level are 0 (numerical rank)
         p = np.where(p > len(p) * np.finfo(np.float64).eps * p.max(), p, 0.0)
-    return renyi(truncate(p, top_k), order)
+    return renyi(truncate(p, top_k, rank_cutoff), order)
 
 
 def entropies(x, t, *, kernel="gaussian", sigma_x=None, sigma_t=None, order=1, top_k=None,
