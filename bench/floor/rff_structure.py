@@ -6,8 +6,9 @@ Three pieces no route avoids: the float64 covariances C_TT and C_XX of the 2D = 
 C_TX, which the path took before, is timed beside them), the kept directions of C_TT (k = 600 past the
 subspace iteration's reach: LAPACK's two-stage reduction of C_TT to a band and its spectrum, from which the
 compiled core takes the kept vectors; the one-stage tridiagonalisation the path took before is timed beside
-it), and the spectra of S and C_XX (the compiled two-stage eigvalsh, batched). This script times them alone,
-in one run beside the goal's floor (one numpy.linalg.eigvalsh of 5000×5000) and clipcore's whole call:
+it), and the spectra of S and C_XX (the compiled two-stage eigvalsh, batched). The ± that clipcore adds (four
+frequency groups' scores) has pieces of its own, timed as a fourth row. This script times them alone, in one
+run beside the goal's floor (one numpy.linalg.eigvalsh of 5000×5000) and clipcore's whole call:
 
     python bench/floor/rff_structure.py
 """
@@ -20,6 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+import scipy.linalg  # noqa: E402
 import scipy.linalg.lapack as lapack  # noqa: E402
 
 import bench_paper as bp  # noqa: E402
@@ -56,6 +58,21 @@ a = np.array(cov.tt, order="F")
 t0 = time.perf_counter()
 _ffi.band_reduce(a, 32)
 band = time.perf_counter() - t0
+# the ± (clipcore._pipeline.errors): four groups of D/4 frequencies, each group's scores from its blocks; at
+# σ = 0.5 each group keeps ~96 % of its 1250 directions, so its dense pieces: the group's block of C_TX from
+# the features (one GEMM), C_TT^g's eigenpairs (?syevd) and the spectra of R_g, S_g, C_XX^g (batched)
+feats = [np.asarray(jax.block_until_ready(jnp.concatenate(
+    [f(jnp.asarray(a, jnp.float64) @ jnp.asarray(omega, jnp.float64)) for f in (jnp.cos, jnp.sin)], 1)))
+    / np.sqrt(D) for a in (t, x)]
+groups = [np.concatenate([f, D + f]) for f in np.array_split(np.arange(D), 4)]
+tt, xx = np.asarray(cov.tt), np.asarray(cov.xx)
+t0 = time.perf_counter()
+for idx in groups:
+    block = feats[0][:, idx].T @ feats[1][:, idx] / n
+    w_g, v_g = scipy.linalg.eigh(tt[np.ix_(idx, idx)], driver="evd")
+    np.asarray(_ffi.eigvalsh(jnp.stack([jnp.asarray(xx[np.ix_(idx, idx)])] * 3)))
+group_s = time.perf_counter() - t0
+del feats
 pair = jnp.stack([cov.xx, cov.xx])
 pair.block_until_ready()
 t0 = time.perf_counter()
@@ -69,6 +86,8 @@ rows = [("numpy.linalg.eigvalsh of 5000×5000 (the goal floor)", floor),
         ("  (one-stage ?sytrd + ?sterf of C_TT, as before)", tri),
         ("batched two-stage eigvalsh of two 5000×5000 (S, C_XX)", two),
         ("the three pieces (structure floor)", g_s + band + two),
+        ("the ± groups' dense pieces (4 × C_TX^g, eigh, 3 spectra)", group_s),
+        ("the structure floor with the ±", g_s + band + two + group_s),
         ("clipcore.sce (clip-dissection, given ω)", sec)]
 for name, s in rows:
     print(f"{name:56s} {s:7.2f} s  {s / floor:5.2f}×")
