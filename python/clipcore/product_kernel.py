@@ -50,7 +50,8 @@ from .schur import desc_eigvalsh
 __all__ = [
     "PRODUCT_KERNELS", "scaled_concat", "tensor_features", "ProductFeatureMap", "draw_product_features",
     "product_random_features", "marginal_gram", "hadamard_gram", "drop_rounding", "truncate_top_k", "missing_mass",
-    "spectrum_entropy", "truncated_spectrum", "spectrum_entropy_host", "ConditionalEntropies", "combine", "conditional_entropies",
+    "spectrum_entropy", "truncated_spectrum", "spectrum_entropy_host", "ConditionalEntropies", "combine",
+    "conditional_entropies",
     "dual_spectra", "dual_densities", "dual_purities", "hadamard_sq_frobenius", "hadamard_sq_frobenius_panels",
     "entropy_from_sq_frobenius",
 ]
