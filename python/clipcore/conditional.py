@@ -278,7 +278,7 @@ def conditional_vendi(
       top_k: keep the k largest eigenvalues of each ρ and spread the missing mass evenly over them (the
         authors' ``truncated-vendi``), applied alike to the joint and both marginals at every order (the
         authors' code truncates only the marginals unless ``feature_dim = top_k``, and ignores it at
-        order 2); 1 ≤ k ≤ n.
+        order 2); 1 ≤ k ≤ n. A missing mass at the rounding level (ρ of rank < k) is 0, not spread.
       method: ``"auto"``, ``"dual"`` (n×n), ``"primal"`` or ``"frobenius"`` (order 2, exact, any n).
       landmarks, landmark_method, estimate, residual_sample: Nyström (Gaussian), as in :func:`clipcore.sce`
         except that the estimate is one of the tail models (``"residual"`` by default; the joint part is a
