@@ -20,12 +20,15 @@ On seeded test data the ± brackets the exact kernel's value in at least 90 % of
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
 from .. import nystrom_projected as NP
+from .._hostmem import one_blas_thread
 from .._options import TAIL_ESTIMATES
 from .._warnings import warn_user
 from ..covariance import Covariances, dual_gram, feature_covariance, joint_covariances
@@ -35,8 +38,8 @@ from ..kernels import FeatureMap
 from ..schur import EPSILON, desc_eigvalsh, pad, schur_dual, schur_primal
 
 __all__ = ["SCEError", "ApproximationWarning", "WARN_RELATIVE", "RFF_GROUPS", "GROUP_LOWRANK_FEATURES",
-           "GroupPlan", "group_plans", "nystrom_sce_error", "nystrom_vendi_error", "frequency_groups", "rff_sce_error",
-           "rff_vendi_error", "warn_if_large", "sce_error", "vendi_error"]
+           "GROUP_WORKERS", "GroupPlan", "group_plans", "nystrom_sce_error", "nystrom_vendi_error", "frequency_groups",
+           "rff_sce_error", "rff_vendi_error", "warn_if_large", "sce_error", "vendi_error"]
 
 #: A score whose ± exceeds this fraction of itself triggers an :class:`ApproximationWarning`.
 WARN_RELATIVE = 0.1
@@ -46,6 +49,8 @@ RFF_GROUPS = 4
 #: (:func:`group_plans`, used by :func:`rff_sce_error`; n = 6000, D = 2500, σ = 3.5: four groups of 1250
 #: features, 2.3 s in the dense form).
 GROUP_LOWRANK_FEATURES = 512
+#: Frequency groups whose kept pairs :func:`group_plans` finds at once (at most the CPU count).
+GROUP_WORKERS = 2
 #: t quantile (0.95, G − 1 = 3 degrees of freedom).
 _T95_3 = 2.353363434801823
 
@@ -121,16 +126,25 @@ def group_plans(c_tt, num_frequencies: int, numerics) -> list[GroupPlan]:
     pseudo-inverse mode, the kept pairs of each group's scaled C_TT block
     (:func:`clipcore.dual_lowrank.kept_eigenpairs`), so that the run forms B_g = U_gᵀ C_TX^g (k_g × |g|)
     instead of the group's whole block of C_TX. A group that keeps most of its directions takes the dense form,
-    and so do the groups after it (the groups are alike)."""
-    plans, lowrank = [], numerics.mode == "pinv" and jnp.dtype(c_tt.dtype) == jnp.float64
-    for idx in frequency_groups(num_frequencies) or ():
-        pairs = None
-        if lowrank and len(idx) >= GROUP_LOWRANK_FEATURES:
-            block = np.asarray(_sub(c_tt, idx, _group_scale(num_frequencies, idx)))
-            pairs = kept_eigenpairs(block, numerics.rtol_for(len(idx)), EPSILON)
-            lowrank = pairs is not None
-        plans.append(GroupPlan(idx, pairs))
-    return plans
+    and so do the groups of the rounds after it (the groups are alike). The groups' pairs are found
+    :data:`GROUP_WORKERS` at a time, each on its own thread with one BLAS thread (n = 6000, D = 2500, σ = 3.5:
+    1.24 → 0.55 s for the four on two cores)."""
+    groups = frequency_groups(num_frequencies) or []
+    lowrank = numerics.mode == "pinv" and jnp.dtype(c_tt.dtype) == jnp.float64
+    pairs: list = [None] * len(groups)
+    workers = max(1, min(GROUP_WORKERS, os.cpu_count() or 1))
+    todo = [i for i, idx in enumerate(groups) if lowrank and len(idx) >= GROUP_LOWRANK_FEATURES]
+    for start in range(0, len(todo), workers):
+        chunk = todo[start:start + workers]
+        blocks = [np.asarray(_sub(c_tt, groups[i], _group_scale(num_frequencies, groups[i]))) for i in chunk]
+        rtols = [numerics.rtol_for(len(groups[i])) for i in chunk]
+        with one_blas_thread(), ThreadPoolExecutor(len(chunk)) as pool:
+            found = list(pool.map(lambda b, r: kept_eigenpairs(b, r, EPSILON), blocks, rtols))
+        for i, p in zip(chunk, found):
+            pairs[i] = p
+        if any(p is None for p in found):
+            break
+    return [GroupPlan(idx, p) for idx, p in zip(groups, pairs)]
 
 
 def _group_scale(num_frequencies: int, idx: np.ndarray) -> float:
