@@ -152,8 +152,13 @@ def drop_rounding(eigs):
     xp = _xp(eigs)
     if eigs.shape[0] == 0:
         return eigs
-    tol = eigs.shape[0] * float(np.finfo(eigs.dtype).eps) * xp.max(eigs)
+    tol = _rounding_level(eigs, eigs.shape[0], xp)
     return xp.where(eigs > tol, eigs, xp.zeros((), eigs.dtype))
+
+
+def _rounding_level(values, n: int, xp):
+    """n · eps · max(values): the rounding level of a decomposition that gave n eigenvalues."""
+    return n * float(np.finfo(values.dtype).eps) * xp.max(values)
 
 
 def truncate_top_k(eigs: jax.Array, top_k: int | None) -> jax.Array:
@@ -171,9 +176,9 @@ def truncate_top_k(eigs: jax.Array, top_k: int | None) -> jax.Array:
 
 def missing_mass(top, n: int, xp=np):
     """1 − Σ top of a trace-one spectrum of n eigenvalues, or 0 where it is within the rounding level
-    n · eps · max(top) that :func:`drop_rounding` uses for each eigenvalue."""
+    n · eps · max(top) that :func:`drop_rounding` uses for each eigenvalue (:func:`_rounding_level`)."""
     missing = 1.0 - xp.sum(top)
-    tol = n * float(np.finfo(top.dtype).eps) * xp.maximum(xp.max(top), 0.0) if top.shape[0] else 0.0
+    tol = xp.maximum(_rounding_level(top, n, xp), 0.0) if top.shape[0] else 0.0
     return xp.where(xp.abs(missing) <= tol, xp.zeros((), top.dtype), missing)
 
 
